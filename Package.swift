@@ -1,0 +1,85 @@
+// swift-tools-version:5.10
+// SegKit: image and video segmentation in Swift on libtorch.
+//
+// The engine is libtorch. By default the build uses the copy that
+// scripts/setup-libtorch.sh installs in .deps/libtorch/torch; set LIBTORCH to
+// any other libtorch folder (one holding include/ and lib/), e.g. a CUDA build,
+// and SEGKIT_CUDA=1 to link its CUDA libraries.
+import Foundation
+import PackageDescription
+
+let packageDir = Context.packageDirectory
+let libtorch = Context.environment["LIBTORCH"] ?? "\(packageDir)/.deps/libtorch/torch"
+let withCUDA = Context.environment["SEGKIT_CUDA"] == "1"
+// The pip wheels keep libcudart/libcupti (and with CUDA, cuDNN and friends) in
+// site-packages/nvidia/*/lib, beside the torch folder.
+let nvidiaRoot = URL(fileURLWithPath: libtorch).deletingLastPathComponent().appendingPathComponent("nvidia").path
+let nvidiaLibs = ((try? FileManager.default.contentsOfDirectory(atPath: nvidiaRoot)) ?? [])
+  .flatMap { ["\(nvidiaRoot)/\($0)/lib"] }
+  .filter { FileManager.default.fileExists(atPath: $0) }
+let rpaths = (["\(libtorch)/lib"] + nvidiaLibs).flatMap { ["-Xlinker", "-rpath", "-Xlinker", $0] }
+let cudaLink = withCUDA
+  ? ["-Xlinker", "--no-as-needed", "-ltorch_cuda", "-lc10_cuda", "-Xlinker", "--as-needed"] : []
+
+let package = Package(
+  name: "SegKit",
+  platforms: [.macOS(.v13)],
+  products: [
+    .executable(name: "segkit", targets: ["segkit"]),
+    .library(name: "SegKitTensor", targets: ["SegKitTensor"]),
+    .library(name: "SegKitNN", targets: ["SegKitNN"]),
+  ],
+  dependencies: [
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.19"),
+  ],
+  targets: [
+    // Layer 0: the plain-C shim over libtorch. Only this target sees C++.
+    .target(
+      name: "CTorchShim",
+      path: "Sources/CTorchShim",
+      cxxSettings: [
+        .unsafeFlags(["-I", "\(libtorch)/include", "-w"]),
+      ],
+      linkerSettings: [
+        .unsafeFlags(["-L", "\(libtorch)/lib"] + rpaths + cudaLink),
+        .linkedLibrary("torch_cpu"),
+        .linkedLibrary("c10"),
+      ]
+    ),
+    // Layer 1: Tensor, ops, autograd and weight files.
+    .target(
+      name: "SegKitTensor",
+      dependencies: ["CTorchShim", .product(name: "ZIPFoundation", package: "ZIPFoundation")],
+      path: "Sources/SegKitTensor"
+    ),
+    // Top: the command-line tool.
+    .executableTarget(
+      name: "segkit",
+      dependencies: ["SegKitTensor", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+      path: "Sources/segkit"
+    ),
+    // Layer 2: modules, layers, losses, optimizers and learning-rate policies.
+    .target(
+      name: "SegKitNN",
+      dependencies: ["SegKitTensor"],
+      path: "Sources/SegKitNN"
+    ),
+    // Runs the Python oracle (PyTorch, torchvision) for the tests.
+    .target(
+      name: "SegKitTestSupport",
+      path: "Sources/SegKitTestSupport"
+    ),
+    .testTarget(
+      name: "SegKitTensorTests",
+      dependencies: ["SegKitTensor", "SegKitTestSupport"],
+      path: "Tests/SegKitTensorTests"
+    ),
+    .testTarget(
+      name: "SegKitNNTests",
+      dependencies: ["SegKitNN", "SegKitTestSupport"],
+      path: "Tests/SegKitNNTests"
+    ),
+  ],
+  cxxLanguageStandard: .cxx20
+)

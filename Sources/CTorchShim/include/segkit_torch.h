@@ -1,0 +1,229 @@
+/*
+ * segkit_torch.h: the plain C interface between SegKit and libtorch.
+ *
+ * Conventions
+ * - A tensor is an opaque handle (`sk_tensor`). Every handle returned through an
+ *   out-parameter is owned by the caller and released with `sk_free`.
+ * - Every call returns an `sk_status`: 0 on success, non-zero on failure. After a
+ *   failure `sk_last_error()` returns libtorch's message; the text lives in
+ *   thread-local storage until the next failing call on the same thread.
+ * - No C++ exception ever crosses this interface.
+ * - Optional tensor arguments are NULL when absent.
+ * - Integer codes (dtypes, devices, op kinds) are the enums below; unknown codes
+ *   are reported as errors, not undefined behaviour.
+ */
+#ifndef SEGKIT_TORCH_H
+#define SEGKIT_TORCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct sk_tensor_opaque *sk_tensor;
+typedef int32_t sk_status;
+
+/* Numbering follows c10::ScalarType so codes are stable across versions. */
+typedef enum {
+  SK_UINT8 = 0,
+  SK_INT8 = 1,
+  SK_INT16 = 2,
+  SK_INT32 = 3,
+  SK_INT64 = 4,
+  SK_FLOAT16 = 5,
+  SK_FLOAT32 = 6,
+  SK_FLOAT64 = 7,
+  SK_BOOL = 11,
+  SK_BFLOAT16 = 15,
+} sk_dtype;
+
+typedef enum { SK_CPU = 0, SK_CUDA = 1, SK_MPS = 2 } sk_device_type;
+
+typedef enum { SK_CONTIGUOUS = 0, SK_CHANNELS_LAST = 1 } sk_memory_format;
+
+/* ---- errors, runtime, devices ---------------------------------------- */
+const char *sk_last_error(void);
+const char *sk_torch_version(void);
+sk_status sk_manual_seed(uint64_t seed);
+sk_status sk_set_num_threads(int32_t n);
+int32_t sk_get_num_threads(void);
+int32_t sk_cuda_device_count(void);
+int32_t sk_mps_is_available(void);
+int32_t sk_is_grad_enabled(void);
+/* Sets grad mode for this thread and returns the previous value. */
+int32_t sk_set_grad_enabled(int32_t enabled);
+
+/* ---- lifetime and properties ----------------------------------------- */
+void sk_free(sk_tensor t);
+sk_status sk_dim(sk_tensor t, int64_t *out);
+/* Writes min(dim, capacity) sizes (or strides) into `out`. */
+sk_status sk_sizes(sk_tensor t, int64_t *out, int64_t capacity);
+sk_status sk_strides(sk_tensor t, int64_t *out, int64_t capacity);
+sk_status sk_dtype_of(sk_tensor t, int32_t *out);
+sk_status sk_device_of(sk_tensor t, int32_t *type, int32_t *index);
+sk_status sk_is_contiguous(sk_tensor t, sk_memory_format format, int32_t *out);
+sk_status sk_item(sk_tensor t, double *out);
+/* Formats the tensor as PyTorch prints it; free the text with sk_free_string. */
+sk_status sk_describe(sk_tensor t, char **out);
+void sk_free_string(char *s);
+
+/* ---- creation --------------------------------------------------------- */
+typedef enum { SK_FILL_ZEROS, SK_FILL_ONES, SK_FILL_EMPTY, SK_FILL_RAND, SK_FILL_RANDN } sk_fill;
+sk_status sk_filled(sk_fill fill, const int64_t *shape, int64_t ndim, sk_dtype dtype,
+                    sk_device_type device, int32_t index, sk_tensor *out);
+sk_status sk_full(const int64_t *shape, int64_t ndim, double value, sk_dtype dtype,
+                  sk_device_type device, int32_t index, sk_tensor *out);
+sk_status sk_arange(double start, double end, double step, sk_dtype dtype, sk_device_type device,
+                    int32_t index, sk_tensor *out);
+sk_status sk_randint(int64_t low, int64_t high, const int64_t *shape, int64_t ndim, sk_dtype dtype,
+                     sk_device_type device, int32_t index, sk_tensor *out);
+/* Copies `nbytes` of contiguous little-endian elements into a new CPU tensor. */
+sk_status sk_from_bytes(const void *data, size_t nbytes, const int64_t *shape, int64_t ndim,
+                        sk_dtype dtype, sk_tensor *out);
+/* Copies the elements (any device, any layout) into `dst` in row-major order. */
+sk_status sk_copy_to_bytes(sk_tensor t, void *dst, size_t nbytes);
+
+/* ---- conversion and layout ------------------------------------------- */
+sk_status sk_to(sk_tensor t, sk_dtype dtype, sk_device_type device, int32_t index, sk_tensor *out);
+sk_status sk_contiguous(sk_tensor t, sk_memory_format format, sk_tensor *out);
+sk_status sk_clone(sk_tensor t, sk_tensor *out);
+sk_status sk_copy_(sk_tensor dst, sk_tensor src);
+
+/* ---- shape ------------------------------------------------------------ */
+sk_status sk_reshape(sk_tensor t, const int64_t *shape, int64_t ndim, sk_tensor *out);
+sk_status sk_view(sk_tensor t, const int64_t *shape, int64_t ndim, sk_tensor *out);
+sk_status sk_expand(sk_tensor t, const int64_t *shape, int64_t ndim, sk_tensor *out);
+sk_status sk_permute(sk_tensor t, const int64_t *dims, int64_t ndim, sk_tensor *out);
+sk_status sk_flip(sk_tensor t, const int64_t *dims, int64_t ndim, sk_tensor *out);
+sk_status sk_repeat(sk_tensor t, const int64_t *repeats, int64_t ndim, sk_tensor *out);
+sk_status sk_as_strided(sk_tensor t, const int64_t *shape, const int64_t *strides, int64_t ndim,
+                        int64_t offset, sk_tensor *out);
+sk_status sk_transpose(sk_tensor t, int64_t dim0, int64_t dim1, sk_tensor *out);
+sk_status sk_slice(sk_tensor t, int64_t dim, int64_t start, int64_t end, int64_t step, sk_tensor *out);
+sk_status sk_select(sk_tensor t, int64_t dim, int64_t index, sk_tensor *out);
+sk_status sk_index_select(sk_tensor t, int64_t dim, sk_tensor index, sk_tensor *out);
+sk_status sk_masked_select(sk_tensor t, sk_tensor mask, sk_tensor *out);
+sk_status sk_gather(sk_tensor t, int64_t dim, sk_tensor index, sk_tensor *out);
+sk_status sk_squeeze(sk_tensor t, int64_t dim, int32_t all_dims, sk_tensor *out);
+sk_status sk_unsqueeze(sk_tensor t, int64_t dim, sk_tensor *out);
+sk_status sk_cat(const sk_tensor *ts, int64_t n, int64_t dim, sk_tensor *out);
+sk_status sk_stack(const sk_tensor *ts, int64_t n, int64_t dim, sk_tensor *out);
+
+/* ---- elementwise ------------------------------------------------------ */
+typedef enum {
+  SK_ADD, SK_SUB, SK_MUL, SK_DIV, SK_POW, SK_MAXIMUM, SK_MINIMUM, SK_REMAINDER, SK_FLOOR_DIV,
+  SK_EQ, SK_NE, SK_LT, SK_LE, SK_GT, SK_GE, SK_LOGICAL_AND, SK_LOGICAL_OR, SK_ATAN2,
+} sk_binary_op;
+sk_status sk_binary(sk_binary_op op, sk_tensor a, sk_tensor b, sk_tensor *out);
+sk_status sk_binary_scalar(sk_binary_op op, sk_tensor a, double b, sk_tensor *out);
+/* Scalar on the left: b op a (e.g. 1 - x, 2 / x, 2 ** x). */
+sk_status sk_scalar_binary(sk_binary_op op, double a, sk_tensor b, sk_tensor *out);
+/* In place: a = a op b. Comparison and logical ops are rejected. */
+sk_status sk_binary_(sk_binary_op op, sk_tensor a, sk_tensor b);
+sk_status sk_binary_scalar_(sk_binary_op op, sk_tensor a, double b);
+
+typedef enum {
+  SK_NEG, SK_EXP, SK_LOG, SK_SQRT, SK_RSQRT, SK_ABS, SK_SIGMOID, SK_TANH, SK_RELU, SK_RELU6,
+  SK_HARDSWISH, SK_HARDSIGMOID, SK_FLOOR, SK_CEIL, SK_ROUND, SK_SIGN, SK_SIN, SK_COS,
+  SK_LOGICAL_NOT, SK_LOG1P, SK_EXPM1, SK_RECIPROCAL, SK_SQUARE, SK_ISNAN, SK_ISFINITE, SK_ZERO, SK_SILU,
+} sk_unary_op;
+sk_status sk_unary(sk_unary_op op, sk_tensor a, sk_tensor *out);
+sk_status sk_unary_(sk_unary_op op, sk_tensor a);
+
+sk_status sk_clamp(sk_tensor t, double lo, double hi, int32_t has_lo, int32_t has_hi, sk_tensor *out);
+sk_status sk_clamp_(sk_tensor t, double lo, double hi, int32_t has_lo, int32_t has_hi);
+sk_status sk_leaky_relu(sk_tensor t, double slope, sk_tensor *out);
+sk_status sk_where(sk_tensor cond, sk_tensor a, sk_tensor b, sk_tensor *out);
+sk_status sk_masked_fill(sk_tensor t, sk_tensor mask, double value, sk_tensor *out);
+sk_status sk_fill_(sk_tensor t, double value);
+sk_status sk_uniform_(sk_tensor t, double from, double to);
+sk_status sk_normal_(sk_tensor t, double mean, double std);
+/* a += alpha * b * c, the fused update optimizers use. */
+sk_status sk_addcmul_(sk_tensor a, sk_tensor b, sk_tensor c, double alpha);
+sk_status sk_addcdiv_(sk_tensor a, sk_tensor b, sk_tensor c, double alpha);
+/* a = a + alpha * b */
+sk_status sk_add_scaled_(sk_tensor a, sk_tensor b, double alpha);
+/* a = a + weight * (b - a) */
+sk_status sk_lerp_(sk_tensor a, sk_tensor b, double weight);
+
+/* ---- reductions ------------------------------------------------------- */
+typedef enum { SK_SUM, SK_MEAN, SK_AMAX, SK_AMIN, SK_PROD, SK_VAR, SK_STD, SK_ALL, SK_ANY } sk_reduce_op;
+/* ndim == 0 reduces over all dimensions. VAR and STD are unbiased. */
+sk_status sk_reduce(sk_reduce_op op, sk_tensor t, const int64_t *dims, int64_t ndim, int32_t keepdim,
+                    sk_tensor *out);
+/* max or min along a dimension: values and int64 indices. */
+sk_status sk_max_dim(sk_tensor t, int64_t dim, int32_t keepdim, int32_t take_min, sk_tensor *values,
+                     sk_tensor *indices);
+/* all_dims != 0: index into the flattened tensor. */
+sk_status sk_argmax(sk_tensor t, int64_t dim, int32_t all_dims, int32_t keepdim, int32_t take_min,
+                    sk_tensor *out);
+sk_status sk_topk(sk_tensor t, int64_t k, int64_t dim, int32_t largest, sk_tensor *values,
+                  sk_tensor *indices);
+sk_status sk_sort(sk_tensor t, int64_t dim, int32_t descending, sk_tensor *values, sk_tensor *indices);
+sk_status sk_bincount(sk_tensor t, sk_tensor weights, int64_t minlength, sk_tensor *out);
+sk_status sk_allclose(sk_tensor a, sk_tensor b, double rtol, double atol, int32_t *out);
+
+/* ---- linear algebra and activations over a dimension ------------------ */
+sk_status sk_matmul(sk_tensor a, sk_tensor b, sk_tensor *out);
+sk_status sk_linear(sk_tensor x, sk_tensor weight, sk_tensor bias, sk_tensor *out);
+sk_status sk_softmax(sk_tensor t, int64_t dim, int32_t log, sk_tensor *out);
+sk_status sk_one_hot(sk_tensor t, int64_t num_classes, sk_tensor *out);
+
+/* ---- vision ----------------------------------------------------------- */
+/* Two-element arrays are (height, width). */
+sk_status sk_conv2d(sk_tensor x, sk_tensor w, sk_tensor b, const int64_t *stride, const int64_t *padding,
+                    const int64_t *dilation, int64_t groups, sk_tensor *out);
+sk_status sk_conv_transpose2d(sk_tensor x, sk_tensor w, sk_tensor b, const int64_t *stride,
+                              const int64_t *padding, const int64_t *output_padding, int64_t groups,
+                              const int64_t *dilation, sk_tensor *out);
+/* `indices` may be NULL when the argmax positions are not wanted. */
+sk_status sk_max_pool2d(sk_tensor x, const int64_t *kernel, const int64_t *stride, const int64_t *padding,
+                        const int64_t *dilation, int32_t ceil_mode, sk_tensor *out, sk_tensor *indices);
+sk_status sk_max_unpool2d(sk_tensor x, sk_tensor indices, const int64_t *output_size, sk_tensor *out);
+/* divisor_override <= 0 means none. */
+sk_status sk_avg_pool2d(sk_tensor x, const int64_t *kernel, const int64_t *stride, const int64_t *padding,
+                        int32_t ceil_mode, int32_t count_include_pad, int64_t divisor_override,
+                        sk_tensor *out);
+sk_status sk_adaptive_avg_pool2d(sk_tensor x, const int64_t *output_size, sk_tensor *out);
+sk_status sk_adaptive_max_pool2d(sk_tensor x, const int64_t *output_size, sk_tensor *out);
+/* In training mode the running statistics (when given) are updated in place. */
+sk_status sk_batch_norm(sk_tensor x, sk_tensor weight, sk_tensor bias, sk_tensor running_mean,
+                        sk_tensor running_var, int32_t training, double momentum, double eps,
+                        sk_tensor *out);
+sk_status sk_group_norm(sk_tensor x, int64_t groups, sk_tensor weight, sk_tensor bias, double eps,
+                        sk_tensor *out);
+/* feature != 0 zeroes whole channels (Dropout2d). */
+sk_status sk_dropout(sk_tensor x, double p, int32_t training, int32_t feature, sk_tensor *out);
+
+typedef enum { SK_NEAREST = 0, SK_BILINEAR = 1, SK_BICUBIC = 2, SK_NEAREST_EXACT = 3 } sk_interp_mode;
+/* scales <= 0 are absent; when present they set the source-coordinate scale as
+ * F.interpolate(scale_factor=..., recompute_scale_factor=None) does. */
+sk_status sk_interpolate(sk_tensor x, sk_interp_mode mode, const int64_t *size, const double *scales,
+                         int32_t align_corners, sk_tensor *out);
+typedef enum { SK_PAD_ZEROS = 0, SK_PAD_BORDER = 1, SK_PAD_REFLECTION = 2 } sk_grid_padding;
+sk_status sk_grid_sample(sk_tensor x, sk_tensor grid, sk_interp_mode mode, sk_grid_padding padding,
+                         int32_t align_corners, sk_tensor *out);
+typedef enum { SK_PAD_CONSTANT = 0, SK_PAD_REFLECT = 1, SK_PAD_REPLICATE = 2, SK_PAD_CIRCULAR = 3 } sk_pad_mode;
+/* pads as F.pad: (left, right, top, bottom, ...) from the last dimension backwards. */
+sk_status sk_pad(sk_tensor x, const int64_t *pads, int64_t npads, sk_pad_mode mode, double value,
+                 sk_tensor *out);
+
+/* ---- autograd --------------------------------------------------------- */
+sk_status sk_set_requires_grad(sk_tensor t, int32_t requires_grad);
+sk_status sk_requires_grad(sk_tensor t, int32_t *out);
+/* grad may be NULL for a scalar output. */
+sk_status sk_backward(sk_tensor t, sk_tensor grad, int32_t retain_graph);
+/* *out is NULL when the tensor has no gradient yet. */
+sk_status sk_grad(sk_tensor t, sk_tensor *out);
+sk_status sk_set_grad(sk_tensor t, sk_tensor grad);
+/* set_to_none != 0 drops the gradient; otherwise it is filled with zeros. */
+sk_status sk_zero_grad(sk_tensor t, int32_t set_to_none);
+sk_status sk_detach(sk_tensor t, sk_tensor *out);
+sk_status sk_is_leaf(sk_tensor t, int32_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,153 @@
+// Convolution, pooling, normalisation, resampling and padding.
+#include "shim_internal.h"
+
+#include <ATen/ops/adaptive_avg_pool2d.h>
+#include <ATen/ops/adaptive_max_pool2d.h>
+#include <ATen/ops/avg_pool2d.h>
+#include <ATen/ops/batch_norm.h>
+#include <ATen/ops/conv2d.h>
+#include <ATen/ops/conv_transpose2d.h>
+#include <ATen/ops/dropout.h>
+#include <ATen/ops/feature_dropout.h>
+#include <ATen/ops/grid_sampler.h>
+#include <ATen/ops/group_norm.h>
+#include <ATen/ops/max_pool2d.h>
+#include <ATen/ops/max_pool2d_with_indices.h>
+#include <ATen/ops/max_unpool2d.h>
+#include <ATen/ops/pad.h>
+#include <ATen/ops/_upsample_nearest_exact2d.h>
+#include <ATen/ops/upsample_bicubic2d.h>
+#include <ATen/ops/upsample_bilinear2d.h>
+#include <ATen/ops/upsample_nearest2d.h>
+
+using namespace sk;
+
+namespace {
+std::optional<double> scale(const double *scales, int i) {
+  if (scales == nullptr || scales[i] <= 0) return std::nullopt;
+  return scales[i];
+}
+} // namespace
+
+extern "C" {
+
+sk_status sk_conv2d(sk_tensor x, sk_tensor w, sk_tensor b, const int64_t *stride, const int64_t *padding,
+                    const int64_t *dilation, int64_t groups, sk_tensor *out) {
+  return guard([&] { put(out, at::conv2d(T(x), T(w), opt(b), pair(stride), pair(padding), pair(dilation), groups)); });
+}
+
+sk_status sk_conv_transpose2d(sk_tensor x, sk_tensor w, sk_tensor b, const int64_t *stride, const int64_t *padding,
+                              const int64_t *output_padding, int64_t groups, const int64_t *dilation,
+                              sk_tensor *out) {
+  return guard([&] {
+    put(out, at::conv_transpose2d(T(x), T(w), opt(b), pair(stride), pair(padding), pair(output_padding), groups,
+                                  pair(dilation)));
+  });
+}
+
+sk_status sk_max_pool2d(sk_tensor x, const int64_t *kernel, const int64_t *stride, const int64_t *padding,
+                        const int64_t *dilation, int32_t ceil_mode, sk_tensor *out, sk_tensor *indices) {
+  return guard([&] {
+    if (indices) {
+      auto r = at::max_pool2d_with_indices(T(x), pair(kernel), pair(stride), pair(padding), pair(dilation),
+                                           ceil_mode != 0);
+      put(out, std::get<0>(r));
+      put(indices, std::get<1>(r));
+    } else {
+      put(out, at::max_pool2d(T(x), pair(kernel), pair(stride), pair(padding), pair(dilation), ceil_mode != 0));
+    }
+  });
+}
+
+sk_status sk_max_unpool2d(sk_tensor x, sk_tensor indices, const int64_t *output_size, sk_tensor *out) {
+  return guard([&] { put(out, at::max_unpool2d(T(x), T(indices), pair(output_size))); });
+}
+
+sk_status sk_avg_pool2d(sk_tensor x, const int64_t *kernel, const int64_t *stride, const int64_t *padding,
+                        int32_t ceil_mode, int32_t count_include_pad, int64_t divisor_override, sk_tensor *out) {
+  return guard([&] {
+    std::optional<int64_t> divisor = divisor_override > 0 ? std::optional<int64_t>(divisor_override) : std::nullopt;
+    put(out, at::avg_pool2d(T(x), pair(kernel), pair(stride), pair(padding), ceil_mode != 0,
+                            count_include_pad != 0, divisor));
+  });
+}
+
+sk_status sk_adaptive_avg_pool2d(sk_tensor x, const int64_t *output_size, sk_tensor *out) {
+  return guard([&] { put(out, at::adaptive_avg_pool2d(T(x), pair(output_size))); });
+}
+
+sk_status sk_adaptive_max_pool2d(sk_tensor x, const int64_t *output_size, sk_tensor *out) {
+  return guard([&] { put(out, std::get<0>(at::adaptive_max_pool2d(T(x), pair(output_size)))); });
+}
+
+sk_status sk_batch_norm(sk_tensor x, sk_tensor weight, sk_tensor bias, sk_tensor running_mean, sk_tensor running_var,
+                        int32_t training, double momentum, double eps, sk_tensor *out) {
+  return guard([&] {
+    put(out, at::batch_norm(T(x), opt(weight), opt(bias), opt(running_mean), opt(running_var), training != 0,
+                            momentum, eps, /*cudnn_enabled=*/true));
+  });
+}
+
+sk_status sk_group_norm(sk_tensor x, int64_t groups, sk_tensor weight, sk_tensor bias, double eps, sk_tensor *out) {
+  return guard([&] { put(out, at::group_norm(T(x), groups, opt(weight), opt(bias), eps, /*cudnn_enabled=*/true)); });
+}
+
+sk_status sk_dropout(sk_tensor x, double p, int32_t training, int32_t feature, sk_tensor *out) {
+  return guard([&] {
+    if (p < 0 || p > 1) throw std::invalid_argument("dropout probability must be in [0, 1], got " + std::to_string(p));
+    put(out, feature ? at::feature_dropout(T(x), p, training != 0) : at::dropout(T(x), p, training != 0));
+  });
+}
+
+sk_status sk_interpolate(sk_tensor x, sk_interp_mode mode, const int64_t *size, const double *scales,
+                         int32_t align_corners, sk_tensor *out) {
+  return guard([&] {
+    const at::Tensor &in = T(x);
+    if (in.dim() != 4) throw std::invalid_argument("interpolate expects a 4-D (N, C, H, W) tensor, got " +
+                                                   std::to_string(in.dim()) + "-D");
+    auto s = pair(size);
+    switch (mode) {
+    case SK_NEAREST: put(out, at::upsample_nearest2d(in, s, scale(scales, 0), scale(scales, 1))); return;
+    case SK_NEAREST_EXACT: put(out, at::_upsample_nearest_exact2d(in, s, scale(scales, 0), scale(scales, 1))); return;
+    case SK_BILINEAR:
+      put(out, at::upsample_bilinear2d(in, s, align_corners != 0, scale(scales, 0), scale(scales, 1)));
+      return;
+    case SK_BICUBIC:
+      put(out, at::upsample_bicubic2d(in, s, align_corners != 0, scale(scales, 0), scale(scales, 1)));
+      return;
+    }
+    throw std::invalid_argument("unknown interpolation mode");
+  });
+}
+
+sk_status sk_grid_sample(sk_tensor x, sk_tensor grid, sk_interp_mode mode, sk_grid_padding padding,
+                         int32_t align_corners, sk_tensor *out) {
+  return guard([&] {
+    int64_t m;
+    switch (mode) {  // grid_sampler's own numbering
+    case SK_BILINEAR: m = 0; break;
+    case SK_NEAREST: m = 1; break;
+    case SK_BICUBIC: m = 2; break;
+    default: throw std::invalid_argument("grid_sample supports bilinear, nearest and bicubic");
+    }
+    if (padding < SK_PAD_ZEROS || padding > SK_PAD_REFLECTION) throw std::invalid_argument("unknown padding mode");
+    put(out, at::grid_sampler(T(x), T(grid), m, static_cast<int64_t>(padding), align_corners != 0));
+  });
+}
+
+sk_status sk_pad(sk_tensor x, const int64_t *pads, int64_t npads, sk_pad_mode mode, double value, sk_tensor *out) {
+  return guard([&] {
+    const char *name;
+    switch (mode) {
+    case SK_PAD_CONSTANT: name = "constant"; break;
+    case SK_PAD_REFLECT: name = "reflect"; break;
+    case SK_PAD_REPLICATE: name = "replicate"; break;
+    case SK_PAD_CIRCULAR: name = "circular"; break;
+    default: throw std::invalid_argument("unknown pad mode");
+    }
+    std::optional<double> v = mode == SK_PAD_CONSTANT ? std::optional<double>(value) : std::nullopt;
+    put(out, at::pad(T(x), ints(pads, npads), name, v));
+  });
+}
+
+} // extern "C"

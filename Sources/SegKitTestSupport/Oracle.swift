@@ -1,0 +1,57 @@
+import Foundation
+
+/// The Python oracle the tests compare against: PyTorch and torchvision in the
+/// project's virtual environment (scripts/setup-oracle.sh), or the interpreter
+/// named by SEGKIT_ORACLE_PYTHON.
+public enum Oracle {
+  public struct Failure: Error, CustomStringConvertible {
+    public let description: String
+  }
+
+  /// The repository root, found from this file's location.
+  public static let packageRoot: URL = URL(fileURLWithPath: #filePath)
+    .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+  public static var python: String {
+    ProcessInfo.processInfo.environment["SEGKIT_ORACLE_PYTHON"]
+      ?? packageRoot.appendingPathComponent(".deps/oracle/bin/python").path
+  }
+
+  /// Runs a Python script with `arguments` (available as sys.argv[1:]) and returns its standard output.
+  /// A missing oracle or a failing script throws with the script's error output.
+  @discardableResult
+  public static func run(_ script: String, arguments: [String] = []) throws -> String {
+    guard FileManager.default.isExecutableFile(atPath: python) else {
+      throw Failure(description: "the Python oracle is not installed at \(python): run scripts/setup-oracle.sh")
+    }
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: python)
+    process.arguments = ["-c", script] + arguments
+    var environment = ProcessInfo.processInfo.environment
+    environment["OMP_NUM_THREADS"] = environment["OMP_NUM_THREADS"] ?? "2"
+    process.environment = environment
+    let output = Pipe(), errors = Pipe()
+    process.standardOutput = output
+    process.standardError = errors
+    try process.run()
+    // Read both pipes before waiting so a chatty script cannot fill a pipe and stall.
+    var errorData = Data()
+    let errorReader = Thread { errorData = errors.fileHandleForReading.readDataToEndOfFile() }
+    errorReader.start()
+    let outputData = output.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    while !errorReader.isFinished { Thread.sleep(forTimeInterval: 0.001) }
+    let stdout = String(decoding: outputData, as: UTF8.self)
+    guard process.terminationStatus == 0 else {
+      throw Failure(description: "oracle script failed (exit \(process.terminationStatus)):\n\(String(decoding: errorData, as: UTF8.self))")
+    }
+    return stdout
+  }
+
+  /// A fresh temporary directory, removed by the caller when done.
+  public static func temporaryDirectory(_ label: String = "segkit-test") throws -> URL {
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("\(label)-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    return url
+  }
+}

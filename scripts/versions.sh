@@ -1,0 +1,9 @@
+# Pinned versions of everything SegKit installs. Sourced by the other scripts.
+TORCH_VERSION=2.15.0
+TORCHVISION_VERSION=0.29.2
+CUDA_RUNTIME_VERSION=13.2.86   # what torch 2.15's cuda-toolkit 13.2.2 pins; libtorch_cpu links libcudart.so.13
+CUDA_CUPTI_VERSION=13.2.86     # and libcupti.so.13
+SAFETENSORS_VERSION=0.8.0
+NUMPY_VERSION=2.4.6
+TENSORBOARD_VERSION=2.21.0
+PYYAML_VERSION=6.0.3
