@@ -30,22 +30,21 @@ public enum Oracle {
     var environment = ProcessInfo.processInfo.environment
     environment["OMP_NUM_THREADS"] = environment["OMP_NUM_THREADS"] ?? "2"
     process.environment = environment
-    let output = Pipe(), errors = Pipe()
+    // Errors go to a file so that neither pipe can fill up and stall the script.
+    let errorFile = FileManager.default.temporaryDirectory.appendingPathComponent("oracle-\(UUID().uuidString).err")
+    FileManager.default.createFile(atPath: errorFile.path, contents: nil)
+    defer { try? FileManager.default.removeItem(at: errorFile) }
+    let output = Pipe()
     process.standardOutput = output
-    process.standardError = errors
+    process.standardError = try FileHandle(forWritingTo: errorFile)
     try process.run()
-    // Read both pipes before waiting so a chatty script cannot fill a pipe and stall.
-    var errorData = Data()
-    let errorReader = Thread { errorData = errors.fileHandleForReading.readDataToEndOfFile() }
-    errorReader.start()
     let outputData = output.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
-    while !errorReader.isFinished { Thread.sleep(forTimeInterval: 0.001) }
-    let stdout = String(decoding: outputData, as: UTF8.self)
     guard process.terminationStatus == 0 else {
-      throw Failure(description: "oracle script failed (exit \(process.terminationStatus)):\n\(String(decoding: errorData, as: UTF8.self))")
+      let errorText = (try? String(contentsOf: errorFile, encoding: .utf8)) ?? ""
+      throw Failure(description: "oracle script failed (exit \(process.terminationStatus)):\n\(errorText)")
     }
-    return stdout
+    return String(decoding: outputData, as: UTF8.self)
   }
 
   /// A fresh temporary directory, removed by the caller when done.
