@@ -65,6 +65,12 @@ let package = Package(
       dependencies: ["SegKitTensor"],
       path: "Sources/SegKitNN"
     ),
+    // Benchmarks against PyTorch eager (Benchmarks/run.sh).
+    .executableTarget(
+      name: "segkit-bench",
+      dependencies: ["SegKitTensor"],
+      path: "Benchmarks/segkit-bench"
+    ),
     // Runs the Python oracle (PyTorch, torchvision) for the tests.
     .target(
       name: "SegKitTestSupport",
