@@ -28,6 +28,7 @@ let package = Package(
     .executable(name: "segkit", targets: ["segkit"]),
     .library(name: "SegKitTensor", targets: ["SegKitTensor"]),
     .library(name: "SegKitNN", targets: ["SegKitNN"]),
+    .library(name: "SegKitModels", targets: ["SegKitModels"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -65,10 +66,16 @@ let package = Package(
       dependencies: ["SegKitTensor"],
       path: "Sources/SegKitNN"
     ),
+    // Layer 3: encoders, decoders and the model zoo.
+    .target(
+      name: "SegKitModels",
+      dependencies: ["SegKitNN"],
+      path: "Sources/SegKitModels"
+    ),
     // Benchmarks against PyTorch eager (Benchmarks/run.sh).
     .executableTarget(
       name: "segkit-bench",
-      dependencies: ["SegKitTensor"],
+      dependencies: ["SegKitModels"],
       path: "Benchmarks/segkit-bench"
     ),
     // Runs the Python oracle (PyTorch, torchvision) for the tests.
@@ -80,6 +87,11 @@ let package = Package(
       name: "SegKitTensorTests",
       dependencies: ["SegKitTensor", "SegKitTestSupport"],
       path: "Tests/SegKitTensorTests"
+    ),
+    .testTarget(
+      name: "SegKitModelsTests",
+      dependencies: ["SegKitModels", "SegKitTestSupport"],
+      path: "Tests/SegKitModelsTests"
     ),
     .testTarget(
       name: "SegKitNNTests",

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs one benchmark on SegKit and on PyTorch eager in the same session and
 # prints both figures and their ratio (SegKit time / PyTorch time: below 1
-# means SegKit is faster). Usage: Benchmarks/run.sh op-overhead [ITERATIONS]
+# means SegKit is faster). Usage:
+#   Benchmarks/run.sh op-overhead [ITERATIONS]
+#   Benchmarks/run.sh inference MODEL [SIZE] [RUNS]
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"

@@ -1,7 +1,7 @@
 // SegKit's side of the benchmarks; Benchmarks/run.sh runs it beside the
 // PyTorch script of the same name and prints the ratio.
 import Foundation
-import SegKitTensor
+import SegKitModels
 
 func seconds(_ body: () throws -> Void) rethrows -> Double {
   let start = DispatchTime.now().uptimeNanoseconds
@@ -27,13 +27,45 @@ func opOverhead(iterations: Int) throws {
   print(String(decoding: json, as: UTF8.self))
 }
 
+/// Peak resident memory of this process in MiB (Linux reports ru_maxrss in KiB).
+func peakMemoryMiB() -> Double {
+  var usage = rusage()
+  #if os(Linux)
+  getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+  #else
+  getrusage(RUSAGE_SELF, &usage)
+  #endif
+  return Double(usage.ru_maxrss) / 1024
+}
+
+/// CPU inference of a zoo model on one random 3×size×size image: the median of
+/// `runs` timed passes after one warm-up pass.
+func inference(model name: String, size: Int, runs: Int) throws {
+  Torch.manualSeed(0)
+  let model = try ModelZoo.make(name, classes: 21)
+  model.eval()
+  let x = try Tensor.randn([1, 3, size, size])
+  var times: [Double] = []
+  try Torch.withNoGrad {
+    _ = try model(x)
+    for _ in 0..<runs { times.append(try seconds { _ = try model(x) }) }
+  }
+  let report = ["seconds": times.sorted()[runs / 2], "peak_mib": peakMemoryMiB()]
+  let json = try JSONSerialization.data(withJSONObject: report, options: [.sortedKeys])
+  print(String(decoding: json, as: UTF8.self))
+}
+
 let arguments = CommandLine.arguments.dropFirst()
 let threads = Int(ProcessInfo.processInfo.environment["SEGKIT_BENCH_THREADS"] ?? "") ?? 2
 try Torch.setThreads(threads)
 switch arguments.first {
 case "op-overhead":
   try opOverhead(iterations: Int(arguments.dropFirst().first ?? "") ?? 200_000)
+case "inference":
+  let rest = Array(arguments.dropFirst())
+  try inference(model: rest.first ?? "deeplabv3_resnet50", size: rest.count > 1 ? Int(rest[1]) ?? 513 : 513,
+                runs: rest.count > 2 ? Int(rest[2]) ?? 3 : 3)
 default:
-  FileHandle.standardError.write("usage: segkit-bench op-overhead [ITERATIONS]\n".data(using: .utf8)!)
+  FileHandle.standardError.write("usage: segkit-bench op-overhead [ITERATIONS] | inference MODEL [SIZE] [RUNS]\n".data(using: .utf8)!)
   exit(2)
 }

@@ -1,0 +1,89 @@
+import SegKitNN
+
+/// torchvision's FCNHead: 3×3 conv to in/4 channels, BN, ReLU, Dropout(0.1), 1×1
+/// conv to the classes (keys .0, .1, .4). Used as FCN's classifier on the last
+/// feature and as the auxiliary head on layer3.
+public final class FCNHead: Module, Layer, Decoder {
+  let body: Sequential
+
+  public init(inChannels: Int, classes: Int) throws {
+    let inner = inChannels / 4
+    body = Sequential(
+      try Conv2d(inChannels, inner, kernelSize: 3, padding: 1, bias: false), try BatchNorm2d(inner), ReLU(),
+      Dropout(p: 0.1), try Conv2d(inner, classes, kernelSize: 1))
+    super.init()
+    for (index, layer) in body.layers.enumerated() { registerModule(String(index), layer) }
+  }
+
+  public func forward(_ x: Tensor) throws -> Tensor { try body.forward(x) }
+
+  public func forward(features: [Tensor], inputSize: Size2) throws -> Tensor { try forward(features.last!) }
+}
+
+/// Atrous spatial pyramid pooling (DeepLab v3): a 1×1 branch, three dilated 3×3
+/// branches, image-level pooling, concatenated and projected to `outChannels`.
+public final class ASPP: Module, Layer {
+  let branches: [any Layer]
+  let project: Sequential
+
+  public init(inChannels: Int, rates: [Int], outChannels: Int = 256) throws {
+    func convBNReLU(_ kernel: Int, dilation: Int) throws -> Sequential {
+      Sequential(
+        try Conv2d(inChannels, outChannels, kernelSize: Size2(kernel), padding: Size2(kernel == 1 ? 0 : dilation),
+                   dilation: Size2(dilation), bias: false),
+        try BatchNorm2d(outChannels), ReLU())
+    }
+    let branches: [any Layer] = [try convBNReLU(1, dilation: 1)]
+      + (try rates.map { try convBNReLU(3, dilation: $0) })
+      + [try ImagePooling(inChannels: inChannels, outChannels: outChannels)]
+    self.branches = branches
+    project = Sequential(
+      try Conv2d(branches.count * outChannels, outChannels, kernelSize: 1, bias: false), try BatchNorm2d(outChannels),
+      ReLU(), Dropout(p: 0.5))
+    super.init()
+    let convs = Module()
+    for (index, branch) in branches.enumerated() { convs.registerModule(String(index), branch) }
+    registerModule("convs", convs)
+    registerModule("project", project)
+  }
+
+  public func forward(_ x: Tensor) throws -> Tensor {
+    try project.forward(Tensor.cat(branches.map { try $0.forward(x) }, dim: 1))
+  }
+}
+
+/// ASPP's image-level branch: global average, 1×1 conv, BN, ReLU, then
+/// broadcast back to the feature size (keys .1, .2 as torchvision's ASPPPooling).
+final class ImagePooling: Module, Layer {
+  let body: Sequential
+
+  init(inChannels: Int, outChannels: Int) throws {
+    body = Sequential(
+      AdaptiveAvgPool2d(1), try Conv2d(inChannels, outChannels, kernelSize: 1, bias: false),
+      try BatchNorm2d(outChannels), ReLU())
+    super.init()
+    for (index, layer) in body.layers.enumerated() { registerModule(String(index), layer) }
+  }
+
+  func forward(_ x: Tensor) throws -> Tensor {
+    let shape = x.shape
+    return try body.forward(x).interpolate(size: Size2(shape[2], shape[3]), mode: .bilinear)
+  }
+}
+
+/// torchvision's DeepLabHead: ASPP, 3×3 conv, BN, ReLU, 1×1 conv to the classes.
+public final class DeepLabHead: Module, Layer, Decoder {
+  let body: Sequential
+
+  public init(inChannels: Int, classes: Int, rates: [Int] = [12, 24, 36]) throws {
+    body = Sequential(
+      try ASPP(inChannels: inChannels, rates: rates), try Conv2d(256, 256, kernelSize: 3, padding: 1, bias: false),
+      try BatchNorm2d(256), ReLU(), try Conv2d(256, classes, kernelSize: 1))
+    super.init()
+    for (index, layer) in body.layers.enumerated() { registerModule(String(index), layer) }
+  }
+
+  public func forward(_ x: Tensor) throws -> Tensor { try body.forward(x) }
+
+  public func forward(features: [Tensor], inputSize: Size2) throws -> Tensor { try forward(features.last!) }
+}

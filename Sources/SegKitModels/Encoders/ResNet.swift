@@ -1,0 +1,130 @@
+import SegKitNN
+
+/// torchvision's ResNet without its classifier (avgpool, fc), as a feature
+/// extractor. `replaceStrideWithDilation` keeps layer2–4 at a finer stride the
+/// way torchvision does: the first block of a dilated stage keeps the previous
+/// dilation, the later blocks use the new one.
+public final class ResNet: Module, Encoder {
+  public enum Block { case basic, bottleneck }
+
+  public let featureChannels: [Int]
+  public let outputStride: Int
+  let stem: [any Layer]
+  let stages: [Sequential]
+
+  /// - Parameters:
+  ///   - layers: blocks per stage, e.g. [3, 4, 6, 3] for ResNet-50.
+  ///   - outputStride: 32, 16 (layer4 dilated) or 8 (layer3 and layer4 dilated).
+  ///   - inputChannels: 3 for RGB; more for extra inputs such as a previous mask.
+  public init(block: Block, layers: [Int], outputStride: Int = 32, inputChannels: Int = 3) throws {
+    let dilate: [Bool]
+    switch outputStride {
+    case 32: dilate = [false, false, false]
+    case 16: dilate = [false, false, true]
+    case 8: dilate = [false, true, true]
+    default: throw TorchError("ResNet: output stride must be 8, 16 or 32, got \(outputStride)")
+    }
+    guard layers.count == 4, layers.allSatisfy({ $0 > 0 }) else {
+      throw TorchError("ResNet: expected 4 positive block counts, got \(layers)")
+    }
+    let expansion = block == .basic ? 1 : 4
+    self.outputStride = outputStride
+    featureChannels = [64, 128, 256, 512].map { $0 * expansion }
+
+    let conv1 = try Conv2d(inputChannels, 64, kernelSize: 7, stride: 2, padding: 3, bias: false)
+    let bn1 = try BatchNorm2d(64)
+    stem = [conv1, bn1, ReLU(), MaxPool2d(kernelSize: 3, stride: 2, padding: 1)]
+
+    var inPlanes = 64
+    var dilation = 1
+    var stages: [Sequential] = []
+    for (index, planes) in [64, 128, 256, 512].enumerated() {
+      var stride = index == 0 ? 1 : 2
+      let previousDilation = dilation
+      if index > 0 && dilate[index - 1] {
+        dilation *= stride
+        stride = 1
+      }
+      var blocks: [any Layer] = []
+      for b in 0..<layers[index] {
+        let first = b == 0
+        blocks.append(try ResidualBlock(
+          block, inPlanes: first ? inPlanes : planes * expansion, planes: planes, stride: first ? stride : 1,
+          dilation: first ? previousDilation : dilation))
+      }
+      inPlanes = planes * expansion
+      stages.append(Sequential(blocks))
+    }
+    self.stages = stages
+    super.init()
+    registerModule("conv1", conv1)
+    registerModule("bn1", bn1)
+    for (index, stage) in stages.enumerated() { registerModule("layer\(index + 1)", stage) }
+  }
+
+  public func features(_ x: Tensor) throws -> [Tensor] {
+    var h = try stem.reduce(x) { try $1.forward($0) }
+    return try stages.map { stage in
+      h = try stage.forward(h)
+      return h
+    }
+  }
+
+  /// torchvision's depths by name: resnet18, resnet34, resnet50, resnet101.
+  public convenience init(depth: Int, outputStride: Int = 32, inputChannels: Int = 3) throws {
+    switch depth {
+    case 18: try self.init(block: .basic, layers: [2, 2, 2, 2], outputStride: outputStride, inputChannels: inputChannels)
+    case 34: try self.init(block: .basic, layers: [3, 4, 6, 3], outputStride: outputStride, inputChannels: inputChannels)
+    case 50: try self.init(block: .bottleneck, layers: [3, 4, 6, 3], outputStride: outputStride, inputChannels: inputChannels)
+    case 101: try self.init(block: .bottleneck, layers: [3, 4, 23, 3], outputStride: outputStride, inputChannels: inputChannels)
+    default: throw TorchError("ResNet: unsupported depth \(depth) (18, 34, 50 or 101)")
+    }
+  }
+}
+
+/// BasicBlock (two 3×3 convs) or Bottleneck (1×1, 3×3, 1×1 with 4× expansion),
+/// with a 1×1 projection ("downsample") when the shape changes.
+final class ResidualBlock: Module, Layer {
+  let convs: [(Conv2d, BatchNorm2d)]
+  let downsample: Sequential?
+
+  init(_ block: ResNet.Block, inPlanes: Int, planes: Int, stride: Int, dilation: Int) throws {
+    let expansion = block == .basic ? 1 : 4
+    let out = planes * expansion
+    switch block {
+    case .basic:
+      convs = [
+        (try Conv2d(inPlanes, planes, kernelSize: 3, stride: Size2(stride), padding: Size2(dilation),
+                    dilation: Size2(dilation), bias: false), try BatchNorm2d(planes)),
+        (try Conv2d(planes, planes, kernelSize: 3, padding: Size2(dilation), dilation: Size2(dilation), bias: false),
+         try BatchNorm2d(planes)),
+      ]
+    case .bottleneck:
+      convs = [
+        (try Conv2d(inPlanes, planes, kernelSize: 1, bias: false), try BatchNorm2d(planes)),
+        (try Conv2d(planes, planes, kernelSize: 3, stride: Size2(stride), padding: Size2(dilation),
+                    dilation: Size2(dilation), bias: false), try BatchNorm2d(planes)),
+        (try Conv2d(planes, out, kernelSize: 1, bias: false), try BatchNorm2d(out)),
+      ]
+    }
+    downsample = stride != 1 || inPlanes != out
+      ? Sequential(try Conv2d(inPlanes, out, kernelSize: 1, stride: Size2(stride), bias: false), try BatchNorm2d(out))
+      : nil
+    super.init()
+    for (index, (conv, norm)) in convs.enumerated() {
+      registerModule("conv\(index + 1)", conv)
+      registerModule("bn\(index + 1)", norm)
+    }
+    if let downsample { registerModule("downsample", downsample) }
+  }
+
+  func forward(_ x: Tensor) throws -> Tensor {
+    var h = x
+    for (index, (conv, norm)) in convs.enumerated() {
+      h = try norm.forward(conv.forward(h))
+      if index < convs.count - 1 { h = try h.relu() }
+    }
+    let identity = try downsample?.forward(x) ?? x
+    return try (h + identity).relu()
+  }
+}

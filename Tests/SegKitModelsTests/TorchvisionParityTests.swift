@@ -1,0 +1,47 @@
+import Foundation
+import SegKitModels
+import SegKitTestSupport
+import XCTest
+
+/// torchvision builds each model with random weights (fixed seed, eval mode) and
+/// runs it on a random image of an odd size; SegKit loads the same state dict and
+/// must give the same logits.
+final class TorchvisionParityTests: XCTestCase {
+  static let script = """
+    import sys, torch, torchvision
+    from safetensors.torch import save_file
+    name, out = sys.argv[1], sys.argv[2]
+    torch.manual_seed(0)
+    model = getattr(torchvision.models.segmentation, name)(weights=None, weights_backbone=None, num_classes=5, aux_loss=True).eval()
+    # Random running statistics, so batch norm is really exercised.
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5); m.running_var.uniform_(0.5, 1.5)
+            m.weight.data.uniform_(0.5, 1.5); m.bias.data.uniform_(-0.2, 0.2)
+    x = torch.randn(1, 3, 97, 131)
+    with torch.no_grad():
+        y = model(x)
+    torch.save(model.state_dict(), out + "/model.pth")
+    save_file({"input": x, "out": y["out"].contiguous(), "aux": y["aux"].contiguous()}, out + "/io.safetensors")
+    """
+
+  func checkParity(_ name: String) throws {
+    let dir = try Oracle.temporaryDirectory()
+    defer { try? FileManager.default.removeItem(at: dir) }
+    try Oracle.run(Self.script, arguments: [name, dir.path])
+    let model = try ModelZoo.make(name, classes: 5)
+    try model.loadStateDict(StateDict.load(contentsOf: dir.appendingPathComponent("model.pth")))
+    model.eval()
+    let io = try StateDict.load(contentsOf: dir.appendingPathComponent("io.safetensors"))
+    let output = try Torch.withNoGrad { try model(io["input"]!) }
+    for (key, got) in [("out", output.out), ("aux", output.aux!)] {
+      let expected = io[key]!
+      XCTAssertEqual(got.shape, expected.shape, "\(name) \(key) shape")
+      let maxError = try (got - expected).abs().max().item()
+      XCTAssertLessThan(maxError, 1e-4, "\(name) \(key): max abs error \(maxError)")
+    }
+  }
+
+  func testFCNResNet50() throws { try checkParity("fcn_resnet50") }
+  func testDeepLabV3ResNet50() throws { try checkParity("deeplabv3_resnet50") }
+}
