@@ -88,12 +88,13 @@ at::TensorOptions options(sk_dtype dtype, sk_device_type type, int32_t index) {
   return at::TensorOptions().dtype(scalar_type(dtype)).device(device(type, index));
 }
 
-at::Tensor wrap_scalar(double value, const at::Tensor &like) {
+at::Scalar number(double value) {
   const bool integral = std::isfinite(value) && std::floor(value) == value && std::fabs(value) < 9.2e18;
-  at::Scalar s = integral && !at::isFloatingType(like.scalar_type()) ? at::Scalar(static_cast<int64_t>(value))
-                                                                      : at::Scalar(value);
-  if (like.scalar_type() == at::kBool && integral && (value == 0 || value == 1)) s = at::Scalar(value != 0);
-  return at::native::wrapped_scalar_tensor(s, like.device());
+  return integral ? at::Scalar(static_cast<int64_t>(value)) : at::Scalar(value);
+}
+
+at::Tensor wrap_scalar(double value, const at::Tensor &like) {
+  return at::native::wrapped_scalar_tensor(number(value), like.device());
 }
 
 } // namespace sk
@@ -231,12 +232,8 @@ sk_status sk_full(const int64_t *shape, int64_t ndim, double value, sk_dtype dty
 sk_status sk_arange(double start, double end, double step, sk_dtype dtype, sk_device_type dev, int32_t index,
                     sk_tensor *out) {
   return guard([&] {
-    auto o = options(dtype, dev, index);
-    if (at::isFloatingType(o.dtype().toScalarType())) {
-      put(out, at::arange(start, end, step, o));
-    } else {
-      put(out, at::arange(static_cast<int64_t>(start), static_cast<int64_t>(end), static_cast<int64_t>(step), o));
-    }
+    // Python numbers as torch.arange receives them: it converts each to the dtype itself.
+    put(out, at::arange(number(start), number(end), number(step), options(dtype, dev, index)));
   });
 }
 
@@ -310,7 +307,28 @@ sk_status sk_grad(sk_tensor t, sk_tensor *out) {
 }
 
 sk_status sk_set_grad(sk_tensor t, sk_tensor grad) {
-  return guard([&] { T(t).mutable_grad() = grad ? T(grad) : at::Tensor(); });
+  return guard([&] {
+    const at::Tensor &self = T(t);
+    if (grad == nullptr) {
+      self.mutable_grad() = at::Tensor();
+      return;
+    }
+    // The checks Python's `tensor.grad = g` makes. libtorch's setter makes none, so a
+    // mismatched gradient would only surface later, inside backward or an optimizer step.
+    const at::Tensor &g = T(grad);
+    if (g.is_same(self)) throw std::invalid_argument("can't assign Variable as its own grad");
+    if (g.scalar_type() != self.scalar_type())
+      throw std::invalid_argument(c10::str("attempting to assign a gradient with dtype '", g.scalar_type(),
+                                           "' to a tensor with dtype '", self.scalar_type(), "'"));
+    if (g.device() != self.device())
+      throw std::invalid_argument(c10::str("attempting to assign a gradient on ", g.device(), " to a tensor on ",
+                                           self.device()));
+    if (g.sizes() != self.sizes())
+      throw std::invalid_argument(c10::str("attempting to assign a gradient of size '", g.sizes(),
+                                           "' to a tensor of size '", self.sizes(),
+                                           "'. Please ensure that the gradient and the tensor are the same size"));
+    self.mutable_grad() = g;
+  });
 }
 
 sk_status sk_zero_grad(sk_tensor t, int32_t set_to_none) {

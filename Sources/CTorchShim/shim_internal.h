@@ -63,9 +63,13 @@ int32_t dtype_code(at::ScalarType type);
 at::Device device(sk_device_type type, int32_t index);
 at::TensorOptions options(sk_dtype dtype, sk_device_type type, int32_t index);
 
-// A Swift number as PyTorch treats a Python number: integral values stay
-// integers so `int_tensor + 1` keeps its dtype, and the wrapped-number flag
-// gives it scalar (not tensor) type-promotion priority.
+// A Swift number as PyTorch treats a Python number: integral values are Python
+// ints, so `int_tensor + 1` and `int_tensor.clamp(1)` keep their dtype while
+// `int_tensor + 0.5` becomes floating point.
+at::Scalar number(double value);
+
+// `number(value)` as an operand, with the wrapped-number flag that gives it
+// scalar (not tensor) type-promotion priority.
 at::Tensor wrap_scalar(double value, const at::Tensor &like);
 
 } // namespace sk

@@ -148,7 +148,7 @@ void unary_inplace(sk_unary_op op, at::Tensor &a) {
 }
 
 std::optional<at::Scalar> bound(double v, int32_t has) {
-  return has ? std::optional<at::Scalar>(v) : std::nullopt;
+  return has ? std::optional<at::Scalar>(number(v)) : std::nullopt;
 }
 
 } // namespace

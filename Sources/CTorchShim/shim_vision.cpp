@@ -83,7 +83,14 @@ sk_status sk_adaptive_max_pool2d(sk_tensor x, const int64_t *output_size, sk_ten
 sk_status sk_batch_norm(sk_tensor x, sk_tensor weight, sk_tensor bias, sk_tensor running_mean, sk_tensor running_var,
                         int32_t training, double momentum, double eps, sk_tensor *out) {
   return guard([&] {
-    put(out, at::batch_norm(T(x), opt(weight), opt(bias), opt(running_mean), opt(running_var), training != 0,
+    const at::Tensor &in = T(x);
+    // F.batch_norm's own check: one value per channel has no variance to normalise by.
+    int64_t values_per_channel = in.dim() >= 1 ? in.size(0) : 0;
+    for (int64_t d = 2; d < in.dim(); d++) values_per_channel *= in.size(d);
+    if (training && values_per_channel == 1)
+      throw std::invalid_argument(c10::str("Expected more than 1 value per channel when training, got input size ",
+                                           in.sizes()));
+    put(out, at::batch_norm(in, opt(weight), opt(bias), opt(running_mean), opt(running_var), training != 0,
                             momentum, eps, /*cudnn_enabled=*/true));
   });
 }

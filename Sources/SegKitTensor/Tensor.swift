@@ -84,7 +84,7 @@ public struct Device: Equatable, Hashable, CustomStringConvertible, Sendable {
   public var isAvailable: Bool {
     switch kind {
     case .cpu: return true
-    case .cuda: return index < Device.cudaDeviceCount
+    case .cuda: return index >= 0 && index < Device.cudaDeviceCount
     case .mps: return Device.isMPSAvailable
     }
   }
@@ -274,13 +274,21 @@ public final class Tensor {
     }
   }
 
-  /// Values from `start` up to (not including) `end` in steps of `step`.
+  /// Values from `start` up to (not including) `end` in steps of `step`. Without
+  /// a dtype, as torch.arange: int64 when all three are whole numbers, else float32.
   public static func arange(
-    _ start: Double = 0, _ end: Double, step: Double = 1, dtype: DType = .int64, device: Device = .cpu
+    _ start: Double, _ end: Double, step: Double = 1, dtype: DType? = nil, device: Device = .cpu
   ) throws -> Tensor {
-    try produce {
+    let whole = [start, end, step].allSatisfy { $0.rounded() == $0 }
+    let dtype = dtype ?? (whole ? .int64 : .float32)
+    return try produce {
       sk_arange(start, end, step, dtype.code, device.cType, device.cIndex, $0)
     }
+  }
+
+  /// `arange(0, end)`, as torch.arange(end).
+  public static func arange(_ end: Double, dtype: DType? = nil, device: Device = .cpu) throws -> Tensor {
+    try arange(0, end, dtype: dtype, device: device)
   }
 
   /// A CPU tensor holding a copy of `values`, shaped `shape` (1-D when omitted).

@@ -223,6 +223,19 @@ sk_status sk_zero_grad(sk_tensor t, int32_t set_to_none);
 sk_status sk_detach(sk_tensor t, sk_tensor *out);
 sk_status sk_is_leaf(sk_tensor t, int32_t *out);
 
+/* ---- losses (shim_nn.cpp) ---- */
+/* Numbering follows at::Reduction. */
+typedef enum { SK_REDUCTION_NONE = 0, SK_REDUCTION_MEAN = 1, SK_REDUCTION_SUM = 2 } sk_reduction;
+/* F.cross_entropy: logits (N, C, ...) against int64 class indices (N, ...);
+ * weight (C) may be NULL. */
+sk_status sk_cross_entropy(sk_tensor logits, sk_tensor target, sk_tensor weight, sk_reduction reduction,
+                           int64_t ignore_index, double label_smoothing, sk_tensor *out);
+/* F.binary_cross_entropy_with_logits; weight and pos_weight may be NULL. */
+sk_status sk_bce_with_logits(sk_tensor logits, sk_tensor target, sk_tensor weight, sk_tensor pos_weight,
+                             sk_reduction reduction, sk_tensor *out);
+/* torch.linalg.vector_norm over all elements; ord may be INFINITY. */
+sk_status sk_vector_norm(sk_tensor t, double ord, sk_tensor *out);
+
 #ifdef __cplusplus
 }
 #endif
