@@ -136,7 +136,6 @@ final class SerializationTests: XCTestCase {
 
   /// Runs the fixture script once for the whole class.
   private func fixtures() throws -> (folder: URL, report: FixtureReport) {
-    try skipWithoutOracle()
     if Self.fixtureResult == nil {
       Self.fixtureResult = Result {
         let folder = try Oracle.temporaryDirectory("segkit-serialization")
@@ -145,19 +144,15 @@ final class SerializationTests: XCTestCase {
         return try JSONDecoder().decode(FixtureReport.self, from: Data(output.utf8))
       }
     }
-    guard let folder = Self.fixtureFolder, let result = Self.fixtureResult else { throw XCTSkip("no fixtures") }
+    guard let folder = Self.fixtureFolder, let result = Self.fixtureResult else {
+      throw Oracle.Failure(description: "the oracle fixtures were not created")
+    }
     return (folder, try result.get())
   }
 
   override class func tearDown() {
     if let folder = fixtureFolder { try? FileManager.default.removeItem(at: folder) }
     super.tearDown()
-  }
-
-  private func skipWithoutOracle() throws {
-    guard FileManager.default.isExecutableFile(atPath: Oracle.python) else {
-      throw XCTSkip("the Python oracle is not installed at \(Oracle.python)")
-    }
   }
 
   private func temporaryFolder() throws -> URL {
@@ -186,7 +181,6 @@ final class SerializationTests: XCTestCase {
   // MARK: safetensors
 
   func testSafeTensorsWrittenBySegKitReadByPython() throws {
-    try skipWithoutOracle()
     Torch.manualSeed(7)
     let base = try Tensor.randn([3, 4])
     let transposed = try base.transpose(0, 1)
@@ -425,7 +419,7 @@ final class SerializationTests: XCTestCase {
       let candidate = folder.appendingPathComponent("segkit")
       if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
     }
-    throw XCTSkip("the segkit executable was not found next to the tests in \(folders.map(\.path))")
+    throw Oracle.Failure(description: "the segkit executable was not found next to the tests in \(folders.map(\.path))")
   }
 
   private func run(_ executable: URL, _ arguments: [String]) throws -> (status: Int32, output: String, error: String) {
