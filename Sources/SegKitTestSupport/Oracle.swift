@@ -6,6 +6,7 @@ import Foundation
 public enum Oracle {
   public struct Failure: Error, CustomStringConvertible {
     public let description: String
+    public init(description: String) { self.description = description }
   }
 
   /// The repository root, found from this file's location.
