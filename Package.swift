@@ -29,6 +29,7 @@ let package = Package(
     .library(name: "SegKitTensor", targets: ["SegKitTensor"]),
     .library(name: "SegKitNN", targets: ["SegKitNN"]),
     .library(name: "SegKitModels", targets: ["SegKitModels"]),
+    .library(name: "SegKitData", targets: ["SegKitData"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -57,7 +58,9 @@ let package = Package(
     // Top: the command-line tool.
     .executableTarget(
       name: "segkit",
-      dependencies: ["SegKitTensor", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+      dependencies: [
+        "SegKitModels", "SegKitData", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ],
       path: "Sources/segkit"
     ),
     // Layer 2: modules, layers, losses, optimizers and learning-rate policies.
@@ -71,6 +74,28 @@ let package = Package(
       name: "SegKitModels",
       dependencies: ["SegKitNN"],
       path: "Sources/SegKitModels"
+    ),
+    // Image codecs (libpng, libjpeg-turbo) behind a plain C header: their
+    // longjmp-based errors become status codes before reaching Swift.
+    .target(
+      name: "CImageCodecs",
+      path: "Sources/CImageCodecs",
+      linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("jpeg"), .linkedLibrary("z")]
+    ),
+    // OpenCV's DIS optical flow behind a plain C header.
+    .target(
+      name: "COpticalFlow",
+      path: "Sources/COpticalFlow",
+      cxxSettings: [.unsafeFlags(["-I", "/usr/include/opencv4", "-w"])],
+      linkerSettings: [
+        .linkedLibrary("opencv_video"), .linkedLibrary("opencv_imgproc"), .linkedLibrary("opencv_core"),
+      ]
+    ),
+    // Layer 3: images, videos, optical flow, datasets, augmentation, loading.
+    .target(
+      name: "SegKitData",
+      dependencies: ["SegKitTensor", "CImageCodecs", "COpticalFlow"],
+      path: "Sources/SegKitData"
     ),
     // Benchmarks against PyTorch eager (Benchmarks/run.sh).
     .executableTarget(
@@ -92,6 +117,11 @@ let package = Package(
       name: "SegKitModelsTests",
       dependencies: ["SegKitModels", "SegKitTestSupport"],
       path: "Tests/SegKitModelsTests"
+    ),
+    .testTarget(
+      name: "SegKitDataTests",
+      dependencies: ["SegKitData", "SegKitTestSupport"],
+      path: "Tests/SegKitDataTests"
     ),
     .testTarget(
       name: "SegKitNNTests",

@@ -5,6 +5,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
+bash scripts/setup-system.sh
 bash scripts/setup-libtorch.sh
 swift build -c release --product segkit
 bin="$(swift build -c release --show-bin-path)/segkit"

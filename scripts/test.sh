@@ -4,6 +4,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
+bash scripts/setup-system.sh
 bash scripts/setup-libtorch.sh
 bash scripts/setup-oracle.sh
 swift build --build-tests

@@ -9,6 +9,41 @@ public protocol Encoder: Module {
   /// The encoder's output stride: 32, 16 or 8.
   var outputStride: Int { get }
   func features(_ x: Tensor) throws -> [Tensor]
+  /// The name of the first convolution's weight, widened when the encoder takes
+  /// more input channels than the pretrained RGB checkpoint has.
+  var inputConvolutionKey: String { get }
+  /// Maps a key of the ImageNet classification checkpoint (torchvision's names)
+  /// to this encoder's key, or nil for parts the encoder does not keep (the classifier).
+  func encoderKey(forClassificationKey key: String) -> String?
+}
+
+extension Encoder {
+  /// Loads an ImageNet classification checkpoint (e.g. torchvision's resnet50
+  /// or vgg16 weights), ignoring its classifier. When this encoder takes more
+  /// than 3 input channels, the first convolution keeps the pretrained RGB
+  /// filters and its extra channels start as their mean (the "surgery" that lets
+  /// an RGB network also read e.g. a previous mask).
+  @discardableResult
+  public func loadClassificationCheckpoint(_ checkpoint: StateDict) throws -> LoadReport {
+    var entries: [(String, Tensor)] = []
+    for (key, tensor) in checkpoint {
+      guard let name = encoderKey(forClassificationKey: key) else { continue }
+      entries.append((name, name == inputConvolutionKey ? try widenedInputFilters(tensor) : tensor))
+    }
+    return try loadStateDict(entries)
+  }
+
+  private func widenedInputFilters(_ pretrained: Tensor) throws -> Tensor {
+    guard let target = try stateDict().first(where: { $0.0 == inputConvolutionKey })?.1 else {
+      throw TorchError("\(type(of: self)): no parameter named \(inputConvolutionKey)")
+    }
+    let have = pretrained.shape, want = target.shape
+    guard have.count == 4, want.count == 4, have[1] < want[1], have[0] == want[0], have[2...] == want[2...] else {
+      return pretrained  // same shape, or a mismatch loadStateDict reports
+    }
+    let extra = try pretrained.mean(dim: 1, keepDim: true).expand([want[0], want[1] - have[1], want[2], want[3]])
+    return try Tensor.cat([pretrained, extra], dim: 1)
+  }
 }
 
 /// Turns encoder features into class logits (at any stride; the model upsamples).

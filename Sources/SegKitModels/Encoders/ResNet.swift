@@ -70,6 +70,12 @@ public final class ResNet: Module, Encoder {
     }
   }
 
+  public var inputConvolutionKey: String { "conv1.weight" }
+
+  public func encoderKey(forClassificationKey key: String) -> String? {
+    key.hasPrefix("fc.") ? nil : key
+  }
+
   /// torchvision's depths by name: resnet18, resnet34, resnet50, resnet101.
   public convenience init(depth: Int, outputStride: Int = 32, inputChannels: Int = 3) throws {
     switch depth {
