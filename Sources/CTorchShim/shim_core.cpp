@@ -14,6 +14,7 @@
 #include <ATen/ops/randn.h>
 #include <ATen/ops/zeros.h>
 #include <c10/core/GradMode.h>
+#include <c10/core/InferenceMode.h>
 
 #if __has_include(<torch/headeronly/version.h>)
 #include <torch/headeronly/version.h>
@@ -143,6 +144,16 @@ int32_t sk_set_grad_enabled(int32_t enabled) {
   c10::GradMode::set_enabled(enabled != 0);
   return previous ? 1 : 0;
 }
+
+struct sk_guard_opaque {
+  c10::InferenceMode mode;
+};
+
+sk_status sk_inference_mode_enter(sk_guard *out) {
+  return guard([&] { *out = new sk_guard_opaque(); });
+}
+
+void sk_inference_mode_exit(sk_guard g) { delete g; }
 
 void sk_free(sk_tensor t) { delete t; }
 

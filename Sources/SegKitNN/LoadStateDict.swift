@@ -99,6 +99,7 @@ extension Module {
     try Torch.withNoGrad {
       for (target, source) in copies { try target.copy_(source) }
     }
+    discardBatchNormFolding()  // folded weights were computed from the old values
     return report
   }
 

@@ -129,6 +129,7 @@ open class Module {
   @discardableResult
   public func train(_ on: Bool = true) -> Self {
     for module in modules() { module.isTraining = on }
+    if on { discardBatchNormFolding() }
     return self
   }
 
@@ -166,10 +167,12 @@ open class Module {
   // MARK: Device and dtype
 
   /// Moves every parameter and buffer of the tree to `device` and/or converts its
-  /// floating-point ones to `dtype` (integer buffers keep their dtype, as in torch).
+  /// floating-point ones to `dtype` (integer buffers keep their dtype, as in torch),
+  /// and/or lays out its 4-D tensors in `memoryFormat` (channels-last convolution
+  /// weights speed up CPU inference on channels-last input).
   /// The registry entries are replaced; parameters keep their requiresGrad and gradient.
   @discardableResult
-  public func to(device: Device? = nil, dtype: DType? = nil) throws -> Self {
+  public func to(device: Device? = nil, dtype: DType? = nil, memoryFormat: Tensor.MemoryFormat? = nil) throws -> Self {
     if let dtype, !dtype.isFloatingPoint {
       throw TorchError("Module.to only accepts floating-point dtypes, got \(dtype)")
     }
@@ -181,8 +184,10 @@ open class Module {
       let targetDevice = device ?? tensor.device
       let targetDType = tensor.dtype.isFloatingPoint ? dtype ?? tensor.dtype : tensor.dtype
       var result = tensor
-      if targetDevice != tensor.device || targetDType != tensor.dtype {
+      let relayout = memoryFormat.map { tensor.rank == 4 && !tensor.isContiguous($0) } ?? false
+      if targetDevice != tensor.device || targetDType != tensor.dtype || relayout {
         result = try tensor.detach().to(dtype: targetDType, device: targetDevice)
+        if let memoryFormat, relayout { result = try result.contiguous(memoryFormat) }
         if tensor.requiresGrad { try result.requiresGrad(true) }
         if let grad = tensor.grad { try result.setGrad(try converted(grad)) }
       }

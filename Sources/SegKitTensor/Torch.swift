@@ -26,6 +26,16 @@ public enum Torch {
     try withGradMode(false, body)
   }
 
+  /// Runs `body` in inference mode (as `torch.inference_mode()`): no autograd
+  /// bookkeeping at all, the fastest way to run a trained model. Tensors made
+  /// inside cannot later take part in autograd. Synchronous, like grad mode.
+  public static func withInferenceMode<R>(_ body: () throws -> R) throws -> R {
+    var guardHandle: sk_guard?
+    try check(sk_inference_mode_enter(&guardHandle))
+    defer { sk_inference_mode_exit(guardHandle) }
+    return try body()
+  }
+
   /// Runs `body` with gradient recording forced on or off.
   public static func withGradMode<R>(_ enabled: Bool, _ body: () throws -> R) rethrows -> R {
     let previous = sk_set_grad_enabled(enabled ? 1 : 0)

@@ -34,11 +34,25 @@ final class TorchvisionParityTests: XCTestCase {
     model.eval()
     let io = try StateDict.load(contentsOf: dir.appendingPathComponent("io.safetensors"))
     let output = try Torch.withNoGrad { try model(io["input"]!) }
+    try assertMatches(output, io, name, tolerance: 1e-4)
+    // The fast path (batch norm folded, channels-last, inference mode) computes the same function.
+    try model.optimizeForInference()
+    let optimized = try Torch.withInferenceMode { try model(io["input"]!) }
+    // Folding reorders float32 arithmetic, so allow rounding relative to the logits' size.
+    try assertMatches(optimized, io, "\(name) optimized", relativeTolerance: 1e-5)
+    model.train()
+    XCTAssertThrowsError(try model.foldBatchNorm(), "folding needs evaluation mode")
+  }
+
+  func assertMatches(
+    _ output: SegmentationOutput, _ io: StateDict, _ label: String, tolerance: Double = 0, relativeTolerance: Double = 0
+  ) throws {
     for (key, got) in [("out", output.out), ("aux", output.aux!)] {
       let expected = io[key]!
-      XCTAssertEqual(got.shape, expected.shape, "\(name) \(key) shape")
+      XCTAssertEqual(got.shape, expected.shape, "\(label) \(key) shape")
       let maxError = try (got - expected).abs().max().item()
-      XCTAssertLessThan(maxError, 1e-4, "\(name) \(key): max abs error \(maxError)")
+      let bound = tolerance + relativeTolerance * (try expected.abs().max().item())
+      XCTAssertLessThan(maxError, bound, "\(label) \(key): max abs error \(maxError)")
     }
   }
 

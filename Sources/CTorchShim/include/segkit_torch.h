@@ -54,6 +54,12 @@ int32_t sk_mps_is_available(void);
 int32_t sk_is_grad_enabled(void);
 /* Sets grad mode for this thread and returns the previous value. */
 int32_t sk_set_grad_enabled(int32_t enabled);
+/* Inference mode (c10::InferenceMode) for this thread: no autograd bookkeeping
+ * at all, cheaper than disabled grad mode. Guards must be exited in reverse
+ * order of entry, on the thread that entered them. */
+typedef struct sk_guard_opaque *sk_guard;
+sk_status sk_inference_mode_enter(sk_guard *out);
+void sk_inference_mode_exit(sk_guard guard);
 
 /* ---- lifetime and properties ----------------------------------------- */
 void sk_free(sk_tensor t);

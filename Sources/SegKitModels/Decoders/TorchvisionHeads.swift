@@ -3,8 +3,9 @@ import SegKitNN
 /// torchvision's FCNHead: 3×3 conv to in/4 channels, BN, ReLU, Dropout(0.1), 1×1
 /// conv to the classes (keys .0, .1, .4). Used as FCN's classifier on the last
 /// feature and as the auxiliary head on layer3.
-public final class FCNHead: Module, Layer, Decoder {
+public final class FCNHead: Module, Layer, Decoder, ConvBatchNormPairs {
   let body: Sequential
+  public var convBatchNormPairs: [(Conv2d, BatchNorm2d)] { body.convBatchNormPairs }
 
   public init(inChannels: Int, classes: Int) throws {
     let inner = inChannels / 4
@@ -54,8 +55,9 @@ public final class ASPP: Module, Layer {
 
 /// ASPP's image-level branch: global average, 1×1 conv, BN, ReLU, then
 /// broadcast back to the feature size (keys .1, .2 as torchvision's ASPPPooling).
-final class ImagePooling: Module, Layer {
+final class ImagePooling: Module, Layer, ConvBatchNormPairs {
   let body: Sequential
+  public var convBatchNormPairs: [(Conv2d, BatchNorm2d)] { body.convBatchNormPairs }
 
   init(inChannels: Int, outChannels: Int) throws {
     body = Sequential(
@@ -72,8 +74,9 @@ final class ImagePooling: Module, Layer {
 }
 
 /// torchvision's DeepLabHead: ASPP, 3×3 conv, BN, ReLU, 1×1 conv to the classes.
-public final class DeepLabHead: Module, Layer, Decoder {
+public final class DeepLabHead: Module, Layer, Decoder, ConvBatchNormPairs {
   let body: Sequential
+  public var convBatchNormPairs: [(Conv2d, BatchNorm2d)] { body.convBatchNormPairs }
 
   public init(inChannels: Int, classes: Int, rates: [Int] = [12, 24, 36]) throws {
     body = Sequential(

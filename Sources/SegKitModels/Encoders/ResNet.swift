@@ -4,7 +4,7 @@ import SegKitNN
 /// extractor. `replaceStrideWithDilation` keeps layer2–4 at a finer stride the
 /// way torchvision does: the first block of a dilated stage keeps the previous
 /// dilation, the later blocks use the new one.
-public final class ResNet: Module, Encoder {
+public final class ResNet: Module, Encoder, ConvBatchNormPairs {
   public enum Block { case basic, bottleneck }
 
   public let featureChannels: [Int]
@@ -72,6 +72,8 @@ public final class ResNet: Module, Encoder {
 
   public var inputConvolutionKey: String { "conv1.weight" }
 
+  public var convBatchNormPairs: [(Conv2d, BatchNorm2d)] { [(stem[0] as! Conv2d, stem[1] as! BatchNorm2d)] }
+
   public func encoderKey(forClassificationKey key: String) -> String? {
     key.hasPrefix("fc.") ? nil : key
   }
@@ -90,7 +92,7 @@ public final class ResNet: Module, Encoder {
 
 /// BasicBlock (two 3×3 convs) or Bottleneck (1×1, 3×3, 1×1 with 4× expansion),
 /// with a 1×1 projection ("downsample") when the shape changes.
-final class ResidualBlock: Module, Layer {
+final class ResidualBlock: Module, Layer, ConvBatchNormPairs {
   let convs: [(Conv2d, BatchNorm2d)]
   let downsample: Sequential?
 
@@ -123,6 +125,8 @@ final class ResidualBlock: Module, Layer {
     }
     if let downsample { registerModule("downsample", downsample) }
   }
+
+  var convBatchNormPairs: [(Conv2d, BatchNorm2d)] { convs }
 
   func forward(_ x: Tensor) throws -> Tensor {
     var h = x

@@ -44,8 +44,16 @@ public final class Conv2d: Module, Layer {
     try resetAffine(weight: weight, bias: bias)
   }
 
+  /// Weight and bias with the following batch norm folded in (see `foldBatchNorm`),
+  /// used instead of the registered ones in evaluation mode.
+  var folded: (weight: Tensor, bias: Tensor)?
+
   public func forward(_ x: Tensor) throws -> Tensor {
-    try x.conv2d(weight: weight, bias: bias, stride: stride, padding: padding, dilation: dilation, groups: groups)
+    if !isTraining, let folded {
+      return try x.conv2d(
+        weight: folded.weight, bias: folded.bias, stride: stride, padding: padding, dilation: dilation, groups: groups)
+    }
+    return try x.conv2d(weight: weight, bias: bias, stride: stride, padding: padding, dilation: dilation, groups: groups)
   }
 }
 
