@@ -39,14 +39,16 @@ func peakMemoryMiB() -> Double {
 }
 
 /// CPU inference of a zoo model on one random 3×size×size image: the median of
-/// `runs` timed passes after one warm-up pass.
+/// `runs` timed passes after one warm-up pass, on SegKit's fast path (inference
+/// mode, batch norm folded, channels-last) unless SEGKIT_BENCH_PLAIN=1.
 func inference(model name: String, size: Int, runs: Int) throws {
   Torch.manualSeed(0)
   let model = try ModelZoo.make(name, classes: 21)
   model.eval()
+  if ProcessInfo.processInfo.environment["SEGKIT_BENCH_PLAIN"] != "1" { try model.optimizeForInference() }
   let x = try Tensor.randn([1, 3, size, size])
   var times: [Double] = []
-  try Torch.withNoGrad {
+  try Torch.withInferenceMode {
     _ = try model(x)
     for _ in 0..<runs { times.append(try seconds { _ = try model(x) }) }
   }
