@@ -30,10 +30,13 @@ let package = Package(
     .library(name: "SegKitNN", targets: ["SegKitNN"]),
     .library(name: "SegKitModels", targets: ["SegKitModels"]),
     .library(name: "SegKitData", targets: ["SegKitData"]),
+    .library(name: "SegKitMetrics", targets: ["SegKitMetrics"]),
+    .library(name: "SegKitTraining", targets: ["SegKitTraining"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.19"),
+    .package(url: "https://github.com/jpsim/Yams", from: "5.0.0"),
   ],
   targets: [
     // Layer 0: the plain-C shim over libtorch. Only this target sees C++.
@@ -59,7 +62,7 @@ let package = Package(
     .executableTarget(
       name: "segkit",
       dependencies: [
-        "SegKitModels", "SegKitData", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        "SegKitTraining", .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       path: "Sources/segkit"
     ),
@@ -97,6 +100,19 @@ let package = Package(
       dependencies: ["SegKitTensor", "CImageCodecs", "COpticalFlow"],
       path: "Sources/SegKitData"
     ),
+    // Layer 3: metrics (confusion matrix, mIoU; DAVIS J, F, T).
+    .target(
+      name: "SegKitMetrics",
+      dependencies: ["SegKitTensor"],
+      path: "Sources/SegKitMetrics"
+    ),
+    // Layer 4: training, evaluation and prediction pipelines, run folders,
+    // checkpoints, TensorBoard logs, configuration.
+    .target(
+      name: "SegKitTraining",
+      dependencies: ["SegKitModels", "SegKitData", "SegKitMetrics", .product(name: "Yams", package: "Yams")],
+      path: "Sources/SegKitTraining"
+    ),
     // Benchmarks against PyTorch eager (Benchmarks/run.sh).
     .executableTarget(
       name: "segkit-bench",
@@ -122,6 +138,16 @@ let package = Package(
       name: "SegKitDataTests",
       dependencies: ["SegKitData", "SegKitTestSupport"],
       path: "Tests/SegKitDataTests"
+    ),
+    .testTarget(
+      name: "SegKitMetricsTests",
+      dependencies: ["SegKitMetrics", "SegKitTestSupport"],
+      path: "Tests/SegKitMetricsTests"
+    ),
+    .testTarget(
+      name: "SegKitTrainingTests",
+      dependencies: ["SegKitTraining", "SegKitTestSupport"],
+      path: "Tests/SegKitTrainingTests"
     ),
     .testTarget(
       name: "SegKitNNTests",
