@@ -1,0 +1,135 @@
+import CImageCodecs
+import Foundation
+
+/// Reading and writing JPEG and PNG files through libpng and libjpeg-turbo.
+public enum ImageIO {
+  /// Decodes a JPEG or PNG (sniffed from content) to RGB (gray and palette expanded, alpha dropped).
+  public static func read(_ url: URL) throws -> Image {
+    try decode(url, mode: IC_DECODE_RGB)
+  }
+
+  /// Decodes keeping the stored channels: gray 1, RGB 3, with alpha 4 (gray + alpha as RGBA);
+  /// palette PNGs come out as RGB colours, 16-bit PNGs reduced to 8 bits.
+  public static func readNative(_ url: URL) throws -> Image {
+    try decode(url, mode: IC_DECODE_NATIVE)
+  }
+
+  /// Reads a label map: palette PNG → palette indices, 8-bit gray PNG → values; 1 channel. Other kinds → error naming the file.
+  public static func readLabel(_ url: URL) throws -> Image {
+    let data = try load(url)
+    let format = data.withUnsafeBytes { ic_sniff($0.bindMemory(to: UInt8.self).baseAddress, $0.count) }
+    guard format == IC_PNG else {
+      throw DataError("\(url.path): a label map must be a palette or gray PNG, not \(format == IC_JPEG ? "a JPEG" : "this format")")
+    }
+    return try decode(data, url: url, mode: IC_DECODE_LABEL)
+  }
+
+  /// Width and height without decoding pixels (for data checks).
+  public static func size(of url: URL) throws -> (width: Int, height: Int) {
+    let data = try load(url)
+    var (w, h): (Int32, Int32) = (0, 0)
+    let status = data.withUnsafeBytes { ic_image_size($0.bindMemory(to: UInt8.self).baseAddress, $0.count, &w, &h) }
+    try check(status, url)
+    return (Int(w), Int(h))
+  }
+
+  /// Writes a PNG: gray, RGB or RGBA as stored; with `palette`, a 1-channel image of indices
+  /// as a palette PNG holding the colormap's 256 colours. Atomic (temporary file and rename).
+  public static func writePNG(_ image: Image, to url: URL, palette: Colormap? = nil, compression: Int = 6) throws {
+    if palette != nil && image.channels != 1 {
+      throw DataError("\(url.path): a palette PNG needs a 1-channel label map, not \(image.channels) channels")
+    }
+    let colors = palette?.paletteBytes
+    var out: UnsafeMutablePointer<UInt8>?
+    var size = 0
+    let status = image.pixels.withUnsafeBufferPointer { pixels in
+      withOptionalBuffer(colors) { colors in
+        ic_png_encode(pixels.baseAddress, Int32(image.width), Int32(image.height), Int32(image.channels),
+                      colors, colors == nil ? 0 : 256, Int32(max(0, min(9, compression))), &out, &size)
+      }
+    }
+    try check(status, url)
+    try save(out, size, to: url)
+  }
+
+  /// Writes a baseline JPEG (4:2:0). Gray stays gray; RGBA loses its alpha.
+  public static func writeJPEG(_ image: Image, to url: URL, quality: Int = 95) throws {
+    let source = image.channels == 4 ? image.droppingAlpha() : image
+    var out: UnsafeMutablePointer<UInt8>?
+    var size = 0
+    let status = source.pixels.withUnsafeBufferPointer {
+      ic_jpeg_encode($0.baseAddress, Int32(source.width), Int32(source.height), Int32(source.channels),
+                     Int32(quality), &out, &size)
+    }
+    try check(status, url)
+    try save(out, size, to: url)
+  }
+
+  // MARK: Internals
+
+  private static func decode(_ url: URL, mode: ic_decode_mode) throws -> Image {
+    try decode(try load(url), url: url, mode: mode)
+  }
+
+  private static func decode(_ data: Data, url: URL, mode: ic_decode_mode) throws -> Image {
+    var (w, h, c): (Int32, Int32, Int32) = (0, 0, 0)
+    var pixels: UnsafeMutablePointer<UInt8>?
+    let status = data.withUnsafeBytes { raw -> ic_status in
+      let bytes = raw.bindMemory(to: UInt8.self).baseAddress
+      switch ic_sniff(bytes, raw.count) {
+      case IC_PNG: return ic_png_decode(bytes, raw.count, mode, &w, &h, &c, &pixels)
+      case IC_JPEG: return ic_jpeg_decode(bytes, raw.count, mode == IC_DECODE_NATIVE ? 1 : 0, &w, &h, &c, &pixels)
+      default: return -1
+      }
+    }
+    if status == -1 { throw DataError("\(url.path): not a PNG or JPEG file (unrecognised content)") }
+    try check(status, url)
+    defer { ic_free(pixels) }
+    let count = Int(w) * Int(h) * Int(c)
+    return try Image(width: Int(w), height: Int(h), channels: Int(c),
+                     pixels: Array(UnsafeBufferPointer(start: pixels, count: count)))
+  }
+
+  private static func load(_ url: URL) throws -> Data {
+    guard FileManager.default.fileExists(atPath: url.path) else { throw DataError("\(url.path): no such file") }
+    do {
+      // Mapped: size(of:) then touches only the header pages.
+      return try Data(contentsOf: url, options: .mappedIfSafe)
+    } catch {
+      throw DataError("\(url.path): cannot be read (\(error.localizedDescription))")
+    }
+  }
+
+  private static func save(_ bytes: UnsafeMutablePointer<UInt8>?, _ size: Int, to url: URL) throws {
+    defer { ic_free(bytes) }
+    let data = Data(bytes: bytes!, count: size)
+    do {
+      try data.write(to: url, options: .atomic)
+    } catch {
+      throw DataError("\(url.path): cannot be written (\(error.localizedDescription))")
+    }
+  }
+
+  private static func check(_ status: ic_status, _ url: URL) throws {
+    guard status != 0 else { return }
+    throw DataError("\(url.path): \(String(cString: ic_last_error()))")
+  }
+
+  private static func withOptionalBuffer<R>(_ values: [UInt8]?, _ body: (UnsafePointer<UInt8>?) -> R) -> R {
+    guard let values else { return body(nil) }
+    return values.withUnsafeBufferPointer { body($0.baseAddress) }
+  }
+}
+
+extension Image {
+  /// The RGB channels of an RGBA image.
+  func droppingAlpha() -> Image {
+    var out = Image(width: width, height: height, channels: 3)
+    for i in 0..<(width * height) {
+      out.pixels[3 * i] = pixels[4 * i]
+      out.pixels[3 * i + 1] = pixels[4 * i + 1]
+      out.pixels[3 * i + 2] = pixels[4 * i + 2]
+    }
+    return out
+  }
+}

@@ -1,0 +1,395 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Finds and runs the ffmpeg command-line tools.
+enum FFmpeg {
+  /// The path of `tool` (ffmpeg or ffprobe) on PATH.
+  static func locate(_ tool: String) throws -> URL {
+    let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+    for folder in path.split(separator: ":") {
+      let candidate = URL(fileURLWithPath: String(folder)).appendingPathComponent(tool)
+      if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+    }
+    throw DataError("\(tool) was not found on PATH; video needs ffmpeg (apt-get install ffmpeg, or scripts/setup-system.sh)")
+  }
+
+  /// Runs a tool to completion and returns its standard output, or throws with its standard error.
+  static func output(_ tool: String, _ arguments: [String], about file: URL) throws -> Data {
+    let process = Process()
+    process.executableURL = try locate(tool)
+    process.arguments = arguments
+    let out = Pipe()
+    let err = try StderrFile()
+    process.standardOutput = out
+    process.standardError = err.handle
+    process.standardInput = FileHandle.nullDevice
+    try process.run()
+    let data = out.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    guard process.terminationStatus == 0 else {
+      throw DataError("\(file.path): \(tool) failed: \(err.text())")
+    }
+    return data
+  }
+
+  /// Whether this ffmpeg has an encoder (e.g. libx264); asked once per name.
+  static func hasEncoder(_ name: String) -> Bool {
+    encoderCache.withLock { cache in
+      if let known = cache[name] { return known }
+      let listing = (try? output("ffmpeg", ["-hide_banner", "-encoders"], about: URL(fileURLWithPath: "ffmpeg")))
+        .map { String(decoding: $0, as: UTF8.self) } ?? ""
+      let found = listing.split(separator: "\n").contains { $0.split(separator: " ").dropFirst().first == Substring(name) }
+      cache[name] = found
+      return found
+    }
+  }
+
+  private static let encoderCache = Locked([String: Bool]())
+}
+
+/// A tiny mutex-guarded value (Foundation's NSLock; Synchronization.Mutex needs newer platforms).
+final class Locked<Value>: @unchecked Sendable {
+  private var value: Value
+  private let lock = NSLock()
+  init(_ value: Value) { self.value = value }
+  func withLock<R>(_ body: (inout Value) throws -> R) rethrows -> R {
+    lock.lock()
+    defer { lock.unlock() }
+    return try body(&value)
+  }
+}
+
+/// A child's standard error, kept in a temporary file: unlike a pipe it never
+/// fills up and blocks the child while we are busy reading frames.
+final class StderrFile {
+  let url: URL
+  let handle: FileHandle
+
+  init() throws {
+    url = FileManager.default.temporaryDirectory.appendingPathComponent("segkit-ffmpeg-\(UUID().uuidString).log")
+    guard FileManager.default.createFile(atPath: url.path, contents: nil) else {
+      throw DataError("\(url.path): cannot create a log file for ffmpeg")
+    }
+    handle = try FileHandle(forWritingTo: url)
+  }
+
+  func text() -> String {
+    let data = (try? Data(contentsOf: url)) ?? Data()
+    let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    return text.isEmpty ? "no message" : text
+  }
+
+  deinit {
+    try? handle.close()
+    try? FileManager.default.removeItem(at: url)
+  }
+}
+
+/// Reads `count` bytes from a file descriptor, fewer only at end of file.
+private func readFully(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) -> Int {
+  var done = 0
+  while done < buffer.count {
+    let n = read(fd, buffer.baseAddress! + done, buffer.count - done)
+    if n > 0 {
+      done += n
+    } else if !(n < 0 && errno == EINTR) {
+      break
+    }
+  }
+  return done
+}
+
+/// Writes all of `buffer` to a file descriptor; false when the reader has gone.
+private func writeFully(_ fd: Int32, _ buffer: UnsafeRawBufferPointer) -> Bool {
+  var done = 0
+  while done < buffer.count {
+    let n = write(fd, buffer.baseAddress! + done, buffer.count - done)
+    if n > 0 {
+      done += n
+    } else if !(n < 0 && errno == EINTR) {
+      return false
+    }
+  }
+  return true
+}
+
+/// Decodes a video file's frames in order, as RGB images, through ffmpeg.
+///
+/// Size, frame rate and frame count come from ffprobe when the reader opens,
+/// before any frame is decoded. Not thread-safe.
+public final class VideoReader {
+  public let url: URL
+  public let width: Int
+  public let height: Int
+  /// Frames per second (the stream's average rate).
+  public let fps: Double
+  /// Frames in the stream: the container's count, or a count of the stream's
+  /// packets when the container has none (MXF, some AVI and MKV files).
+  public let frameCount: Int
+  /// Seconds, when the container says.
+  public let duration: Double?
+
+  private var process: Process?
+  private var stdout: FileHandle?
+  private var stderr: StderrFile?
+  private var finished = false
+  /// Frames returned so far.
+  public private(set) var position = 0
+
+  public init(_ url: URL) throws {
+    guard FileManager.default.fileExists(atPath: url.path) else { throw DataError("\(url.path): no such file") }
+    self.url = url
+    let probe = try Self.probe(url, countPackets: false)
+    guard let w = probe.width, let h = probe.height, w > 0, h > 0 else {
+      throw DataError("\(url.path): no video stream with a known size")
+    }
+    let rotated = probe.rotation.map { abs(Int($0.rounded())) % 180 == 90 } ?? false
+    (width, height) = rotated ? (h, w) : (w, h)
+    fps = probe.fps ?? 0
+    duration = probe.duration
+    if let n = probe.frames {
+      frameCount = n
+    } else {
+      frameCount = try Self.probe(url, countPackets: true).frames ?? 0
+    }
+  }
+
+  deinit { stop() }
+
+  /// The next frame, or nil after the last one.
+  public func next() throws -> Image? {
+    if finished { return nil }
+    if process == nil { try start() }
+    var image = Image(width: width, height: height, channels: 3)
+    let expected = image.pixels.count
+    let got = image.pixels.withUnsafeMutableBytes { readFully(stdout!.fileDescriptor, into: $0) }
+    if got == expected {
+      position += 1
+      return image
+    }
+    finished = true
+    process!.waitUntilExit()
+    let status = process!.terminationStatus
+    let message = stderr!.text()
+    stop()
+    if status != 0 { throw DataError("\(url.path): ffmpeg failed after \(position) frames: \(message)") }
+    if got != 0 { throw DataError("\(url.path): the last frame is incomplete (\(got) of \(expected) bytes)") }
+    return nil
+  }
+
+  /// Every remaining frame.
+  public func readAll() throws -> [Image] {
+    var frames: [Image] = []
+    while let frame = try next() { frames.append(frame) }
+    return frames
+  }
+
+  /// Stops decoding; later calls to `next` return nil.
+  public func close() {
+    finished = true
+    stop()
+  }
+
+  private func start() throws {
+    let process = Process()
+    process.executableURL = try FFmpeg.locate("ffmpeg")
+    process.arguments = [
+      "-nostdin", "-hide_banner", "-loglevel", "error", "-i", url.path,
+      "-map", "0:v:0", "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1",
+    ]
+    let out = Pipe()
+    let err = try StderrFile()
+    process.standardOutput = out
+    process.standardError = err.handle
+    process.standardInput = FileHandle.nullDevice
+    try process.run()
+    self.process = process
+    self.stdout = out.fileHandleForReading
+    self.stderr = err
+  }
+
+  private func stop() {
+    if let process, process.isRunning {
+      process.terminate()
+      process.waitUntilExit()
+    }
+    try? stdout?.close()
+    process = nil
+    stdout = nil
+    stderr = nil
+  }
+
+  private struct Probe {
+    var width, height, frames: Int?
+    var fps, duration, rotation: Double?
+  }
+
+  private static func probe(_ url: URL, countPackets: Bool) throws -> Probe {
+    let entries = countPackets
+      ? "stream=nb_read_packets"
+      : "stream=width,height,nb_frames,avg_frame_rate,r_frame_rate,duration:stream_tags=rotate:stream_side_data=rotation:format=duration"
+    let data = try FFmpeg.output(
+      "ffprobe",
+      ["-v", "error", "-select_streams", "v:0"] + (countPackets ? ["-count_packets"] : [])
+        + ["-show_entries", entries, "-of", "json", url.path],
+      about: url)
+    guard let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+      throw DataError("\(url.path): ffprobe's answer is not JSON")
+    }
+    guard let stream = (json["streams"] as? [[String: Any]])?.first else {
+      throw DataError("\(url.path): no video stream")
+    }
+    func number(_ value: Any?) -> Double? {
+      switch value {
+      case let n as NSNumber: return n.doubleValue
+      case let s as String:
+        let parts = s.split(separator: "/")
+        if parts.count == 2, let a = Double(parts[0]), let b = Double(parts[1]) { return b == 0 ? nil : a / b }
+        return Double(s)
+      default: return nil
+      }
+    }
+    var probe = Probe()
+    probe.width = number(stream["width"]).map { Int($0) }
+    probe.height = number(stream["height"]).map { Int($0) }
+    probe.frames = number(stream[countPackets ? "nb_read_packets" : "nb_frames"]).map { Int($0) }.flatMap { $0 > 0 ? $0 : nil }
+    probe.fps = [number(stream["avg_frame_rate"]), number(stream["r_frame_rate"])].compactMap { $0 }.first { $0 > 0 }
+    probe.duration = number(stream["duration"]) ?? number((json["format"] as? [String: Any])?["duration"])
+    let sideData = (stream["side_data_list"] as? [[String: Any]]) ?? []
+    probe.rotation = sideData.compactMap { number($0["rotation"]) }.first
+      ?? number((stream["tags"] as? [String: Any])?["rotate"])
+    return probe
+  }
+}
+
+/// Encodes RGB frames into a video file through ffmpeg.
+public final class VideoWriter {
+  public enum Codec: Sendable {
+    /// H.264 (libx264) when this ffmpeg has it, else MPEG-4 part 2; yuv420p.
+    case h264
+    /// MPEG-4 part 2; yuv420p.
+    case mpeg4
+    /// Motion JPEG.
+    case mjpeg
+    /// FFV1, lossless RGB: frames read back exactly (.avi or .mkv).
+    case ffv1
+  }
+
+  public let url: URL
+  public let width: Int
+  public let height: Int
+  public let fps: Double
+  /// Frames written so far.
+  public private(set) var frameCount = 0
+
+  private let process: Process
+  private let stdin: FileHandle
+  private let stderr: StderrFile
+  private var finished = false
+
+  /// Starts ffmpeg writing `url`. The codec defaults to H.264 for .mp4/.mov,
+  /// FFV1 for .mkv and MPEG-4 for the rest (.avi). Codecs stored as yuv420p
+  /// need even sizes, so an odd width or height gets one padding column or row.
+  public init(url: URL, width: Int, height: Int, fps: Double, codec: Codec? = nil, quality: Int = 23) throws {
+    guard width > 0, height > 0, fps > 0 else {
+      throw DataError("\(url.path): a video needs a positive size and frame rate, not \(width)x\(height) at \(fps) fps")
+    }
+    self.url = url
+    self.width = width
+    self.height = height
+    self.fps = fps
+    let ext = url.pathExtension.lowercased()
+    let chosen = codec ?? (["mp4", "mov", "m4v"].contains(ext) ? .h264 : ext == "mkv" ? .ffv1 : .mpeg4)
+    var encode: [String]
+    switch chosen {
+    case .h264 where FFmpeg.hasEncoder("libx264"):
+      encode = ["-c:v", "libx264", "-preset", "medium", "-crf", "\(quality)", "-pix_fmt", "yuv420p"]
+    case .h264, .mpeg4:
+      // q:v 2–31, lower is better: map the CRF-like quality onto it.
+      encode = ["-c:v", "mpeg4", "-q:v", "\(max(2, min(31, quality / 4)))", "-pix_fmt", "yuv420p"]
+    case .mjpeg:
+      encode = ["-c:v", "mjpeg", "-q:v", "\(max(2, min(31, quality / 4)))", "-pix_fmt", "yuvj420p"]
+    case .ffv1:
+      encode = ["-c:v", "ffv1", "-pix_fmt", "bgr0"]
+    }
+    if chosen != .ffv1 && (width % 2 == 1 || height % 2 == 1) {
+      encode += ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2"]
+    }
+    if ["mp4", "mov", "m4v"].contains(ext) { encode += ["-movflags", "+faststart"] }
+
+    // A write to a pipe whose reader died raises SIGPIPE, which would kill this
+    // process; ignored, the write fails with EPIPE and becomes an error instead.
+    signal(SIGPIPE, SIG_IGN)
+    process = Process()
+    process.executableURL = try FFmpeg.locate("ffmpeg")
+    process.arguments = [
+      "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
+      "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", "\(width)x\(height)", "-framerate", String(fps), "-i", "pipe:0",
+    ] + encode + [url.path]
+    let input = Pipe()
+    stderr = try StderrFile()
+    process.standardInput = input
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = stderr.handle
+    try process.run()
+    stdin = input.fileHandleForWriting
+  }
+
+  deinit {
+    if !finished {
+      try? stdin.close()
+      process.waitUntilExit()
+    }
+  }
+
+  /// Appends a frame (RGB, or gray/RGBA converted) of the writer's size.
+  public func write(_ frame: Image) throws {
+    guard !finished else { throw DataError("\(url.path): the video is already finished") }
+    guard frame.width == width, frame.height == height else {
+      throw DataError("\(url.path): frame \(frameCount) is \(frame.width)x\(frame.height), the video \(width)x\(height)")
+    }
+    let rgb = frame.rgb()
+    let ok = rgb.pixels.withUnsafeBytes { writeFully(stdin.fileDescriptor, $0) }
+    guard ok else {
+      finished = true
+      try? stdin.close()
+      process.waitUntilExit()
+      throw DataError("\(url.path): ffmpeg stopped accepting frames: \(stderr.text())")
+    }
+    frameCount += 1
+  }
+
+  /// Closes the stream and waits for ffmpeg to finish the file.
+  public func finish() throws {
+    guard !finished else { return }
+    finished = true
+    try? stdin.close()
+    process.waitUntilExit()
+    guard process.terminationStatus == 0 else {
+      throw DataError("\(url.path): ffmpeg failed writing the video: \(stderr.text())")
+    }
+  }
+}
+
+extension Image {
+  /// The image as 3-channel RGB: gray replicated, alpha dropped.
+  public func rgb() -> Image {
+    switch channels {
+    case 3: return self
+    case 4: return droppingAlpha()
+    default:
+      var out = Image(width: width, height: height, channels: 3)
+      for (i, v) in pixels.enumerated() {
+        out.pixels[3 * i] = v
+        out.pixels[3 * i + 1] = v
+        out.pixels[3 * i + 2] = v
+      }
+      return out
+    }
+  }
+}
