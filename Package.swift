@@ -116,7 +116,7 @@ let package = Package(
     // Benchmarks against PyTorch eager (Benchmarks/run.sh).
     .executableTarget(
       name: "segkit-bench",
-      dependencies: ["SegKitModels"],
+      dependencies: ["SegKitModels", "SegKitData"],
       path: "Benchmarks/segkit-bench"
     ),
     // Runs the Python oracle (PyTorch, torchvision) for the tests.

@@ -67,7 +67,13 @@ case "inference":
   let rest = Array(arguments.dropFirst())
   try inference(model: rest.first ?? "deeplabv3_resnet50", size: rest.count > 1 ? Int(rest[1]) ?? 513 : 513,
                 runs: rest.count > 2 ? Int(rest[2]) ?? 3 : 3)
+case "loader":
+  let numbers = arguments.dropFirst().map { Int($0) }
+  let value = { (i: Int, fallback: Int) in numbers.count > i ? numbers[i] ?? fallback : fallback }
+  try loaderBenchmark(workers: value(0, 4), images: value(1, 200), batch: value(2, 8), crop: value(3, 321))
 default:
-  FileHandle.standardError.write("usage: segkit-bench op-overhead [ITERATIONS] | inference MODEL [SIZE] [RUNS]\n".data(using: .utf8)!)
+  FileHandle.standardError.write(
+    "usage: segkit-bench op-overhead [ITERATIONS] | inference MODEL [SIZE] [RUNS] | loader [WORKERS] [IMAGES] [BATCH] [CROP]\n"
+      .data(using: .utf8)!)
   exit(2)
 }

@@ -1,0 +1,244 @@
+import Foundation
+
+/// A sample after augmentation: plain Swift buffers (built on worker threads; the
+/// consumer turns them into tensors), all width × height.
+public struct AugmentedSample: Sendable {
+  public var name: String
+  public var width: Int
+  public var height: Int
+  /// 3 × H × W, normalised: (value / 255 − mean) / std.
+  public var image: [Float]
+  /// H × W label ids, void 255 (padding included).
+  public var label: [UInt8]?
+  /// H × W previous-frame mask (padding 0).
+  public var previousMask: [UInt8]?
+  /// 2 × H × W displacements in output pixels (padding 0).
+  public var flow: [Float]?
+}
+
+/// Geometric and photometric augmentation applied identically to an image, its label
+/// and, for video, its previous mask and optical flow; deterministic for a given
+/// random stream.
+///
+/// Order: resize → random scale → pad and crop → flip → affine (one resampling pass
+/// for all of these), then brightness, contrast, saturation, hue, blur, noise on the
+/// image, then normalisation. Images are resampled bilinearly (torch's
+/// align_corners=False convention), labels and masks by nearest neighbour only, flow
+/// bilinearly with its vectors transformed by the same linear map (a flip negates x,
+/// a scale scales the displacements).
+public struct Augmentation: Sendable {
+  public enum Resize: Sendable, Equatable {
+    /// Exactly height × width.
+    case size(height: Int, width: Int)
+    /// The shorter side to `length`, keeping the aspect ratio (torchvision's Resize(int)).
+    case shorterSide(Int)
+  }
+
+  // Geometry
+  public var resize: Resize?
+  /// DeepLab's min_scale_factor, max_scale_factor and scale_factor_step_size: with a
+  /// positive step the scale is drawn uniformly from min, min + step, …, max; with step 0
+  /// from the continuous range.
+  public var minScale = 1.0
+  public var maxScale = 1.0
+  public var scaleStep = 0.0
+  /// Crop size (height, width). Smaller images are first padded at the bottom and right
+  /// (as DeepLab does); the crop is placed at random, or centred when `randomCrop` is false.
+  public var crop: Size2?
+  public var randomCrop = true
+  public var flipProbability = 0.0
+  /// Rotation drawn from ±`rotation` degrees, x-shear from ±`shear` degrees, translation
+  /// from ±`translation` × the output size, about the output centre, with `affineProbability`.
+  public var rotation = 0.0
+  public var shear = 0.0
+  public var translation = 0.0
+  public var affineProbability = 1.0
+  /// Nearest is for tests and for inputs that must not be blended; labels are always nearest.
+  public var imageInterpolation: ImageInterpolation = .bilinear
+
+  // Photometric (torchvision ColorJitter's meaning: factors drawn from [1 − x, 1 + x], hue shift from ±hue)
+  public var brightness = 0.0
+  public var contrast = 0.0
+  public var saturation = 0.0
+  public var hue = 0.0
+  public var colorProbability = 1.0
+  /// Gaussian blur with σ drawn from `blurSigma` (pixels), with `blurProbability`.
+  public var blurProbability = 0.0
+  public var blurSigma: ClosedRange<Double> = 0.1...2.0
+  /// Additive Gaussian noise with standard deviation drawn from 0...`noiseStd` (in 0–255 units).
+  public var noiseProbability = 0.0
+  public var noiseStd = 0.0
+
+  // Output
+  public var mean: [Float] = Augmentation.imagenetMean
+  public var std: [Float] = Augmentation.imagenetStd
+  /// Image padding in 0–255 units; nil pads with the mean (0 after normalisation).
+  public var imagePadding: [Float]?
+  public var labelPadding: UInt8 = voidLabel
+
+  public enum ImageInterpolation: Sendable { case bilinear, nearest }
+
+  public static let imagenetMean: [Float] = [0.485, 0.456, 0.406]
+  public static let imagenetStd: [Float] = [0.229, 0.224, 0.225]
+
+  /// Normalisation only.
+  public init() {}
+
+  /// DeepLab's training augmentation: scale in [min, max] by `step`, pad and random crop, flip.
+  public static func deeplab(crop: Int = 513, minScale: Double = 0.5, maxScale: Double = 2.0, step: Double = 0.25) -> Augmentation {
+    var augmentation = Augmentation()
+    (augmentation.minScale, augmentation.maxScale, augmentation.scaleStep) = (minScale, maxScale, step)
+    augmentation.crop = Size2(crop, crop)
+    augmentation.flipProbability = 0.5
+    return augmentation
+  }
+
+  /// OSVOS' training augmentation (its PyTorch release): flip, scale 0.75–1.25 and rotation ±30°.
+  public static func osvos() -> Augmentation {
+    var augmentation = Augmentation()
+    (augmentation.minScale, augmentation.maxScale) = (0.75, 1.25)
+    augmentation.flipProbability = 0.5
+    augmentation.rotation = 30
+    return augmentation
+  }
+
+  /// Evaluation: an optional resize, then normalisation.
+  public static func evaluation(resize: Resize? = nil) -> Augmentation {
+    var augmentation = Augmentation()
+    augmentation.resize = resize
+    return augmentation
+  }
+
+  // MARK: Applying
+
+  /// Augments with the stream of `seed` (the loader derives it from its seed, the epoch and the sample).
+  public func apply(to sample: Sample, seed: UInt64) throws -> AugmentedSample {
+    var random = SeededRandom(seed: seed)
+    return try apply(to: sample, random: &random)
+  }
+
+  public func apply(to sample: Sample, random: inout SeededRandom) throws -> AugmentedSample {
+    let image = sample.image
+    guard image.channels == 3 else { throw DataError("\(sample.name): augmentation needs an RGB image, not \(image.channels) channels") }
+    guard mean.count == 3, std.count == 3 else { throw DataError("mean and std need 3 values each") }
+    for (what, w, h) in [("label", sample.label?.width, sample.label?.height),
+                         ("previous mask", sample.previousMask?.width, sample.previousMask?.height),
+                         ("flow", sample.flow?.width, sample.flow?.height)] {
+      if let w, let h, w != image.width || h != image.height {
+        throw DataError("\(sample.name): \(what) is \(w)×\(h) but the image is \(image.width)×\(image.height)")
+      }
+    }
+    let (forward, width, height) = plan(width: image.width, height: image.height, random: &random)
+    let resampler = Resampler(source: (image.width, image.height), output: (width, height), inverse: forward.inverse)
+    let padding = imagePadding ?? mean.map { $0 * 255 }
+    let plane = width * height
+    var pixels = [Float](repeating: 0, count: 3 * plane)
+    var valid = [UInt8](repeating: 1, count: plane)
+    switch imageInterpolation {
+    case .bilinear:
+      pixels.withUnsafeMutableBufferPointer { dst in
+        valid.withUnsafeMutableBufferPointer { resampler.bilinear(image, padding: padding, into: dst, valid: $0) }
+      }
+    case .nearest:
+      let near = resampler.nearest(image, padding: [0, 0, 0])
+      let inside = resampler.nearest(Image(width: image.width, height: image.height, channels: 1, filling: 1), padding: [0])
+      for i in 0..<plane {
+        valid[i] = inside[i]
+        for c in 0..<3 { pixels[c * plane + i] = inside[i] == 1 ? Float(near[3 * i + c]) : padding[c] }
+      }
+    }
+    let label = sample.label.map { resampler.nearest($0, padding: [labelPadding]) }
+    let previousMask = sample.previousMask.map { resampler.nearest($0, padding: [0]) }
+    let flow = sample.flow.map { warpFlow($0, resampler: resampler, linear: forward) }
+    photometric(&pixels, valid: valid, width: width, height: height, random: &random)
+    normalise(&pixels, plane: plane)
+    return AugmentedSample(name: sample.name, width: width, height: height, image: pixels, label: label,
+                           previousMask: previousMask, flow: flow)
+  }
+
+  /// The forward map (source → output continuous coordinates) and the output size,
+  /// with every random draw made in a fixed order.
+  func plan(width: Int, height: Int, random: inout SeededRandom) -> (AffineMap, Int, Int) {
+    var (w, h) = (width, height)
+    switch resize {
+    case .size(let rh, let rw)?: (w, h) = (rw, rh)
+    case .shorterSide(let length)?:
+      if width <= height {
+        (w, h) = (length, max(1, Int(Double(length) * Double(height) / Double(width))))
+      } else {
+        (w, h) = (max(1, Int(Double(length) * Double(width) / Double(height))), length)
+      }
+    case nil: break
+    }
+    let scale = drawScale(&random)
+    // DeepLab truncates the scaled size.
+    let (sw, sh) = (max(1, Int(Double(w) * scale)), max(1, Int(Double(h) * scale)))
+    var map = AffineMap.scale(Double(sw) / Double(width), Double(sh) / Double(height))
+    var (ow, oh) = (sw, sh)
+    if let crop {
+      (ow, oh) = (crop.width, crop.height)
+      let (spareX, spareY) = (max(0, sw - ow), max(0, sh - oh))
+      let (x, y) = randomCrop ? (random.below(spareX + 1), random.below(spareY + 1)) : (spareX / 2, spareY / 2)
+      map = AffineMap.translation(-Double(x), -Double(y)).after(map)
+    }
+    if random.chance(flipProbability) {
+      map = AffineMap(a: -1, b: 0, c: Double(ow), d: 0, e: 1, f: 0).after(map)
+    }
+    if rotation != 0 || shear != 0 || translation != 0, random.chance(affineProbability) {
+      let angle = random.uniform(-rotation, rotation) * .pi / 180
+      let shearAngle = random.uniform(-shear, shear) * .pi / 180
+      let (tx, ty) = (random.uniform(-translation, translation) * Double(ow), random.uniform(-translation, translation) * Double(oh))
+      let (cx, cy) = (Double(ow) / 2, Double(oh) / 2)
+      let rotate = AffineMap(a: cos(angle), b: -sin(angle), c: 0, d: sin(angle), e: cos(angle), f: 0)
+      let shearMap = AffineMap(a: 1, b: tan(shearAngle), c: 0, d: 0, e: 1, f: 0)
+      map = AffineMap.translation(cx + tx, cy + ty).after(rotate).after(shearMap).after(.translation(-cx, -cy)).after(map)
+    }
+    return (map, ow, oh)
+  }
+
+  /// One draw of the random scale.
+  public func drawScale(_ random: inout SeededRandom) -> Double {
+    guard maxScale > minScale else { return minScale }
+    guard scaleStep > 0 else { return random.uniform(minScale, maxScale) }
+    let steps = Int(((maxScale - minScale) / scaleStep).rounded(.down)) + 1
+    return minScale + Double(random.below(steps)) * scaleStep
+  }
+
+  private func warpFlow(_ flow: FlowField, resampler: Resampler, linear m: AffineMap) -> [Float] {
+    let plane = resampler.output.width * resampler.output.height
+    var out = [Float](repeating: 0, count: 2 * plane)
+    flow.values.withUnsafeBufferPointer { src in
+      out.withUnsafeMutableBufferPointer { resampler.bilinear(src, planes: 2, padding: [0, 0], into: $0) }
+    }
+    // A displacement is a difference of positions: only the linear part applies.
+    let (a, b, d, e) = (Float(m.a), Float(m.b), Float(m.d), Float(m.e))
+    for i in 0..<plane {
+      let (x, y) = (out[i], out[plane + i])
+      out[i] = a * x + b * y
+      out[plane + i] = d * x + e * y
+    }
+    return out
+  }
+
+  private func normalise(_ pixels: inout [Float], plane: Int) {
+    pixels.withUnsafeMutableBufferPointer { p in
+      for c in 0..<3 {
+        let scale = 1 / (255 * std[c]), shift = mean[c] / std[c]
+        for i in (c * plane)..<((c + 1) * plane) { p[i] = p[i] * scale - shift }
+      }
+    }
+  }
+
+  /// The augmented image back as 8-bit RGB (undoing the normalisation), for viewing and tests.
+  public func displayImage(_ sample: AugmentedSample) throws -> Image {
+    let plane = sample.width * sample.height
+    var pixels = [UInt8](repeating: 0, count: 3 * plane)
+    for i in 0..<plane {
+      for c in 0..<3 {
+        let v = (sample.image[c * plane + i] * std[c] + mean[c]) * 255
+        pixels[3 * i + c] = UInt8(max(0, min(255, v.rounded())))
+      }
+    }
+    return try Image(width: sample.width, height: sample.height, channels: 3, pixels: pixels)
+  }
+}

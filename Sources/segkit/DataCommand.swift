@@ -1,0 +1,114 @@
+import ArgumentParser
+import Foundation
+import SegKitData
+
+/// `segkit data …`: dataset tools. Add a subcommand by listing its type below.
+struct DataCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "data",
+    abstract: "Dataset tools: synthetic datasets, checks.",
+    subcommands: [DataSynth.self, DataCheck.self]
+  )
+}
+
+struct DataSynth: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "synth",
+    abstract: "Write a small synthetic dataset in a real layout.",
+    discussion: """
+      semantic: textured shapes (disc, square, triangle, ring, cross) on a background, in the
+      Pascal VOC layout (JPEGImages, SegmentationClass palette PNGs, ImageSets/Segmentation).
+      video: moving, deforming, occluding textured objects in the DAVIS 2017 layout (palette
+      masks of object ids), or with one object the DAVIS 2016 layout (0/255 masks).
+      The same seed and options always give the same files.
+      """
+  )
+
+  enum Kind: String, ExpressibleByArgument, CaseIterable { case semantic, video }
+
+  @Option(help: "What to generate: semantic or video.")
+  var kind: Kind
+
+  @Option(help: "Output folder (created if missing).")
+  var out: String
+
+  @Option(help: "Random seed.")
+  var seed: UInt64 = 0
+
+  @Option(help: "Training images (semantic) or sequences (video). Default 300 or 8.")
+  var train: Int?
+
+  @Option(help: "Validation images (semantic) or sequences (video). Default 50 or 4.")
+  var val: Int?
+
+  @Option(help: "Image size, WIDTHxHEIGHT or one number for a square. Default 96x96 (semantic) or 128x96 (video).")
+  var size: String?
+
+  @Option(help: "Frames per sequence (video).")
+  var frames = 24
+
+  @Option(help: "Objects per sequence (video); by default 1 to 3 at random. 1 selects the DAVIS 2016 layout unless --layout says otherwise.")
+  var objects: Int?
+
+  @Option(help: "Video layout: davis2017 or davis2016.")
+  var layout: String?
+
+  func validate() throws {
+    for (name, value) in [("--train", train), ("--val", val)] where (value ?? 0) < 0 {
+      throw ValidationError("\(name) must not be negative")
+    }
+    if frames < 1 { throw ValidationError("--frames must be at least 1") }
+    if let size, (try? parseSize(size)) == nil {
+      throw ValidationError("--size '\(size)' is not WIDTHxHEIGHT or N (positive, at most 4096)")
+    }
+    if let layout, Synthetic.VideoLayout(rawValue: layout) == nil {
+      throw ValidationError("--layout '\(layout)': expected davis2017 or davis2016")
+    }
+    if kind == .semantic && (objects != nil || layout != nil) {
+      throw ValidationError("--objects and --layout apply to --kind video")
+    }
+  }
+
+  func run() throws {
+    let root = URL(fileURLWithPath: out)
+    let start = Date()
+    switch kind {
+    case .semantic:
+      var options = Synthetic.SemanticOptions()
+      options.seed = seed
+      if let train { options.trainCount = train }
+      if let val { options.valCount = val }
+      if let size { (options.width, options.height) = try parseSize(size) }
+      try Synthetic.writeSemantic(to: root, options: options)
+      print("wrote \(options.trainCount) train + \(options.valCount) val synthetic scenes (\(options.width)x\(options.height), "
+        + "classes: \(Synthetic.semanticClassNames.joined(separator: ", "))) in the VOC layout to \(root.path)")
+    case .video:
+      var options = Synthetic.VideoOptions()
+      options.seed = seed
+      options.frames = frames
+      options.objects = objects
+      if let train { options.trainSequences = train }
+      if let val { options.valSequences = val }
+      if let size { (options.width, options.height) = try parseSize(size) }
+      options.layout = layout.flatMap(Synthetic.VideoLayout.init(rawValue:)) ?? (objects == 1 ? .davis2016 : .davis2017)
+      try Synthetic.writeVideo(to: root, options: options)
+      print("wrote \(options.trainSequences) train + \(options.valSequences) val synthetic sequences of \(frames) frames "
+        + "(\(options.width)x\(options.height)) in the \(options.layout.rawValue) layout to \(root.path)")
+    }
+    print(String(format: "took %.1f s", Date().timeIntervalSince(start)))
+  }
+
+  private func parseSize(_ text: String) throws -> (Int, Int) {
+    let parts = text.lowercased().split(separator: "x").map { Int($0) }
+    let values: [Int]
+    switch parts.count {
+    case 1: values = [parts[0], parts[0]].compactMap { $0 }
+    case 2: values = parts.compactMap { $0 }
+    default: values = []
+    }
+    guard values.count == 2, values.allSatisfy({ (1...4096).contains($0) }) else {
+      throw ValidationError("--size '\(text)' is not WIDTHxHEIGHT or N")
+    }
+    return (values[0], values[1])
+  }
+}

@@ -1,0 +1,112 @@
+import Foundation
+import SegKitData
+import XCTest
+
+/// In-memory samples: image and label encode the index; `broken` indices fail to load.
+private struct SyntheticSource: SampleSource {
+  var count: Int
+  var broken: Set<Int> = []
+
+  func loadSample(at index: Int) throws -> Sample {
+    if broken.contains(index) { throw DataError("/data/\(index).png: truncated file") }
+    let (w, h) = (12, 10)
+    let pixels = (0..<(w * h * 3)).map { UInt8(($0 * 7 + index * 13) % 256) }
+    let labels = (0..<(w * h)).map { UInt8(($0 + index) % 5) }
+    return Sample(name: "s\(index)", image: try Image(width: w, height: h, channels: 3, pixels: pixels),
+                  label: try Image(width: w, height: h, channels: 1, pixels: labels))
+  }
+}
+
+final class LoaderTests: XCTestCase {
+  private let augmentation: Augmentation = {
+    var a = Augmentation.deeplab(crop: 8, minScale: 0.75, maxScale: 1.5, step: 0.25)
+    a.brightness = 0.3
+    return a
+  }()
+
+  private func loader(count: Int = 10, batch: Int = 4, workers: Int = 0, dropLast: Bool = false, seed: UInt64 = 5,
+                      broken: Set<Int> = [], policy: BadSamplePolicy = .fail) throws -> DataLoader {
+    try DataLoader(source: SyntheticSource(count: count, broken: broken), augmentation: augmentation,
+                   options: LoaderOptions(batchSize: batch, seed: seed, dropLast: dropLast, workers: workers, prefetch: 3,
+                                          badSamples: policy))
+  }
+
+  private struct Snapshot: Equatable {
+    var names: [String]
+    var images: [Float]
+    var labels: [Int64]
+    var position: LoaderPosition
+  }
+
+  private func drain(_ iterator: BatchIterator) throws -> [Snapshot] {
+    var out: [Snapshot] = []
+    while let batch = try iterator.next() {
+      out.append(Snapshot(names: batch.names, images: try batch.images.toArray(Float.self),
+                          labels: try batch.labels!.toArray(Int64.self), position: batch.position))
+    }
+    return out
+  }
+
+  func testShuffleIsAPureFunctionOfSeedAndEpoch() throws {
+    let a = try loader(), b = try loader()
+    XCTAssertEqual(a.order(epoch: 3), b.order(epoch: 3))
+    XCTAssertEqual(a.order(epoch: 0).sorted(), Array(0..<10))
+    XCTAssertNotEqual(a.order(epoch: 0), a.order(epoch: 1))
+    XCTAssertNotEqual(a.order(epoch: 0), try loader(seed: 6).order(epoch: 0))
+    XCTAssertEqual(try drain(a.batches(epoch: 2)), try drain(b.batches(epoch: 2)))
+  }
+
+  func testBatchShapesAndDropLast() throws {
+    let keep = try loader()
+    XCTAssertEqual(keep.stepsPerEpoch, 3)
+    let batches = try drain(keep.batches(epoch: 0))
+    XCTAssertEqual(batches.map(\.names.count), [4, 4, 2])
+    XCTAssertEqual(Set(batches.flatMap(\.names)).count, 10)
+    let dropped = try loader(dropLast: true)
+    XCTAssertEqual(dropped.stepsPerEpoch, 2)
+    XCTAssertEqual(try drain(dropped.batches(epoch: 0)).map(\.names.count), [4, 4])
+
+    let batch = try XCTUnwrap(try keep.batches(epoch: 0).next())
+    XCTAssertEqual(batch.images.shape, [4, 3, 8, 8])
+    XCTAssertEqual(batch.images.dtype, .float32)
+    XCTAssertEqual(batch.labels?.shape, [4, 8, 8])
+    XCTAssertEqual(batch.labels?.dtype, .int64)
+    XCTAssertEqual(batch.next, LoaderPosition(epoch: 0, step: 1))
+  }
+
+  func testResumingAtAPositionContinuesTheSameOrder() throws {
+    let l = try loader(dropLast: true)
+    let uninterrupted = try drain(l.batches(from: .start, count: 7))
+    XCTAssertEqual(uninterrupted.map(\.position.epoch), [0, 0, 1, 1, 2, 2, 3])
+    // Stop after 3 batches, keep the position, resume in a new iterator.
+    let first = l.batches(from: .start, count: 3)
+    let head = try drain(first)
+    XCTAssertEqual(first.position, LoaderPosition(epoch: 1, step: 1))
+    let tail = try drain(l.batches(from: first.position, count: 4))
+    XCTAssertEqual(head + tail, uninterrupted)
+  }
+
+  func testParallelWorkersGiveTheSameBatchesAsOne() throws {
+    let serial = try drain(loader(count: 23, batch: 3, workers: 0).batches(from: .start, count: 12))
+    for workers in [1, 3] {
+      XCTAssertEqual(try drain(loader(count: 23, batch: 3, workers: workers).batches(from: .start, count: 12)), serial,
+                     "\(workers) workers")
+    }
+    // Abandoning an iterator mid-way stops its workers cleanly.
+    let abandoned = try loader(count: 23, batch: 3, workers: 3).batches(epoch: 0)
+    _ = try abandoned.next()
+  }
+
+  func testBadSamplesFailOrAreSkipped() throws {
+    let failing = try loader(workers: 2, broken: [3])
+    let step = (0..<3).first { failing.indices(epoch: 0, step: $0).contains(3) }!
+    let iterator = failing.batches(epoch: 0)
+    for _ in 0..<step { XCTAssertNotNil(try iterator.next()) }
+    XCTAssertThrowsError(try iterator.next()) { XCTAssertTrue("\($0)".contains("/data/3.png: truncated file")) }
+    XCTAssertNil(try iterator.next())
+
+    let skipping = try drain(loader(workers: 2, broken: [3], policy: .skip).batches(epoch: 0))
+    XCTAssertEqual(skipping.flatMap(\.names).count, 9)
+    XCTAssertFalse(skipping.flatMap(\.names).contains("s3"))
+  }
+}
