@@ -49,6 +49,14 @@ extension Encoder {
 /// Turns encoder features into class logits (at any stride; the model upsamples).
 public protocol Decoder: Module {
   func forward(features: [Tensor], inputSize: Size2) throws -> Tensor
+  /// The model pads its input (bottom and right) to a multiple of this and crops
+  /// the logits back: decoders that double the resolution stage by stage up to the
+  /// input need every feature to be exactly half the next. 1: any size.
+  var requiredDivisor: Int { get }
+}
+
+extension Decoder {
+  public var requiredDivisor: Int { 1 }
 }
 
 /// The logits of a segmentation model at the input's resolution: `out` from the
@@ -97,10 +105,15 @@ public final class SegmentationModel: Module {
     let shape = x.shape
     guard shape.count == 4 else { throw TorchError("expected an (N, C, H, W) image batch, got shape \(shape)") }
     let size = Size2(shape[2], shape[3])
-    let features = try backbone.features(x)
-    let out = try classifier.forward(features: features, inputSize: size).interpolate(size: size, mode: .bilinear)
+    let divisor = classifier.requiredDivisor
+    let padded = Size2((size.height + divisor - 1) / divisor * divisor, (size.width + divisor - 1) / divisor * divisor)
+    // Replicating the border rather than zeros adds no artificial edge to the image.
+    let input = padded == size
+      ? x : try x.pad([0, padded.width - size.width, 0, padded.height - size.height], mode: .replicate)
+    let features = try backbone.features(input)
+    let out = try classifier.forward(features: features, inputSize: padded).resized(to: padded).cropped(to: size)
     let aux = try auxClassifier.map {
-      try $0.forward(features[auxFeatureIndex]).interpolate(size: size, mode: .bilinear)
+      try $0.forward(features[auxFeatureIndex]).resized(to: padded).cropped(to: size)
     }
     return SegmentationOutput(out: out, aux: aux)
   }

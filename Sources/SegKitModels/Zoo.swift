@@ -1,27 +1,175 @@
+import Foundation
 import SegKitNN
 
-/// Builds models by name. torchvision's segmentation models keep their names
-/// (`fcn_resnet50`, `deeplabv3_resnet101`, ...) and their state-dict keys, so
-/// their checkpoints load unmodified.
+/// Builds models by name: `DECODER_ENCODER` for every decoder in `decoders` over
+/// every encoder in `EncoderRegistry.names` (`unet_resnet34`, `fcn8s_vgg16`,
+/// `deeplabv3plus_mobilenet_v2`, ...), plus torchvision's six segmentation models,
+/// which keep their names, configuration (output stride, auxiliary head) and
+/// state-dict keys, so their checkpoints load unmodified. Where a name is both
+/// (`deeplabv3_resnet50`), torchvision's model is the one built.
 public enum ModelZoo {
-  public static let names = ["fcn_resnet50", "fcn_resnet101", "deeplabv3_resnet50", "deeplabv3_resnet101"]
+  /// The decoder families, as they appear in model names.
+  public enum DecoderKind: String, CaseIterable, Sendable {
+    case fcn32s, fcn16s, fcn8s, deeplabv3, deeplabv3plus, segnet, unet, linknet
+
+    /// DeepLab runs at output stride 16 (its training default); the others at the
+    /// encoder's full stride of 32.
+    var defaultOutputStride: Int { self == .deeplabv3 || self == .deeplabv3plus ? 16 : 32 }
+  }
+
+  public static let decoders = DecoderKind.allCases.map(\.rawValue)
+
+  static let torchvisionResNetNames = ["fcn_resnet50", "fcn_resnet101", "deeplabv3_resnet50", "deeplabv3_resnet101"]
+  /// torchvision's segmentation models, built as torchvision builds them.
+  public static let torchvisionNames = torchvisionResNetNames + mobileNetV3Names
+
+  /// Every model name: torchvision's six first, then each decoder over each encoder.
+  public static let names: [String] = {
+    let generic = decoders.flatMap { decoder in EncoderRegistry.names.map { "\(decoder)_\($0)" } }
+    return torchvisionNames + generic.filter { !torchvisionNames.contains($0) }
+  }()
 
   /// - Parameters:
   ///   - classes: number of output classes (21 for torchvision's VOC-class checkpoints).
-  ///   - auxiliaryHead: add torchvision's FCNHead on layer3 (its checkpoints have one).
-  public static func make(_ name: String, classes: Int = 21, auxiliaryHead: Bool = true) throws -> SegmentationModel {
-    let parts = name.split(separator: "_", maxSplits: 1).map(String.init)
-    guard parts.count == 2, names.contains(name) else {
-      throw TorchError("unknown model '\(name)'; available: \(names.joined(separator: ", "))")
+  ///   - outputStride: 32, 16 or 8 (encoders dilate their last stages to keep the
+  ///     finer stride); nil: 8 for torchvision's ResNet models, 16 for their
+  ///     MobileNetV3 ones and for `deeplabv3*`, 32 otherwise.
+  ///   - inputChannels: 3 for RGB; more for extra inputs such as a previous mask.
+  ///   - auxiliaryHead: an FCNHead on the stride-16 feature; nil: torchvision's
+  ///     models have one (their checkpoints do), the others not.
+  ///   - atrousRates: ASPP's rates for `deeplabv3*`; nil: `ASPP.rates(outputStride:)`.
+  ///   - separable: depthwise-separable 3×3 convolutions in DeepLabv3+'s ASPP and decoder.
+  ///   - weights: a checkpoint to load, see `loadWeights(_:into:)`.
+  public static func make(
+    _ name: String, classes: Int = 21, outputStride: Int? = nil, inputChannels: Int = 3, auxiliaryHead: Bool? = nil,
+    atrousRates: [Int]? = nil, separable: Bool = false, weights: URL? = nil
+  ) throws -> SegmentationModel {
+    let model: SegmentationModel
+    if mobileNetV3Names.contains(name) {
+      guard inputChannels == 3, outputStride ?? 16 == 16, atrousRates == nil else {
+        throw TorchError("\(name) is built as torchvision builds it: 3 input channels, output stride 16, default rates")
+      }
+      model = try makeMobileNetV3(name, classes: classes, auxiliaryHead: auxiliaryHead ?? true)
+    } else if torchvisionResNetNames.contains(name) {
+      model = try makeTorchvisionResNet(
+        name, classes: classes, outputStride: outputStride ?? 8, inputChannels: inputChannels,
+        auxiliaryHead: auxiliaryHead ?? true, atrousRates: atrousRates)
+    } else {
+      let parts = name.split(separator: "_", maxSplits: 1).map(String.init)
+      guard parts.count == 2, let decoder = DecoderKind(rawValue: parts[0]), EncoderRegistry.names.contains(parts[1])
+      else { throw unknownModel(name) }
+      let encoder = try EncoderRegistry.make(
+        parts[1], outputStride: outputStride ?? decoder.defaultOutputStride, inputChannels: inputChannels)
+      model = try assemble(
+        decoder, encoder: encoder, classes: classes, auxiliaryHead: auxiliaryHead ?? false, atrousRates: atrousRates,
+        separable: separable)
     }
-    let depth = Int(parts[1].dropFirst("resnet".count))!
-    // torchvision's segmentation ResNets run at output stride 8.
-    let backbone = try ResNet(depth: depth, outputStride: 8)
+    if let weights { try loadWeights(weights, into: model) }
+    return model
+  }
+
+  /// `decoder` over `encoder`, reading only the encoder's feature channels and strides.
+  public static func assemble(
+    _ decoder: DecoderKind, encoder: any Encoder, classes: Int, auxiliaryHead: Bool = false, atrousRates: [Int]? = nil,
+    separable: Bool = false
+  ) throws -> SegmentationModel {
+    let channels = encoder.featureChannels, strides = encoder.featureStrides
+    let rates = atrousRates ?? ASPP.rates(outputStride: encoder.outputStride)
+    let classifier: any Decoder
+    switch decoder {
+    case .fcn32s, .fcn16s, .fcn8s:
+      classifier = try FCNDecoder(
+        FCNDecoder.Variant(rawValue: decoder.rawValue)!, featureChannels: channels, featureStrides: strides,
+        classes: classes)
+    case .deeplabv3: classifier = try DeepLabHead(inChannels: channels[3], classes: classes, rates: rates)
+    case .deeplabv3plus:
+      classifier = try DeepLabV3PlusDecoder(featureChannels: channels, classes: classes, rates: rates, separable: separable)
+    case .segnet: classifier = try SegNetDecoder(featureChannels: channels, classes: classes)
+    case .unet: classifier = try UNetDecoder(featureChannels: channels, classes: classes)
+    case .linknet: classifier = try LinkNetDecoder(featureChannels: channels, featureStrides: strides, classes: classes)
+    }
+    let aux = auxiliaryHead ? try FCNHead(inChannels: channels[2], classes: classes) : nil
+    return SegmentationModel(backbone: encoder, classifier: classifier, auxClassifier: aux)
+  }
+
+  /// torchvision's fcn_resnet50/101 and deeplabv3_resnet50/101: FCNHead or
+  /// DeepLabHead on layer4, FCNHead on layer3 as the auxiliary head.
+  static func makeTorchvisionResNet(
+    _ name: String, classes: Int, outputStride: Int, inputChannels: Int, auxiliaryHead: Bool, atrousRates: [Int]?
+  ) throws -> SegmentationModel {
+    let parts = name.split(separator: "_", maxSplits: 1).map(String.init)
+    let backbone = try EncoderRegistry.make(parts[1], outputStride: outputStride, inputChannels: inputChannels)
     let channels = backbone.featureChannels
     let classifier: any Decoder = parts[0] == "fcn"
       ? try FCNHead(inChannels: channels[3], classes: classes)
-      : try DeepLabHead(inChannels: channels[3], classes: classes)
+      : try DeepLabHead(
+        inChannels: channels[3], classes: classes, rates: atrousRates ?? ASPP.rates(outputStride: outputStride))
     let aux = auxiliaryHead ? try FCNHead(inChannels: channels[2], classes: classes) : nil
     return SegmentationModel(backbone: backbone, classifier: classifier, auxClassifier: aux)
+  }
+
+  /// Loads a checkpoint (safetensors, or a PyTorch .pth/.pt) into `model`, telling
+  /// the two kinds apart by their keys: a whole model's state dict (keys
+  /// `backbone.*`, e.g. torchvision's segmentation checkpoints) loads strictly into
+  /// the model, except an auxiliary head the model was built without; anything
+  /// else is taken as the encoder's ImageNet classification checkpoint (e.g.
+  /// torchvision's resnet50), whose classifier is dropped.
+  @discardableResult
+  public static func loadWeights(_ url: URL, into model: SegmentationModel) throws -> LoadReport {
+    let checkpoint = try StateDict.load(contentsOf: url)
+    guard checkpoint.names.contains(where: { $0.hasPrefix("backbone.") }) else {
+      return try model.backbone.loadClassificationCheckpoint(checkpoint)
+    }
+    let hasAux = model.auxClassifier != nil
+    return try model.loadStateDict(checkpoint, rename: { hasAux || !$0.hasPrefix("aux_classifier.") ? $0 : nil })
+  }
+
+  /// The names closest to `name`: those containing it, and those within a few edits.
+  public static func closeMatches(to name: String, limit: Int = 6) -> [String] {
+    let query = name.lowercased()
+    let threshold = max(2, query.count / 3)
+    let scored: [(name: String, distance: Int)] = names.map { ($0, editDistance(query, $0)) }
+    let close = scored.filter { $0.distance <= threshold || $0.name.contains(query) }
+    let ranked = close.sorted { ($0.distance, $0.name) < ($1.distance, $1.name) }
+    return ranked.prefix(limit).map(\.name)
+  }
+
+  static func unknownModel(_ name: String) -> TorchError {
+    let matches = closeMatches(to: name)
+    let suggestion = matches.isEmpty ? "" : " Did you mean \(matches.joined(separator: ", "))?"
+    return TorchError("""
+      unknown model '\(name)'.\(suggestion) Models are DECODER_ENCODER with decoders \
+      \(decoders.joined(separator: ", ")) and encoders \(EncoderRegistry.names.joined(separator: ", ")), \
+      or torchvision's \(torchvisionNames.joined(separator: ", ")) (`segkit models` lists them all).
+      """)
+  }
+
+  /// Levenshtein distance: insertions, deletions and substitutions.
+  static func editDistance(_ a: String, _ b: String) -> Int {
+    let a = Array(a), b = Array(b)
+    var previous = Array(0...b.count)
+    for (i, x) in a.enumerated() {
+      var current = [i + 1]
+      for (j, y) in b.enumerated() {
+        current.append(min(previous[j + 1] + 1, current[j] + 1, previous[j] + (x == y ? 0 : 1)))
+      }
+      previous = current
+    }
+    return previous[b.count]
+  }
+}
+
+extension ModelZoo {
+  /// A row of `segkit models`.
+  public struct CatalogEntry: Sendable {
+    public let name: String
+    /// Trainable parameters with `classes` output classes (buffers not counted).
+    public let parameters: Int
+  }
+
+  /// Builds each model (default configuration, `classes` classes, torchvision's
+  /// auxiliary heads included) and counts its parameters.
+  public static func catalog(_ names: [String] = names, classes: Int = 21) throws -> [CatalogEntry] {
+    try names.map { CatalogEntry(name: $0, parameters: try make($0, classes: classes).parameterCount) }
   }
 }

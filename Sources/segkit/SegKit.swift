@@ -9,7 +9,7 @@ struct SegKit: ParsableCommand {
     commandName: "segkit",
     abstract: "Image and video segmentation on libtorch.",
     version: version,
-    subcommands: [Info.self, ConvertWeights.self]
+    subcommands: [Info.self, ConvertWeights.self, DataCommand.self, Models.self]
   )
 }
 

@@ -23,19 +23,21 @@ public final class FCNHead: Module, Layer, Decoder, ConvBatchNormPairs {
 
 /// Atrous spatial pyramid pooling (DeepLab v3): a 1×1 branch, three dilated 3×3
 /// branches, image-level pooling, concatenated and projected to `outChannels`.
+/// With `separable`, the dilated branches are depthwise-separable (DeepLab v3+'s
+/// `aspp_with_separable_conv`; keys `convs.N.0.depthwise`, `convs.N.0.pointwise`).
 public final class ASPP: Module, Layer {
   let branches: [any Layer]
   let project: Sequential
 
-  public init(inChannels: Int, rates: [Int], outChannels: Int = 256) throws {
-    func convBNReLU(_ kernel: Int, dilation: Int) throws -> Sequential {
-      Sequential(
-        try Conv2d(inChannels, outChannels, kernelSize: Size2(kernel), padding: Size2(kernel == 1 ? 0 : dilation),
-                   dilation: Size2(dilation), bias: false),
-        try BatchNorm2d(outChannels), ReLU())
-    }
-    let branches: [any Layer] = [try convBNReLU(1, dilation: 1)]
-      + (try rates.map { try convBNReLU(3, dilation: $0) })
+  /// DeepLab's rates: (6, 12, 18) at output stride 16, scaled inversely with the
+  /// stride ((12, 24, 36) at 8, (3, 6, 9) at 32), so the field of view stays the same.
+  public static func rates(outputStride: Int) -> [Int] { [1, 2, 3].map { $0 * 96 / outputStride } }
+
+  public init(inChannels: Int, rates: [Int], outChannels: Int = 256, separable: Bool = false) throws {
+    let branches: [any Layer] = [Sequential(try convBNReLU(inChannels, outChannels, kernelSize: 1))]
+      + (try rates.map {
+        Sequential(try convBNReLU(inChannels, outChannels, dilation: $0, separable: separable))
+      })
       + [try ImagePooling(inChannels: inChannels, outChannels: outChannels)]
     self.branches = branches
     project = Sequential(

@@ -1,0 +1,47 @@
+import SegKitNN
+
+/// A SegNet-style decoder (Badrinarayanan et al.; seed 004's ResNet50-SegNet): it
+/// mirrors the encoder's downsampling steps with upsampling steps and passes no
+/// encoder features across, only the last one through. SegNet upsamples with the
+/// encoder's max-pooling indices; the encoders here (ResNet's strided convs,
+/// MobileNet, ...) have no such indices, so each stage upsamples bilinearly (no
+/// parameters, like unpooling) to the next finer feature's size, then to stride 2
+/// and to the input, each followed by two 3×3 conv-BN-ReLU, which learn the detail
+/// unpooling would have placed. Where a dilated encoder keeps two features at one
+/// stride, that stage keeps the resolution, mirroring the stage that did.
+///
+/// Keys: `stages.N.{0,1,3,4}` (N = 0…4), `logits`. Inputs are padded to a multiple
+/// of 32 (`requiredDivisor`) so every stage doubles exactly.
+public final class SegNetDecoder: Module, Decoder {
+  let stages: [Sequential]
+  let logits: Conv2d
+
+  /// - Parameter channels: output channels of the five stages.
+  public init(featureChannels: [Int], classes: Int, channels: [Int] = [256, 128, 64, 32, 16]) throws {
+    guard channels.count == 5 else { throw TorchError("SegNetDecoder: expected 5 stage widths, got \(channels)") }
+    var inChannels = featureChannels[3]
+    var stages: [Sequential] = []
+    for width in channels {
+      stages.append(try doubleConv(inChannels, width))
+      inChannels = width
+    }
+    self.stages = stages
+    logits = try Conv2d(inChannels, classes, kernelSize: 1)
+    super.init()
+    registerModule("stages", ModuleList(stages))
+    registerModule("logits", logits)
+  }
+
+  public var requiredDivisor: Int { 32 }
+
+  public func forward(features: [Tensor], inputSize: Size2) throws -> Tensor {
+    let stride4 = features[0].spatialSize
+    let targets = [features[2].spatialSize, features[1].spatialSize, stride4,
+                   Size2(2 * stride4.height, 2 * stride4.width), inputSize]
+    var x = features[3]
+    for (stage, target) in zip(stages, targets) {
+      x = try stage(x.resized(to: target))
+    }
+    return try logits(x)
+  }
+}
