@@ -165,11 +165,16 @@ extension ModelZoo {
     public let name: String
     /// Trainable parameters with `classes` output classes (buffers not counted).
     public let parameters: Int
+    /// FLOPs of one forward pass on a 3×512×512 image (see `FLOPCounter`).
+    public let flops: Int
   }
 
   /// Builds each model (default configuration, `classes` classes, torchvision's
-  /// auxiliary heads included) and counts its parameters.
+  /// auxiliary heads included) and counts its parameters and FLOPs at 512×512.
   public static func catalog(_ names: [String] = names, classes: Int = 21) throws -> [CatalogEntry] {
-    try names.map { CatalogEntry(name: $0, parameters: try make($0, classes: classes).parameterCount) }
+    try names.map { name in
+      let model = try make(name, classes: classes)
+      return CatalogEntry(name: name, parameters: model.parameterCount, flops: try FLOPCounter.count(model, size: 512))
+    }
   }
 }

@@ -49,11 +49,9 @@ public final class Conv2d: Module, Layer {
   var folded: (weight: Tensor, bias: Tensor)?
 
   public func forward(_ x: Tensor) throws -> Tensor {
-    if !isTraining, let folded {
-      return try x.conv2d(
-        weight: folded.weight, bias: folded.bias, stride: stride, padding: padding, dilation: dilation, groups: groups)
-    }
-    return try x.conv2d(weight: weight, bias: bias, stride: stride, padding: padding, dilation: dilation, groups: groups)
+    let (w, b) = !isTraining && folded != nil ? (folded!.weight, folded!.bias) : (weight, bias)
+    return ForwardTrace.note(
+      self, x, try x.conv2d(weight: w, bias: b, stride: stride, padding: padding, dilation: dilation, groups: groups))
   }
 }
 
@@ -117,9 +115,9 @@ public final class ConvTranspose2d: Module, Layer {
   }
 
   private func convolve(_ x: Tensor, outputPadding: Size2) throws -> Tensor {
-    try x.convTranspose2d(
+    ForwardTrace.note(self, x, try x.convTranspose2d(
       weight: weight, bias: bias, stride: stride, padding: padding, outputPadding: outputPadding, groups: groups,
-      dilation: dilation)
+      dilation: dilation))
   }
 }
 

@@ -16,6 +16,6 @@ public final class Linear: Module, Layer {
   }
 
   public func forward(_ x: Tensor) throws -> Tensor {
-    try x.linear(weight: weight, bias: bias)
+    ForwardTrace.note(self, x, try x.linear(weight: weight, bias: bias))
   }
 }
