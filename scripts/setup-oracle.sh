@@ -1,20 +1,22 @@
 #!/usr/bin/env bash
 # Installs the Python oracle the tests compare against: PyTorch and torchvision
-# (same torch version as the engine) with their full dependency set, in a
-# project-local virtual environment at .deps/oracle.
+# (same torch version as the engine) with their full dependency set, timm (for
+# encoders torchvision lacks, e.g. Xception-65), scipy (MATLAB files), in a
+# project-local virtual environment at .deps/oracle. The stamp names the whole
+# pin list, so changing a pin installs what changed into the existing venv.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 source "$root/scripts/versions.sh"
 venv="$root/.deps/oracle"
-stamp="$venv/.installed-$TORCH_VERSION-$TORCHVISION_VERSION"
+pins=("torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION" "safetensors==$SAFETENSORS_VERSION"
+  "numpy==$NUMPY_VERSION" "pyyaml==$PYYAML_VERSION" "tensorboard==$TENSORBOARD_VERSION"
+  "timm==$TIMM_VERSION" "scipy==$SCIPY_VERSION")
+stamp="$venv/.installed-$(printf '%s\n' "${pins[@]}" | sha1sum | cut -c1-12)"
 if [ -f "$stamp" ]; then echo "oracle: ready in $venv"; exit 0; fi
 
-echo "oracle: installing torch $TORCH_VERSION + torchvision $TORCHVISION_VERSION into $venv (about 5 GB)"
-rm -rf "$venv"
-python3 -m venv "$venv"
-"$venv/bin/python" -m pip install --quiet \
-  "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION" \
-  "safetensors==$SAFETENSORS_VERSION" "numpy==$NUMPY_VERSION" \
-  "tensorboard==$TENSORBOARD_VERSION" "pyyaml==$PYYAML_VERSION"
-"$venv/bin/python" -c "import torch, torchvision; print('oracle: torch', torch.__version__, 'torchvision', torchvision.__version__)"
+echo "oracle: installing ${pins[*]} into $venv (about 5.5 GB)"
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/python" -m pip install --quiet "${pins[@]}"
+"$venv/bin/python" -c "import torch, torchvision, timm, scipy; print('oracle: torch', torch.__version__, 'torchvision', torchvision.__version__)"
+rm -f "$venv"/.installed-*
 touch "$stamp"

@@ -7,3 +7,5 @@ SAFETENSORS_VERSION=0.8.0
 NUMPY_VERSION=2.4.6
 TENSORBOARD_VERSION=2.21.0
 PYYAML_VERSION=6.0.3
+TIMM_VERSION=1.0.31            # oracle only: reference for encoders torchvision lacks (Xception-65)
+SCIPY_VERSION=1.17.1           # oracle only: writes MATLAB files (SBD) for the tests
