@@ -64,6 +64,11 @@ extension Decoder {
 public struct SegmentationOutput {
   public let out: Tensor
   public let aux: Tensor?
+
+  public init(out: Tensor, aux: Tensor?) {
+    self.out = out
+    self.aux = aux
+  }
 }
 
 /// Encoder, decoder, head: any encoder with any decoder. Parameters are named as

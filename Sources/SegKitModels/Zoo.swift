@@ -116,7 +116,12 @@ public enum ModelZoo {
   /// torchvision's resnet50), whose classifier is dropped.
   @discardableResult
   public static func loadWeights(_ url: URL, into model: SegmentationModel) throws -> LoadReport {
-    let checkpoint = try StateDict.load(contentsOf: url)
+    try loadWeights(StateDict.load(contentsOf: url), into: model)
+  }
+
+  /// Loads a checkpoint already read from disk; see `loadWeights(_:into:)` for the URL form.
+  @discardableResult
+  public static func loadWeights(_ checkpoint: StateDict, into model: SegmentationModel) throws -> LoadReport {
     guard checkpoint.names.contains(where: { $0.hasPrefix("backbone.") }) else {
       return try model.backbone.loadClassificationCheckpoint(checkpoint)
     }

@@ -26,13 +26,19 @@ public struct StateDictError: Error, CustomStringConvertible, Equatable {
   public var duplicated: [String]
 
   public var description: String {
-    func quoted(_ names: [String]) -> String { names.map { "\"\($0)\"" }.joined(separator: ", ") }
+    // A wrong checkpoint can miss hundreds of keys: show the first few of each kind.
+    let shown = 12
+    func quoted(_ names: [String]) -> String {
+      let listed = names.prefix(shown).map { "\"\($0)\"" }.joined(separator: ", ")
+      return names.count > shown ? "\(listed), … and \(names.count - shown) more (\(names.count) in all)" : listed
+    }
     var lines = ["Error(s) in loading state dict for \(moduleName):"]
     if !missing.isEmpty { lines.append("  Missing key(s): \(quoted(missing)).") }
     if !unexpected.isEmpty { lines.append("  Unexpected key(s): \(quoted(unexpected)).") }
-    for m in mismatched {
+    for m in mismatched.prefix(shown) {
       lines.append("  Size mismatch for \(m.name): the checkpoint has shape \(m.checkpointShape), the model \(m.modelShape).")
     }
+    if mismatched.count > shown { lines.append("  … and \(mismatched.count - shown) more size mismatches.") }
     if !duplicated.isEmpty { lines.append("  Several checkpoint entries map to: \(quoted(duplicated)).") }
     return lines.joined(separator: "\n")
   }

@@ -9,7 +9,7 @@ struct SegKit: ParsableCommand {
     commandName: "segkit",
     abstract: "Image and video segmentation on libtorch.",
     version: version,
-    subcommands: [Info.self, ConvertWeights.self, DataCommand.self, Models.self]
+    subcommands: [Info.self, Models.self, Predict.self, ConvertWeights.self, DataCommand.self]
   )
 }
 
@@ -22,4 +22,10 @@ struct Info: ParsableCommand {
     print("devices: \(Device.available.map(\.description).joined(separator: ", "))")
     print("threads: \(Torch.threads)")
   }
+}
+
+/// A failure to report to the user as it is (no usage text, non-zero exit).
+struct CommandError: Error, CustomStringConvertible {
+  let description: String
+  init(_ description: String) { self.description = description }
 }

@@ -390,11 +390,10 @@ final class SerializationTests: XCTestCase {
 
   func testConvertWeightsCommand() throws {
     let (folder, report) = try fixtures()
-    let executable = try segkitExecutable()
     let scratch = try temporaryFolder()
 
     let output = scratch.appendingPathComponent("mixed.safetensors")
-    let good = try run(executable, ["convert-weights", folder.appendingPathComponent("mixed_legacy.pth").path, output.path])
+    let good = try SegKitCommand.run(["convert-weights", folder.appendingPathComponent("mixed_legacy.pth").path, output.path])
     XCTAssertEqual(good.status, 0, good.error)
     XCTAssertTrue(good.output.contains("wrote \(report.mixedOrder.count) tensors"), good.output)
     let expected = try StateDict.load(contentsOf: folder.appendingPathComponent("mixed.safetensors"))
@@ -403,40 +402,12 @@ final class SerializationTests: XCTestCase {
     let corrupt = scratch.appendingPathComponent("corrupt.pth")
     try Data(try Data(contentsOf: folder.appendingPathComponent("mixed.pth")).prefix(5000)).write(to: corrupt)
     let failedOutput = scratch.appendingPathComponent("corrupt.safetensors")
-    let bad = try run(executable, ["convert-weights", corrupt.path, failedOutput.path])
+    let bad = try SegKitCommand.run(["convert-weights", corrupt.path, failedOutput.path])
     XCTAssertNotEqual(bad.status, 0)
     XCTAssertTrue(bad.error.contains(corrupt.path), bad.error)
     XCTAssertFalse(FileManager.default.fileExists(atPath: failedOutput.path))
     let left = try FileManager.default.contentsOfDirectory(atPath: scratch.path).sorted()
     XCTAssertEqual(left, ["corrupt.pth", "mixed.safetensors"], "no partial file is left behind")
-  }
-
-  /// The `segkit` executable built beside the test bundle.
-  private func segkitExecutable() throws -> URL {
-    var folders = [Bundle.main.bundleURL, Bundle(for: Self.self).bundleURL.deletingLastPathComponent()]
-    if let executable = Bundle.main.executableURL { folders.append(executable.deletingLastPathComponent()) }
-    for folder in folders {
-      let candidate = folder.appendingPathComponent("segkit")
-      if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
-    }
-    throw Oracle.Failure(description: "the segkit executable was not found next to the tests in \(folders.map(\.path))")
-  }
-
-  private func run(_ executable: URL, _ arguments: [String]) throws -> (status: Int32, output: String, error: String) {
-    let scratch = try temporaryFolder()
-    let outputFile = scratch.appendingPathComponent("stdout")
-    let errorFile = scratch.appendingPathComponent("stderr")
-    try Data().write(to: outputFile)
-    try Data().write(to: errorFile)
-    let process = Process()
-    process.executableURL = executable
-    process.arguments = arguments
-    process.standardOutput = try FileHandle(forWritingTo: outputFile)
-    process.standardError = try FileHandle(forWritingTo: errorFile)
-    try process.run()
-    process.waitUntilExit()
-    return (process.terminationStatus, try String(contentsOf: outputFile, encoding: .utf8),
-            try String(contentsOf: errorFile, encoding: .utf8))
   }
 
   // MARK: Helpers

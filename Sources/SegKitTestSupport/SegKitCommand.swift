@@ -1,0 +1,40 @@
+import Foundation
+
+/// Runs the `segkit` executable that `swift build --build-tests` puts beside the test bundle.
+public enum SegKitCommand {
+  public struct Result {
+    public let status: Int32
+    public let output: String
+    public let error: String
+  }
+
+  public static func executable() throws -> URL {
+    var folders = [Bundle.main.bundleURL, Bundle.main.bundleURL.deletingLastPathComponent()]
+    if let executable = Bundle.main.executableURL { folders.append(executable.deletingLastPathComponent()) }
+    for bundle in Bundle.allBundles { folders.append(bundle.bundleURL.deletingLastPathComponent()) }
+    for folder in folders {
+      let candidate = folder.appendingPathComponent("segkit")
+      if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+    }
+    throw Oracle.Failure(description: "the segkit executable was not found next to the tests in \(folders.map(\.path))")
+  }
+
+  /// Runs `segkit ARGUMENTS` to completion, capturing both output streams.
+  public static func run(_ arguments: [String]) throws -> Result {
+    let scratch = try Oracle.temporaryDirectory("segkit-command")
+    defer { try? FileManager.default.removeItem(at: scratch) }
+    let outputFile = scratch.appendingPathComponent("stdout"), errorFile = scratch.appendingPathComponent("stderr")
+    try Data().write(to: outputFile)
+    try Data().write(to: errorFile)
+    let process = Process()
+    process.executableURL = try executable()
+    process.arguments = arguments
+    process.standardOutput = try FileHandle(forWritingTo: outputFile)
+    process.standardError = try FileHandle(forWritingTo: errorFile)
+    try process.run()
+    process.waitUntilExit()
+    return Result(
+      status: process.terminationStatus, output: try String(contentsOf: outputFile, encoding: .utf8),
+      error: try String(contentsOf: errorFile, encoding: .utf8))
+  }
+}

@@ -1,0 +1,68 @@
+import Foundation
+import SegKitTraining
+import SegKitTestSupport
+import XCTest
+
+/// `segkit predict --resize none --save-logits` on a torchvision checkpoint gives
+/// torchvision's logits for the same image, normalised the same way.
+final class PredictCommandTests: XCTestCase {
+  static let script = """
+    import sys, numpy, torch, torchvision
+    from PIL import Image
+    from safetensors.torch import save_file
+    name, out = sys.argv[1], sys.argv[2]
+    torch.manual_seed(0)
+    kwargs = {} if name.startswith("lraspp") else {"aux_loss": True}
+    model = getattr(torchvision.models.segmentation, name)(weights=None, weights_backbone=None, num_classes=7, **kwargs).eval()
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5); m.running_var.uniform_(0.5, 1.5)
+    torch.save(model.state_dict(), out + "/model.pth")
+    rgb = (torch.rand(97, 131, 3) * 255).to(torch.uint8).numpy()
+    Image.fromarray(rgb).save(out + "/image.png")
+    x = torchvision.transforms.functional.to_tensor(Image.open(out + "/image.png").convert("RGB"))
+    x = torchvision.transforms.functional.normalize(x, [0.485, 0.456, 0.406], [0.229, 0.224, 0.225])[None]
+    with torch.no_grad():
+        y = model(x)
+    save_file({k: v.contiguous() for k, v in y.items()}, out + "/expected.safetensors")
+    """
+
+  func testLogitsAndLabelsMatchTorchvision() throws {
+    let dir = try Oracle.temporaryDirectory()
+    defer { try? FileManager.default.removeItem(at: dir) }
+    try Oracle.run(Self.script, arguments: ["deeplabv3_mobilenet_v3_large", dir.path])
+    let logitsURL = dir.appendingPathComponent("logits.safetensors")
+    let result = try SegKitCommand.run([
+      "predict", "--model", "deeplabv3_mobilenet_v3_large", "--weights", dir.appendingPathComponent("model.pth").path,
+      "--input", dir.appendingPathComponent("image.png").path, "--resize", "none", "--save-logits", logitsURL.path,
+      "--output", dir.appendingPathComponent("labels").path,
+    ])
+    XCTAssertEqual(result.status, 0, result.error)
+    let logits = try StateDict.load(contentsOf: logitsURL)
+    let expected = try StateDict.load(contentsOf: dir.appendingPathComponent("expected.safetensors"))
+    XCTAssertEqual(logits.names, ["out", "aux"])
+    for key in ["out", "aux"] {
+      XCTAssertEqual(logits[key]!.shape, [1, 7, 97, 131], key)
+      XCTAssertEqual(logits[key]!.dtype, .float32, key)
+      XCTAssertLessThan(try (logits[key]! - expected[key]!).abs().max().item(), 1e-4, key)
+    }
+    let labels = try ImageIO.readLabel(dir.appendingPathComponent("labels/image.png"))
+    let argmax = try expected["out"]!.argmax(dim: 1).squeeze(dim: 0).to(.uint8).toArray(UInt8.self)
+    XCTAssertEqual(labels.pixels, argmax, "the label PNG holds the class ids")
+  }
+
+  func testWrongCheckpointIsAClearError() throws {
+    let dir = try Oracle.temporaryDirectory()
+    defer { try? FileManager.default.removeItem(at: dir) }
+    try Oracle.run(Self.script, arguments: ["lraspp_mobilenet_v3_large", dir.path])
+    let result = try SegKitCommand.run([
+      "predict", "--model", "fcn_resnet50", "--weights", dir.appendingPathComponent("model.pth").path,
+      "--input", dir.appendingPathComponent("image.png").path, "--output", dir.appendingPathComponent("labels").path,
+    ])
+    XCTAssertNotEqual(result.status, 0)
+    XCTAssertTrue(result.error.contains("model.pth") && result.error.contains("Missing key(s)"), result.error)
+    let missing = try SegKitCommand.run(["predict", "--model", "fcn_resnet50", "--input", "/nonexistent.png"])
+    XCTAssertNotEqual(missing.status, 0)
+    XCTAssertTrue(missing.error.contains("/nonexistent.png"), missing.error)
+  }
+}
