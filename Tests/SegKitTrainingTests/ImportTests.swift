@@ -1,6 +1,0 @@
-import SegKitTraining
-import XCTest
-
-final class TrainingImportTests: XCTestCase {
-  func testLowerLayersAreReexported() throws { XCTAssertFalse(ModelZoo.names.isEmpty) }
-}
