@@ -13,7 +13,8 @@ size = int(sys.argv[2]) if len(sys.argv) > 2 else 513
 runs = int(sys.argv[3]) if len(sys.argv) > 3 else 3
 torch.set_num_threads(int(os.environ.get("SEGKIT_BENCH_THREADS", "2")))
 torch.manual_seed(0)
-model = getattr(torchvision.models.segmentation, name)(weights=None, weights_backbone=None, num_classes=21, aux_loss=True).eval()
+kwargs = {} if name.startswith("lraspp") else {"aux_loss": True}
+model = getattr(torchvision.models.segmentation, name)(weights=None, weights_backbone=None, num_classes=21, **kwargs).eval()
 x = torch.randn(1, 3, size, size)
 times = []
 with torch.no_grad():
