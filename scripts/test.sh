@@ -8,4 +8,16 @@ bash scripts/setup-system.sh
 bash scripts/setup-libtorch.sh
 bash scripts/setup-oracle.sh
 swift build --build-tests
-swift test --skip-build
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+status=0
+swift test --skip-build 2>&1 | tee "$log" || status=$?
+# The suites are XCTest; Swift Testing's own summary line counts none of them,
+# so close with the XCTest totals in the plain "N passed, N failed" form.
+summary="$(grep -E "Executed [0-9]+ tests?, with [0-9]+ failures?" "$log" | tail -n 1 || true)"
+if [ -n "$summary" ]; then
+  executed="$(sed -E 's/.*Executed ([0-9]+) tests?.*/\1/' <<<"$summary")"
+  failures="$(sed -E 's/.*with ([0-9]+) failures?.*/\1/' <<<"$summary")"
+  echo "$((executed - failures)) passed, $failures failed"
+fi
+exit "$status"
