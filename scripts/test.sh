@@ -17,7 +17,7 @@ swift test --skip-build 2>&1 | tee "$log" || status=$?
 summary="$(grep -E "Executed [0-9]+ tests?, with [0-9]+ failures?" "$log" | tail -n 1 || true)"
 if [ -n "$summary" ]; then
   executed="$(sed -E 's/.*Executed ([0-9]+) tests?.*/\1/' <<<"$summary")"
-  failures="$(sed -E 's/.*with ([0-9]+) failures?.*/\1/' <<<"$summary")"
-  echo "$((executed - failures)) passed, $failures failed"
+  failed="$(grep -cE "^Test Case '.*' failed" "$log" || true)"
+  echo "$((executed - failed)) passed, $failed failed"
 fi
 exit "$status"

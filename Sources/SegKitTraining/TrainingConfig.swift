@@ -33,6 +33,8 @@ public struct TrainingConfig: Equatable, Sendable {
   public var minScaleFactor = 0.5
   public var maxScaleFactor = 2.0
   public var scaleFactorStepSize = 0.25
+  public var flipProbability = 0.5
+  public var shuffle = true
 
   // Length of training
   public var trainingNumberOfSteps = 30000
@@ -55,11 +57,13 @@ public struct TrainingConfig: Equatable, Sendable {
   // Optimizer
   public var optimizer = OptimizerKind.sgd
   public var momentum = 0.9
+  public var nesterov = false
   public var weightDecay = 0.00004
   public var adamBeta1 = 0.9
   public var adamBeta2 = 0.999
   public var adamEpsilon = 1e-8
   public var gradientAccumulation = 1
+  public var noDecayOnBiasAndNorm = false
 
   // Initialisation and fine-tuning
   public var initialCheckpoint: String? = nil
@@ -145,7 +149,7 @@ public struct TrainingConfig: Equatable, Sendable {
 
   static let table: [Setting] = [
     Setting("dataset", "dataset", \.dataset, "dataset name (pascal_voc, cityscapes, ade20k, camvid, davis, folder, …)"),
-    Setting("dataset_dir", "dataset", \.datasetDir, "dataset root folder; null: the dataset's default location"),
+    Setting("dataset_dir", "dataset", \.datasetDir, "dataset root folder (required)"),
     Setting("train_split", "dataset", \.trainSplit, "split to train on"),
     Setting("val_split", "dataset", \.valSplit, "split to validate on"),
     Setting("num_classes", "dataset", \.numClasses, "number of classes; null: the dataset's"),
@@ -162,6 +166,8 @@ public struct TrainingConfig: Equatable, Sendable {
     Setting("min_scale_factor", "input", \.minScaleFactor, "smallest random rescaling of training images"),
     Setting("max_scale_factor", "input", \.maxScaleFactor, "largest random rescaling of training images"),
     Setting("scale_factor_step_size", "input", \.scaleFactorStepSize, "rescaling step between min and max; 0: any value"),
+    Setting("flip_probability", "input", \.flipProbability, "probability of a left-right flip of a training image"),
+    Setting("shuffle", "input", \.shuffle, "shuffle the training split each epoch (false: file order)"),
 
     Setting("training_number_of_steps", "length", \.trainingNumberOfSteps, "optimizer steps to train (unless epochs is set)"),
     Setting("epochs", "length", \.epochs, "passes over the training split; overrides training_number_of_steps"),
@@ -181,17 +187,20 @@ public struct TrainingConfig: Equatable, Sendable {
 
     Setting("optimizer", "optimizer", \.optimizer, "optimizer"),
     Setting("momentum", "optimizer", \.momentum, "SGD momentum"),
+    Setting("nesterov", "optimizer", \.nesterov, "Nesterov momentum (SGD)"),
     Setting("weight_decay", "optimizer", \.weightDecay, "weight decay (L2 for SGD and Adam, decoupled for AdamW)"),
     Setting("adam_beta1", "optimizer", \.adamBeta1, "Adam's first-moment decay"),
     Setting("adam_beta2", "optimizer", \.adamBeta2, "Adam's second-moment decay"),
     Setting("adam_epsilon", "optimizer", \.adamEpsilon, "Adam's epsilon"),
     Setting("gradient_accumulation", "optimizer", \.gradientAccumulation, "batches whose gradients make one optimizer step"),
+    Setting("no_decay_on_bias_and_norm", "optimizer", \.noDecayOnBiasAndNorm, "no weight decay on biases and normalisation parameters"),
 
     Setting("initial_checkpoint", "initialisation", \.initialCheckpoint, "weights to start from (DeepLab's tf_initial_checkpoint)"),
     Setting("initialize_last_layer", "initialisation", \.initializeLastLayer, "also load the last layers from initial_checkpoint"),
     Setting("last_layers_contain_logits_only", "initialisation", \.lastLayersContainLogitsOnly,
             "the last layers are the logits only (else also ASPP, image pooling and decoder)"),
-    Setting("fine_tune_batch_norm", "initialisation", \.fineTuneBatchNorm, "train batch-norm statistics and parameters"),
+    Setting("fine_tune_batch_norm", "initialisation", \.fineTuneBatchNorm,
+            "update batch-norm statistics (false: normalise with the running ones and keep them; scale and offset still train, as in DeepLab)"),
     Setting("last_layer_gradient_multiplier", "initialisation", \.lastLayerGradientMultiplier,
             "learning-rate multiplier of the last layers"),
 
@@ -414,6 +423,7 @@ public struct TrainingConfig: Equatable, Sendable {
     require(minScaleFactor > 0, "min_scale_factor", "must be positive", "\(minScaleFactor)")
     require(maxScaleFactor >= minScaleFactor, "max_scale_factor", "must be at least min_scale_factor (\(minScaleFactor))", "\(maxScaleFactor)")
     require(scaleFactorStepSize >= 0, "scale_factor_step_size", "must be non-negative", "\(scaleFactorStepSize)")
+    require((0...1).contains(flipProbability), "flip_probability", "must be in [0, 1]", "\(flipProbability)")
     require(trainingNumberOfSteps >= 1, "training_number_of_steps", "must be at least 1", "\(trainingNumberOfSteps)")
     if let epochs { require(epochs >= 1, "epochs", "must be at least 1", "\(epochs)") }
 
@@ -436,6 +446,7 @@ public struct TrainingConfig: Equatable, Sendable {
     require((0...1).contains(warmupStartFactor), "warmup_start_factor", "must be in [0, 1]", "\(warmupStartFactor)")
 
     require((0..<1).contains(momentum), "momentum", "must be in [0, 1)", "\(momentum)")
+    require(!nesterov || optimizer != .sgd || momentum > 0, "nesterov", "needs a positive momentum", "momentum \(momentum)")
     require(weightDecay >= 0, "weight_decay", "must be non-negative", "\(weightDecay)")
     require((0..<1).contains(adamBeta1), "adam_beta1", "must be in [0, 1)", "\(adamBeta1)")
     require((0..<1).contains(adamBeta2), "adam_beta2", "must be in [0, 1)", "\(adamBeta2)")
@@ -527,7 +538,7 @@ public struct TrainingConfig: Equatable, Sendable {
   /// The configured optimizer over `groups`.
   public func makeOptimizer(_ groups: [ParameterGroup]) throws -> Optimizer {
     switch optimizer {
-    case .sgd: return try SGD(groups, momentum: momentum, weightDecay: weightDecay)
+    case .sgd: return try SGD(groups, momentum: momentum, nesterov: nesterov, weightDecay: weightDecay)
     case .adam: return try Adam(groups, beta1: adamBeta1, beta2: adamBeta2, eps: adamEpsilon, weightDecay: weightDecay)
     case .adamw: return try AdamW(groups, beta1: adamBeta1, beta2: adamBeta2, eps: adamEpsilon, weightDecay: weightDecay)
     }
