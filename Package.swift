@@ -122,6 +122,7 @@ let package = Package(
     // Runs the Python oracle (PyTorch, torchvision) for the tests.
     .target(
       name: "SegKitTestSupport",
+      dependencies: ["SegKitTensor"],
       path: "Sources/SegKitTestSupport"
     ),
     .testTarget(

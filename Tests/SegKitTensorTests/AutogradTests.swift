@@ -1,4 +1,5 @@
 import SegKitTensor
+import SegKitTestSupport
 import XCTest
 
 /// Gradients against PyTorch's autograd and against finite differences, and the

@@ -1,5 +1,6 @@
 import Foundation
 import SegKitTensor
+import SegKitTestSupport
 import XCTest
 
 /// Creation, seeded sampling, element types and reading values back, against PyTorch.

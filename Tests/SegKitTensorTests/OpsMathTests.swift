@@ -1,4 +1,5 @@
 import SegKitTensor
+import SegKitTestSupport
 import XCTest
 
 /// Elementwise arithmetic, type promotion, comparisons, unary functions,

@@ -1,4 +1,5 @@
 import SegKitTensor
+import SegKitTestSupport
 import XCTest
 
 /// Reductions, max/min with indices, top-k, sorting and counting against PyTorch.

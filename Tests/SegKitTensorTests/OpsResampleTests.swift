@@ -1,4 +1,5 @@
 import SegKitTensor
+import SegKitTestSupport
 import XCTest
 
 /// interpolate, grid_sample and pad against torch.nn.functional.

@@ -1,4 +1,5 @@
 import SegKitTensor
+import SegKitTestSupport
 import XCTest
 
 /// Shape, view and indexing operations against PyTorch.

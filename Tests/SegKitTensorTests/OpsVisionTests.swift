@@ -1,4 +1,5 @@
 import SegKitTensor
+import SegKitTestSupport
 import XCTest
 
 /// Convolutions, pooling, normalisation and dropout against torch.nn.functional.

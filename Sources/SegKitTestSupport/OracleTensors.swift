@@ -1,6 +1,5 @@
 import Foundation
 import SegKitTensor
-import SegKitTestSupport
 import XCTest
 
 /// Tensors made by one PyTorch oracle script, for a test class to compare against.
@@ -10,7 +9,7 @@ import XCTest
 /// little-endian file plus an entry in `index.json` ({name: {dtype, shape, file}});
 /// the Swift side keeps the bytes and builds a fresh `Tensor` on every lookup, so
 /// tests may modify what they get.
-struct OracleTensors {
+public struct OracleTensors {
   private struct Entry: Decodable {
     let dtype: String
     let shape: [Int]
@@ -38,7 +37,7 @@ struct OracleTensors {
     """
 
   /// Runs `script` in the oracle (a missing oracle fails the test: the test command installs it).
-  static func run(_ script: String) throws -> OracleTensors {
+  public static func run(_ script: String) throws -> OracleTensors {
     let dir = try Oracle.temporaryDirectory("segkit-oracle")
     defer { try? FileManager.default.removeItem(at: dir) }
     let epilogue = "\nwith open(os.path.join(_dir, 'index.json'), 'w') as f:\n    json.dump(_index, f)\n"
@@ -52,7 +51,7 @@ struct OracleTensors {
     })
   }
 
-  subscript(_ name: String) -> Tensor {
+  public subscript(_ name: String) -> Tensor {
     get throws {
       guard let e = entries[name] else { throw TorchError("the oracle saved no tensor named '\(name)'") }
       return try e.bytes.withUnsafeBytes { try Tensor(bytes: $0, shape: e.shape, dtype: e.dtype) }
@@ -61,7 +60,7 @@ struct OracleTensors {
 
   /// Asserts that `actual` matches the saved tensor `name`: same shape and dtype,
   /// values within atol + rtol·|expected| for floating point, equal otherwise.
-  func expect(
+  public func expect(
     _ actual: Tensor, _ name: String, atol: Double = 1e-5, rtol: Double = 1e-5,
     file: StaticString = #filePath, line: UInt = #line
   ) throws {
@@ -70,7 +69,7 @@ struct OracleTensors {
 }
 
 /// Compares two tensors as `OracleTensors.expect` does; NaNs match NaNs.
-func assertClose(
+public func assertClose(
   _ actual: Tensor, _ expected: Tensor, atol: Double = 1e-5, rtol: Double = 1e-5, _ label: String = "",
   file: StaticString = #filePath, line: UInt = #line
 ) {
