@@ -79,27 +79,29 @@ struct Predict: ParsableCommand {
     if saveLogits != nil {
       guard case .image = input else { throw ValidationError("--save-logits takes a single image as --input") }
       guard evaluator.passes == 1, evaluator.scales == [1], evaluator.crop == nil else {
-        throw ValidationError("--save-logits writes one plain pass's logits: leave out --scales, --flip and --crop")
+        throw ValidationError(
+          "--save-logits writes the logits of one plain pass: leave out --scales, --flip and --crop (with --run, pass --scales 1 --no-flip --crop none)")
       }
     }
     let palette = try colormap.map(Colormap.named) ?? runColormap(config) ?? .pascal
     let loaded = try source.load(config: config, defaultClasses: nil, requireWeights: false)
-    var single: Image?
-    if case .image(let url) = input { single = try ImageIO.read(url) }
+    // A single image is read before anything is written, so that a bad one leaves nothing behind.
+    let single: (url: URL, image: Image)?
+    if case .image(let url) = input { single = (url, try ImageIO.read(url)) } else { single = nil }
     let folder = URL(fileURLWithPath: output)
     try createFolder(folder)
     let outputs = Outputs(palette: palette, raw: raw, color: color, overlay: overlay, alpha: alpha)
 
-    if case .image(let url) = input, saveLogits != nil {
-      try predictWithLogits(loaded.network, single!, stem: Self.stem(url), shorterSide: shorterSide, device: device,
-                            outputs: outputs, folder: folder)
+    if let single, let saveLogits {
+      try predictWithLogits(loaded.network, single.image, stem: Self.stem(single.url), logits: saveLogits,
+                            shorterSide: shorterSide, device: device, outputs: outputs, folder: folder)
       return
     }
     let segment = Segmenter(
       evaluator: evaluator, model: try Predictor(model: loaded.network, device: device).model, shorterSide: shorterSide)
     switch input {
     case .image(let url):
-      try outputs.write(segment(single!), stem: Self.stem(url), into: folder)
+      try outputs.write(segment(single!.image), stem: Self.stem(url), into: folder)
     case .folder(let urls):
       var failures: [String] = []
       for url in urls {
@@ -122,15 +124,15 @@ struct Predict: ParsableCommand {
 
   /// The original single-image path: the model as loaded (not optimised), logits and labels at the model's input size.
   private func predictWithLogits(
-    _ network: SegmentationModel, _ image: Image, stem: String, shorterSide: Int?, device: Device, outputs: Outputs,
-    folder: URL
+    _ network: SegmentationModel, _ image: Image, stem: String, logits path: String, shorterSide: Int?, device: Device,
+    outputs: Outputs, folder: URL
   ) throws {
     let output = try Predictor(model: network, device: device, optimize: false).logits(image, shorterSide: shorterSide)
     try outputs.write((image, try Predictor.labels(output.out)), stem: stem, into: folder)
     var logits = try StateDict([("out", output.out.contiguous())])
     if let aux = output.aux { logits.set("aux", try aux.contiguous()) }
-    try logits.save(to: URL(fileURLWithPath: saveLogits!))
-    print("logits: \(saveLogits!)")
+    try logits.save(to: URL(fileURLWithPath: path))
+    print("logits: \(path)")
   }
 
   /// The run's dataset colormap (class colours of a folder dataset included); nil without a run.
