@@ -71,9 +71,14 @@ case "loader":
   let numbers = arguments.dropFirst().map { Int($0) }
   let value = { (i: Int, fallback: Int) in numbers.count > i ? numbers[i] ?? fallback : fallback }
   try loaderBenchmark(workers: value(0, 4), images: value(1, 200), batch: value(2, 8), crop: value(3, 321))
+case "train":
+  let rest = Array(arguments.dropFirst())
+  let number = { (i: Int, fallback: Int) in rest.count > i ? Int(rest[i]) ?? fallback : fallback }
+  try trainBenchmark(model: rest.first ?? "deeplabv3_resnet50", batch: number(1, 4), crop: number(2, 256),
+                     steps: number(3, 5), workers: number(4, 2))
 default:
   FileHandle.standardError.write(
-    "usage: segkit-bench op-overhead [ITERATIONS] | inference MODEL [SIZE] [RUNS] | loader [WORKERS] [IMAGES] [BATCH] [CROP]\n"
+    "usage: segkit-bench op-overhead [ITERATIONS] | inference MODEL [SIZE] [RUNS] | loader [WORKERS] [IMAGES] [BATCH] [CROP] | train [MODEL] [BATCH] [CROP] [STEPS] [WORKERS]\n"
       .data(using: .utf8)!)
   exit(2)
 }

@@ -1,0 +1,141 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import SegKitTraining
+
+struct Train: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Train a segmentation model in a run folder (config, log, checkpoints, TensorBoard events).",
+    discussion: """
+      Settings come from the defaults, then --config FILE.yaml (a flat mapping of key: value), \
+      then each --set key=value, in that order. The run folder gets the resolved config.yaml, \
+      train.log, checkpoints/ (the last keep_checkpoints kept), TensorBoard event files \
+      (tensorboard --logdir RUN) and, at the end, model.safetensors (weights only).
+      Ctrl-C writes a checkpoint and exits with status 130; --resume RUN continues it exactly.
+
+      SETTINGS (--set key=value; lists as [a, b] or a,b; null for none):
+      \(settingsHelp)
+      """
+  )
+
+  @Option(help: ArgumentHelp("YAML file of settings.", valueName: "file.yaml"))
+  var config: String?
+
+  @Option(name: .customLong("set"), help: ArgumentHelp("Override one setting (repeatable); see SETTINGS below.", valueName: "key=value"))
+  var settings: [String] = []
+
+  @Option(name: .customLong("run"), help: ArgumentHelp(
+    "Run folder, new or empty (default: train_logdir, else runs/DATE_MODEL_N).", valueName: "dir"))
+  var runFolder: String?
+
+  @Option(help: ArgumentHelp(
+    "Continue the run in this folder from its latest checkpoint, with its config.yaml and any --set.", valueName: "run-dir"))
+  var resume: String?
+
+  @Flag(help: "Print plain log lines even on a terminal (no progress bar).")
+  var plain = false
+
+  func validate() throws {
+    if resume != nil && (config != nil || runFolder != nil) {
+      throw ValidationError("--resume takes the run's own config.yaml and folder: give --set overrides only, not --config or --run")
+    }
+  }
+
+  func run() throws {
+    let console: TrainerConsole = plain ? .lines : .automatic
+    let trainer: Trainer
+    do {
+      if let resume {
+        trainer = try Trainer(resuming: URL(fileURLWithPath: resume), overrides: settings, console: console)
+      } else {
+        let resolved = try TrainingConfig.resolve(file: config.map { URL(fileURLWithPath: $0) }, overrides: settings)
+        trainer = try Trainer(config: resolved, runFolder: try Self.folder(runFolder ?? resolved.trainLogdir, resolved),
+                              console: console)
+      }
+    } catch let error as TrainingError {
+      throw CommandError(error.message)
+    }
+    print("run folder: \(trainer.run.url.path)")
+    let stop = Interrupt.install()
+    let outcome: TrainingOutcome
+    do {
+      outcome = try trainer.train(shouldStop: { stop.requested })
+    } catch let error as TrainingError {
+      throw CommandError(error.message)
+    }
+    switch outcome {
+    case .finished(_, let scores):
+      if let scores { print(String(format: "mIoU %.4f, pixel accuracy %.4f", scores.meanIoU, scores.pixelAccuracy)) }
+      print("weights: \(trainer.run.url.appendingPathComponent("model.safetensors").path)")
+    case .interrupted(let step, let checkpoint):
+      print("interrupted at step \(step): checkpoint \(checkpoint.path)")
+      print("continue with: segkit train --resume \(trainer.run.url.path)")
+      throw ExitCode(130)
+    }
+  }
+
+  /// The given folder, or runs/YYYYMMDD_MODEL_N with the first N not yet taken (seg-mentor's naming).
+  static func folder(_ given: String?, _ config: TrainingConfig) throws -> URL {
+    if let given { return URL(fileURLWithPath: given) }
+    let formatter = DateFormatter()
+    formatter.locale = Locale(identifier: "en_US_POSIX")
+    formatter.dateFormat = "yyyyMMdd"
+    let base = "runs/\(formatter.string(from: Date()))_\(config.model)"
+    var n = 1
+    while FileManager.default.fileExists(atPath: "\(base)_\(n)") { n += 1 }
+    return URL(fileURLWithPath: "\(base)_\(n)")
+  }
+
+  static var settingsHelp: String {
+    var lines: [String] = []
+    var section = ""
+    for setting in TrainingConfig.settings {
+      if setting.section != section {
+        section = setting.section
+        lines.append("")
+        lines.append("  \(section):")
+      }
+      lines.append("    \(setting.key) (\(setting.type); default \(setting.defaultValue))")
+      lines.append("        \(setting.help)")
+    }
+    return lines.joined(separator: "\n")
+  }
+}
+
+/// Ctrl-C (SIGINT) and SIGTERM: the first asks the trainer to checkpoint and stop between
+/// steps; a second exits at once.
+final class Interrupt: @unchecked Sendable {
+  private let lock = NSLock()
+  private var count = 0
+  private var sources: [DispatchSourceSignal] = []
+
+  var requested: Bool {
+    lock.lock()
+    defer { lock.unlock() }
+    return count > 0
+  }
+
+  static func install() -> Interrupt {
+    let interrupt = Interrupt()
+    for number in [SIGINT, SIGTERM] {
+      signal(number, SIG_IGN)  // delivered to the dispatch source instead
+      let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+      source.setEventHandler { interrupt.signalled() }
+      source.resume()
+      interrupt.sources.append(source)
+    }
+    return interrupt
+  }
+
+  private func signalled() {
+    lock.lock()
+    count += 1
+    let first = count == 1
+    lock.unlock()
+    if first {
+      FileHandle.standardError.write(Data("\nstopping after this step (checkpoint); press Ctrl-C again to quit at once\n".utf8))
+    } else {
+      exit(130)
+    }
+  }
+}
