@@ -9,7 +9,8 @@ public enum Synthetic {
   // MARK: Semantic scenes (Pascal VOC layout)
 
   /// The classes of the semantic scenes. Each object class has its own shape and
-  /// texture; colours are random per object, so colour alone tells nothing.
+  /// texture, and a main colour that varies around a class tone; the backgrounds
+  /// and second texture colours are random.
   public static let semanticClassNames = ["background", "disc", "square", "triangle", "ring", "cross"]
 
   /// The colormap written into the label PNGs: Pascal's colours, these class names.
@@ -299,9 +300,14 @@ public enum Synthetic {
     let a, b: [Double]
     let period: Double
 
+    /// Each class's main colour varies around its own tone, so colour is a hint
+    /// (as in real scenes) while shape and texture still decide between close tones.
+    static let classTones: [[Double]] = [[200, 60, 60], [60, 170, 70], [70, 90, 210], [210, 190, 50], [170, 70, 190]]
+
     init(kind: Int, radius: Double, _ rng: inout Generator) {
       self.kind = kind
-      a = rng.color()
+      let tone = Texture.classTones[(kind - 1) % Texture.classTones.count]
+      a = tone.map { max(20, min(235, $0 + rng.double(-45, 45))) }
       // Keep the two colours apart so the pattern stays visible.
       let base = rng.color()
       b = zip(a, base).map { abs($0 - $1) < 60 ? ($0 < 128 ? $0 + 90 : $0 - 90) : $1 }

@@ -34,7 +34,7 @@ extension SegmentationDataset {
                                labelMapping: mapping, openEndedClasses: colormap.classNames.isEmpty)
   }
 
-  private static func folderColormap(_ root: URL) throws -> Colormap {
+  static func folderColormap(_ root: URL) throws -> Colormap {
     let url = root.appendingPathComponent("classes.txt")
     guard Layout.exists(url) else { return try Colormap(name: "folder", classNames: [], colors: []) }
     var names: [String] = []

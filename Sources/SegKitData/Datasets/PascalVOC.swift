@@ -11,8 +11,14 @@ extension SegmentationDataset {
         name: id, image: voc.appendingPathComponent("JPEGImages/\(id).jpg"),
         label: split == "test" ? nil : .png(voc.appendingPathComponent("SegmentationClass/\(id).png")))
     }
-    return SegmentationDataset(format: .voc, root: voc, split: split, files: files, colormap: .pascal,
-                               labelMapping: .identity(classes: 21))
+    // A classes.txt beside the VOC folders (as `segkit data synth` writes) names other classes.
+    guard Layout.exists(voc.appendingPathComponent("classes.txt")) else {
+      return SegmentationDataset(format: .voc, root: voc, split: split, files: files, colormap: .pascal,
+                                 labelMapping: .identity(classes: 21))
+    }
+    let colormap = try folderColormap(voc)
+    return SegmentationDataset(format: .voc, root: voc, split: split, files: files, colormap: colormap,
+                               labelMapping: .identity(classes: colormap.classNames.count))
   }
 
   /// Pascal VOC 2012 with the SBD augmentation.
