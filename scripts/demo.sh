@@ -15,7 +15,7 @@ segkit="$(swift build -c release --show-bin-path)/segkit"
 demo="$root/runs/demo"
 rm -rf "$demo"
 mkdir -p "$demo"
-"$segkit" data synth --kind semantic --out "$demo/data" --seed 0
+"$segkit" data synth --kind semantic --out "$demo/data" --seed 0 --train 2000 --val 100
 "$segkit" train --config configs/demo.yaml --set "dataset_dir=$demo/data" --run "$demo/train" --plain
 "$segkit" eval --run "$demo/train" --json "$demo/eval.json"
 mkdir -p "$demo/val-images"
