@@ -80,13 +80,30 @@ func featureBlockIndices(_ requested: [Int]?, strides: [Int], network: String) t
   return requested
 }
 
-/// Runs `blocks` in order up to the last index in `indices` and returns their outputs at `indices`.
-func tappedFeatures(_ x: Tensor, blocks: [any Layer], indices: [Int]) throws -> [Tensor] {
-  var h = x
-  var features: [Tensor] = []
-  for (index, block) in blocks.enumerated().prefix(indices.last! + 1) {
-    h = try block.forward(h)
-    if indices.contains(index) { features.append(h) }
+/// torchvision's MobileNets: a flat list of blocks registered as "0", "1", … (the
+/// classification model's `features.N`), with the features tapped at chosen blocks.
+public protocol BlockListEncoder: Encoder {
+  var blocks: [any Layer] { get }
+  /// The blocks whose outputs are the features, one at each stride 4, 8, 16, 32.
+  var featureIndices: [Int] { get }
+}
+
+extension BlockListEncoder {
+  /// Runs the blocks up to the last tapped one and returns the tapped outputs.
+  public func features(_ x: Tensor) throws -> [Tensor] {
+    var h = x
+    var features: [Tensor] = []
+    for (index, block) in blocks.enumerated().prefix(featureIndices.last! + 1) {
+      h = try block.forward(h)
+      if featureIndices.contains(index) { features.append(h) }
+    }
+    return features
   }
-  return features
+
+  public var inputConvolutionKey: String { "0.0.weight" }
+
+  /// `features.N...` → `N...`; the classifier is dropped.
+  public func encoderKey(forClassificationKey key: String) -> String? {
+    key.hasPrefix("features.") ? String(key.dropFirst("features.".count)) : nil
+  }
 }

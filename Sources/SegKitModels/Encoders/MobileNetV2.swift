@@ -12,12 +12,12 @@ import SegKitNN
 /// torchvision has no dilated MobileNetV2; output stride 16 or 8 follows DeepLab's
 /// MobileNetV2: a stride-2 block past the output stride gets stride 1 and keeps the
 /// previous dilation, the blocks after it use the doubled one (depthwise padding = dilation).
-public final class MobileNetV2: Module, Encoder {
+public final class MobileNetV2: Module, BlockListEncoder {
   public let featureChannels: [Int]
   public let outputStride: Int
   /// The blocks whose outputs `features(_:)` returns.
   public let featureIndices: [Int]
-  let blocks: [any Layer]
+  public let blocks: [any Layer]
 
   /// - Parameters:
   ///   - outputStride: 32, 16 or 8.
@@ -68,16 +68,5 @@ public final class MobileNetV2: Module, Encoder {
     featureChannels = self.featureIndices.map { channels[$0] }
     super.init()
     for (index, block) in blocks.enumerated() { registerModule(String(index), block) }
-  }
-
-  public func features(_ x: Tensor) throws -> [Tensor] {
-    try tappedFeatures(x, blocks: blocks, indices: featureIndices)
-  }
-
-  public var inputConvolutionKey: String { "0.0.weight" }
-
-  /// `features.N...` → `N...`; the classifier is dropped.
-  public func encoderKey(forClassificationKey key: String) -> String? {
-    key.hasPrefix("features.") ? String(key.dropFirst("features.".count)) : nil
   }
 }

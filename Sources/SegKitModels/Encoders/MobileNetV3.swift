@@ -16,7 +16,7 @@ import SegKitNN
 /// Output stride 16 is torchvision's `dilated=True`: the stride-32 stage runs at stride 1
 /// with dilation 2 in all its blocks, the first included. Output stride 8 applies the
 /// same rule to the stride-16 stage too (dilation 2, then 4).
-public final class MobileNetV3Large: Module, Encoder {
+public final class MobileNetV3Large: Module, BlockListEncoder {
   /// The blocks torchvision's `deeplabv3_mobilenet_v3_large` and `lraspp_mobilenet_v3_large`
   /// read: 4 (stride 8, the LR-ASPP low input and DeepLab's auxiliary input) and 16.
   public static let torchvisionSegmentationFeatureIndices = [3, 4, 12, 16]
@@ -25,7 +25,7 @@ public final class MobileNetV3Large: Module, Encoder {
   public let outputStride: Int
   /// The blocks whose outputs `features(_:)` returns.
   public let featureIndices: [Int]
-  let blocks: [any Layer]
+  public let blocks: [any Layer]
 
   /// - Parameters:
   ///   - outputStride: 32, 16 (torchvision's `dilated=True`) or 8.
@@ -82,17 +82,6 @@ public final class MobileNetV3Large: Module, Encoder {
     featureChannels = self.featureIndices.map { channels[$0] }
     super.init()
     for (index, block) in blocks.enumerated() { registerModule(String(index), block) }
-  }
-
-  public func features(_ x: Tensor) throws -> [Tensor] {
-    try tappedFeatures(x, blocks: blocks, indices: featureIndices)
-  }
-
-  public var inputConvolutionKey: String { "0.0.weight" }
-
-  /// `features.N...` → `N...`; the classifier is dropped.
-  public func encoderKey(forClassificationKey key: String) -> String? {
-    key.hasPrefix("features.") ? String(key.dropFirst("features.".count)) : nil
   }
 }
 
