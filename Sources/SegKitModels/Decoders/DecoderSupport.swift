@@ -58,6 +58,19 @@ func doubleConv(_ inChannels: Int, _ outChannels: Int) throws -> Sequential {
   Sequential(try convBNReLU(inChannels, outChannels) + convBNReLU(outChannels, outChannels))
 }
 
+/// The stages of an upsampling decoder (U-Net, SegNet): stage i takes the previous
+/// stage's channels plus `skips[i]` concatenated skip channels and applies
+/// `doubleConv` to `widths[i]`. Returns the stages and the last stage's width.
+func doubleConvStages(input: Int, skips: [Int], widths: [Int]) throws -> (stages: [Sequential], channels: Int) {
+  var channels = input
+  var stages: [Sequential] = []
+  for (width, skip) in zip(widths, skips) {
+    stages.append(try doubleConv(channels + skip, width))
+    channels = width
+  }
+  return (stages, channels)
+}
+
 /// A plain module holding numbered children, as an nn.ModuleList.
 final class ModuleList: Module {
   init(_ modules: [Module]) {

@@ -19,14 +19,10 @@ public final class SegNetDecoder: Module, Decoder {
   /// - Parameter channels: output channels of the five stages.
   public init(featureChannels: [Int], classes: Int, channels: [Int] = [256, 128, 64, 32, 16]) throws {
     guard channels.count == 5 else { throw TorchError("SegNetDecoder: expected 5 stage widths, got \(channels)") }
-    var inChannels = featureChannels[3]
-    var stages: [Sequential] = []
-    for width in channels {
-      stages.append(try doubleConv(inChannels, width))
-      inChannels = width
-    }
-    self.stages = stages
-    logits = try Conv2d(inChannels, classes, kernelSize: 1)
+    // SegNet passes no encoder features across: every stage has zero skip channels.
+    let built = try doubleConvStages(input: featureChannels[3], skips: Array(repeating: 0, count: 5), widths: channels)
+    stages = built.stages
+    logits = try Conv2d(built.channels, classes, kernelSize: 1)
     super.init()
     registerModule("stages", ModuleList(stages))
     registerModule("logits", logits)

@@ -17,14 +17,9 @@ public final class UNetDecoder: Module, Decoder {
   public init(featureChannels: [Int], classes: Int, channels: [Int] = [256, 128, 64, 32, 16]) throws {
     guard channels.count == 5 else { throw TorchError("UNetDecoder: expected 5 stage widths, got \(channels)") }
     let skips = [featureChannels[2], featureChannels[1], featureChannels[0], 0, 0]
-    var inChannels = featureChannels[3]
-    var stages: [Sequential] = []
-    for (width, skip) in zip(channels, skips) {
-      stages.append(try doubleConv(inChannels + skip, width))
-      inChannels = width
-    }
-    self.stages = stages
-    logits = try Conv2d(inChannels, classes, kernelSize: 1)
+    let built = try doubleConvStages(input: featureChannels[3], skips: skips, widths: channels)
+    stages = built.stages
+    logits = try Conv2d(built.channels, classes, kernelSize: 1)
     super.init()
     registerModule("stages", ModuleList(stages))
     registerModule("logits", logits)
