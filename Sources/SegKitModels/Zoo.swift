@@ -131,12 +131,7 @@ public enum ModelZoo {
 
   /// The names closest to `name`: those containing it, and those within a few edits.
   public static func closeMatches(to name: String, limit: Int = 6) -> [String] {
-    let query = name.lowercased()
-    let threshold = max(2, query.count / 3)
-    let scored: [(name: String, distance: Int)] = names.map { ($0, editDistance(query, $0)) }
-    let close = scored.filter { $0.distance <= threshold || $0.name.contains(query) }
-    let ranked = close.sorted { ($0.distance, $0.name) < ($1.distance, $1.name) }
-    return ranked.prefix(limit).map(\.name)
+    Spelling.closest(to: name, among: names, limit: limit, substrings: true)
   }
 
   static func unknownModel(_ name: String) -> TorchError {
@@ -147,20 +142,6 @@ public enum ModelZoo {
       \(decoders.joined(separator: ", ")) and encoders \(EncoderRegistry.names.joined(separator: ", ")), \
       or torchvision's \(torchvisionNames.joined(separator: ", ")) (`segkit models` lists them all).
       """)
-  }
-
-  /// Levenshtein distance: insertions, deletions and substitutions.
-  static func editDistance(_ a: String, _ b: String) -> Int {
-    let a = Array(a), b = Array(b)
-    var previous = Array(0...b.count)
-    for (i, x) in a.enumerated() {
-      var current = [i + 1]
-      for (j, y) in b.enumerated() {
-        current.append(min(previous[j + 1] + 1, current[j] + 1, previous[j] + (x == y ? 0 : 1)))
-      }
-      previous = current
-    }
-    return previous[b.count]
   }
 }
 

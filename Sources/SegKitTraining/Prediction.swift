@@ -2,8 +2,8 @@ import Foundation
 
 /// ImageNet statistics, the normalisation torchvision's pretrained models expect.
 public enum ImageNormalization {
-  public static let mean: [Float] = [0.485, 0.456, 0.406]
-  public static let std: [Float] = [0.229, 0.224, 0.225]
+  public static let mean = InputNormalization.imagenet.mean
+  public static let std = InputNormalization.imagenet.std
 
   /// An RGB image as a normalised [1, 3, H, W] float32 batch.
   public static func batch(_ image: Image) throws -> Tensor {

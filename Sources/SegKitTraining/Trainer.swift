@@ -341,7 +341,7 @@ public final class Trainer {
     if !scores.meanIoU.isNaN { bestMeanIoU = max(bestMeanIoU ?? 0, scores.meanIoU) }
     try board.addScalars([("val/mIoU", scores.meanIoU), ("val/pixel_accuracy", scores.pixelAccuracy)], step: step)
     if let shown {
-      let mean = try Tensor(Augmentation.imagenetMean, shape: [3, 1, 1]), std = try Tensor(Augmentation.imagenetStd, shape: [3, 1, 1])
+      let mean = try Tensor(InputNormalization.imagenet.mean, shape: [3, 1, 1]), std = try Tensor(InputNormalization.imagenet.std, shape: [3, 1, 1])
       try board.addImage("val/image", try Image(tensor: shown.image * std + mean), step: step)
       try board.addImage("val/prediction", try colormap.colorize(try Image(tensor: shown.prediction)), step: step)
       try board.addImage("val/ground_truth", try colormap.colorize(try Image(tensor: shown.label)), step: step)

@@ -352,22 +352,9 @@ public struct TrainingConfig: Equatable, Sendable {
     let query = key.lowercased().replacingOccurrences(of: "-", with: "_")
     if let alias = aliases[query] { return alias }
     if keys.contains(query) { return query }
-    let scored = keys.map { ($0, editDistance(query, $0)) }.min { ($0.1, $0.0) < ($1.1, $1.0) }
+    let scored = keys.map { ($0, Spelling.editDistance(query, $0)) }.min { ($0.1, $0.0) < ($1.1, $1.0) }
     guard let (best, distance) = scored, distance <= max(2, query.count / 3) else { return nil }
     return best
-  }
-
-  static func editDistance(_ a: String, _ b: String) -> Int {
-    let a = Array(a), b = Array(b)
-    var previous = Array(0...b.count)
-    for (i, x) in a.enumerated() {
-      var current = [i + 1]
-      for (j, y) in b.enumerated() {
-        current.append(Swift.min(previous[j + 1] + 1, current[j] + 1, previous[j] + (x == y ? 0 : 1)))
-      }
-      previous = current
-    }
-    return previous[b.count]
   }
 
   private static func place(_ source: String, _ node: Node) -> String {

@@ -70,16 +70,13 @@ public struct Augmentation: Sendable {
   public var noiseStd = 0.0
 
   // Output
-  public var mean: [Float] = Augmentation.imagenetMean
-  public var std: [Float] = Augmentation.imagenetStd
+  public var mean: [Float] = InputNormalization.imagenet.mean
+  public var std: [Float] = InputNormalization.imagenet.std
   /// Image padding in 0–255 units; nil pads with the mean (0 after normalisation).
   public var imagePadding: [Float]?
   public var labelPadding: UInt8 = voidLabel
 
   public enum ImageInterpolation: Sendable { case bilinear, nearest }
-
-  public static let imagenetMean: [Float] = [0.485, 0.456, 0.406]
-  public static let imagenetStd: [Float] = [0.229, 0.224, 0.225]
 
   /// Normalisation only.
   public init() {}
