@@ -31,6 +31,7 @@ let package = Package(
     .library(name: "SegKitModels", targets: ["SegKitModels"]),
     .library(name: "SegKitData", targets: ["SegKitData"]),
     .library(name: "SegKitMetrics", targets: ["SegKitMetrics"]),
+    .library(name: "SegKitInference", targets: ["SegKitInference"]),
     .library(name: "SegKitTraining", targets: ["SegKitTraining"]),
   ],
   dependencies: [
@@ -62,7 +63,8 @@ let package = Package(
     .executableTarget(
       name: "segkit",
       dependencies: [
-        "SegKitTraining", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        "SegKitTensor", "SegKitModels", "SegKitData", "SegKitMetrics", "SegKitInference", "SegKitTraining",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       path: "Sources/segkit"
     ),
@@ -106,17 +108,24 @@ let package = Package(
       dependencies: ["SegKitTensor"],
       path: "Sources/SegKitMetrics"
     ),
-    // Layer 4: training, evaluation and prediction pipelines, run folders,
-    // checkpoints, TensorBoard logs, configuration.
+    // Layer 4: inference: model loading (run folders, manifests, weights), image and
+    // sequence segmenters, evaluation, prediction files, checkpoints.
+    .target(
+      name: "SegKitInference",
+      dependencies: ["SegKitModels", "SegKitData", "SegKitMetrics"],
+      path: "Sources/SegKitInference"
+    ),
+    // Layer 5: training: one loop for every task, the tasks, sinks (console, log,
+    // TensorBoard), run folders, configuration.
     .target(
       name: "SegKitTraining",
-      dependencies: ["SegKitModels", "SegKitData", "SegKitMetrics", .product(name: "Yams", package: "Yams")],
+      dependencies: ["SegKitInference", .product(name: "Yams", package: "Yams")],
       path: "Sources/SegKitTraining"
     ),
     // Benchmarks against PyTorch eager (Benchmarks/run.sh).
     .executableTarget(
       name: "segkit-bench",
-      dependencies: ["SegKitModels", "SegKitData"],
+      dependencies: ["SegKitTensor", "SegKitModels", "SegKitData"],
       path: "Benchmarks/segkit-bench"
     ),
     // Runs the Python oracle (PyTorch, torchvision) for the tests.
@@ -146,9 +155,20 @@ let package = Package(
       path: "Tests/SegKitMetricsTests"
     ),
     .testTarget(
+      name: "SegKitInferenceTests",
+      dependencies: ["SegKitInference", "SegKitTestSupport"],
+      path: "Tests/SegKitInferenceTests"
+    ),
+    .testTarget(
       name: "SegKitTrainingTests",
       dependencies: ["SegKitTraining", "SegKitTestSupport"],
       path: "Tests/SegKitTrainingTests"
+    ),
+    // The `segkit` command end to end: these tests run the executable they depend on.
+    .testTarget(
+      name: "SegKitCommandTests",
+      dependencies: ["segkit", "SegKitTraining", "SegKitTestSupport"],
+      path: "Tests/SegKitCommandTests"
     ),
     .testTarget(
       name: "SegKitNNTests",

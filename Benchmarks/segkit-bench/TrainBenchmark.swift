@@ -8,15 +8,8 @@ import SegKitModels
 
 /// `warmup` untimed steps, then `steps` timed ones: images per second and peak memory.
 func trainBenchmark(model name: String, batch: Int, crop: Int, steps: Int, workers: Int, warmup: Int = 1) throws {
-  // As `segkit train` does (Train.swift's keepFreedMemory), unless SEGKIT_BENCH_PLAIN=1.
-  #if os(Linux)
-  if ProcessInfo.processInfo.environment["SEGKIT_BENCH_PLAIN"] != "1",
-     let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") {
-    let mallopt = unsafeBitCast(symbol, to: (@convention(c) (Int32, Int32) -> Int32).self)
-    _ = mallopt(-4, 0)  // M_MMAP_MAX
-    _ = mallopt(-1, Int32.max)  // M_TRIM_THRESHOLD
-  }
-  #endif
+  // As `segkit train` does, unless SEGKIT_BENCH_PLAIN=1.
+  if ProcessInfo.processInfo.environment["SEGKIT_BENCH_PLAIN"] != "1" { Torch.keepFreedMemory() }
   let dataset = try SegmentationDataset.folder(root: try loaderFixture(count: 40))
   let loader = try DataLoader(
     source: dataset, augmentation: Augmentation.deeplab(crop: crop, minScale: 0.5, maxScale: 2.0, step: 0.25),

@@ -1,3 +1,1 @@
-@_exported import SegKitData
-@_exported import SegKitMetrics
-@_exported import SegKitModels
+@_exported import SegKitInference

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SegKitInference
 import SegKitTraining
 
 struct Predict: ParsableCommand {
@@ -72,41 +73,58 @@ struct Predict: ParsableCommand {
       shorterSide = side
     }
     guard (0...1).contains(alpha) else { throw ValidationError("--alpha must be in [0, 1], got \(alpha)") }
-    let config = try source.runConfig()
+    let run = try source.run()
     let device = try resolveDevice(device)
-    let evaluator = try inference.evaluator(config: config, device: device)
+    let settings = try inference.settings(config: run?.config)
     let input = try Self.classify(URL(fileURLWithPath: self.input))
     if saveLogits != nil {
       guard case .image = input else { throw ValidationError("--save-logits takes a single image as --input") }
-      guard evaluator.passes == 1, evaluator.scales == [1], evaluator.crop == nil else {
+      guard settings.isSinglePlainPass else {
         throw ValidationError(
           "--save-logits writes the logits of one plain pass: leave out --scales, --flip and --crop (with --run, pass --scales 1 --no-flip --crop none)")
       }
     }
-    let palette = try colormap.map(Colormap.named) ?? runColormap(config) ?? .pascal
-    let loaded = try source.load(config: config, defaultClasses: nil, requireWeights: false)
+    let loaded = try source.load(run: run?.layout, fallbackClasses: nil, requireWeights: false)
+    let palette = try colormap.map(Colormap.named)
+      ?? (loaded.manifest.colors.isEmpty ? nil : loaded.manifest.colormap()) ?? .pascal
     // A single image is read before anything is written, so that a bad one leaves nothing behind.
     let single: (url: URL, image: Image)?
     if case .image(let url) = input { single = (url, try ImageIO.read(url)) } else { single = nil }
     let folder = URL(fileURLWithPath: output)
     try createFolder(folder)
-    let outputs = Outputs(palette: palette, raw: raw, color: color, overlay: overlay, alpha: alpha)
+    let writer = try PredictionWriter(palette: palette, raw: raw, color: color, overlay: overlay, alpha: alpha)
+    let normalization = loaded.manifest.normalization
 
     if let single, let saveLogits {
-      try predictWithLogits(loaded.network, single.image, stem: Self.stem(single.url), logits: saveLogits,
-                            shorterSide: shorterSide, device: device, outputs: outputs, folder: folder)
+      // The model as loaded (not optimised): its logits and labels at its input size.
+      let segmenter = try ImageSegmenter(
+        model: loaded.network, device: device, normalization: normalization, optimize: false)
+      let output = try segmenter.outputs(single.image, shorterSide: shorterSide)
+      let labels = try writer.write(image: single.image, labels: segmenter.labels(fromScores: output.out),
+                                    stem: Self.stem(single.url), into: folder)
+      print("labels: \(labels.path)")
+      var logits = try StateDict([("out", output.out.contiguous())])
+      if let aux = output.aux { logits.set("aux", try aux.contiguous()) }
+      try logits.save(to: URL(fileURLWithPath: saveLogits))
+      print("logits: \(saveLogits)")
       return
     }
-    let segment = Segmenter(
-      evaluator: evaluator, model: try Predictor(model: loaded.network, device: device).model, shorterSide: shorterSide)
+    let segmenter = try ImageSegmenter(
+      model: loaded.network, settings: settings, device: device, normalization: normalization)
     switch input {
     case .image(let url):
-      try outputs.write(segment(single!.image), stem: Self.stem(url), into: folder)
+      guard let single else { return }
+      let labels = try writer.write(image: single.image, labels: segmenter.labels(single.image, shorterSide: shorterSide),
+                                    stem: Self.stem(url), into: folder)
+      print("labels: \(labels.path)")
     case .folder(let urls):
       var failures: [String] = []
       for url in urls {
         do {
-          try outputs.write(segment(try ImageIO.read(url)), stem: Self.stem(url), into: folder)
+          let image = try ImageIO.read(url)
+          let labels = try writer.write(image: image, labels: segmenter.labels(image, shorterSide: shorterSide),
+                                        stem: Self.stem(url), into: folder)
+          print("labels: \(labels.path)")
         } catch {
           // One bad file does not stop the others; it is reported, and the exit status says so.
           warn("\(error)", prefix: "error: ")
@@ -118,33 +136,11 @@ struct Predict: ParsableCommand {
         throw CommandError("\(failures.count) of \(urls.count) images failed:\n" + failures.map { "  \($0)" }.joined(separator: "\n"))
       }
     case .video(let url):
-      try segment.video(url, into: folder, outputs: outputs, frames: frames)
+      let result = try writer.segmentVideo(
+        url, with: FramewiseSegmenter(segmenter, shorterSide: shorterSide), into: folder, frames: frames)
+      print("video: \(result.video.path) (\(result.frames) frames)")
+      if frames { print("frames: \(folder.appendingPathComponent(Self.stem(url)).path)") }
     }
-  }
-
-  /// The original single-image path: the model as loaded (not optimised), logits and labels at the model's input size.
-  private func predictWithLogits(
-    _ network: SegmentationModel, _ image: Image, stem: String, logits path: String, shorterSide: Int?, device: Device,
-    outputs: Outputs, folder: URL
-  ) throws {
-    let output = try Predictor(model: network, device: device, optimize: false).logits(image, shorterSide: shorterSide)
-    try outputs.write((image, try Predictor.labels(output.out)), stem: stem, into: folder)
-    var logits = try StateDict([("out", output.out.contiguous())])
-    if let aux = output.aux { logits.set("aux", try aux.contiguous()) }
-    try logits.save(to: URL(fileURLWithPath: path))
-    print("logits: \(path)")
-  }
-
-  /// The run's dataset colormap (class colours of a folder dataset included); nil without a run.
-  private func runColormap(_ config: TrainingConfig?) throws -> Colormap? {
-    guard let config else { return nil }
-    let format = try InferenceModel.datasetFormat(named: config.dataset)
-    if let root = config.datasetDir,
-       let data = try? SegmentationDataset.open(format, root: URL(fileURLWithPath: root), split: config.valSplit) {
-      return data.colormap
-    }
-    // The dataset may not be on this machine: the named colormaps need no files.
-    return try? Colormap.named(format == .vocAug ? "pascal" : format.rawValue)
   }
 
   static func classify(_ url: URL) throws -> Input {
@@ -172,89 +168,4 @@ struct Predict: ParsableCommand {
   }
 
   static func stem(_ url: URL) -> String { url.deletingPathExtension().lastPathComponent }
-}
-
-/// Runs the model on one image at a time.
-private struct Segmenter {
-  let evaluator: Evaluator
-  let model: SegmentationModel
-  let shorterSide: Int?
-
-  /// The image and its labels (at the size the model saw it, with --resize).
-  func callAsFunction(_ image: Image) throws -> (image: Image, labels: Image) {
-    var batch = try ImageNormalization.batch(image)
-    if let shorterSide {
-      let scale = Double(shorterSide) / Double(min(image.width, image.height))
-      let size = Size2(Int((Double(image.height) * scale).rounded()), Int((Double(image.width) * scale).rounded()))
-      batch = try batch.interpolate(size: size, mode: .bilinear)
-    }
-    return (image, try Predictor.labels(evaluator.predictScores(model, batch: batch)))
-  }
-
-  /// `<stem>_overlay.mp4` of the video's frames, and with `frames` each frame's
-  /// outputs in `<stem>/`. A failure part-way still finishes the video with the
-  /// frames done so far.
-  func video(_ url: URL, into folder: URL, outputs: Outputs, frames: Bool) throws {
-    let reader = try VideoReader(url)
-    let stem = Predict.stem(url)
-    let videoURL = folder.appendingPathComponent("\(stem)_overlay.mp4")
-    let frameFolder = folder.appendingPathComponent(stem)
-    if frames { try createFolder(frameFolder) }
-    var writer: VideoWriter?
-    do {
-      while let frame = try reader.next() {
-        let result = try self(frame)
-        if writer == nil {
-          writer = try VideoWriter(
-            url: videoURL, width: result.labels.width, height: result.labels.height, fps: reader.fps > 0 ? reader.fps : 25)
-        }
-        try writer!.write(try outputs.blend(result))
-        if frames {
-          try outputs.write(result, stem: String(format: "%06d", reader.position - 1), into: frameFolder, announce: false)
-        }
-      }
-    } catch {
-      try? writer?.finish()
-      throw error
-    }
-    guard let writer else { throw CommandError("\(url.path): the video has no frames") }
-    try writer.finish()
-    print("video: \(videoURL.path) (\(writer.frameCount) frames)")
-    if frames { print("frames: \(frameFolder.path)") }
-  }
-}
-
-/// Which files each segmented image gets, and how they look.
-private struct Outputs {
-  let palette: Colormap
-  let raw: Bool
-  let color: Bool
-  let overlay: Bool
-  let alpha: Double
-
-  func write(_ result: (image: Image, labels: Image), stem: String, into folder: URL, announce: Bool = true) throws {
-    let labelsURL = folder.appendingPathComponent("\(stem).png")
-    try ImageIO.writePNG(result.labels, to: labelsURL, palette: raw ? nil : palette)
-    if announce { print("labels: \(labelsURL.path)") }
-    if color {
-      try ImageIO.writePNG(try palette.colorize(result.labels), to: folder.appendingPathComponent("\(stem)_color.png"))
-    }
-    if overlay {
-      try ImageIO.writeJPEG(try blend(result), to: folder.appendingPathComponent("\(stem)_overlay.jpg"))
-    }
-  }
-
-  /// (1 − alpha) · image + alpha · mask colour, per pixel, at the labels' size.
-  func blend(_ result: (image: Image, labels: Image)) throws -> Image {
-    let mask = try palette.colorize(result.labels)
-    var out = result.image.rgb()
-    if out.width != mask.width || out.height != mask.height {
-      let size = Size2(mask.height, mask.width)
-      out = try Image(tensor: try out.tensor().unsqueeze(0).interpolate(size: size, mode: .bilinear).squeeze(dim: 0))
-    }
-    for i in out.pixels.indices {
-      out.pixels[i] = UInt8(((1 - alpha) * Double(out.pixels[i]) + alpha * Double(mask.pixels[i])).rounded())
-    }
-    return out
-  }
 }

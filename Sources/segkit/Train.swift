@@ -1,6 +1,7 @@
 import ArgumentParser
 import Dispatch
 import Foundation
+import SegKitTensor
 import SegKitTraining
 
 struct Train: ParsableCommand {
@@ -42,7 +43,7 @@ struct Train: ParsableCommand {
   }
 
   func run() throws {
-    keepFreedMemory()
+    Torch.keepFreedMemory()
     let console: TrainerConsole = plain ? .lines : .automatic
     let trainer: Trainer
     do {
@@ -56,7 +57,8 @@ struct Train: ParsableCommand {
     } catch let error as TrainingError {
       throw CommandError(error.message)
     }
-    print("run folder: \(trainer.run.url.path)")
+    let runPath = trainer.run?.url.path ?? "(none)"
+    print("run folder: \(runPath)")
     let stop = Interrupt.install()
     let outcome: TrainingOutcome
     do {
@@ -65,12 +67,14 @@ struct Train: ParsableCommand {
       throw CommandError(error.message)
     }
     switch outcome {
-    case .finished(_, let scores):
-      if let scores { print(String(format: "mIoU %.4f, pixel accuracy %.4f", scores.meanIoU, scores.pixelAccuracy)) }
-      print("weights: \(trainer.run.url.appendingPathComponent("model.safetensors").path)")
+    case .finished(_, let validation):
+      if let validation {
+        print(validation.metrics.map { "\($0.name) " + String(format: "%.4f", $0.value) }.joined(separator: ", "))
+      }
+      if let run = trainer.run { print("weights: \(run.finalWeightsURL.path)") }
     case .interrupted(let step, let checkpoint):
-      print("interrupted at step \(step): checkpoint \(checkpoint.path)")
-      print("continue with: segkit train --resume \(trainer.run.url.path)")
+      print("interrupted at step \(step): checkpoint \(checkpoint?.path ?? "none")")
+      print("continue with: segkit train --resume \(runPath)")
       throw ExitCode(130)
     }
   }
@@ -96,23 +100,12 @@ struct Train: ParsableCommand {
         lines.append("")
         lines.append("  \(section):")
       }
-      lines.append("    \(setting.key) (\(setting.type); default \(setting.defaultValue))")
+      let scope = setting.task.map { "task \($0.rawValue) only; " } ?? ""
+      lines.append("    \(setting.key) (\(scope)\(setting.type); default \(setting.defaultValue))")
       lines.append("        \(setting.help)")
     }
     return lines.joined(separator: "\n")
   }
-}
-
-/// Makes glibc keep freed memory in the process rather than give it back: otherwise each
-/// step's large activations (above malloc's mmap threshold, 32 MiB at most) are fresh
-/// mappings whose pages fault in again, which costs CPU training about a fifth of its speed.
-func keepFreedMemory() {
-  #if os(Linux)
-  guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") else { return }
-  let mallopt = unsafeBitCast(symbol, to: (@convention(c) (Int32, Int32) -> Int32).self)
-  _ = mallopt(-4, 0)  // M_MMAP_MAX: no mmap-backed blocks
-  _ = mallopt(-1, Int32.max)  // M_TRIM_THRESHOLD: never trim the heap top
-  #endif
 }
 
 /// Ctrl-C (SIGINT) and SIGTERM: the first asks the trainer to checkpoint and stop between

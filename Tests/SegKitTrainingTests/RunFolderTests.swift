@@ -16,22 +16,51 @@ final class RunFolderTests: XCTestCase {
 
   func testNewRunCreatesTheFolderAndAppendsTheLog() throws {
     let url = root.appendingPathComponent("runs/first")
-    let run = try RunFolder(url)
-    try run.log("step 1 loss 2.5")
-    try run.log("step 2 loss 2.0")
+    let run = try RunWriter(url)
+    XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: url.path), [], "a writer writes no file by itself")
+    let log = try LogFileSink(run.layout.logURL)
+    try log.record(.message("step 1 loss 2.5"))
+    try log.record(.message("step 2 loss 2.0"))
+    try log.record(.scalars([("loss", 1)], step: 3))  // not a log line
     try run.writeConfig("seed: 3\n")
-    XCTAssertEqual(try run.storedConfig(), "seed: 3\n")
-    let lines = try String(contentsOf: run.logURL, encoding: .utf8).split(separator: "\n")
+    XCTAssertEqual(try run.layout.storedConfig(), "seed: 3\n")
+    let lines = try String(contentsOf: run.layout.logURL, encoding: .utf8).split(separator: "\n")
     XCTAssertEqual(lines.count, 2)
     XCTAssertTrue(lines[0].hasSuffix(" step 1 loss 2.5"))
-    XCTAssertEqual(run.checkpoints.directory, url.appendingPathComponent("checkpoints"))
+    XCTAssertEqual(run.layout.checkpoints().directory, url.appendingPathComponent("checkpoints"))
 
     // Resuming keeps what was there and appends.
-    let resumed = try RunFolder(url, resume: true)
-    try resumed.log("resumed")
-    let after = try String(contentsOf: run.logURL, encoding: .utf8).split(separator: "\n")
+    let resumed = try RunWriter(url, resume: true)
+    try LogFileSink(resumed.layout.logURL).record(.message("resumed"))
+    let after = try String(contentsOf: run.layout.logURL, encoding: .utf8).split(separator: "\n")
     XCTAssertEqual(after.count, 3)
     XCTAssertEqual(after[0], lines[0])
+  }
+
+  /// The layout reads without writing: a missing run, a folder without config.yaml and
+  /// a run without a manifest are errors naming the path, and nothing is created.
+  func testLayoutReadsWithoutWriting() throws {
+    let missing = root.appendingPathComponent("missing")
+    XCTAssertTrue(message { _ = try RunLayout.existing(missing) }.contains("\(missing.path): no such folder"))
+    XCTAssertFalse(FileManager.default.fileExists(atPath: missing.path))
+    let bare = root.appendingPathComponent("bare")
+    try FileManager.default.createDirectory(at: bare, withIntermediateDirectories: true)
+    XCTAssertTrue(message { _ = try RunLayout.existing(bare) }.contains("not a run folder (no config.yaml)"))
+    try Data("seed: 1\n".utf8).write(to: RunLayout(bare).configURL)
+    let layout = try RunLayout.existing(bare)
+    XCTAssertTrue(message { _ = try layout.manifest() }.contains("has no model.json"))
+    XCTAssertNil(layout.latestCheckpoint())
+    XCTAssertTrue(message { _ = try layout.latestCheckpointURL() }.contains("no readable checkpoint"))
+    XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: bare.path), ["config.yaml"])
+
+    let manifest = ModelManifest(
+      model: "unet_resnet18", classes: 3, classNames: ["a", "b", "c"], colors: [[1, 2, 3], [4, 5, 6], [7, 8, 9]],
+      outputStride: 16)
+    try manifest.write(to: layout.manifestURL)
+    XCTAssertEqual(try layout.manifest(), manifest)
+    XCTAssertEqual(try layout.manifest().colormap().colors[1].0, 4)
+    try Data("{\"model\": 3}".utf8).write(to: layout.manifestURL)
+    XCTAssertTrue(message { _ = try layout.manifest() }.contains("not a valid model manifest"))
   }
 
   func testNonEmptyFolderIsRefusedUnlessResuming() throws {
@@ -39,10 +68,10 @@ final class RunFolderTests: XCTestCase {
     try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
     let earlier = url.appendingPathComponent("train.log")
     try Data("earlier run\n".utf8).write(to: earlier)
-    let text = message { _ = try RunFolder(url) }
+    let text = message { _ = try RunWriter(url) }
     XCTAssertTrue(text.contains(url.path) && text.contains("not empty") && text.contains("train.log"), text)
     XCTAssertEqual(try String(contentsOf: earlier, encoding: .utf8), "earlier run\n")
-    XCTAssertNoThrow(try RunFolder(url, resume: true))
+    XCTAssertNoThrow(try RunWriter(url, resume: true))
   }
 
   func testUnwritableLocationsAreClearErrors() throws {
@@ -50,9 +79,9 @@ final class RunFolderTests: XCTestCase {
     let file = root.appendingPathComponent("plain-file")
     try Data("x".utf8).write(to: file)
     let inside = file.appendingPathComponent("run")
-    let text = message { _ = try RunFolder(inside) }
+    let text = message { _ = try RunWriter(inside) }
     XCTAssertEqual(text, "cannot create the run folder \(inside.path): \(file.path) is a file, not a folder")
-    let onFile = message { _ = try RunFolder(file, resume: true) }
+    let onFile = message { _ = try RunWriter(file, resume: true) }
     XCTAssertTrue(onFile.contains("\(file.path) is an existing file"), onFile)
     XCTAssertEqual(try String(contentsOf: file, encoding: .utf8), "x")
   }

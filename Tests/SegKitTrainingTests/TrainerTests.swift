@@ -181,7 +181,7 @@ final class TrainerTests: XCTestCase {
 
     let first = try Trainer(config: config, runFolder: parts).train(stopAfterSteps: 2)
     guard case .interrupted(2, let checkpoint) = first else { return XCTFail("\(first)") }
-    XCTAssertEqual(checkpoint.lastPathComponent, "step-000002.safetensors")
+    XCTAssertEqual(checkpoint?.lastPathComponent, "step-000002.safetensors")
     let resumed = try Trainer(resuming: parts)
     XCTAssertEqual(resumed.step, 2)
     guard case .finished(4, _) = try resumed.train() else { return XCTFail("not finished") }

@@ -48,16 +48,16 @@ public struct CheckpointMetadata {
 
   init(strings: [String: String], file: String) throws {
     guard strings[Self.formatKey] == Self.formatValue else {
-      throw TrainingError("\(file): not a SegKit training checkpoint (no \(Self.formatKey) = \(Self.formatValue) in its metadata)")
+      throw InferenceError("\(file): not a SegKit training checkpoint (no \(Self.formatKey) = \(Self.formatValue) in its metadata)")
     }
     func integer(_ key: String) throws -> Int {
       guard let text = strings[key], let value = Int(text), value >= 0 else {
-        throw TrainingError("\(file): checkpoint metadata '\(key)' is missing or not a non-negative integer")
+        throw InferenceError("\(file): checkpoint metadata '\(key)' is missing or not a non-negative integer")
       }
       return value
     }
     guard let seed = strings["seed"].flatMap(UInt64.init) else {
-      throw TrainingError("\(file): checkpoint metadata 'seed' is missing or not an integer")
+      throw InferenceError("\(file): checkpoint metadata 'seed' is missing or not an integer")
     }
     self.init(
       step: try integer("step"), epoch: try integer("epoch"), dataPosition: try integer("data_position"), seed: seed,
@@ -78,7 +78,8 @@ public struct Checkpoint {
   public var optimizer: [(String, Tensor)]
   public var metadata: CheckpointMetadata
 
-  static let optimizerPrefix = "optimizer."
+  /// The prefix of the optimizer's entries; model weights never use it.
+  public static let optimizerPrefix = "optimizer."
 
   public init(model: StateDict, optimizer: [(String, Tensor)] = [], metadata: CheckpointMetadata) {
     self.model = model
@@ -97,7 +98,7 @@ public struct Checkpoint {
     var all = StateDict()
     for (name, tensor) in model {
       guard !name.hasPrefix(Self.optimizerPrefix) else {
-        throw TrainingError("\(url.path): model entry '\(name)' clashes with the optimizer's '\(Self.optimizerPrefix)' prefix")
+        throw InferenceError("\(url.path): model entry '\(name)' clashes with the optimizer's '\(Self.optimizerPrefix)' prefix")
       }
       all.set(name, tensor)
     }
@@ -161,7 +162,7 @@ public struct CheckpointStore {
     do {
       try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     } catch {
-      throw TrainingError("cannot create the checkpoint folder \(directory.path): \(error.localizedDescription)")
+      throw InferenceError("cannot create the checkpoint folder \(directory.path): \(error.localizedDescription)")
     }
     let url = url(forStep: checkpoint.metadata.step)
     try checkpoint.write(to: url)
@@ -243,7 +244,7 @@ struct ScheduleRecord: Codable {
     do {
       self = try JSONDecoder().decode(ScheduleRecord.self, from: Data(json.utf8))
     } catch {
-      throw TrainingError("\(file): checkpoint metadata 'schedule' is not a valid schedule: \(error)")
+      throw InferenceError("\(file): checkpoint metadata 'schedule' is not a valid schedule: \(error)")
     }
   }
 
@@ -255,7 +256,7 @@ struct ScheduleRecord: Codable {
 
   func schedule(file: String) throws -> LearningRateSchedule {
     func need<T>(_ value: T?, _ name: String) throws -> T {
-      guard let value else { throw TrainingError("\(file): checkpoint schedule '\(policy)' lacks '\(name)'") }
+      guard let value else { throw InferenceError("\(file): checkpoint schedule '\(policy)' lacks '\(name)'") }
       return value
     }
     let decay: LearningRateSchedule.Decay
@@ -269,7 +270,7 @@ struct ScheduleRecord: Codable {
     case "cosine":
       decay = .cosine(base: try need(base, "base"), maxSteps: try need(maxSteps, "max_steps"),
                       minimum: try need(minimum, "minimum"))
-    default: throw TrainingError("\(file): checkpoint schedule has unknown policy '\(policy)'")
+    default: throw InferenceError("\(file): checkpoint schedule has unknown policy '\(policy)'")
     }
     return try LearningRateSchedule(decay, warmupSteps: warmupSteps, warmupStartFactor: warmupStartFactor,
                                     slowStartSteps: slowStartSteps, slowStartLearningRate: slowStartLearningRate)

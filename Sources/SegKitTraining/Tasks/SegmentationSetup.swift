@@ -6,7 +6,8 @@ import Foundation
 extension TrainingConfig {
   /// One split of the configured dataset.
   public func openDataset(split: String) throws -> SegmentationDataset {
-    let format = try InferenceModel.datasetFormat(named: dataset)
+    let format: DatasetFormat
+    do { format = try DatasetFormat(named: dataset) } catch { throw TrainingError("'dataset': \(error)") }
     guard let datasetDir else {
       throw TrainingError("'dataset_dir' is not set: name the folder of the \(format.rawValue) dataset")
     }
@@ -59,15 +60,14 @@ extension TrainingConfig {
     return augmentation
   }
 
-  /// Validation input: whole images, or padded (bottom and right, void labels) and
-  /// centre-cropped to `eval_crop_size` as DeepLab's evaluation does.
-  public func validationAugmentation() -> Augmentation {
-    var augmentation = Augmentation.evaluation()
-    if let evalCropSize {
-      augmentation.crop = Size2(evalCropSize[0], evalCropSize[1])
-      augmentation.randomCrop = false
-    }
-    return augmentation
+  /// How validation and `segkit eval` run each image: `eval_scales`,
+  /// `add_flipped_images`, and `eval_crop_size` as a sliding window. (DeepLab pads
+  /// every image to `eval_crop_size`, which must cover the largest; here images
+  /// that fit run whole, unpadded, and larger ones in windows.)
+  public func inferenceSettings(multiScale: Bool = true) throws -> InferenceSettings {
+    try InferenceSettings(
+      scales: multiScale ? evalScales : [1], flip: multiScale && addFlippedImages,
+      crop: evalCropSize.map { Size2($0[0], $0[1]) })
   }
 
   /// Loads `initial_checkpoint` into `model`, built for `classes` classes.
@@ -100,7 +100,7 @@ extension TrainingConfig {
         state, strict: false, rename: { $0.hasPrefix(Checkpoint.optimizerPrefix) ? nil : $0 },
         skip: { skipped.contains($0) })
     } catch {
-      if initializeLastLayer, let stored = try? SegKitTraining.classCount(of: state, model: self.model), stored != classes {
+      if initializeLastLayer, let stored = try? ModelLoader.classCount(of: state, model: self.model), stored != classes {
         throw TrainingError(
           "initial_checkpoint \(path) was trained for \(stored) classes but this run has \(classes) (num_classes); set initialize_last_layer: false to start the last layers afresh")
       }
@@ -114,79 +114,4 @@ extension TrainingConfig {
       throw TrainingError("initial_checkpoint \(path) does not fit \(self.model): \(parts.compactMap { $0 }.joined(separator: "; "))")
     }
   }
-}
-
-/// The first `count` samples of a source (validation on a subset).
-struct SampleSubset: SampleSource {
-  let base: any SampleSource
-  let count: Int
-  func loadSample(at index: Int) throws -> Sample { try base.loadSample(at: index) }
-}
-
-// MARK: - Shared by training and evaluation
-
-/// Runs `model` on `images` ([N, 3, H, W], on the model's device) without gradients,
-/// adds its argmax predictions against `labels` ([N, H, W] int64, void = the matrix's
-/// ignore index) to `matrix`, and returns the predictions ([N, H, W] int64). The model
-/// is used in whatever mode it is in; call `eval()` first.
-@discardableResult
-public func accumulatePredictions(
-  of model: SegmentationModel, images: Tensor, labels: Tensor, into matrix: inout ConfusionMatrix
-) throws -> Tensor {
-  let predictions = try Torch.withNoGrad { try model(images).out.argmax(dim: 1) }
-  try matrix.update(predictions: predictions, labels: labels)
-  return predictions
-}
-
-// MARK: - Console
-
-/// How a trainer reports on standard output (the run's train.log gets every line regardless).
-public enum TrainerConsole: Sendable {
-  case quiet
-  /// Log lines only (for pipes and files).
-  case lines
-  /// Log lines and a progress line redrawn in place (for terminals).
-  case progressBar
-
-  /// A progress bar when standard output is a terminal, plain lines otherwise.
-  public static var automatic: TrainerConsole { isatty(STDOUT_FILENO) == 1 ? .progressBar : .lines }
-}
-
-final class ConsoleReporter {
-  let mode: TrainerConsole
-  private var barShown = false
-
-  init(_ mode: TrainerConsole) { self.mode = mode }
-
-  func line(_ text: String) {
-    guard mode != .quiet else { return }
-    write((barShown ? "\r\u{1B}[K" : "") + text + "\n")
-    barShown = false
-  }
-
-  func progress(_ text: String) {
-    guard mode == .progressBar else { return }
-    write("\r\u{1B}[K" + text)
-    barShown = true
-  }
-
-  func finish() {
-    if barShown { write("\n") }
-    barShown = false
-  }
-
-  /// Through `print`, so that these lines and the command's own stay in order.
-  private func write(_ text: String) {
-    print(text, terminator: "")
-    fflush(stdout)
-  }
-}
-
-/// "1h02m", "3m05s", "42s".
-func durationText(_ seconds: Double) -> String {
-  guard seconds.isFinite, seconds >= 0 else { return "?" }
-  let s = Int(seconds.rounded())
-  if s >= 3600 { return String(format: "%dh%02dm", s / 3600, s % 3600 / 60) }
-  if s >= 60 { return String(format: "%dm%02ds", s / 60, s % 60) }
-  return "\(s)s"
 }

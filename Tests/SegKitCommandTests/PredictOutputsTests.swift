@@ -28,11 +28,11 @@ final class PredictOutputsTests: XCTestCase {
     try SegKitCommand.run(["predict", "--model", "lraspp_mobilenet_v3_large", "--weights", weights.path] + arguments)
   }
 
-  /// The labels SegKit's own Evaluator gives, in this process.
+  /// The labels SegKit's own image segmenter gives, in this process.
   func expectedLabels(_ image: Image) throws -> Image {
-    let model = try InferenceModel.build(
-      "lraspp_mobilenet_v3_large", classes: 6, weights: try InferenceModel.readWeights(weights))
-    return try Evaluator().predictLabels(try Predictor(model: model).model, image: image)
+    let model = try ModelLoader.build(
+      ModelManifest(model: "lraspp_mobilenet_v3_large", classes: 6), weights: try ModelLoader.readWeights(weights))
+    return try ImageSegmenter(model: model).labels(image)
   }
 
   func testFolderGetsLabelsColourMasksAndOverlays() throws {
@@ -85,9 +85,9 @@ final class PredictOutputsTests: XCTestCase {
     XCTAssertEqual(labels.pixels, try expectedLabels(image(2)).pixels)
   }
 
-  /// `--run` takes the model and classes from config.yaml, the weights from the
-  /// latest checkpoint and the colormap from the run's dataset (CamVid's here, known
-  /// by name although the dataset itself is not on this machine).
+  /// `--run` takes the model, classes and colormap from model.json (CamVid's here, as
+  /// a run on CamVid writes it; the dataset itself is not on this machine) and the
+  /// weights from the latest checkpoint.
   func testRunFolderGivesModelWeightsAndColormap() throws {
     let run = dir.appendingPathComponent("run")
     var config = TrainingConfig()
@@ -96,6 +96,10 @@ final class PredictOutputsTests: XCTestCase {
     config.dataset = "camvid"
     try FileManager.default.createDirectory(at: run, withIntermediateDirectories: true)
     try config.yaml().write(to: run.appendingPathComponent("config.yaml"), atomically: true, encoding: .utf8)
+    try ModelManifest(
+      model: "lraspp_mobilenet_v3_large", classes: 6, classNames: Array(Colormap.camvid.classNames.prefix(6)),
+      colors: ModelManifest.colors(of: .camvid, count: 6)
+    ).write(to: RunLayout(run).manifestURL)
     try CheckpointStore(directory: run.appendingPathComponent("checkpoints"))
       .save(Checkpoint(model: try StateDict.load(contentsOf: weights), metadata: CheckpointMetadata(step: 5)))
     let input = dir.appendingPathComponent("a.png")

@@ -191,17 +191,17 @@ final class EvaluatorTests: XCTestCase {
   func testAveragingMatchesPyTorch() throws {
     let fixture = try Self.fixture()
     let references = try StateDict.load(contentsOf: fixture.dir.appendingPathComponent("references.safetensors"))
-    let model = try InferenceModel.build(
-      "lraspp_mobilenet_v3_large", classes: 6, weights: try InferenceModel.readWeights(fixture.weights))
-    let network = try Predictor(model: model).model
+    let model = try ModelLoader.build(
+      ModelManifest(model: "lraspp_mobilenet_v3_large", classes: 6), weights: try ModelLoader.readWeights(fixture.weights))
+    let optimized = try ImageSegmenter(model: model)
     let image = try ImageIO.read(fixture.dir.appendingPathComponent("big.png"))
-    let settings: [(String, Evaluator)] = [
-      ("multiscale_flip", try Evaluator(scales: [0.5, 0.75, 1.25, 1.75], flip: true)),
-      ("sliding", try Evaluator(crop: Size2(48, 64))),
-      ("all", try Evaluator(scales: [0.75, 1.25], flip: true, crop: Size2(48, 64))),
+    let settings: [(String, InferenceSettings)] = [
+      ("multiscale_flip", try InferenceSettings(scales: [0.5, 0.75, 1.25, 1.75], flip: true)),
+      ("sliding", try InferenceSettings(crop: Size2(48, 64))),
+      ("all", try InferenceSettings(scales: [0.75, 1.25], flip: true, crop: Size2(48, 64))),
     ]
-    for (key, evaluator) in settings {
-      let scores = try evaluator.predictScores(network, image: image)
+    for (key, setting) in settings {
+      let scores = try ImageSegmenter(borrowing: optimized.model, settings: setting, device: .cpu).scores(image)
       let expected = try XCTUnwrap(references[key], key)
       XCTAssertEqual(scores.shape, [1, 6, 72, 100], key)
       XCTAssertLessThan(try (scores - expected).abs().max().item(), 2e-4, key)
@@ -210,7 +210,8 @@ final class EvaluatorTests: XCTestCase {
     // A model mid-training is evaluated in evaluation mode and gets its own modes back, module by module.
     model.train()
     model.classifier.eval()
-    let scores = try Evaluator(crop: Size2(48, 64)).predictScores(model, image: image)
+    let scores = try ImageSegmenter(borrowing: model, settings: try InferenceSettings(crop: Size2(48, 64)), device: .cpu)
+      .scores(image)
     XCTAssertLessThan(try (scores - references["sliding"]!).abs().max().item(), 2e-4)
     XCTAssertTrue(model.isTraining && model.backbone.isTraining)
     XCTAssertFalse(model.classifier.isTraining)
@@ -218,17 +219,17 @@ final class EvaluatorTests: XCTestCase {
 
   /// The windows cover the side, overlap by the requested fraction and end flush with the border.
   func testWindowPlacement() {
-    XCTAssertEqual(Evaluator.windowStarts(length: 40, window: 48, overlap: 1.0 / 3), [0])
-    XCTAssertEqual(Evaluator.windowStarts(length: 48, window: 48, overlap: 1.0 / 3), [0])
-    XCTAssertEqual(Evaluator.windowStarts(length: 100, window: 64, overlap: 1.0 / 3), [0, 36])
-    XCTAssertEqual(Evaluator.windowStarts(length: 1024, window: 512, overlap: 1.0 / 3), [0, 341, 512])
-    XCTAssertEqual(Evaluator.windowStarts(length: 10, window: 4, overlap: 0), [0, 4, 6])
-    XCTAssertThrowsError(try Evaluator(scales: []))
-    XCTAssertThrowsError(try Evaluator(overlap: 1))
+    XCTAssertEqual(InferenceSettings.windowStarts(length: 40, window: 48, overlap: 1.0 / 3), [0])
+    XCTAssertEqual(InferenceSettings.windowStarts(length: 48, window: 48, overlap: 1.0 / 3), [0])
+    XCTAssertEqual(InferenceSettings.windowStarts(length: 100, window: 64, overlap: 1.0 / 3), [0, 36])
+    XCTAssertEqual(InferenceSettings.windowStarts(length: 1024, window: 512, overlap: 1.0 / 3), [0, 341, 512])
+    XCTAssertEqual(InferenceSettings.windowStarts(length: 10, window: 4, overlap: 0), [0, 4, 6])
+    XCTAssertThrowsError(try InferenceSettings(scales: []))
+    XCTAssertThrowsError(try InferenceSettings(overlap: 1))
   }
 
-  /// `--run` takes the model, classes, dataset and evaluation settings from config.yaml
-  /// and the weights from the latest checkpoint (skipping an unreadable newer one).
+  /// `--run` takes the model and classes from model.json, the dataset and evaluation
+  /// settings from config.yaml and the weights from the latest checkpoint (skipping an unreadable newer one).
   func testRunFolderGivesTheSameScores() throws {
     let fixture = try Self.fixture()
     let run = fixture.dir.appendingPathComponent("run")
@@ -241,6 +242,7 @@ final class EvaluatorTests: XCTestCase {
     config.addFlippedImages = true
     try FileManager.default.createDirectory(at: run.appendingPathComponent("checkpoints"), withIntermediateDirectories: true)
     try config.yaml().write(to: run.appendingPathComponent("config.yaml"), atomically: true, encoding: .utf8)
+    try ModelManifest(model: "lraspp_mobilenet_v3_large", classes: 6).write(to: RunLayout(run).manifestURL)
     let weights = try StateDict.load(contentsOf: fixture.weights)
     let store = CheckpointStore(directory: run.appendingPathComponent("checkpoints"), keep: 0)
     try store.save(Checkpoint(model: weights, metadata: CheckpointMetadata(step: 10)))

@@ -1,0 +1,105 @@
+import Foundation
+
+/// What inference, export and serving need to know about a trained model, kept
+/// beside its weights (`model.json` in a run folder): how to build it, what its
+/// outputs mean and how its input is normalised. No training configuration and
+/// no YAML needed.
+public struct ModelManifest: Codable, Equatable, Sendable {
+  /// What the model predicts: one class per pixel, or foreground against background.
+  public enum Task: String, Codable, Sendable, CaseIterable {
+    /// `classes` logits per pixel; the label is their argmax.
+    case semantic
+    /// One logit per pixel; foreground where it is positive (probability above ½).
+    case foreground
+  }
+
+  public var model: String
+  public var task: Task
+  /// Output channels of the model (1 for foreground models).
+  public var classes: Int
+  /// Names of the label values the model's predictions take (background and
+  /// foreground for a foreground model); may be empty.
+  public var classNames: [String]
+  public var normalization: InputNormalization
+  /// RGB colour of each label value, as many as `classNames` or more; may be empty.
+  public var colors: [[UInt8]]
+  // Architecture settings that change the state dict or the forward pass.
+  public var outputStride: Int?
+  public var atrousRates: [Int]?
+  public var auxiliaryHead: Bool?
+  public var separable: Bool
+
+  public init(
+    model: String, task: Task = .semantic, classes: Int, classNames: [String] = [], normalization: InputNormalization = .imagenet,
+    colors: [[UInt8]] = [], outputStride: Int? = nil, atrousRates: [Int]? = nil, auxiliaryHead: Bool? = nil,
+    separable: Bool = false
+  ) {
+    self.model = model
+    self.task = task
+    self.classes = classes
+    self.classNames = classNames
+    self.normalization = normalization
+    self.colors = colors
+    self.outputStride = outputStride
+    self.atrousRates = atrousRates
+    self.auxiliaryHead = auxiliaryHead
+    self.separable = separable
+  }
+
+  public static let fileName = "model.json"
+
+  /// Label values a prediction takes: the classes, or background and foreground.
+  public var labelCount: Int { task == .foreground ? 2 : classes }
+
+  /// The colormap of the manifest's names and colours (the rest from Pascal's).
+  public func colormap() throws -> Colormap {
+    let colors = try self.colors.prefix(256).map { rgb -> (UInt8, UInt8, UInt8) in
+      guard rgb.count == 3 else { throw InferenceError("\(model) manifest: a colour has \(rgb.count) values, not 3") }
+      return (rgb[0], rgb[1], rgb[2])
+    }
+    do {
+      return try Colormap(name: model, classNames: classNames, colors: colors)
+    } catch {
+      throw InferenceError("\(model) manifest: \(error)")
+    }
+  }
+
+  /// The colours of a colormap's first `count` entries, as the manifest stores them.
+  public static func colors(of colormap: Colormap, count: Int) -> [[UInt8]] {
+    colormap.colors.prefix(max(0, min(count, 256))).map { [$0.0, $0.1, $0.2] }
+  }
+
+  public func write(to url: URL) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    do {
+      try encoder.encode(self).write(to: url, options: .atomic)
+    } catch {
+      throw InferenceError("cannot write the model manifest \(url.path): \(error.localizedDescription)")
+    }
+  }
+
+  public static func read(from url: URL) throws -> ModelManifest {
+    let data: Data
+    do {
+      data = try Data(contentsOf: url)
+    } catch {
+      throw InferenceError("cannot read the model manifest \(url.path): \(error.localizedDescription)")
+    }
+    let manifest: ModelManifest
+    do {
+      manifest = try JSONDecoder().decode(ModelManifest.self, from: data)
+    } catch {
+      throw InferenceError("\(url.path): not a valid model manifest (\(error))")
+    }
+    guard manifest.classes >= 1, manifest.classes <= 4096 else {
+      throw InferenceError("\(url.path): 'classes' must be between 1 and 4096, got \(manifest.classes)")
+    }
+    guard manifest.normalization.mean.count == 3, manifest.normalization.std.count == 3,
+          manifest.normalization.std.allSatisfy({ $0 != 0 && $0.isFinite }), manifest.normalization.pixelDivisor > 0
+    else {
+      throw InferenceError("\(url.path): 'normalization' needs 3 means, 3 non-zero standard deviations and a positive pixel divisor")
+    }
+    return manifest
+  }
+}

@@ -1,0 +1,92 @@
+import Foundation
+
+/// The files written for each segmented image or video frame, and how they look:
+/// the label map (palette PNG whose indices are the labels, or plain gray ids),
+/// optionally the colourised mask and the mask blended over the image.
+public struct PredictionWriter {
+  public var palette: Colormap
+  /// Plain 8-bit gray ids instead of a palette PNG.
+  public var raw = false
+  public var color = false
+  public var overlay = false
+  /// Opacity of the mask in overlays, in [0, 1].
+  public var alpha = 0.5
+
+  public init(palette: Colormap, raw: Bool = false, color: Bool = false, overlay: Bool = false, alpha: Double = 0.5) throws {
+    guard (0...1).contains(alpha) else { throw InferenceError("overlay opacity must be in [0, 1], got \(alpha)") }
+    self.palette = palette
+    self.raw = raw
+    self.color = color
+    self.overlay = overlay
+    self.alpha = alpha
+  }
+
+  /// Writes `<stem>.png` (and `<stem>_color.png`, `<stem>_overlay.jpg`) into
+  /// `folder`; returns the label map's URL.
+  @discardableResult
+  public func write(image: Image, labels: Image, stem: String, into folder: URL) throws -> URL {
+    let labelsURL = folder.appendingPathComponent("\(stem).png")
+    try ImageIO.writePNG(labels, to: labelsURL, palette: raw ? nil : palette)
+    if color {
+      try ImageIO.writePNG(try palette.colorize(labels), to: folder.appendingPathComponent("\(stem)_color.png"))
+    }
+    if overlay {
+      try ImageIO.writeJPEG(try blend(image: image, labels: labels), to: folder.appendingPathComponent("\(stem)_overlay.jpg"))
+    }
+    return labelsURL
+  }
+
+  /// (1 − alpha) · image + alpha · mask colour, per pixel, at the labels' size.
+  public func blend(image: Image, labels: Image) throws -> Image {
+    let mask = try palette.colorize(labels)
+    var out = image.rgb()
+    if out.width != mask.width || out.height != mask.height {
+      let size = Size2(mask.height, mask.width)
+      out = try Image(tensor: try out.tensor().unsqueeze(0).interpolate(size: size, mode: .bilinear).squeeze(dim: 0))
+    }
+    for i in out.pixels.indices {
+      out.pixels[i] = UInt8(((1 - alpha) * Double(out.pixels[i]) + alpha * Double(mask.pixels[i])).rounded())
+    }
+    return out
+  }
+
+  /// Segments every frame of a video with `segmenter` (started on the first frame,
+  /// with `firstMask` for video object segmentation) into `<stem>_overlay.mp4` in
+  /// `folder`, and with `frames` each frame's files into `<stem>/`. A failure part-way
+  /// still finishes the video with the frames done so far, then rethrows.
+  public func segmentVideo(
+    _ url: URL, with segmenter: any SequenceSegmenter, firstMask: Image? = nil, into folder: URL, frames: Bool
+  ) throws -> (video: URL, frames: Int) {
+    let reader = try VideoReader(url)
+    defer { reader.close() }
+    let stem = url.deletingPathExtension().lastPathComponent
+    let videoURL = folder.appendingPathComponent("\(stem)_overlay.mp4")
+    let frameFolder = folder.appendingPathComponent(stem)
+    if frames {
+      do {
+        try FileManager.default.createDirectory(at: frameFolder, withIntermediateDirectories: true)
+      } catch {
+        throw InferenceError("\(frameFolder.path): cannot create the folder (\(error.localizedDescription))")
+      }
+    }
+    var writer: VideoWriter?
+    do {
+      while let frame = try reader.next() {
+        let labels = reader.position == 1
+          ? try segmenter.start(firstFrame: frame, mask: firstMask) : try segmenter.next(frame)
+        if writer == nil {
+          writer = try VideoWriter(url: videoURL, width: labels.width, height: labels.height,
+                                   fps: reader.fps > 0 ? reader.fps : 25)
+        }
+        try writer?.write(try blend(image: frame, labels: labels))
+        if frames { try write(image: frame, labels: labels, stem: String(format: "%06d", reader.position - 1), into: frameFolder) }
+      }
+    } catch {
+      try? writer?.finish()
+      throw error
+    }
+    guard let writer else { throw InferenceError("\(url.path): the video has no frames") }
+    try writer.finish()
+    return (videoURL, writer.frameCount)
+  }
+}

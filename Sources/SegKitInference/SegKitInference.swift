@@ -1,0 +1,3 @@
+@_exported import SegKitData
+@_exported import SegKitMetrics
+@_exported import SegKitModels

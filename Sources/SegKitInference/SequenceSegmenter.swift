@@ -1,0 +1,30 @@
+/// Segments a sequence one frame at a time: started with its first frame (and,
+/// for semi-supervised video object segmentation, that frame's object mask), then
+/// fed each following frame in order. `segkit predict` on a video, DAVIS
+/// evaluation and a server's streaming endpoint all drive this protocol; video
+/// models (OSVOS, MaskRNN, DVSNet) keep their state between calls.
+public protocol SequenceSegmenter: AnyObject {
+  /// Starts a new sequence; returns the first frame's labels (the given mask, for
+  /// a semi-supervised segmenter).
+  func start(firstFrame: Image, mask: Image?) throws -> Image
+  /// The labels of the next frame of the sequence.
+  func next(_ frame: Image) throws -> Image
+}
+
+/// Segments every frame on its own with an image segmenter: semantic models on
+/// video, and the baseline every video model is measured against.
+public final class FramewiseSegmenter: SequenceSegmenter {
+  public let segmenter: ImageSegmenter
+  /// Resize each frame's shorter side to this before segmenting it.
+  public let shorterSide: Int?
+
+  public init(_ segmenter: ImageSegmenter, shorterSide: Int? = nil) {
+    self.segmenter = segmenter
+    self.shorterSide = shorterSide
+  }
+
+  /// The first frame is segmented like the others; a mask, if given, is not needed.
+  public func start(firstFrame: Image, mask: Image?) throws -> Image { try next(firstFrame) }
+
+  public func next(_ frame: Image) throws -> Image { try segmenter.labels(frame, shorterSide: shorterSide) }
+}

@@ -1,0 +1,160 @@
+import Foundation
+import Yams
+
+extension TrainingConfig {
+  // MARK: The settings
+
+  /// One setting as the command line and the documentation show it.
+  public struct SettingInfo: Sendable {
+    public let key: String
+    public let section: String
+    /// The task the setting belongs to; nil: every task's.
+    public let task: ModelManifest.Task?
+    /// What the value must be: "an integer", "a list of numbers", "one of poly, step, …".
+    public let type: String
+    public let help: String
+    /// The default as YAML text.
+    public let defaultValue: String
+  }
+
+  /// Every setting, in the order `yaml()` writes them.
+  public static var settings: [SettingInfo] {
+    let defaults = TrainingConfig()
+    return table.map { SettingInfo(key: $0.key, section: $0.section, task: $0.task, type: $0.type, help: $0.help, defaultValue: $0.read(defaults)) }
+  }
+
+  /// Every key of every task.
+  public static var keys: [String] { table.map(\.key) }
+
+  /// The keys a configuration of `task` takes: the common ones and its own.
+  public static func keys(for task: ModelManifest.Task) -> [String] {
+    table.filter { $0.task == nil || $0.task == task }.map(\.key)
+  }
+
+  struct Setting {
+    let key: String
+    let section: String
+    /// The task the setting belongs to; nil: every task's.
+    let task: ModelManifest.Task?
+    let type: String
+    let help: String
+    let read: (TrainingConfig) -> String
+    /// False when the node is not of the setting's type.
+    let assign: (inout TrainingConfig, Node) -> Bool
+    /// String settings take command-line text as it is, not as YAML (paths may hold ": " or "#").
+    let takesRawText: Bool
+
+    init<V: ConfigValue>(
+      _ key: String, _ section: String, _ path: WritableKeyPath<TrainingConfig, V>, _ help: String,
+      task: ModelManifest.Task? = nil
+    ) {
+      self.key = key
+      self.section = section
+      self.task = task
+      self.help = help
+      type = V.typeDescription
+      takesRawText = V.self == String.self || V.self == String?.self
+      read = { $0[keyPath: path].yamlText }
+      assign = { config, node in
+        guard let value = V(configNode: node) else { return false }
+        config[keyPath: path] = value
+        return true
+      }
+    }
+  }
+
+  static let table: [Setting] = [
+    Setting("task", "task", \.task, "semantic (a class per pixel) or foreground (one-channel foreground against background)"),
+
+    Setting("dataset", "dataset", \.dataset, "dataset name (pascal_voc, cityscapes, ade20k, camvid, davis, folder, …)"),
+    Setting("dataset_dir", "dataset", \.datasetDir, "dataset root folder (required)"),
+    Setting("train_split", "dataset", \.trainSplit, "split to train on"),
+    Setting("val_split", "dataset", \.valSplit, "split to validate on"),
+    Setting("num_classes", "dataset", \.numClasses, "number of classes; null: the dataset's"),
+    Setting("ignore_label", "dataset", \.ignoreLabel, "label value of void pixels, ignored by the loss and the metrics"),
+
+    Setting("model", "model", \.model, "model name, DECODER_ENCODER (`segkit models` lists them)"),
+    Setting("output_stride", "model", \.outputStride, "input/feature resolution ratio, 8, 16 or 32; null: the model's"),
+    Setting("atrous_rates", "model", \.atrousRates, "ASPP dilation rates; null: [6, 12, 18] at stride 16, [12, 24, 36] at 8"),
+    Setting("auxiliary_head", "model", \.auxiliaryHead, "add an auxiliary FCN head; null: the model's default"),
+    Setting("separable_conv", "model", \.separableConv, "depthwise-separable convolutions in ASPP and the decoder"),
+
+    Setting("train_crop_size", "input", \.trainCropSize, "training crop [height, width]"),
+    Setting("train_batch_size", "input", \.trainBatchSize, "images per batch"),
+    Setting("min_scale_factor", "input", \.minScaleFactor, "smallest random rescaling of training images"),
+    Setting("max_scale_factor", "input", \.maxScaleFactor, "largest random rescaling of training images"),
+    Setting("scale_factor_step_size", "input", \.scaleFactorStepSize, "rescaling step between min and max; 0: any value"),
+    Setting("flip_probability", "input", \.flipProbability, "probability of a left-right flip of a training image"),
+    Setting("shuffle", "input", \.shuffle, "shuffle the training split each epoch (false: file order)"),
+
+    Setting("training_number_of_steps", "length", \.trainingNumberOfSteps, "optimizer steps to train (unless epochs is set)"),
+    Setting("epochs", "length", \.epochs, "passes over the training split; overrides training_number_of_steps"),
+
+    Setting("learning_policy", "learning rate", \.learningPolicy, "learning-rate decay"),
+    Setting("base_learning_rate", "learning rate", \.baseLearningRate, "initial learning rate"),
+    Setting("learning_power", "learning rate", \.learningPower, "exponent of the poly policy"),
+    Setting("end_learning_rate", "learning rate", \.endLearningRate, "final rate of the poly and cosine policies"),
+    Setting("learning_rate_decay_factor", "learning rate", \.learningRateDecayFactor, "step policy: multiplier at each decay"),
+    Setting("learning_rate_decay_step", "learning rate", \.learningRateDecayStep, "step policy: steps between decays"),
+    Setting("learning_rate_boundaries", "learning rate", \.learningRateBoundaries, "piecewise policy: steps where the rate changes"),
+    Setting("learning_rate_values", "learning rate", \.learningRateValues, "piecewise policy: rates, one more than boundaries"),
+    Setting("slow_start_step", "learning rate", \.slowStartStep, "steps trained at slow_start_learning_rate first"),
+    Setting("slow_start_learning_rate", "learning rate", \.slowStartLearningRate, "learning rate during slow start"),
+    Setting("warmup_steps", "learning rate", \.warmupSteps, "steps of linear warm-up of the decayed rate"),
+    Setting("warmup_start_factor", "learning rate", \.warmupStartFactor, "fraction of the rate at the start of warm-up"),
+
+    Setting("optimizer", "optimizer", \.optimizer, "optimizer"),
+    Setting("momentum", "optimizer", \.momentum, "SGD momentum"),
+    Setting("nesterov", "optimizer", \.nesterov, "Nesterov momentum (SGD)"),
+    Setting("weight_decay", "optimizer", \.weightDecay, "weight decay (L2 for SGD and Adam, decoupled for AdamW)"),
+    Setting("adam_beta1", "optimizer", \.adamBeta1, "Adam's first-moment decay"),
+    Setting("adam_beta2", "optimizer", \.adamBeta2, "Adam's second-moment decay"),
+    Setting("adam_epsilon", "optimizer", \.adamEpsilon, "Adam's epsilon"),
+    Setting("gradient_accumulation", "optimizer", \.gradientAccumulation, "batches whose gradients make one optimizer step"),
+    Setting("gradient_clip_norm", "optimizer", \.gradientClipNorm, "clip the gradients' global 2-norm to this before each step; null: no clipping"),
+    Setting("no_decay_on_bias_and_norm", "optimizer", \.noDecayOnBiasAndNorm, "no weight decay on biases and normalisation parameters"),
+
+    Setting("initial_checkpoint", "initialisation", \.initialCheckpoint, "weights to start from (DeepLab's tf_initial_checkpoint)"),
+    Setting("initialize_last_layer", "initialisation", \.initializeLastLayer, "also load the last layers from initial_checkpoint"),
+    Setting("last_layers_contain_logits_only", "initialisation", \.lastLayersContainLogitsOnly,
+            "the last layers are the logits only (else also ASPP, image pooling and decoder)"),
+    Setting("fine_tune_batch_norm", "initialisation", \.fineTuneBatchNorm,
+            "update batch-norm statistics (false: normalise with the running ones and keep them; scale and offset still train, as in DeepLab)"),
+    Setting("last_layer_gradient_multiplier", "initialisation", \.lastLayerGradientMultiplier,
+            "learning-rate multiplier of the last layers"),
+
+    Setting("loss", "loss", \.loss, "auto (cross_entropy for semantic, balanced_bce for foreground), cross_entropy, dice, lovasz or balanced_bce"),
+    Setting("top_k_percent_pixels", "loss", \.topKPercentPixels, "fraction of hardest pixels kept in the cross-entropy", task: .semantic),
+    Setting("hard_example_mining_step", "loss", \.hardExampleMiningStep,
+            "steps over which the kept fraction falls from 1 to top_k_percent_pixels", task: .semantic),
+    Setting("aux_loss_weight", "loss", \.auxLossWeight, "weight of the auxiliary head's loss"),
+    Setting("class_weights", "loss", \.classWeights, "per-class cross-entropy weights; null: all 1", task: .semantic),
+    Setting("upsample_logits", "loss", \.upsampleLogits, "upsample logits to the label size (else downsample the labels)"),
+    Setting("balanced_loss_normalization", "loss", \.balancedLossNormalization,
+            "balanced_bce: sum (OSVOS-TensorFlow), per_pixel or per_image (OSVOS-PyTorch's size/batch average)", task: .foreground),
+
+    Setting("eval_crop_size", "evaluation", \.evalCropSize, "evaluation crop [height, width]; null: whole images"),
+    Setting("eval_batch_size", "evaluation", \.evalBatchSize, "images per evaluation batch"),
+    Setting("eval_scales", "evaluation", \.evalScales, "input scales averaged at evaluation"),
+    Setting("add_flipped_images", "evaluation", \.addFlippedImages, "also evaluate left-right flipped inputs"),
+
+    Setting("train_logdir", "run", \.trainLogdir, "run folder; null: chosen by the command"),
+    Setting("seed", "run", \.seed, "random seed of initialisation, shuffling and augmentation"),
+    Setting("device", "run", \.device, "auto, cpu, cuda, cuda:N or mps"),
+    Setting("threads", "run", \.threads, "CPU threads for libtorch; 0: its default"),
+    Setting("workers", "run", \.workers, "data-loading threads"),
+    Setting("log_interval", "run", \.logInterval, "steps between log lines and TensorBoard scalars"),
+    Setting("val_interval", "run", \.valInterval, "steps between validations; 0: at the end only"),
+    Setting("val_samples", "run", \.valSamples, "validation images used; 0: the whole split"),
+    Setting("checkpoint_interval", "run", \.checkpointInterval, "steps between checkpoints"),
+    Setting("keep_checkpoints", "run", \.keepCheckpoints, "checkpoints kept, newest first; 0: all"),
+    Setting("save_summaries_images", "run", \.saveSummariesImages, "log input, prediction and ground-truth images to TensorBoard"),
+  ]
+
+  /// DeepLab flag names that SegKit spells differently, for "did you mean".
+  static let aliases = [
+    "tf_initial_checkpoint": "initial_checkpoint", "log_steps": "log_interval", "crop_size": "train_crop_size",
+    "batch_size": "train_batch_size", "num_steps": "training_number_of_steps", "learning_rate": "base_learning_rate",
+    "lr": "base_learning_rate", "aux_weight": "aux_loss_weight", "model_variant": "model",
+  ]
+}

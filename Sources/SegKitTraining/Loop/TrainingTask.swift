@@ -1,0 +1,54 @@
+/// What differs between training tasks (semantic segmentation, foreground
+/// segmentation, later video object segmentation and key-frame decisions): the
+/// model, its parameter groups, the batches, the loss and the validation. The
+/// `TrainingLoop` does everything else once: steps, gradient accumulation and
+/// clipping, the learning-rate schedule, seeding, exact resume, interruption,
+/// checkpoints and the cadence of logs and validation.
+public protocol TrainingTask: AnyObject {
+  /// The network being trained; checkpoints hold its state dict.
+  var model: Module { get }
+  /// Where the training batches come from.
+  var trainLoader: DataLoader { get }
+  /// What is trained, for the log's first line ("unet_resnet18 (…) on cpu, 2000 training images").
+  var summary: String { get }
+  /// The optimizer's parameter groups (learning-rate multipliers, weight-decay overrides).
+  func parameterGroups() throws -> [ParameterGroup]
+  /// The loss of one batch for optimizer step `step` (0-based), in training mode.
+  func loss(_ batch: Batch, step: Int) throws -> LossTerms
+  /// Scores the model as it is at `step`; nil when the task has nothing to validate on.
+  func validate(step: Int) throws -> ValidationReport?
+}
+
+/// A batch's loss: the total that is differentiated, and its named parts for the logs.
+public struct LossTerms {
+  public var total: Tensor
+  /// Logged as `loss/<name>` (e.g. "out", "aux"); the total is `loss/total`.
+  public var parts: [(name: String, value: Tensor)]
+
+  public init(total: Tensor, parts: [(name: String, value: Tensor)] = []) {
+    self.total = total
+    self.parts = parts
+  }
+}
+
+/// The result of one validation, as the loop logs it.
+public struct ValidationReport {
+  /// The metrics, the first being the headline (higher is better; "best" follows it).
+  public var metrics: [(name: String, value: Double)]
+  /// TensorBoard scalars, e.g. ("val/mIoU", 0.9).
+  public var scalars: [(tag: String, value: Double)]
+  /// TensorBoard images, e.g. ("val/prediction", colourised labels).
+  public var images: [(tag: String, image: Image)]
+  /// The log line after "validation at step N: ".
+  public var summary: String
+
+  public init(metrics: [(name: String, value: Double)], scalars: [(tag: String, value: Double)] = [],
+              images: [(tag: String, image: Image)] = [], summary: String) {
+    self.metrics = metrics
+    self.scalars = scalars
+    self.images = images
+    self.summary = summary
+  }
+
+  public var headline: (name: String, value: Double)? { metrics.first }
+}

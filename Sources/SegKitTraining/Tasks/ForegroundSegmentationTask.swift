@@ -1,0 +1,73 @@
+import Foundation
+
+/// Foreground against background with a one-channel model: every labelled class
+/// is foreground. OSVOS's class-balanced sigmoid cross-entropy by default (the
+/// rarer class weighs more), the IoU of the foreground (DAVIS's J over the split)
+/// on validation. The parent-network stage of video object segmentation trains
+/// this way.
+public final class ForegroundSegmentationTask: TrainingTask {
+  public let config: TrainingConfig
+  public let network: SegmentationModel
+  let parts: SegmentationParts
+
+  public var model: Module { network }
+  public var trainLoader: DataLoader { parts.trainLoader }
+  public var summary: String { parts.summary(config, classes: "foreground") }
+
+  public init(config: TrainingConfig, device: Device, role: ProcessRole = .single) throws {
+    if let numClasses = config.numClasses, numClasses != 1 {
+      throw TrainingError("'num_classes' must be 1 (or null) for task foreground: the model has one output channel, got \(numClasses)")
+    }
+    parts = try SegmentationParts(
+      config: config, device: device, role: role, outputChannels: { _ in 1 }, trainingView: { ForegroundView($0) })
+    network = parts.network
+    self.config = config
+  }
+
+  public func parameterGroups() throws -> [ParameterGroup] { try parts.parameterGroups(config) }
+
+  public func loss(_ batch: Batch, step: Int) throws -> LossTerms {
+    let images = try batch.images.to(parts.device)
+    guard let labels = try batch.labels?.to(parts.device) else {
+      throw TrainingError("the \(config.trainSplit) split has no labels (\(batch.names.joined(separator: ", ")))")
+    }
+    // Void pixels (and padding) count as background: the balanced loss has no ignore mask.
+    let foreground = try ((labels .== 1).to(.float32)).unsqueeze(1)
+    let output = try network(images)
+    let out = try loss(output.out, foreground)
+    guard let auxLogits = output.aux, config.auxLossWeight > 0 else {
+      return LossTerms(total: out, parts: [("out", out)])
+    }
+    let aux = try loss(auxLogits, foreground)
+    return LossTerms(total: try lossWithAuxiliary(main: out, auxiliary: [aux], weight: config.auxLossWeight),
+                     parts: [("out", out), ("aux", aux)])
+  }
+
+  private func loss(_ logits: Tensor, _ foreground: Tensor) throws -> Tensor {
+    switch config.loss {
+    case .auto, .balancedBCE:
+      return try classBalancedSigmoidCrossEntropy(logits: logits, labels: foreground, normalization: config.balancedLossNormalization.normalization)
+    case .crossEntropy:
+      return try logits.binaryCrossEntropyWithLogits(target: foreground, reduction: .mean)
+    case .dice, .lovasz:
+      throw TrainingError("'loss' \(config.loss.rawValue) is for semantic models; task foreground takes balanced_bce or cross_entropy")
+    }
+  }
+
+  /// The foreground IoU (J over the whole split) and pixel accuracy.
+  public func validate(step: Int) throws -> ValidationReport? {
+    guard let result = try parts.validate(config, task: .foreground, labelCount: 2, images: config.saveSummariesImages)
+    else { return nil }
+    let scores = result.scores
+    let foregroundIoU = scores.perClassIoU.count > 1 ? scores.perClassIoU[1] : .nan
+    return ValidationReport(
+      metrics: [("foreground IoU", foregroundIoU), ("pixel accuracy", scores.pixelAccuracy)],
+      scalars: [("val/foreground_iou", foregroundIoU), ("val/pixel_accuracy", scores.pixelAccuracy)],
+      images: result.images,
+      summary: String(format: "foreground IoU %.4f pixel accuracy %.4f (%d images)", foregroundIoU, scores.pixelAccuracy, result.count))
+  }
+
+  public func manifest() -> ModelManifest {
+    parts.manifest(config, task: .foreground, classNames: ["background", "foreground"], colormap: .pascal)
+  }
+}

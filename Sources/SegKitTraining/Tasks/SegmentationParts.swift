@@ -1,0 +1,113 @@
+import Foundation
+
+/// Which process of a data-parallel run this is: rank `rank` of `worldSize`. Only
+/// rank 0 writes (run folder, logs, checkpoints); each rank trains on its own shard.
+public struct ProcessRole: Sendable, Equatable {
+  public let rank: Int
+  public let worldSize: Int
+
+  public init(rank: Int, worldSize: Int) throws {
+    guard worldSize >= 1, (0..<worldSize).contains(rank) else {
+      throw TrainingError("rank \(rank) of world size \(worldSize): need 0 ≤ rank < world size")
+    }
+    self.rank = rank
+    self.worldSize = worldSize
+  }
+
+  /// One process, the only one.
+  public static let single = try! ProcessRole(rank: 0, worldSize: 1)
+
+  /// Whether this process writes the run folder, logs and checkpoints.
+  public var writes: Bool { rank == 0 }
+}
+
+/// What the image segmentation tasks share, built from the configuration: the
+/// model on its device, the training loader and the validation split.
+struct SegmentationParts {
+  let network: SegmentationModel
+  /// The model's output channels.
+  let outputChannels: Int
+  let device: Device
+  let trainSet: SegmentationDataset
+  let trainLoader: DataLoader
+  /// The validation split (its first `val_samples`), labels as stored; nil without one.
+  let validation: (source: any SampleSource, colormap: Colormap)?
+
+  /// - Parameters:
+  ///   - outputChannels: the model's output channels for the training split.
+  ///   - trainingView: what the loss sees of the training split (its labels mapped).
+  init(
+    config: TrainingConfig, device: Device, role: ProcessRole, outputChannels: (SegmentationDataset) throws -> Int,
+    trainingView: (SegmentationDataset) -> any SampleSource
+  ) throws {
+    self.device = device
+    trainSet = try config.openDataset(split: config.trainSplit)
+    self.outputChannels = try outputChannels(trainSet)
+    trainLoader = try DataLoader(
+      source: trainingView(trainSet), augmentation: config.trainingAugmentation(),
+      options: LoaderOptions(batchSize: config.trainBatchSize, shuffle: config.shuffle, seed: UInt64(config.seed),
+                             dropLast: true, workers: config.workers, prefetch: 2 * max(1, config.workers)))
+    guard trainLoader.stepsPerEpoch > 0 else {
+      throw TrainingError("the \(config.trainSplit) split has \(trainSet.count) images, fewer than one batch (train_batch_size \(config.trainBatchSize)) per process")
+    }
+    if config.valSplit.isEmpty {
+      validation = nil
+    } else {
+      let valSet = try config.openDataset(split: config.valSplit)
+      let source: any SampleSource = config.valSamples > 0 ? SampleSubset(base: valSet, count: config.valSamples) : valSet
+      validation = (source, valSet.colormap)
+    }
+
+    Torch.manualSeed(UInt64(config.seed))
+    network = try config.makeModel(classes: self.outputChannels)
+    try config.loadInitialCheckpoint(into: network, classes: self.outputChannels)
+    try network.to(device: device)
+    network.train()
+    if !config.fineTuneBatchNorm {
+      for case let norm as BatchNorm2d in network.modules() { norm.statisticsFrozen = true }
+    }
+  }
+
+  /// Parameter groups with DeepLab's last-layer multiplier and the no-decay option.
+  func parameterGroups(_ config: TrainingConfig) throws -> [ParameterGroup] {
+    let lastLayers = config.lastLayerGradientMultiplier == 1
+      ? [] : try config.lastLayerNames(of: network, classes: outputChannels)
+    return network.parameterGroups(
+      lastLayer: { lastLayers.contains($0) }, lastLayerMultiplier: config.lastLayerGradientMultiplier,
+      noDecayOnBiasAndNorm: config.noDecayOnBiasAndNorm)
+  }
+
+  /// "NAME (N trainable parameters, C classes) on DEVICE; K training images".
+  func summary(_ config: TrainingConfig, classes: String) -> String {
+    "\(config.model) (\(network.trainableParameterCount) trainable parameters, \(classes)) on \(device); \(trainLoader.source.count) training images"
+  }
+
+  /// Scores the model on the validation split through the task's evaluation path
+  /// (`Evaluation.run`, as `segkit eval`), single-scale, with the first image, its
+  /// prediction and its ground truth for TensorBoard when `images`.
+  func validate(
+    _ config: TrainingConfig, task: ModelManifest.Task, labelCount: Int, images: Bool
+  ) throws -> (scores: SegmentationScores, images: [(tag: String, image: Image)], count: Int)? {
+    guard let (source, colormap) = validation else { return nil }
+    let segmenter = ImageSegmenter(borrowing: network, settings: try config.inferenceSettings(multiScale: false), device: device)
+    var shown: [(tag: String, image: Image)] = []
+    let scores = try Evaluation.run(
+      segmenter, task: task, dataset: source, numClasses: labelCount, ignoreIndex: config.ignoreLabel,
+      predictions: images ? { index, sample, labels in
+        guard index == 0, let truth = sample.label else { return }
+        shown = [("val/image", sample.image), ("val/prediction", try colormap.colorize(labels)),
+                 ("val/ground_truth", try colormap.colorize(truth))]
+      } : nil)
+    return (scores, shown, source.count)
+  }
+
+  /// The manifest of the trained model.
+  func manifest(_ config: TrainingConfig, task: ModelManifest.Task, classNames: [String], colormap: Colormap) -> ModelManifest {
+    let labels = task == .foreground ? 2 : outputChannels
+    return ModelManifest(
+      model: config.model, task: task, classes: outputChannels, classNames: Array(classNames.prefix(labels)),
+      normalization: .imagenet, colors: ModelManifest.colors(of: colormap, count: labels),
+      outputStride: config.outputStride, atrousRates: config.atrousRates, auxiliaryHead: network.auxClassifier != nil,
+      separable: config.separableConv)
+  }
+}
