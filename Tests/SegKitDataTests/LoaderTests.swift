@@ -2,18 +2,27 @@ import Foundation
 import SegKitData
 import XCTest
 
-/// In-memory samples: image and label encode the index; `broken` indices fail to load.
+/// In-memory samples: image and label encode the index; `broken` indices fail to load;
+/// samples not in `plain` carry a previous frame, mask and flow.
 private struct SyntheticSource: SampleSource {
   var count: Int
   var broken: Set<Int> = []
+  var plain: Set<Int>? = nil
 
   func loadSample(at index: Int) throws -> Sample {
     if broken.contains(index) { throw DataError("/data/\(index).png: truncated file") }
     let (w, h) = (12, 10)
     let pixels = (0..<(w * h * 3)).map { UInt8(($0 * 7 + index * 13) % 256) }
     let labels = (0..<(w * h)).map { UInt8(($0 + index) % 5) }
-    return Sample(name: "s\(index)", image: try Image(width: w, height: h, channels: 3, pixels: pixels),
-                  label: try Image(width: w, height: h, channels: 1, pixels: labels))
+    let image = try Image(width: w, height: h, channels: 3, pixels: pixels)
+    let label = try Image(width: w, height: h, channels: 1, pixels: labels)
+    var sample = Sample(name: "s\(index)", image: image, label: label)
+    if let plain, !plain.contains(index) {
+      sample.frames[.previous] = image
+      sample.masks[.previous] = label
+      sample.flows[.previous] = try FlowField(width: w, height: h, values: [Float](repeating: 1, count: 2 * w * h))
+    }
+    return sample
   }
 }
 
@@ -25,8 +34,8 @@ final class LoaderTests: XCTestCase {
   }()
 
   private func loader(count: Int = 10, batch: Int = 4, workers: Int = 0, dropLast: Bool = false, seed: UInt64 = 5,
-                      broken: Set<Int> = [], policy: BadSamplePolicy = .fail) throws -> DataLoader {
-    try DataLoader(source: SyntheticSource(count: count, broken: broken), augmentation: augmentation,
+                      broken: Set<Int> = [], policy: BadSamplePolicy = .fail, plain: Set<Int>? = nil) throws -> DataLoader {
+    try DataLoader(source: SyntheticSource(count: count, broken: broken, plain: plain), augmentation: augmentation,
                    options: LoaderOptions(batchSize: batch, seed: seed, dropLast: dropLast, workers: workers, prefetch: 3,
                                           badSamples: policy))
   }
@@ -108,5 +117,24 @@ final class LoaderTests: XCTestCase {
     let skipping = try drain(loader(workers: 2, broken: [3], policy: .skip).batches(epoch: 0))
     XCTAssertEqual(skipping.flatMap(\.names).count, 9)
     XCTAssertFalse(skipping.flatMap(\.names).contains("s3"))
+  }
+
+  func testExtrasBecomeKeyedTensorsAndMixingIsAnError() throws {
+    let batch = try XCTUnwrap(try loader(plain: []).batches(epoch: 0).next())
+    XCTAssertEqual(batch.frames[.previous]?.shape, [4, 3, 8, 8])
+    XCTAssertEqual(try batch.frames[.previous]?.toArray(Float.self), try batch.images.toArray(Float.self))
+    XCTAssertEqual(batch.masks[.previous]?.shape, [4, 8, 8])
+    XCTAssertEqual(batch.masks[.previous]?.dtype, .int64)
+    XCTAssertEqual(try batch.masks[.previous]?.toArray(Int64.self), try batch.labels?.toArray(Int64.self).map { $0 == 255 ? 0 : $0 })
+    XCTAssertEqual(batch.flows[.previous]?.shape, [4, 2, 8, 8])
+    XCTAssertEqual(batch.flows[.previous]?.dtype, .float32)
+    let plainBatch = try XCTUnwrap(try loader().batches(epoch: 0).next())
+    XCTAssertTrue(plainBatch.frames.isEmpty && plainBatch.masks.isEmpty && plainBatch.flows.isEmpty)
+
+    let mixed = try loader(plain: [7])
+    let step = try XCTUnwrap((0..<3).first { mixed.indices(epoch: 0, step: $0).contains(7) })
+    XCTAssertThrowsError(try drain(mixed.batches(epoch: 0, from: step))) {
+      XCTAssertTrue("\($0)".contains("mixes samples with and without a frame 'previous' (s7 has none)"), "\($0)")
+    }
   }
 }

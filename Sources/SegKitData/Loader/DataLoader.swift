@@ -53,10 +53,12 @@ public struct Batch {
   public let images: Tensor
   /// [N, H, W] int64 label ids, void 255.
   public let labels: Tensor?
-  /// [N, H, W] int64 previous-frame masks.
-  public let previousMasks: Tensor?
-  /// [N, 2, H, W] float32 optical flow.
-  public let flows: Tensor?
+  /// [N, 3, H, W] float32 extra frames, normalised like `images`.
+  public let frames: [SampleKey: Tensor]
+  /// [N, H, W] int64 masks (padding 0).
+  public let masks: [SampleKey: Tensor]
+  /// [N, 2, H, W] float32 optical flows, in output pixels.
+  public let flows: [SampleKey: Tensor]
   public let names: [String]
   /// This batch's place, and the place to resume from after it.
   public let position: LoaderPosition
@@ -153,8 +155,9 @@ struct HostBatch: Sendable {
   let width: Int, height: Int
   let images: [Float]
   let labels: [UInt8]?
-  let previousMasks: [UInt8]?
-  let flows: [Float]?
+  let frames: [SampleKey: [Float]]
+  let masks: [SampleKey: [UInt8]]
+  let flows: [SampleKey: [Float]]
   let skipped: [String]
 
   init(_ samples: [AugmentedSample], position: LoaderPosition, skipped: [String]) throws {
@@ -168,31 +171,41 @@ struct HostBatch: Sendable {
         "samples of the batch at \(position) differ in size: \(samples[0].name) is \(width)×\(height), \(odd.name) is \(odd.width)×\(odd.height); add a crop or a resize to the augmentation")
     }
     images = samples.flatMap(\.image)
-    labels = try HostBatch.all(samples, \.label, "label", position)?.flatMap { $0 }
-    previousMasks = try HostBatch.all(samples, \.previousMask, "previous mask", position)?.flatMap { $0 }
-    flows = try HostBatch.all(samples, \.flow, "flow", position)?.flatMap { $0 }
+    labels = try HostBatch.all(samples, "a label", position) { $0.label }
+    frames = try HostBatch.keyed(samples, "a frame", position) { $0.frames }
+    masks = try HostBatch.keyed(samples, "a mask", position) { $0.masks }
+    flows = try HostBatch.keyed(samples, "a flow", position) { $0.flows }
   }
 
-  /// Every sample's part, or nil when none has it; a batch mixing both is an error.
-  static func all<T>(_ samples: [AugmentedSample], _ part: KeyPath<AugmentedSample, T?>, _ what: String,
-                     _ position: LoaderPosition) throws -> [T]? {
-    let parts = samples.compactMap { $0[keyPath: part] }
+  /// Every sample's part, concatenated, or nil when none has it; a batch mixing both is an error.
+  static func all<T>(_ samples: [AugmentedSample], _ what: String, _ position: LoaderPosition,
+                     _ part: (AugmentedSample) -> [T]?) throws -> [T]? {
+    let parts = samples.compactMap(part)
     if parts.isEmpty { return nil }
-    guard parts.count == samples.count else {
-      let missing = samples.first { $0[keyPath: part] == nil }!
-      throw DataError("the batch at \(position) mixes samples with and without a \(what) (\(missing.name) has none)")
+    if let missing = samples.first(where: { part($0) == nil }) {
+      throw DataError("the batch at \(position) mixes samples with and without \(what) (\(missing.name) has none)")
     }
-    return parts
+    return parts.flatMap { $0 }
+  }
+
+  /// Every key any sample has, each through `all`.
+  static func keyed<T>(_ samples: [AugmentedSample], _ kind: String, _ position: LoaderPosition,
+                       _ entries: (AugmentedSample) -> [SampleKey: [T]]) throws -> [SampleKey: [T]] {
+    let keys = Set(samples.flatMap { entries($0).keys }).sorted()
+    var packed: [SampleKey: [T]] = [:]
+    for key in keys { packed[key] = try all(samples, "\(kind) '\(key)'", position) { entries($0)[key] } }
+    return packed
   }
 
   /// Tensors, on the calling (consuming) thread.
   func tensors(next: LoaderPosition) throws -> Batch {
     let n = names.count
-    let images = try Tensor(self.images, shape: [n, 3, height, width])
-    let labels = try self.labels.map { try Tensor($0, shape: [n, height, width]).to(.int64) }
-    let masks = try previousMasks.map { try Tensor($0, shape: [n, height, width]).to(.int64) }
-    let flows = try self.flows.map { try Tensor($0, shape: [n, 2, height, width]) }
-    return Batch(images: images, labels: labels, previousMasks: masks, flows: flows, names: names,
-                 position: position, next: next, skipped: skipped)
+    return Batch(
+      images: try Tensor(images, shape: [n, 3, height, width]),
+      labels: try labels.map { try Tensor($0, shape: [n, height, width]).to(.int64) },
+      frames: try frames.mapValues { try Tensor($0, shape: [n, 3, height, width]) },
+      masks: try masks.mapValues { try Tensor($0, shape: [n, height, width]).to(.int64) },
+      flows: try flows.mapValues { try Tensor($0, shape: [n, 2, height, width]) },
+      names: names, position: position, next: next, skipped: skipped)
   }
 }
