@@ -34,9 +34,13 @@ public struct LoaderOptions: Sendable {
   /// Batches produced ahead of the consumer (at least `workers` to keep every worker busy).
   public var prefetch = 4
   public var badSamples: BadSamplePolicy = .fail
+  /// This process's shard of each epoch, for multi-process training: rank `rank` of
+  /// `worldSize` processes (see `DataLoader.order(epoch:)`).
+  public var rank = 0
+  public var worldSize = 1
 
   public init(batchSize: Int, shuffle: Bool = true, seed: UInt64 = 0, dropLast: Bool = false, workers: Int = 2,
-              prefetch: Int = 4, badSamples: BadSamplePolicy = .fail) {
+              prefetch: Int = 4, badSamples: BadSamplePolicy = .fail, rank: Int = 0, worldSize: Int = 1) {
     self.batchSize = batchSize
     self.shuffle = shuffle
     self.seed = seed
@@ -44,6 +48,8 @@ public struct LoaderOptions: Sendable {
     self.workers = workers
     self.prefetch = prefetch
     self.badSamples = badSamples
+    self.rank = rank
+    self.worldSize = worldSize
   }
 }
 
@@ -67,12 +73,14 @@ public struct Batch {
   public let skipped: [String]
 }
 
-/// Batches of augmented samples with seeded shuffling, parallel workers and resumable positions.
+/// Batches of augmented samples with seeded shuffling, parallel workers, resumable positions
+/// and sharding across processes.
 ///
-/// Everything is a pure function of the seed: the order of epoch e is a permutation drawn
-/// from (seed, e), and sample i of epoch e is augmented with a stream drawn from (seed, e, i).
-/// So a run resumed at a position sees the batches an uninterrupted run would have seen, and
-/// any number of workers gives the same batches as one.
+/// Everything is a pure function of the seed: the global order of epoch e is a permutation
+/// drawn from (seed, e); rank r of W processes takes every W-th sample of it starting at r;
+/// and sample i of epoch e is augmented with a stream drawn from (seed, e, i), whichever rank
+/// draws it. So a run resumed at a position sees the batches an uninterrupted run would have
+/// seen, and any number of workers gives the same batches as one.
 public struct DataLoader: Sendable {
   public let source: any SampleSource
   public let augmentation: Augmentation
@@ -81,23 +89,39 @@ public struct DataLoader: Sendable {
   public init(source: any SampleSource, augmentation: Augmentation, options: LoaderOptions) throws {
     guard options.batchSize > 0 else { throw DataError("batch size must be positive, not \(options.batchSize)") }
     guard options.workers >= 0 else { throw DataError("worker count must not be negative") }
+    guard options.worldSize > 0 else { throw DataError("world size must be positive, not \(options.worldSize)") }
+    guard (0..<options.worldSize).contains(options.rank) else {
+      throw DataError("rank \(options.rank) is outside 0..<\(options.worldSize) (the world size)")
+    }
     self.source = source
     self.augmentation = augmentation
     self.options = options
   }
 
+  /// The samples this rank sees per epoch: every rank the same count, ⌊count / worldSize⌋.
+  public var samplesPerEpoch: Int { source.count / options.worldSize }
+
   public var stepsPerEpoch: Int {
-    options.dropLast ? source.count / options.batchSize : (source.count + options.batchSize - 1) / options.batchSize
+    options.dropLast ? samplesPerEpoch / options.batchSize : (samplesPerEpoch + options.batchSize - 1) / options.batchSize
   }
 
-  /// The sample order of `epoch`.
-  public func order(epoch: Int) -> [Int] {
+  /// Every sample of `epoch` in the order all ranks share: a pure function of (seed, epoch).
+  public func globalOrder(epoch: Int) -> [Int] {
     guard options.shuffle else { return Array(0..<source.count) }
     var random = SeededRandom(options.seed, 0x5348_5546, UInt64(truncatingIfNeeded: epoch))
     return random.permutation(source.count)
   }
 
-  /// The sample indices of batch `step` of `epoch`.
+  /// This rank's sample order of `epoch`: positions rank, rank + worldSize, … of the global
+  /// order, `samplesPerEpoch` of them. As PyTorch's DistributedSampler with drop_last, the
+  /// last count mod worldSize samples of the global order are left out of that epoch (with
+  /// shuffling, each epoch leaves out others), so that every rank runs the same number of steps.
+  public func order(epoch: Int) -> [Int] {
+    let global = globalOrder(epoch: epoch)
+    return (0..<samplesPerEpoch).map { global[$0 * options.worldSize + options.rank] }
+  }
+
+  /// This rank's sample indices of batch `step` of `epoch`.
   public func indices(epoch: Int, step: Int) -> [Int] {
     indices(in: order(epoch: epoch), step: step)
   }
