@@ -1,5 +1,4 @@
 import COpticalFlow
-import SegKitTensor
 
 /// Dense optical flow between two frames, for flow-guided warping of features or masks.
 public enum OpticalFlow {
@@ -8,9 +7,9 @@ public enum OpticalFlow {
     case ultrafast = 0, fast = 1, medium = 2
   }
 
-  /// DIS flow (OpenCV) from `from` to `to` (same size; gray, RGB or RGBA) as a [2, H, W]
-  /// float32 tensor (dx, dy): the content at (x, y) in `from` is near (x + dx, y + dy) in `to`.
-  public static func dis(from: Image, to: Image, preset: Preset = .fast) throws -> Tensor {
+  /// DIS flow (OpenCV) from `from` to `to` (same size; gray, RGB or RGBA), in FlowField's
+  /// convention: from(x) ≈ to(x + F(x)). `tensor()` gives it as [2, H, W] float32.
+  public static func dis(from: Image, to: Image, preset: Preset = .fast) throws -> FlowField {
     guard from.width == to.width, from.height == to.height, from.channels == to.channels else {
       throw DataError("optical flow needs frames of one size and kind: \(from.width)x\(from.height)x\(from.channels) vs \(to.width)x\(to.height)x\(to.channels)")
     }
@@ -25,6 +24,6 @@ public enum OpticalFlow {
       }
     }
     guard status == 0 else { throw DataError("optical flow: \(String(cString: of_last_error()))") }
-    return try Tensor(flow, shape: [2, from.height, from.width])
+    return try FlowField(width: from.width, height: from.height, values: flow)
   }
 }

@@ -131,20 +131,100 @@ final class AugmentationTests: XCTestCase {
   func testFlowIsWarpedAndItsVectorsTransformed() throws {
     var sample = try blocks(width: 8, height: 6)
     let plane = 48
-    sample.flow = try FlowField(width: 8, height: 6, values: [Float](repeating: 3, count: plane) + [Float](repeating: 1, count: plane))
-    sample.previousMask = sample.label
+    sample.flows[.next] = try FlowField(width: 8, height: 6, values: [Float](repeating: 3, count: plane) + [Float](repeating: 1, count: plane))
+    sample.masks[.previous] = sample.label
     var flip = Augmentation()
     flip.flipProbability = 1
     let flipped = try flip.apply(to: sample, seed: 0)
-    XCTAssertEqual(Set(flipped.flow![0..<plane]), [-3])
-    XCTAssertEqual(Set(flipped.flow![plane...]), [1])
-    XCTAssertEqual(flipped.previousMask, flipped.label)
+    let flippedFlow = try XCTUnwrap(flipped.flows[.next])
+    XCTAssertEqual(Set(flippedFlow[0..<plane]), [-3])
+    XCTAssertEqual(Set(flippedFlow[plane...]), [1])
+    XCTAssertEqual(flipped.masks[.previous], flipped.label)
     XCTAssertEqual(Array(flipped.label![0..<8]), Array(sample.label!.pixels[0..<8].reversed()))
     var zoom = Augmentation()
     (zoom.minScale, zoom.maxScale) = (2, 2)
-    let zoomed = try zoom.apply(to: sample, seed: 0)
-    XCTAssertEqual(Set(zoomed.flow!), [6, 2])
-    XCTAssertEqual(zoomed.flow!.count, 2 * 16 * 12)
+    let zoomed = try XCTUnwrap(try zoom.apply(to: sample, seed: 0).flows[.next])
+    XCTAssertEqual(Set(zoomed), [6, 2])
+    XCTAssertEqual(zoomed.count, 2 * 16 * 12)
+  }
+
+  /// Labels of a scene of 8×8 blocks, in multiples of 12 so that a blend of two shows up,
+  /// for the scene moved by (dx, dy).
+  private func movedBlockLabels(width: Int, height: Int, dx: Int, dy: Int) throws -> Image {
+    let pixels = (0..<(width * height)).map { i -> UInt8 in
+      let (x, y) = (i % width - dx + 64, i / width - dy + 64)  // offset keeps the division non-negative
+      return UInt8(((y / 8) * 7 + x / 8) % 20 * 12)
+    }
+    return try Image(width: width, height: height, channels: 1, pixels: pixels)
+  }
+
+  func testEveryExtraStaysAlignedUnderScaleCropFlipAndRotation() throws {
+    let (width, height, motion) = (64, 48, (dx: 5, dy: 3))
+    var sample = try blocks(width: width, height: height)
+    sample.label = try movedBlockLabels(width: width, height: height, dx: 0, dy: 0)
+    var next = sample.image
+    next.pixels.reverse()  // any other picture: frames are checked for shared colour draws, not content
+    sample.frames = [.previous: sample.image, .next: next]
+    let nextLabel = try movedBlockLabels(width: width, height: height, dx: motion.dx, dy: motion.dy)
+    sample.masks = [.previous: try XCTUnwrap(sample.label), .next: nextLabel]
+    let plane = width * height
+    sample.flows[.next] = try FlowField(width: width, height: height,
+                                        values: [Float](repeating: Float(motion.dx), count: plane) + [Float](repeating: Float(motion.dy), count: plane))
+    var a = Augmentation.deeplab(crop: 40, minScale: 0.75, maxScale: 1.5, step: 0.25)
+    a.rotation = 20
+    (a.brightness, a.contrast, a.saturation, a.hue, a.blurProbability) = (0.3, 0.3, 0.3, 0.05, 0.5)
+    var (matched, compared, flips) = (0, 0, Set<Bool>())
+    for seed in 0..<12 as Range<UInt64> {
+      let out = try a.apply(to: sample, seed: seed)
+      let label = try XCTUnwrap(out.label)
+      let (previousMask, nextMask) = (try XCTUnwrap(out.masks[.previous]), try XCTUnwrap(out.masks[.next]))
+      let flow = try XCTUnwrap(out.flows[.next])
+      // The same frame with the same colour draws comes out as the image.
+      XCTAssertEqual(out.frames[.previous], out.image, "seed \(seed)")
+      XCTAssertEqual(out.frames[.next]?.count, out.image.count)
+      let n = out.width * out.height
+      XCTAssertEqual(n, 40 * 40)
+      for i in 0..<n {
+        XCTAssertTrue(label[i] == 255 || label[i] % 12 == 0, "seed \(seed): blended label \(label[i])")
+        XCTAssertTrue(nextMask[i] % 12 == 0, "seed \(seed): blended mask \(nextMask[i])")
+        // The mask copied from the label follows it exactly; its padding is 0 where the label's is void.
+        XCTAssertEqual(previousMask[i], label[i] == 255 ? 0 : label[i], "seed \(seed) pixel \(i)")
+        if label[i] == 255 { XCTAssertEqual([flow[i], flow[n + i]], [0, 0], "seed \(seed): flow in the padding") }
+      }
+      // A constant flow stays constant inside; the sign of its x says whether the plan flipped.
+      guard let inside = (0..<n).first(where: { label[$0] != 255 }) else { continue }
+      let vector = (flow[inside], flow[n + inside])
+      flips.insert(vector.0 < 0)
+      // Following the warped flow from a pixel lands on the same block in the next frame's mask.
+      for i in 0..<n where label[i] != 255 {
+        XCTAssertEqual(flow[i], vector.0, accuracy: 1e-4)
+        XCTAssertEqual(flow[n + i], vector.1, accuracy: 1e-4)
+        let x = Int((Float(i % out.width) + 0.5 + vector.0).rounded(.down))
+        let y = Int((Float(i / out.width) + 0.5 + vector.1).rounded(.down))
+        guard (0..<out.width).contains(x), (0..<out.height).contains(y) else { continue }
+        compared += 1
+        if nextMask[y * out.width + x] == label[i] { matched += 1 }
+      }
+    }
+    XCTAssertEqual(flips, [false, true], "the seeds should cover flipped and unflipped plans")
+    XCTAssertGreaterThan(compared, 5000)
+    // Only pixels near block edges may land on a neighbour (nearest rounding); a flow moved
+    // the wrong way or left unrotated misses far more often.
+    XCTAssertGreaterThan(Double(matched) / Double(compared), 0.85)
+  }
+
+  func testMismatchedExtrasAreRejectedNamingTheEntry() throws {
+    let sample = try blocks()
+    var small = sample
+    small.masks[.reference] = Image(width: 3, height: 3, channels: 1)
+    XCTAssertThrowsError(try Augmentation().apply(to: small, seed: 0)) { XCTAssertTrue("\($0)".contains("blocks: mask 'reference' is 3×3")) }
+    var gray = sample
+    gray.frames[.clip(2)] = Image(width: 24, height: 16, channels: 1)
+    XCTAssertThrowsError(try Augmentation().apply(to: gray, seed: 0)) { XCTAssertTrue("\($0)".contains("blocks: frame 'clip2' has 1 channels")) }
+    var short = sample
+    short.flows[.previous] = try FlowField(width: 24, height: 16, values: [Float](repeating: 0, count: 2 * 24 * 16))
+    short.flows[.previous]?.values.removeLast()
+    XCTAssertThrowsError(try Augmentation().apply(to: short, seed: 0)) { XCTAssertTrue("\($0)".contains("blocks: flow 'previous' holds 767 values")) }
   }
 
   func testPhotometricOpsLeavePaddingAndLabelsAlone() throws {

@@ -175,9 +175,9 @@ final class DatasetTests: XCTestCase {
 
     // Previous masks: frame 0 of each sequence gets its own; others the frame before.
     let pairs = video.withPreviousMasks
-    XCTAssertEqual(try pairs.loadSample(at: 1).previousMask?.pixels.allSatisfy { $0 == 0 }, true)
-    XCTAssertEqual(try pairs.loadSample(at: 2).previousMask, try video.frames.label(at: 1))
-    XCTAssertEqual(try pairs.loadSample(at: 3).previousMask, try video.frames.label(at: 3))
+    XCTAssertEqual(try pairs.loadSample(at: 1).masks[.previous]?.pixels.allSatisfy { $0 == 0 }, true)
+    XCTAssertEqual(try pairs.loadSample(at: 2).masks[.previous], try video.frames.label(at: 1))
+    XCTAssertEqual(try pairs.loadSample(at: 3).masks[.previous], try video.frames.label(at: 3))
   }
 
   func testDAVIS2017ReadsObjectIDsAtBothResolutions() throws {

@@ -2,18 +2,27 @@ import Foundation
 import SegKitData
 import XCTest
 
-/// In-memory samples: image and label encode the index; `broken` indices fail to load.
+/// In-memory samples: image and label encode the index; `broken` indices fail to load;
+/// samples not in `plain` carry a previous frame, mask and flow.
 private struct SyntheticSource: SampleSource {
   var count: Int
   var broken: Set<Int> = []
+  var plain: Set<Int>? = nil
 
   func loadSample(at index: Int) throws -> Sample {
     if broken.contains(index) { throw DataError("/data/\(index).png: truncated file") }
     let (w, h) = (12, 10)
     let pixels = (0..<(w * h * 3)).map { UInt8(($0 * 7 + index * 13) % 256) }
     let labels = (0..<(w * h)).map { UInt8(($0 + index) % 5) }
-    return Sample(name: "s\(index)", image: try Image(width: w, height: h, channels: 3, pixels: pixels),
-                  label: try Image(width: w, height: h, channels: 1, pixels: labels))
+    let image = try Image(width: w, height: h, channels: 3, pixels: pixels)
+    let label = try Image(width: w, height: h, channels: 1, pixels: labels)
+    var sample = Sample(name: "s\(index)", image: image, label: label)
+    if let plain, !plain.contains(index) {
+      sample.frames[.previous] = image
+      sample.masks[.previous] = label
+      sample.flows[.previous] = try FlowField(width: w, height: h, values: [Float](repeating: 1, count: 2 * w * h))
+    }
+    return sample
   }
 }
 
@@ -25,10 +34,11 @@ final class LoaderTests: XCTestCase {
   }()
 
   private func loader(count: Int = 10, batch: Int = 4, workers: Int = 0, dropLast: Bool = false, seed: UInt64 = 5,
-                      broken: Set<Int> = [], policy: BadSamplePolicy = .fail) throws -> DataLoader {
-    try DataLoader(source: SyntheticSource(count: count, broken: broken), augmentation: augmentation,
+                      broken: Set<Int> = [], policy: BadSamplePolicy = .fail, plain: Set<Int>? = nil,
+                      rank: Int = 0, worldSize: Int = 1) throws -> DataLoader {
+    try DataLoader(source: SyntheticSource(count: count, broken: broken, plain: plain), augmentation: augmentation,
                    options: LoaderOptions(batchSize: batch, seed: seed, dropLast: dropLast, workers: workers, prefetch: 3,
-                                          badSamples: policy))
+                                          badSamples: policy, rank: rank, worldSize: worldSize))
   }
 
   private struct Snapshot: Equatable {
@@ -108,5 +118,76 @@ final class LoaderTests: XCTestCase {
     let skipping = try drain(loader(workers: 2, broken: [3], policy: .skip).batches(epoch: 0))
     XCTAssertEqual(skipping.flatMap(\.names).count, 9)
     XCTAssertFalse(skipping.flatMap(\.names).contains("s3"))
+  }
+
+  func testExtrasBecomeKeyedTensorsAndMixingIsAnError() throws {
+    let batch = try XCTUnwrap(try loader(plain: []).batches(epoch: 0).next())
+    XCTAssertEqual(batch.frames[.previous]?.shape, [4, 3, 8, 8])
+    XCTAssertEqual(try batch.frames[.previous]?.toArray(Float.self), try batch.images.toArray(Float.self))
+    XCTAssertEqual(batch.masks[.previous]?.shape, [4, 8, 8])
+    XCTAssertEqual(batch.masks[.previous]?.dtype, .int64)
+    XCTAssertEqual(try batch.masks[.previous]?.toArray(Int64.self), try batch.labels?.toArray(Int64.self).map { $0 == 255 ? 0 : $0 })
+    XCTAssertEqual(batch.flows[.previous]?.shape, [4, 2, 8, 8])
+    XCTAssertEqual(batch.flows[.previous]?.dtype, .float32)
+    let plainBatch = try XCTUnwrap(try loader().batches(epoch: 0).next())
+    XCTAssertTrue(plainBatch.frames.isEmpty && plainBatch.masks.isEmpty && plainBatch.flows.isEmpty)
+
+    let mixed = try loader(plain: [7])
+    let step = try XCTUnwrap((0..<3).first { mixed.indices(epoch: 0, step: $0).contains(7) })
+    XCTAssertThrowsError(try drain(mixed.batches(epoch: 0, from: step))) {
+      XCTAssertTrue("\($0)".contains("mixes samples with and without a frame 'previous' (s7 has none)"), "\($0)")
+    }
+  }
+
+  // MARK: Sharding
+
+  /// Each sample's normalised image by name, from batches of 3 × 8 × 8 crops.
+  private func imagesByName(_ batches: [Snapshot]) -> [String: [Float]] {
+    var images: [String: [Float]] = [:]
+    for batch in batches {
+      for (i, name) in batch.names.enumerated() { images[name] = Array(batch.images[(i * 192)..<((i + 1) * 192)]) }
+    }
+    return images
+  }
+
+  func testRanksTakeDisjointEqualShardsOfTheEpoch() throws {
+    let ranks = try (0..<2).map { try loader(count: 11, batch: 2, rank: $0, worldSize: 2) }
+    let whole = try loader(count: 11, batch: 2)
+    for epoch in 0..<3 {
+      let global = whole.globalOrder(epoch: epoch)
+      XCTAssertEqual(ranks[1].globalOrder(epoch: epoch), global)
+      let shards = ranks.map { $0.order(epoch: epoch) }
+      XCTAssertEqual(shards.map(\.count), [5, 5])
+      XCTAssertEqual(shards[0], stride(from: 0, to: 10, by: 2).map { global[$0] })
+      XCTAssertTrue(Set(shards[0]).isDisjoint(with: shards[1]))
+      // The odd sample out is the last of the global order, as DistributedSampler(drop_last=True).
+      XCTAssertEqual(Set(shards[0] + shards[1]), Set(global.prefix(10)))
+      XCTAssertEqual(ranks[0].indices(epoch: epoch, step: 2), [shards[0][4]])
+    }
+    XCTAssertEqual(ranks.map(\.samplesPerEpoch), [5, 5])
+    XCTAssertEqual(ranks.map(\.stepsPerEpoch), [3, 3])
+    XCTAssertEqual(try (0..<2).map { try loader(count: 11, batch: 2, dropLast: true, rank: $0, worldSize: 2).stepsPerEpoch }, [2, 2])
+    // A sample is augmented alike whichever rank draws it.
+    let alone = imagesByName(try drain(whole.batches(epoch: 1)))
+    for rank in ranks {
+      for (name, image) in imagesByName(try drain(rank.batches(epoch: 1))) { XCTAssertEqual(image, alone[name], name) }
+    }
+    XCTAssertThrowsError(try loader(rank: 2, worldSize: 2)) { XCTAssertTrue("\($0)".contains("rank 2")) }
+    XCTAssertThrowsError(try loader(rank: -1, worldSize: 2))
+    XCTAssertThrowsError(try loader(worldSize: 0))
+  }
+
+  func testEachRankResumesItsOwnSequenceWithAnyWorkerCount() throws {
+    for rank in 0..<2 {
+      let serial = try loader(count: 11, batch: 2, rank: rank, worldSize: 2)
+      let uninterrupted = try drain(serial.batches(from: .start, count: 8))
+      XCTAssertEqual(uninterrupted.map(\.position.epoch), [0, 0, 0, 1, 1, 1, 2, 2])
+      XCTAssertEqual(uninterrupted.prefix(3).flatMap(\.names), serial.order(epoch: 0).map { "s\($0)" })
+      let resumed = try drain(serial.batches(from: LoaderPosition(epoch: 1, step: 1), count: 4))
+      XCTAssertEqual(resumed, Array(uninterrupted.suffix(4)), "rank \(rank)")
+      let parallel = try loader(count: 11, batch: 2, workers: 2, rank: rank, worldSize: 2)
+      XCTAssertEqual(try drain(parallel.batches(from: .start, count: 8)), uninterrupted, "rank \(rank), 2 workers")
+      XCTAssertEqual(try drain(parallel.batches(from: LoaderPosition(epoch: 1, step: 1), count: 4)), Array(uninterrupted.suffix(4)))
+    }
   }
 }

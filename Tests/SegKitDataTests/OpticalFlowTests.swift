@@ -22,9 +22,8 @@ final class OpticalFlowTests: XCTestCase {
     let b = texture(width: w, height: h, dx: 3, dy: -2)
     for preset in OpticalFlow.Preset.allCases {
       let flow = try OpticalFlow.dis(from: a, to: b, preset: preset)
-      XCTAssertEqual(flow.shape, [2, h, w])
-      XCTAssertEqual(flow.dtype, .float32)
-      let values = try flow.toArray(Float.self)
+      XCTAssertEqual([flow.width, flow.height], [w, h])
+      let values = flow.values
       var sum = (0.0, 0.0)
       var n = 0.0
       for y in 16..<(h - 16) {
@@ -41,10 +40,22 @@ final class OpticalFlowTests: XCTestCase {
 
   func testGrayFramesAndMismatchedSizes() throws {
     let a = try Image(width: 32, height: 24, channels: 1, pixels: (0..<(32 * 24)).map { UInt8(($0 * 37) % 256) })
-    XCTAssertEqual(try OpticalFlow.dis(from: a, to: a, preset: .ultrafast).shape, [2, 24, 32])
+    XCTAssertEqual(try OpticalFlow.dis(from: a, to: a, preset: .ultrafast).tensor().shape, [2, 24, 32])
     XCTAssertThrowsError(try OpticalFlow.dis(from: a, to: Image(width: 30, height: 24, channels: 1)))
     // Smaller than DIS's patches: a result or an error, never a crash.
     let tiny = Image(width: 3, height: 2, channels: 3, filling: 9)
-    if let flow = try? OpticalFlow.dis(from: tiny, to: tiny, preset: .medium) { XCTAssertEqual(flow.shape, [2, 2, 3]) }
+    if let flow = try? OpticalFlow.dis(from: tiny, to: tiny, preset: .medium) { XCTAssertEqual(try flow.tensor().shape, [2, 2, 3]) }
+  }
+
+  func testFlowFieldRoundTripsThroughATensor() throws {
+    let flow = try FlowField(width: 3, height: 2, values: (0..<12).map { Float($0) - 5.5 })
+    let tensor = try flow.tensor()
+    XCTAssertEqual(tensor.shape, [2, 2, 3])
+    XCTAssertEqual(tensor.dtype, .float32)
+    XCTAssertEqual(try tensor.toArray(Float.self), flow.values)
+    XCTAssertEqual(try FlowField(tensor: tensor), flow)
+    XCTAssertThrowsError(try FlowField(tensor: Tensor.zeros([3, 2, 3]))) { XCTAssertTrue("\($0)".contains("[2, H, W]")) }
+    XCTAssertThrowsError(try FlowField(tensor: Tensor.zeros([2, 6]))) { XCTAssertTrue("\($0)".contains("[2, H, W]")) }
+    XCTAssertThrowsError(try FlowField(width: 3, height: 2, values: [1, 2]))
   }
 }

@@ -10,22 +10,24 @@ public struct AugmentedSample: Sendable {
   public var image: [Float]
   /// H × W label ids, void 255 (padding included).
   public var label: [UInt8]?
-  /// H × W previous-frame mask (padding 0).
-  public var previousMask: [UInt8]?
-  /// 2 × H × W displacements in output pixels (padding 0).
-  public var flow: [Float]?
+  /// 3 × H × W each, normalised like `image`.
+  public var frames: [SampleKey: [Float]]
+  /// H × W each (padding 0).
+  public var masks: [SampleKey: [UInt8]]
+  /// 2 × H × W each: displacements in output pixels (padding 0).
+  public var flows: [SampleKey: [Float]]
 }
 
 /// Geometric and photometric augmentation applied identically to an image, its label
-/// and, for video, its previous mask and optical flow; deterministic for a given
-/// random stream.
+/// and its keyed extras (frames, masks, flows); deterministic for a given random stream.
 ///
-/// Order: resize → random scale → pad and crop → flip → affine (one resampling pass
-/// for all of these), then brightness, contrast, saturation, hue, blur, noise on the
-/// image, then normalisation. Images are resampled bilinearly (torch's
-/// align_corners=False convention), labels and masks by nearest neighbour only, flow
-/// bilinearly with its vectors transformed by the same linear map (a flip negates x,
-/// a scale scales the displacements).
+/// Order: resize → random scale → pad and crop → flip → affine (one plan per sample, one
+/// resampling pass for all of these), then brightness, contrast, saturation, hue, blur,
+/// noise, then normalisation. Each kind of entry goes through one function (see Warp.swift):
+/// the image and extra frames bilinearly (torch's align_corners=False convention) with the
+/// same photometric draws; the label and masks by nearest neighbour only, never blended;
+/// flows bilinearly with their vectors transformed by the plan's linear part (a flip
+/// negates x, a scale scales the displacements).
 public struct Augmentation: Sendable {
   public enum Resize: Sendable, Equatable {
     /// Exactly height × width.
@@ -115,42 +117,51 @@ public struct Augmentation: Sendable {
   }
 
   public func apply(to sample: Sample, random: inout SeededRandom) throws -> AugmentedSample {
-    let image = sample.image
-    guard image.channels == 3 else { throw DataError("\(sample.name): augmentation needs an RGB image, not \(image.channels) channels") }
     guard mean.count == 3, std.count == 3 else { throw DataError("mean and std need 3 values each") }
-    for (what, w, h) in [("label", sample.label?.width, sample.label?.height),
-                         ("previous mask", sample.previousMask?.width, sample.previousMask?.height),
-                         ("flow", sample.flow?.width, sample.flow?.height)] {
-      if let w, let h, w != image.width || h != image.height {
-        throw DataError("\(sample.name): \(what) is \(w)×\(h) but the image is \(image.width)×\(image.height)")
-      }
-    }
+    try checkEntries(of: sample)
+    let image = sample.image
     let (forward, width, height) = plan(width: image.width, height: image.height, random: &random)
     let resampler = Resampler(source: (image.width, image.height), output: (width, height), inverse: forward.inverse)
-    let padding = imagePadding ?? mean.map { $0 * 255 }
-    let plane = width * height
-    var pixels = [Float](repeating: 0, count: 3 * plane)
-    var valid = [UInt8](repeating: 1, count: plane)
-    switch imageInterpolation {
-    case .bilinear:
-      pixels.withUnsafeMutableBufferPointer { dst in
-        valid.withUnsafeMutableBufferPointer { resampler.bilinear(image, padding: padding, into: dst, valid: $0) }
+    let draws = drawPhotometric(&random)
+    let pixels = warpFrame(image, resampler: resampler, draws: draws, random: &random)
+    // Frames after the image, in key order, so that the noise draws do not depend on dictionary order.
+    var frames: [SampleKey: [Float]] = [:]
+    for (key, frame) in sample.frames.sorted(by: { $0.key < $1.key }) {
+      frames[key] = warpFrame(frame, resampler: resampler, draws: draws, random: &random)
+    }
+    return AugmentedSample(
+      name: sample.name, width: width, height: height, image: pixels,
+      label: sample.label.map { warpMask($0, resampler: resampler, padding: labelPadding) },
+      frames: frames,
+      masks: sample.masks.mapValues { warpMask($0, resampler: resampler, padding: 0) },
+      flows: sample.flows.mapValues { warpFlow($0, resampler: resampler, linear: forward) })
+  }
+
+  /// Every entry must have the image's size, the channels its kind needs and the values that fill it.
+  private func checkEntries(of sample: Sample) throws {
+    let image = sample.image
+    var entries = [("image", image.width, image.height, image.channels, image.pixels.count, 3)]
+    if let label = sample.label { entries.append(("label", label.width, label.height, label.channels, label.pixels.count, 1)) }
+    for (key, frame) in sample.frames.sorted(by: { $0.key < $1.key }) {
+      entries.append(("frame '\(key)'", frame.width, frame.height, frame.channels, frame.pixels.count, 3))
+    }
+    for (key, mask) in sample.masks.sorted(by: { $0.key < $1.key }) {
+      entries.append(("mask '\(key)'", mask.width, mask.height, mask.channels, mask.pixels.count, 1))
+    }
+    for (key, flow) in sample.flows.sorted(by: { $0.key < $1.key }) {
+      entries.append(("flow '\(key)'", flow.width, flow.height, 2, flow.values.count, 2))
+    }
+    for (what, width, height, channels, count, needed) in entries {
+      if width != image.width || height != image.height {
+        throw DataError("\(sample.name): \(what) is \(width)×\(height) but the image is \(image.width)×\(image.height)")
       }
-    case .nearest:
-      let near = resampler.nearest(image, padding: [0, 0, 0])
-      let inside = resampler.nearest(Image(width: image.width, height: image.height, channels: 1, filling: 1), padding: [0])
-      for i in 0..<plane {
-        valid[i] = inside[i]
-        for c in 0..<3 { pixels[c * plane + i] = inside[i] == 1 ? Float(near[3 * i + c]) : padding[c] }
+      if channels != needed {
+        throw DataError("\(sample.name): \(what) has \(channels) channels; augmentation needs \(needed)")
+      }
+      if count != width * height * channels {
+        throw DataError("\(sample.name): \(what) holds \(count) values, not \(channels)×\(height)×\(width)")
       }
     }
-    let label = sample.label.map { resampler.nearest($0, padding: [labelPadding]) }
-    let previousMask = sample.previousMask.map { resampler.nearest($0, padding: [0]) }
-    let flow = sample.flow.map { warpFlow($0, resampler: resampler, linear: forward) }
-    photometric(&pixels, valid: valid, width: width, height: height, random: &random)
-    normalise(&pixels, plane: plane)
-    return AugmentedSample(name: sample.name, width: width, height: height, image: pixels, label: label,
-                           previousMask: previousMask, flow: flow)
   }
 
   /// The forward map (source → output continuous coordinates) and the output size,
@@ -199,31 +210,6 @@ public struct Augmentation: Sendable {
     guard scaleStep > 0 else { return random.uniform(minScale, maxScale) }
     let steps = Int(((maxScale - minScale) / scaleStep).rounded(.down)) + 1
     return minScale + Double(random.below(steps)) * scaleStep
-  }
-
-  private func warpFlow(_ flow: FlowField, resampler: Resampler, linear m: AffineMap) -> [Float] {
-    let plane = resampler.output.width * resampler.output.height
-    var out = [Float](repeating: 0, count: 2 * plane)
-    flow.values.withUnsafeBufferPointer { src in
-      out.withUnsafeMutableBufferPointer { resampler.bilinear(src, planes: 2, padding: [0, 0], into: $0) }
-    }
-    // A displacement is a difference of positions: only the linear part applies.
-    let (a, b, d, e) = (Float(m.a), Float(m.b), Float(m.d), Float(m.e))
-    for i in 0..<plane {
-      let (x, y) = (out[i], out[plane + i])
-      out[i] = a * x + b * y
-      out[plane + i] = d * x + e * y
-    }
-    return out
-  }
-
-  private func normalise(_ pixels: inout [Float], plane: Int) {
-    pixels.withUnsafeMutableBufferPointer { p in
-      for c in 0..<3 {
-        let scale = 1 / (255 * std[c]), shift = mean[c] / std[c]
-        for i in (c * plane)..<((c + 1) * plane) { p[i] = p[i] * scale - shift }
-      }
-    }
   }
 
   /// The augmented image back as 8-bit RGB (undoing the normalisation), for viewing and tests.

@@ -36,8 +36,8 @@ public struct AffineMap: Sendable, Equatable {
 }
 
 /// Where each output pixel reads the source: the inverse of a geometric plan,
-/// sampled at output pixel centres. Shared by the image, label, mask and flow
-/// so that all of them move together.
+/// sampled at output pixel centres. Shared by every entry of a sample (image, label,
+/// frames, masks, flows) so that all of them move together.
 struct Resampler {
   let source: (width: Int, height: Int)
   let output: (width: Int, height: Int)

@@ -1,15 +1,37 @@
 import Foundation
 
+/// The photometric parameters drawn once per sample and shared by its image and extra
+/// frames, so that neighbouring frames keep the same colours.
+struct PhotometricDraws {
+  /// Brightness, contrast and saturation factors and hue shift, when colour jitter applies.
+  var color: (brightness: Float, contrast: Float, saturation: Float, hue: Float)?
+  var blurSigma: Double?
+  var noiseStd: Double?
+}
+
 /// Colour, blur and noise on planar RGB floats in 0–255. Padding pixels (valid = 0)
 /// keep their value so that they still normalise to the padding value.
 extension Augmentation {
-  func photometric(_ pixels: inout [Float], valid: [UInt8], width: Int, height: Int, random: inout SeededRandom) {
-    let plane = width * height
+  func drawPhotometric(_ random: inout SeededRandom) -> PhotometricDraws {
+    var draws = PhotometricDraws()
     if brightness > 0 || contrast > 0 || saturation > 0 || hue > 0, random.chance(colorProbability) {
       let b = brightness > 0 ? Float(random.uniform(max(0, 1 - brightness), 1 + brightness)) : 1
       let c = contrast > 0 ? Float(random.uniform(max(0, 1 - contrast), 1 + contrast)) : 1
       let s = saturation > 0 ? Float(random.uniform(max(0, 1 - saturation), 1 + saturation)) : 1
       let h = hue > 0 ? Float(random.uniform(-min(hue, 0.5), min(hue, 0.5))) : 0
+      draws.color = (b, c, s, h)
+    }
+    if random.chance(blurProbability) { draws.blurSigma = random.uniform(blurSigma.lowerBound, blurSigma.upperBound) }
+    if noiseStd > 0, random.chance(noiseProbability) { draws.noiseStd = random.uniform(0, noiseStd) }
+    return draws
+  }
+
+  /// Applies `draws`; `random` supplies only the per-pixel noise.
+  func photometric(_ pixels: inout [Float], valid: [UInt8], width: Int, height: Int, draws: PhotometricDraws,
+                   random: inout SeededRandom) {
+    let plane = width * height
+    if let color = draws.color {
+      let (b, c, s, h) = color
       pixels.withUnsafeMutableBufferPointer { p in
         valid.withUnsafeBufferPointer { valid in
           if b != 1 { adjustBrightness(p, valid, plane, b) }
@@ -19,12 +41,8 @@ extension Augmentation {
         }
       }
     }
-    if random.chance(blurProbability) {
-      let sigma = random.uniform(blurSigma.lowerBound, blurSigma.upperBound)
-      blur(&pixels, valid: valid, width: width, height: height, sigma: sigma)
-    }
-    if noiseStd > 0, random.chance(noiseProbability) {
-      let std = random.uniform(0, noiseStd)
+    if let sigma = draws.blurSigma { blur(&pixels, valid: valid, width: width, height: height, sigma: sigma) }
+    if let std = draws.noiseStd {
       for i in 0..<plane where valid[i] != 0 {
         for c in 0..<3 { pixels[c * plane + i] = clamp255(pixels[c * plane + i] + Float(std * random.normal())) }
       }

@@ -81,7 +81,7 @@ public struct VideoDataset: Sendable {
   }
 
   /// Frames paired with the previous frame's mask, for mask-propagation training (MaskRNN):
-  /// sample i is frame i with `previousMask` the label of frame i − 1 of the same sequence
+  /// sample i is frame i with `masks[.previous]` the label of frame i − 1 of the same sequence
   /// (the first frame of a sequence gets its own mask).
   public var withPreviousMasks: PreviousMaskSource { PreviousMaskSource(frames: frames) }
 }
@@ -96,7 +96,7 @@ public struct PreviousMaskSource: SampleSource {
     var sample = try frames.loadSample(at: index)
     let files = frames.files[index]
     let previous = index > 0 && (files.frameIndex ?? 0) > 0 && frames.files[index - 1].sequence == files.sequence
-    sample.previousMask = previous ? try frames.label(at: index - 1) : sample.label
+    sample.masks[.previous] = previous ? try frames.label(at: index - 1) : sample.label
     return sample
   }
 }

@@ -167,43 +167,8 @@ public struct SampleFiles: Sendable, Hashable {
   }
 }
 
-/// A decoded sample: RGB image, label ids (void = 255) and, for video training,
-/// the previous frame's mask and the optical flow (2 × H × W: x then y displacement).
-public struct Sample: Sendable {
-  public var name: String
-  public var image: Image
-  public var label: Image?
-  public var previousMask: Image?
-  public var flow: FlowField?
-
-  public init(name: String, image: Image, label: Image?, previousMask: Image? = nil, flow: FlowField? = nil) {
-    self.name = name
-    self.image = image
-    self.label = label
-    self.previousMask = previousMask
-    self.flow = flow
-  }
-}
-
-/// A dense 2-D displacement field, planar: all x displacements (pixels, rightwards),
-/// then all y displacements (pixels, downwards).
-public struct FlowField: Sendable, Equatable {
-  public var width: Int
-  public var height: Int
-  public var values: [Float]
-
-  public init(width: Int, height: Int, values: [Float]) throws {
-    guard values.count == 2 * width * height else {
-      throw DataError("\(values.count) flow values do not fill a 2×\(height)×\(width) field")
-    }
-    self.width = width
-    self.height = height
-    self.values = values
-  }
-}
-
-/// Anything the loader can draw samples from: a dataset, or a wrapper that adds
-/// previous masks or optical flow.
+/// Anything the loader can draw samples from: a dataset, or a wrapper that adds keyed
+/// extras (previous masks, neighbouring frames, optical flow).
 public protocol SampleSource: Sendable {
   var count: Int { get }
   /// Decodes sample `index`; errors name the file and the problem.

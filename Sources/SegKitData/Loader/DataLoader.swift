@@ -34,9 +34,13 @@ public struct LoaderOptions: Sendable {
   /// Batches produced ahead of the consumer (at least `workers` to keep every worker busy).
   public var prefetch = 4
   public var badSamples: BadSamplePolicy = .fail
+  /// This process's shard of each epoch, for multi-process training: rank `rank` of
+  /// `worldSize` processes (see `DataLoader.order(epoch:)`).
+  public var rank = 0
+  public var worldSize = 1
 
   public init(batchSize: Int, shuffle: Bool = true, seed: UInt64 = 0, dropLast: Bool = false, workers: Int = 2,
-              prefetch: Int = 4, badSamples: BadSamplePolicy = .fail) {
+              prefetch: Int = 4, badSamples: BadSamplePolicy = .fail, rank: Int = 0, worldSize: Int = 1) {
     self.batchSize = batchSize
     self.shuffle = shuffle
     self.seed = seed
@@ -44,6 +48,8 @@ public struct LoaderOptions: Sendable {
     self.workers = workers
     self.prefetch = prefetch
     self.badSamples = badSamples
+    self.rank = rank
+    self.worldSize = worldSize
   }
 }
 
@@ -53,10 +59,12 @@ public struct Batch {
   public let images: Tensor
   /// [N, H, W] int64 label ids, void 255.
   public let labels: Tensor?
-  /// [N, H, W] int64 previous-frame masks.
-  public let previousMasks: Tensor?
-  /// [N, 2, H, W] float32 optical flow.
-  public let flows: Tensor?
+  /// [N, 3, H, W] float32 extra frames, normalised like `images`.
+  public let frames: [SampleKey: Tensor]
+  /// [N, H, W] int64 masks (padding 0).
+  public let masks: [SampleKey: Tensor]
+  /// [N, 2, H, W] float32 optical flows, in output pixels.
+  public let flows: [SampleKey: Tensor]
   public let names: [String]
   /// This batch's place, and the place to resume from after it.
   public let position: LoaderPosition
@@ -65,12 +73,14 @@ public struct Batch {
   public let skipped: [String]
 }
 
-/// Batches of augmented samples with seeded shuffling, parallel workers and resumable positions.
+/// Batches of augmented samples with seeded shuffling, parallel workers, resumable positions
+/// and sharding across processes.
 ///
-/// Everything is a pure function of the seed: the order of epoch e is a permutation drawn
-/// from (seed, e), and sample i of epoch e is augmented with a stream drawn from (seed, e, i).
-/// So a run resumed at a position sees the batches an uninterrupted run would have seen, and
-/// any number of workers gives the same batches as one.
+/// Everything is a pure function of the seed: the global order of epoch e is a permutation
+/// drawn from (seed, e); rank r of W processes takes every W-th sample of it starting at r;
+/// and sample i of epoch e is augmented with a stream drawn from (seed, e, i), whichever rank
+/// draws it. So a run resumed at a position sees the batches an uninterrupted run would have
+/// seen, and any number of workers gives the same batches as one.
 public struct DataLoader: Sendable {
   public let source: any SampleSource
   public let augmentation: Augmentation
@@ -79,23 +89,39 @@ public struct DataLoader: Sendable {
   public init(source: any SampleSource, augmentation: Augmentation, options: LoaderOptions) throws {
     guard options.batchSize > 0 else { throw DataError("batch size must be positive, not \(options.batchSize)") }
     guard options.workers >= 0 else { throw DataError("worker count must not be negative") }
+    guard options.worldSize > 0 else { throw DataError("world size must be positive, not \(options.worldSize)") }
+    guard (0..<options.worldSize).contains(options.rank) else {
+      throw DataError("rank \(options.rank) is outside 0..<\(options.worldSize) (the world size)")
+    }
     self.source = source
     self.augmentation = augmentation
     self.options = options
   }
 
+  /// The samples this rank sees per epoch: every rank the same count, ⌊count / worldSize⌋.
+  public var samplesPerEpoch: Int { source.count / options.worldSize }
+
   public var stepsPerEpoch: Int {
-    options.dropLast ? source.count / options.batchSize : (source.count + options.batchSize - 1) / options.batchSize
+    options.dropLast ? samplesPerEpoch / options.batchSize : (samplesPerEpoch + options.batchSize - 1) / options.batchSize
   }
 
-  /// The sample order of `epoch`.
-  public func order(epoch: Int) -> [Int] {
+  /// Every sample of `epoch` in the order all ranks share: a pure function of (seed, epoch).
+  public func globalOrder(epoch: Int) -> [Int] {
     guard options.shuffle else { return Array(0..<source.count) }
     var random = SeededRandom(options.seed, 0x5348_5546, UInt64(truncatingIfNeeded: epoch))
     return random.permutation(source.count)
   }
 
-  /// The sample indices of batch `step` of `epoch`.
+  /// This rank's sample order of `epoch`: positions rank, rank + worldSize, … of the global
+  /// order, `samplesPerEpoch` of them. As PyTorch's DistributedSampler with drop_last, the
+  /// last count mod worldSize samples of the global order are left out of that epoch (with
+  /// shuffling, each epoch leaves out others), so that every rank runs the same number of steps.
+  public func order(epoch: Int) -> [Int] {
+    let global = globalOrder(epoch: epoch)
+    return (0..<samplesPerEpoch).map { global[$0 * options.worldSize + options.rank] }
+  }
+
+  /// This rank's sample indices of batch `step` of `epoch`.
   public func indices(epoch: Int, step: Int) -> [Int] {
     indices(in: order(epoch: epoch), step: step)
   }
@@ -153,8 +179,9 @@ struct HostBatch: Sendable {
   let width: Int, height: Int
   let images: [Float]
   let labels: [UInt8]?
-  let previousMasks: [UInt8]?
-  let flows: [Float]?
+  let frames: [SampleKey: [Float]]
+  let masks: [SampleKey: [UInt8]]
+  let flows: [SampleKey: [Float]]
   let skipped: [String]
 
   init(_ samples: [AugmentedSample], position: LoaderPosition, skipped: [String]) throws {
@@ -168,31 +195,41 @@ struct HostBatch: Sendable {
         "samples of the batch at \(position) differ in size: \(samples[0].name) is \(width)×\(height), \(odd.name) is \(odd.width)×\(odd.height); add a crop or a resize to the augmentation")
     }
     images = samples.flatMap(\.image)
-    labels = try HostBatch.all(samples, \.label, "label", position)?.flatMap { $0 }
-    previousMasks = try HostBatch.all(samples, \.previousMask, "previous mask", position)?.flatMap { $0 }
-    flows = try HostBatch.all(samples, \.flow, "flow", position)?.flatMap { $0 }
+    labels = try HostBatch.all(samples, "a label", position) { $0.label }
+    frames = try HostBatch.keyed(samples, "a frame", position) { $0.frames }
+    masks = try HostBatch.keyed(samples, "a mask", position) { $0.masks }
+    flows = try HostBatch.keyed(samples, "a flow", position) { $0.flows }
   }
 
-  /// Every sample's part, or nil when none has it; a batch mixing both is an error.
-  static func all<T>(_ samples: [AugmentedSample], _ part: KeyPath<AugmentedSample, T?>, _ what: String,
-                     _ position: LoaderPosition) throws -> [T]? {
-    let parts = samples.compactMap { $0[keyPath: part] }
+  /// Every sample's part, concatenated, or nil when none has it; a batch mixing both is an error.
+  static func all<T>(_ samples: [AugmentedSample], _ what: String, _ position: LoaderPosition,
+                     _ part: (AugmentedSample) -> [T]?) throws -> [T]? {
+    let parts = samples.compactMap(part)
     if parts.isEmpty { return nil }
-    guard parts.count == samples.count else {
-      let missing = samples.first { $0[keyPath: part] == nil }!
-      throw DataError("the batch at \(position) mixes samples with and without a \(what) (\(missing.name) has none)")
+    if let missing = samples.first(where: { part($0) == nil }) {
+      throw DataError("the batch at \(position) mixes samples with and without \(what) (\(missing.name) has none)")
     }
-    return parts
+    return parts.flatMap { $0 }
+  }
+
+  /// Every key any sample has, each through `all`.
+  static func keyed<T>(_ samples: [AugmentedSample], _ kind: String, _ position: LoaderPosition,
+                       _ entries: (AugmentedSample) -> [SampleKey: [T]]) throws -> [SampleKey: [T]] {
+    let keys = Set(samples.flatMap { entries($0).keys }).sorted()
+    var packed: [SampleKey: [T]] = [:]
+    for key in keys { packed[key] = try all(samples, "\(kind) '\(key)'", position) { entries($0)[key] } }
+    return packed
   }
 
   /// Tensors, on the calling (consuming) thread.
   func tensors(next: LoaderPosition) throws -> Batch {
     let n = names.count
-    let images = try Tensor(self.images, shape: [n, 3, height, width])
-    let labels = try self.labels.map { try Tensor($0, shape: [n, height, width]).to(.int64) }
-    let masks = try previousMasks.map { try Tensor($0, shape: [n, height, width]).to(.int64) }
-    let flows = try self.flows.map { try Tensor($0, shape: [n, 2, height, width]) }
-    return Batch(images: images, labels: labels, previousMasks: masks, flows: flows, names: names,
-                 position: position, next: next, skipped: skipped)
+    return Batch(
+      images: try Tensor(images, shape: [n, 3, height, width]),
+      labels: try labels.map { try Tensor($0, shape: [n, height, width]).to(.int64) },
+      frames: try frames.mapValues { try Tensor($0, shape: [n, 3, height, width]) },
+      masks: try masks.mapValues { try Tensor($0, shape: [n, height, width]).to(.int64) },
+      flows: try flows.mapValues { try Tensor($0, shape: [n, 2, height, width]) },
+      names: names, position: position, next: next, skipped: skipped)
   }
 }
