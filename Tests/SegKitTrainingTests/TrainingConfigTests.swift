@@ -218,3 +218,44 @@ final class TrainingConfigTests: XCTestCase {
     XCTAssertEqual(try config.resolvedDevice(), Device.cudaDeviceCount > 0 ? .cuda(0) : .cpu)
   }
 }
+
+extension TrainingConfigTests {
+  /// `task` selects which task-scoped keys a configuration takes: a key of the other
+  /// task is an error naming its task, with the closest key of this one, and config.yaml
+  /// holds the common keys and this task's own.
+  func testTaskScopedKeys() throws {
+    var config = TrainingConfig()
+    try config.apply(yaml: "task: foreground\nbalanced_loss_normalization: per_pixel\nloss: balanced_bce\n")
+    XCTAssertEqual(config.task, .foreground)
+    XCTAssertEqual(config.balancedLossNormalization, .perPixel)
+    try config.validate()
+
+    let text = message { try config.apply(yaml: "top_k_percent_pixels: 0.25\n", source: "run.yaml") }
+    XCTAssertTrue(text.contains("'top_k_percent_pixels' (a setting of task semantic, and this configuration's task is foreground)"), text)
+    XCTAssertEqual(config.topKPercentPixels, 1, "nothing applied")
+    // The task key is read first wherever it stands, from a file or from --set.
+    var other = TrainingConfig()
+    XCTAssertTrue(message { try other.apply(yaml: "balanced_loss_normalization: sum\ntask: semantic\n") }
+      .contains("a setting of task foreground"))
+    try other.apply(overrides: ["balanced_loss_normalization=per_image", "task=foreground"])
+    XCTAssertEqual(other.balancedLossNormalization, .perImage)
+
+    let yaml = config.yaml()
+    XCTAssertTrue(yaml.contains("balanced_loss_normalization: per_pixel") && yaml.contains("task: foreground"), yaml)
+    XCTAssertFalse(yaml.contains("top_k_percent_pixels") || yaml.contains("class_weights"), yaml)
+    var back = TrainingConfig()
+    try back.apply(yaml: yaml)
+    XCTAssertEqual(back, config)
+    XCTAssertFalse(TrainingConfig().yaml().contains("balanced_loss_normalization"))
+
+    // A loss of the other kind of model is a validation error.
+    var semantic = TrainingConfig()
+    semantic.loss = .balancedBCE
+    XCTAssertTrue(message { try semantic.validate() }.contains("'loss' balanced_bce needs a one-channel model"))
+    config.loss = .lovasz
+    XCTAssertTrue(message { try config.validate() }.contains("'loss' lovasz is a multi-class loss"))
+    semantic.loss = .dice
+    semantic.gradientClipNorm = 0
+    XCTAssertTrue(message { try semantic.validate() }.contains("'gradient_clip_norm' must be positive"))
+  }
+}

@@ -123,7 +123,7 @@ public final class TrainingLoop {
     var window = Window()
     while step < total {
       if shouldStop() || stopAfterSteps.map({ step - sessionFirstStep >= $0 }) == true {
-        let url = step > lastCheckpointStep ? try saveCheckpoint() : checkpoints?.url(forStep: step)
+        let url = checkpoints == nil ? nil : step > lastCheckpointStep ? try saveCheckpoint() : checkpoints?.url(forStep: step)
         log("stopped at step \(step) of \(total)" + (url.map { "; checkpoint \($0.lastPathComponent)" } ?? ""))
         return .interrupted(step: step, checkpoint: url)
       }

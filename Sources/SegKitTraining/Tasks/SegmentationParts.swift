@@ -46,7 +46,8 @@ struct SegmentationParts {
     trainLoader = try DataLoader(
       source: trainingView(trainSet), augmentation: config.trainingAugmentation(),
       options: LoaderOptions(batchSize: config.trainBatchSize, shuffle: config.shuffle, seed: UInt64(config.seed),
-                             dropLast: true, workers: config.workers, prefetch: 2 * max(1, config.workers)))
+                             dropLast: true, workers: config.workers, prefetch: 2 * max(1, config.workers),
+                             rank: role.rank, worldSize: role.worldSize))
     guard trainLoader.stepsPerEpoch > 0 else {
       throw TrainingError("the \(config.trainSplit) split has \(trainSet.count) images, fewer than one batch (train_batch_size \(config.trainBatchSize)) per process")
     }
