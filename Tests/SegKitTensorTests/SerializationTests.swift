@@ -388,28 +388,6 @@ final class SerializationTests: XCTestCase {
 
   // MARK: segkit convert-weights
 
-  func testConvertWeightsCommand() throws {
-    let (folder, report) = try fixtures()
-    let scratch = try temporaryFolder()
-
-    let output = scratch.appendingPathComponent("mixed.safetensors")
-    let good = try SegKitCommand.run(["convert-weights", folder.appendingPathComponent("mixed_legacy.pth").path, output.path])
-    XCTAssertEqual(good.status, 0, good.error)
-    XCTAssertTrue(good.output.contains("wrote \(report.mixedOrder.count) tensors"), good.output)
-    let expected = try StateDict.load(contentsOf: folder.appendingPathComponent("mixed.safetensors"))
-    try assertSameTensors(try StateDict.load(contentsOf: output), expected, order: report.mixedOrder)
-
-    let corrupt = scratch.appendingPathComponent("corrupt.pth")
-    try Data(try Data(contentsOf: folder.appendingPathComponent("mixed.pth")).prefix(5000)).write(to: corrupt)
-    let failedOutput = scratch.appendingPathComponent("corrupt.safetensors")
-    let bad = try SegKitCommand.run(["convert-weights", corrupt.path, failedOutput.path])
-    XCTAssertNotEqual(bad.status, 0)
-    XCTAssertTrue(bad.error.contains(corrupt.path), bad.error)
-    XCTAssertFalse(FileManager.default.fileExists(atPath: failedOutput.path))
-    let left = try FileManager.default.contentsOfDirectory(atPath: scratch.path).sorted()
-    XCTAssertEqual(left, ["corrupt.pth", "mixed.safetensors"], "no partial file is left behind")
-  }
-
   // MARK: Helpers
 
   private func assertSameTensors(_ actual: StateDict, _ expected: StateDict, order: [String], _ label: String = "",

@@ -211,77 +211,7 @@ final class TrainerTests: XCTestCase {
       "learning_rate loss/aux loss/out loss/total throughput/images_per_second val/ground_truth val/image val/mIoU val/pixel_accuracy val/prediction 4")
   }
 
-  /// Ctrl-C: `segkit train` writes a checkpoint, says how to resume, and exits with 130.
-  func testInterruptWritesACheckpoint() throws {
-    let dataset = try writeDataset(train: 4, val: 0)
-    var config = try baseConfig(dataset: dataset)
-    config.model = "fcn32s_resnet18"
-    config.trainingNumberOfSteps = 10_000
-    let run = root.appendingPathComponent("run")
-    let process = Process()
-    process.executableURL = try SegKitCommand.executable()
-    process.arguments = ["train", "--config", try writeConfig(config).path, "--run", run.path]
-    let output = Pipe()
-    process.standardOutput = output
-    process.standardError = FileHandle.nullDevice
-    try process.run()
-    let log = run.appendingPathComponent("train.log")
-    let deadline = Date().addingTimeInterval(60)
-    while Date() < deadline && !((try? String(contentsOf: log, encoding: .utf8))?.contains("step 2/") ?? false) {
-      Thread.sleep(forTimeInterval: 0.1)
-    }
-    kill(process.processIdentifier, SIGINT)
-    let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    process.waitUntilExit()
-    XCTAssertEqual(process.terminationStatus, 130, text)
-    XCTAssertTrue(text.contains("continue with: segkit train --resume \(run.path)"), text)
-    let saved = CheckpointStore(directory: run.appendingPathComponent("checkpoints")).saved()
-    XCTAssertEqual(saved.count, 1)
-    XCTAssertGreaterThanOrEqual(saved.first?.step ?? 0, 2)
-  }
-
   // MARK: Bad input
-
-  func train(_ arguments: [String]) throws -> SegKitCommand.Result {
-    try SegKitCommand.run(["train"] + arguments)
-  }
-
-  func writeConfig(_ config: TrainingConfig) throws -> URL {
-    let url = root.appendingPathComponent("config-\(UUID().uuidString).yaml")
-    try config.yaml().write(to: url, atomically: true, encoding: .utf8)
-    return url
-  }
-
-  func testBadInputIsAClearErrorAndLeavesNothingBehind() throws {
-    let dataset = try writeDataset(train: 4, val: 0)
-    let config = try writeConfig(try baseConfig(dataset: dataset))
-    let run = root.appendingPathComponent("run").path
-
-    var result = try train(["--config", config.path, "--set", "learning_rat=0.1", "--run", run])
-    XCTAssertNotEqual(result.status, 0)
-    XCTAssertTrue(result.error.contains("unknown setting 'learning_rat'"), result.error)
-    XCTAssertFalse(FileManager.default.fileExists(atPath: run))
-
-    result = try train(["--config", config.path, "--set", "dataset_dir=/nonexistent/data", "--run", run])
-    XCTAssertNotEqual(result.status, 0)
-    XCTAssertTrue(result.error.contains("/nonexistent/data"), result.error)
-    XCTAssertFalse(FileManager.default.fileExists(atPath: run))
-
-    let aFile = root.appendingPathComponent("a-file")
-    try Data().write(to: aFile)
-    result = try train(["--config", config.path, "--run", aFile.appendingPathComponent("run").path])
-    XCTAssertNotEqual(result.status, 0)
-    XCTAssertTrue(result.error.contains("is a file, not a folder"), result.error)
-
-    // An existing run is refused, untouched.
-    let existing = root.appendingPathComponent("existing")
-    try FileManager.default.createDirectory(at: existing.appendingPathComponent("checkpoints"), withIntermediateDirectories: true)
-    try "precious".write(to: existing.appendingPathComponent("train.log"), atomically: true, encoding: .utf8)
-    result = try train(["--config", config.path, "--run", existing.path])
-    XCTAssertNotEqual(result.status, 0)
-    XCTAssertTrue(result.error.contains("is not empty"), result.error)
-    XCTAssertEqual(try String(contentsOf: existing.appendingPathComponent("train.log"), encoding: .utf8), "precious")
-  }
 
   func testCheckpointWithOtherClassCountIsAClearError() throws {
     let dataset = try writeDataset(train: 4, val: 0)

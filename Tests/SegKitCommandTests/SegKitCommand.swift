@@ -1,14 +1,15 @@
 import Foundation
+import SegKitTestSupport
 
 /// Runs the `segkit` executable that `swift build --build-tests` puts beside the test bundle.
-public enum SegKitCommand {
-  public struct Result {
-    public let status: Int32
-    public let output: String
-    public let error: String
+enum SegKitCommand {
+  struct Result {
+    let status: Int32
+    let output: String
+    let error: String
   }
 
-  public static func executable() throws -> URL {
+  static func executable() throws -> URL {
     var folders = [Bundle.main.bundleURL, Bundle.main.bundleURL.deletingLastPathComponent()]
     if let executable = Bundle.main.executableURL { folders.append(executable.deletingLastPathComponent()) }
     for bundle in Bundle.allBundles { folders.append(bundle.bundleURL.deletingLastPathComponent()) }
@@ -20,7 +21,7 @@ public enum SegKitCommand {
   }
 
   /// Runs `segkit ARGUMENTS` to completion, capturing both output streams.
-  public static func run(_ arguments: [String]) throws -> Result {
+  static func run(_ arguments: [String]) throws -> Result {
     let scratch = try Oracle.temporaryDirectory("segkit-command")
     defer { try? FileManager.default.removeItem(at: scratch) }
     let outputFile = scratch.appendingPathComponent("stdout"), errorFile = scratch.appendingPathComponent("stderr")

@@ -1,0 +1,101 @@
+import Foundation
+import SegKitTestSupport
+import SegKitTraining
+import XCTest
+
+/// `segkit train` end to end: Ctrl-C, and bad input that must leave nothing behind.
+final class TrainCommandTests: XCTestCase {
+  var root: URL!
+
+  override func setUpWithError() throws { root = try Oracle.temporaryDirectory("segkit-train-command") }
+  override func tearDownWithError() throws { try? FileManager.default.removeItem(at: root) }
+
+  func segkit(_ arguments: [String]) throws -> SegKitCommand.Result {
+    let result = try SegKitCommand.run(arguments)
+    return result
+  }
+
+  /// A small synthetic VOC-layout dataset written by `segkit data synth`, and a config for it.
+  func fixture(steps: Int = 4) throws -> (dataset: URL, config: URL) {
+    let dataset = root.appendingPathComponent("data")
+    let synth = try segkit(["data", "synth", "--kind", "semantic", "--out", dataset.path, "--train", "4", "--val", "0",
+                            "--size", "64", "--seed", "1"])
+    XCTAssertEqual(synth.status, 0, synth.error)
+    let config = root.appendingPathComponent("config.yaml")
+    try """
+      dataset: pascal_voc
+      dataset_dir: \(dataset.path)
+      val_split: ""
+      model: fcn32s_resnet18
+      train_crop_size: [64, 64]
+      train_batch_size: 2
+      training_number_of_steps: \(steps)
+      log_interval: 1
+      workers: 0
+      """.write(to: config, atomically: true, encoding: .utf8)
+    return (dataset, config)
+  }
+
+  /// Ctrl-C: `segkit train` writes a checkpoint, says how to resume, and exits with 130.
+  func testInterruptWritesACheckpoint() throws {
+    let (_, config) = try fixture(steps: 10_000)
+    let run = root.appendingPathComponent("run")
+    let process = Process()
+    process.executableURL = try SegKitCommand.executable()
+    process.arguments = ["train", "--config", config.path, "--run", run.path]
+    let output = Pipe()
+    process.standardOutput = output
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    let log = run.appendingPathComponent("train.log")
+    let deadline = Date().addingTimeInterval(60)
+    while Date() < deadline && !((try? String(contentsOf: log, encoding: .utf8))?.contains("step 2/") ?? false) {
+      Thread.sleep(forTimeInterval: 0.1)
+    }
+    kill(process.processIdentifier, SIGINT)
+    let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    process.waitUntilExit()
+    XCTAssertEqual(process.terminationStatus, 130, text)
+    XCTAssertTrue(text.contains("continue with: segkit train --resume \(run.path)"), text)
+    let saved = CheckpointStore(directory: run.appendingPathComponent("checkpoints")).saved()
+    XCTAssertEqual(saved.count, 1)
+    XCTAssertGreaterThanOrEqual(saved.first?.step ?? 0, 2)
+  }
+
+  func testBadInputIsAClearErrorAndLeavesNothingBehind() throws {
+    let (_, config) = try fixture()
+    let run = root.appendingPathComponent("run").path
+
+    var result = try segkit(["train", "--config", config.path, "--set", "learning_rat=0.1", "--run", run])
+    XCTAssertNotEqual(result.status, 0)
+    XCTAssertTrue(result.error.contains("unknown setting 'learning_rat'"), result.error)
+    XCTAssertFalse(FileManager.default.fileExists(atPath: run))
+
+    result = try segkit(["train", "--config", config.path, "--set", "dataset_dir=/nonexistent/data", "--run", run])
+    XCTAssertNotEqual(result.status, 0)
+    XCTAssertTrue(result.error.contains("/nonexistent/data"), result.error)
+    XCTAssertFalse(FileManager.default.fileExists(atPath: run))
+
+    // A key of the other task names its task.
+    result = try segkit(["train", "--config", config.path, "--set", "task=foreground", "--set", "class_weights=[1, 2]",
+                         "--run", run])
+    XCTAssertNotEqual(result.status, 0)
+    XCTAssertTrue(result.error.contains("'class_weights' (a setting of task semantic"), result.error)
+    XCTAssertFalse(FileManager.default.fileExists(atPath: run))
+
+    let aFile = root.appendingPathComponent("a-file")
+    try Data().write(to: aFile)
+    result = try segkit(["train", "--config", config.path, "--run", aFile.appendingPathComponent("run").path])
+    XCTAssertNotEqual(result.status, 0)
+    XCTAssertTrue(result.error.contains("is a file, not a folder"), result.error)
+
+    // An existing run is refused, untouched.
+    let existing = root.appendingPathComponent("existing")
+    try FileManager.default.createDirectory(at: existing.appendingPathComponent("checkpoints"), withIntermediateDirectories: true)
+    try "precious".write(to: existing.appendingPathComponent("train.log"), atomically: true, encoding: .utf8)
+    result = try segkit(["train", "--config", config.path, "--run", existing.path])
+    XCTAssertNotEqual(result.status, 0)
+    XCTAssertTrue(result.error.contains("is not empty"), result.error)
+    XCTAssertEqual(try String(contentsOf: existing.appendingPathComponent("train.log"), encoding: .utf8), "precious")
+  }
+}
