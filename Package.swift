@@ -125,7 +125,7 @@ let package = Package(
     // Benchmarks against PyTorch eager (Benchmarks/run.sh).
     .executableTarget(
       name: "segkit-bench",
-      dependencies: ["SegKitTensor", "SegKitModels", "SegKitData"],
+      dependencies: ["SegKitTensor", "SegKitModels", "SegKitData", "SegKitTraining"],
       path: "Benchmarks/segkit-bench"
     ),
     // Runs the Python oracle (PyTorch, torchvision) for the tests.

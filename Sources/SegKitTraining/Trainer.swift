@@ -53,7 +53,7 @@ public final class Trainer {
   private init(config: TrainingConfig, runFolder: URL?, resume: Bool, console: TrainerConsole, role: ProcessRole) throws {
     self.config = config
     self.role = role
-    if config.threads > 0 { try Torch.setThreads(config.threads) }
+    if config.run.threads > 0 { try Torch.setThreads(config.run.threads) }
     device = try config.resolvedDevice()
 
     let manifest: ModelManifest
@@ -65,21 +65,21 @@ public final class Trainer {
       let foreground = try ForegroundSegmentationTask(config: config, device: device, role: role)
       (task, manifest) = (foreground, foreground.manifest())
     }
-    let totalSteps = config.totalSteps(trainingSamples: task.trainLoader.stepsPerEpoch * config.trainBatchSize)
+    let totalSteps = config.totalSteps(trainingSamples: task.trainLoader.stepsPerEpoch * config.input.trainBatchSize)
     var settings = LoopSettings(totalSteps: totalSteps)
-    settings.gradientAccumulation = config.gradientAccumulation
-    settings.gradientClipNorm = config.gradientClipNorm
-    settings.seed = UInt64(config.seed)
-    settings.logInterval = config.logInterval
-    settings.validationInterval = config.valInterval
-    settings.checkpointInterval = config.checkpointInterval
+    settings.gradientAccumulation = config.optimizer.gradientAccumulation
+    settings.gradientClipNorm = config.optimizer.gradientClipNorm
+    settings.seed = UInt64(config.run.seed)
+    settings.logInterval = config.run.logInterval
+    settings.validationInterval = config.run.valInterval
+    settings.checkpointInterval = config.run.checkpointInterval
     settings.fingerprint = config.hash
     let writes = role.writes && runFolder != nil
     let layout = runFolder.map(RunLayout.init)
     loop = try TrainingLoop(
       task: task, optimizer: try config.makeOptimizer(task.parameterGroups()),
       schedule: try config.learningRateSchedule(totalSteps: totalSteps), settings: settings,
-      checkpoints: writes ? layout?.checkpoints(keep: config.keepCheckpoints) : nil,
+      checkpoints: writes ? layout?.checkpoints(keep: config.run.keepCheckpoints) : nil,
       finalWeights: writes ? layout?.finalWeightsURL : nil)
 
     // The checkpoint to continue from, restored before the folder is touched.

@@ -50,14 +50,14 @@ struct Eval: ParsableCommand {
     if let limit, limit < 1 { throw ValidationError("--limit must be at least 1, got \(limit)") }
     let jsonURL = try json.map { try writableFile($0, option: "--json") }
 
-    guard let datasetName = dataset ?? config?.dataset else {
+    guard let datasetName = dataset ?? config?.data.dataset else {
       throw ValidationError("--dataset is needed without --run")
     }
     let format = try DatasetFormat(named: datasetName)
-    guard let root = datasetDir ?? config?.datasetDir else {
+    guard let root = datasetDir ?? config?.data.datasetDir else {
       throw ValidationError("--dataset-dir is needed\(config == nil ? " without --run" : ": the run's config.yaml has no dataset_dir")")
     }
-    let data = try SegmentationDataset.open(format, root: URL(fileURLWithPath: root), split: split ?? config?.valSplit ?? "val")
+    let data = try SegmentationDataset.open(format, root: URL(fileURLWithPath: root), split: split ?? config?.data.valSplit ?? "val")
     let datasetClasses = data.openEndedClasses || data.classNames.isEmpty ? nil : data.classNames.count
     let loaded = try source.load(run: run?.layout, fallbackClasses: datasetClasses, requireWeights: true)
     let manifest = loaded.manifest
@@ -75,7 +75,7 @@ struct Eval: ParsableCommand {
     let start = Date()
     let scores = try Evaluation.run(
       segmenter, task: manifest.task, dataset: data, numClasses: manifest.labelCount,
-      ignoreIndex: config?.ignoreLabel ?? Int(voidLabel), limit: limit,
+      ignoreIndex: config?.data.ignoreLabel ?? Int(voidLabel), limit: limit,
       progress: { done, total in
         if done % step == 0 || done == total { warn("evaluated \(done)/\(total) images", prefix: "") }
       },

@@ -66,7 +66,7 @@ struct InferenceArguments: ParsableArguments {
       else { throw ValidationError("--scales must be positive numbers separated by commas, got '\(text)'") }
       return values
     }
-    var window = config?.evalCropSize.map { Size2($0[0], $0[1]) }
+    var window = config?.evaluation.evalCropSize.map { Size2($0[0], $0[1]) }
     if let crop {
       let parts = crop.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) ?? 0 }
       switch (crop.lowercased(), parts.count) {
@@ -79,7 +79,7 @@ struct InferenceArguments: ParsableArguments {
     let overlap = self.overlap ?? 1.0 / 3
     guard overlap >= 0 && overlap < 1 else { throw ValidationError("--overlap must be in [0, 1), got \(overlap)") }
     return try InferenceSettings(
-      scales: scales ?? config?.evalScales ?? [1], flip: flip ?? config?.addFlippedImages ?? false, crop: window,
+      scales: scales ?? config?.evaluation.evalScales ?? [1], flip: flip ?? config?.evaluation.addFlippedImages ?? false, crop: window,
       overlap: overlap)
   }
 }

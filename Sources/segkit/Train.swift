@@ -51,7 +51,7 @@ struct Train: ParsableCommand {
         trainer = try Trainer(resuming: URL(fileURLWithPath: resume), overrides: settings, console: console)
       } else {
         let resolved = try TrainingConfig.resolve(file: config.map { URL(fileURLWithPath: $0) }, overrides: settings)
-        trainer = try Trainer(config: resolved, runFolder: try Self.folder(runFolder ?? resolved.trainLogdir, resolved),
+        trainer = try Trainer(config: resolved, runFolder: try Self.folder(runFolder ?? resolved.run.trainLogdir, resolved),
                               console: console)
       }
     } catch let error as TrainingError {
@@ -85,7 +85,7 @@ struct Train: ParsableCommand {
     let formatter = DateFormatter()
     formatter.locale = Locale(identifier: "en_US_POSIX")
     formatter.dateFormat = "yyyyMMdd"
-    let base = "runs/\(formatter.string(from: Date()))_\(config.model)"
+    let base = "runs/\(formatter.string(from: Date()))_\(config.model.name)"
     var n = 1
     while FileManager.default.fileExists(atPath: "\(base)_\(n)") { n += 1 }
     return URL(fileURLWithPath: "\(base)_\(n)")

@@ -234,12 +234,12 @@ final class EvaluatorTests: XCTestCase {
     let fixture = try Self.fixture()
     let run = fixture.dir.appendingPathComponent("run")
     var config = TrainingConfig()
-    config.model = "lraspp_mobilenet_v3_large"
-    config.numClasses = 6
-    config.dataset = "pascal_voc"
-    config.datasetDir = fixture.root.path
-    config.evalScales = [0.75, 1.25]
-    config.addFlippedImages = true
+    config.model.name = "lraspp_mobilenet_v3_large"
+    config.data.numClasses = 6
+    config.data.dataset = "pascal_voc"
+    config.data.datasetDir = fixture.root.path
+    config.evaluation.evalScales = [0.75, 1.25]
+    config.evaluation.addFlippedImages = true
     try FileManager.default.createDirectory(at: run.appendingPathComponent("checkpoints"), withIntermediateDirectories: true)
     try config.yaml().write(to: run.appendingPathComponent("config.yaml"), atomically: true, encoding: .utf8)
     try ModelManifest(model: "lraspp_mobilenet_v3_large", classes: 6).write(to: RunLayout(run).manifestURL)

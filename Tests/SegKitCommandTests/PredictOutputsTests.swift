@@ -91,9 +91,9 @@ final class PredictOutputsTests: XCTestCase {
   func testRunFolderGivesModelWeightsAndColormap() throws {
     let run = dir.appendingPathComponent("run")
     var config = TrainingConfig()
-    config.model = "lraspp_mobilenet_v3_large"
-    config.numClasses = 6
-    config.dataset = "camvid"
+    config.model.name = "lraspp_mobilenet_v3_large"
+    config.data.numClasses = 6
+    config.data.dataset = "camvid"
     try FileManager.default.createDirectory(at: run, withIntermediateDirectories: true)
     try config.yaml().write(to: run.appendingPathComponent("config.yaml"), atomically: true, encoding: .utf8)
     try ModelManifest(

@@ -10,8 +10,8 @@ extension TrainerTests {
   func foregroundConfig(dataset: URL) throws -> TrainingConfig {
     var config = try baseConfig(dataset: dataset)
     config.task = .foreground
-    config.numClasses = nil
-    config.model = "fcn8s_resnet18"
+    config.data.numClasses = nil
+    config.model.name = "fcn8s_resnet18"
     try config.apply(yaml: """
       shuffle: true
       min_scale_factor: 0.75
@@ -64,7 +64,7 @@ extension TrainerTests {
   func testLoopWithoutRunFolderWritesNothing() throws {
     let dataset = try writeDataset(train: 4, val: 2)
     var config = try foregroundConfig(dataset: dataset)
-    config.trainingNumberOfSteps = 2
+    config.schedule.trainingNumberOfSteps = 2
     let before = try listing(root)
     let trainer = try Trainer(config: config)
     XCTAssertNil(trainer.run)
@@ -79,10 +79,10 @@ extension TrainerTests {
   func testNonZeroRankWritesNothing() throws {
     let dataset = try writeDataset(train: 4, val: 0)
     var config = try baseConfig(dataset: dataset)
-    config.model = "fcn32s_resnet18"
-    config.trainingNumberOfSteps = 2
-    config.epochs = 1
-    config.trainBatchSize = 1
+    config.model.name = "fcn32s_resnet18"
+    config.schedule.trainingNumberOfSteps = 2
+    config.schedule.epochs = 1
+    config.input.trainBatchSize = 1
     let run = root.appendingPathComponent("run")
     let trainer = try Trainer(config: config, runFolder: run, role: try ProcessRole(rank: 1, worldSize: 2))
     XCTAssertNil(trainer.run)
@@ -97,16 +97,16 @@ extension TrainerTests {
   func testLossAndClippingSettingsReachTheLoop() throws {
     let dataset = try writeDataset(train: 2, val: 0)
     var config = try baseConfig(dataset: dataset)
-    config.model = "fcn32s_resnet18"
-    config.loss = .dice
-    config.trainingNumberOfSteps = 1
-    config.lastLayerGradientMultiplier = 1
-    config.weightDecay = 0
-    config.gradientClipNorm = 1e-3
+    config.model.name = "fcn32s_resnet18"
+    config.loss.kind = .dice
+    config.schedule.trainingNumberOfSteps = 1
+    config.initialization.lastLayerGradientMultiplier = 1
+    config.optimizer.weightDecay = 0
+    config.optimizer.gradientClipNorm = 1e-3
     Torch.manualSeed(5)
     let initial = root.appendingPathComponent("init.safetensors")
     try StateDict(try ModelZoo.make("fcn32s_resnet18", classes: Self.classes).stateDict()).save(to: initial)
-    config.initialCheckpoint = initial.path
+    config.initialization.initialCheckpoint = initial.path
     func stepSize(_ config: TrainingConfig, _ name: String) throws -> Double {
       let run = root.appendingPathComponent(name)
       guard case .finished = try Trainer(config: config, runFolder: run).train() else { throw XCTSkip("not finished") }
@@ -122,7 +122,7 @@ extension TrainerTests {
     // ‖Δw‖ = lr · ‖g‖ ≤ 0.02 · 1e-3 (the poly schedule's first rate is the base rate),
     // up to float32 rounding of the weights.
     XCTAssertLessThanOrEqual(clipped, 0.02 * 1e-3 * 1.01)
-    config.gradientClipNorm = nil
+    config.optimizer.gradientClipNorm = nil
     XCTAssertGreaterThan(try stepSize(config, "unclipped"), 10 * clipped)
     let run = root.appendingPathComponent("clipped")
     XCTAssertTrue(try String(contentsOf: run.appendingPathComponent("config.yaml"), encoding: .utf8).contains("loss: dice"))

@@ -59,7 +59,7 @@ final class TrainerTests: XCTestCase {
       workers: 0
       seed: 3
       """)
-    config.numClasses = Self.classes
+    config.data.numClasses = Self.classes
     return config
   }
 
@@ -141,7 +141,7 @@ final class TrainerTests: XCTestCase {
     let initial = root.appendingPathComponent("init.safetensors")
     try StateDict(try ModelZoo.make("deeplabv3_mobilenet_v3_large", classes: Self.classes).stateDict()).save(to: initial)
     var config = try baseConfig(dataset: dataset)
-    config.initialCheckpoint = initial.path
+    config.initialization.initialCheckpoint = initial.path
     let run = root.appendingPathComponent("run")
     let outcome = try Trainer(config: config, runFolder: run).train()
     guard case .finished(let step, _) = outcome else { return XCTFail("\(outcome)") }
@@ -218,21 +218,21 @@ final class TrainerTests: XCTestCase {
     let checkpoint = root.appendingPathComponent("nine.safetensors")
     try StateDict(try ModelZoo.make("deeplabv3_mobilenet_v3_large", classes: 9).stateDict()).save(to: checkpoint)
     var config = try baseConfig(dataset: dataset)
-    config.initialCheckpoint = checkpoint.path
+    config.initialization.initialCheckpoint = checkpoint.path
     let run = root.appendingPathComponent("run")
     XCTAssertThrowsError(try Trainer(config: config, runFolder: run)) { error in
       XCTAssertTrue("\(error)".contains("was trained for 9 classes but this run has 6"), "\(error)")
     }
     XCTAssertFalse(FileManager.default.fileExists(atPath: run.path))
     // Starting the logits afresh loads the rest.
-    config.initializeLastLayer = false
+    config.initialization.initializeLastLayer = false
     XCTAssertNoThrow(try Trainer(config: config, runFolder: run))
   }
 
   func testOutOfRangeLabelIsAClearError() throws {
     let dataset = try writeDataset(train: 4, val: 0, badLabel: true)
     var config = try baseConfig(dataset: dataset)
-    config.model = "fcn32s_resnet18"
+    config.model.name = "fcn32s_resnet18"
     let trainer = try Trainer(config: config, runFolder: root.appendingPathComponent("run"))
     XCTAssertThrowsError(try trainer.train()) { error in
       XCTAssertTrue("\(error)".contains("label value 9 in train_1 lies outside the 6 classes"), "\(error)")

@@ -49,19 +49,19 @@ final class TrainingConfigTests: XCTestCase {
       dataset_dir: ~
       training_number_of_steps: 90_000
       """, source: "run.yaml")
-    XCTAssertEqual(config.dataset, "cityscapes")
-    XCTAssertEqual(config.numClasses, 19)
-    XCTAssertEqual(config.outputStride, 8)
-    XCTAssertEqual(config.atrousRates, [12, 24, 36])
-    XCTAssertEqual(config.trainCropSize, [769, 769])
-    XCTAssertEqual(config.baseLearningRate, 0.01)
-    XCTAssertEqual(config.learningPolicy, .step)
-    XCTAssertEqual(config.optimizer, .adamw)
-    XCTAssertFalse(config.fineTuneBatchNorm)
-    XCTAssertEqual(config.classWeights?[1], 0.5)
-    XCTAssertEqual(config.initialCheckpoint, "/weights/r50 init.safetensors")
-    XCTAssertNil(config.datasetDir)
-    XCTAssertEqual(config.trainingNumberOfSteps, 90000)
+    XCTAssertEqual(config.data.dataset, "cityscapes")
+    XCTAssertEqual(config.data.numClasses, 19)
+    XCTAssertEqual(config.model.outputStride, 8)
+    XCTAssertEqual(config.model.atrousRates, [12, 24, 36])
+    XCTAssertEqual(config.input.trainCropSize, [769, 769])
+    XCTAssertEqual(config.schedule.baseLearningRate, 0.01)
+    XCTAssertEqual(config.schedule.learningPolicy, .step)
+    XCTAssertEqual(config.optimizer.kind, .adamw)
+    XCTAssertFalse(config.initialization.fineTuneBatchNorm)
+    XCTAssertEqual(config.semantic.classWeights?[1], 0.5)
+    XCTAssertEqual(config.initialization.initialCheckpoint, "/weights/r50 init.safetensors")
+    XCTAssertNil(config.data.datasetDir)
+    XCTAssertEqual(config.schedule.trainingNumberOfSteps, 90000)
     try config.validate()
   }
 
@@ -104,16 +104,16 @@ final class TrainingConfigTests: XCTestCase {
       "atrous_rates=6,12,18", "train_crop_size=[321, 321]", "base_learning_rate=1e-3", "optimizer=Adam",
       "initial_checkpoint=/w/init.pth", "num_classes=21", "fine_tune_batch_norm=false", "dataset_dir=",
     ])
-    XCTAssertEqual(config.atrousRates, [6, 12, 18])
-    XCTAssertEqual(config.trainCropSize, [321, 321])
-    XCTAssertEqual(config.baseLearningRate, 0.001)
-    XCTAssertEqual(config.optimizer, .adam)
-    XCTAssertEqual(config.initialCheckpoint, "/w/init.pth")
-    XCTAssertEqual(config.numClasses, 21)
-    XCTAssertFalse(config.fineTuneBatchNorm)
-    XCTAssertNil(config.datasetDir)
+    XCTAssertEqual(config.model.atrousRates, [6, 12, 18])
+    XCTAssertEqual(config.input.trainCropSize, [321, 321])
+    XCTAssertEqual(config.schedule.baseLearningRate, 0.001)
+    XCTAssertEqual(config.optimizer.kind, .adam)
+    XCTAssertEqual(config.initialization.initialCheckpoint, "/w/init.pth")
+    XCTAssertEqual(config.data.numClasses, 21)
+    XCTAssertFalse(config.initialization.fineTuneBatchNorm)
+    XCTAssertNil(config.data.datasetDir)
     try config.apply(overrides: ["initial_checkpoint=null"])
-    XCTAssertNil(config.initialCheckpoint)
+    XCTAssertNil(config.initialization.initialCheckpoint)
 
     let before = config
     XCTAssertEqual(message { try config.apply(overrides: ["seed=3", "momentum=fast"]) },
@@ -156,7 +156,7 @@ final class TrainingConfigTests: XCTestCase {
     XCTAssertEqual(back, config)
     XCTAssertEqual(back.hash, config.hash)
     XCTAssertEqual(config.hash.count, 16)
-    back.seed += 1
+    back.run.seed += 1
     XCTAssertNotEqual(back.hash, config.hash)
 
     // PyYAML (YAML 1.1) reads the same values with the same types.
@@ -186,8 +186,8 @@ final class TrainingConfigTests: XCTestCase {
     let file = folder.appendingPathComponent("run.yaml")
     try "train_batch_size: 4\nseed: 1\n".write(to: file, atomically: true, encoding: .utf8)
     let config = try TrainingConfig.resolve(file: file, overrides: ["seed=9"])
-    XCTAssertEqual(config.trainBatchSize, 4)
-    XCTAssertEqual(config.seed, 9)
+    XCTAssertEqual(config.input.trainBatchSize, 4)
+    XCTAssertEqual(config.run.seed, 9)
     XCTAssertTrue(message { _ = try TrainingConfig.resolve(file: file, overrides: ["train_batch_size=0"]) }
       .contains("'train_batch_size' must be at least 1, got 0"))
   }
@@ -205,7 +205,7 @@ final class TrainingConfigTests: XCTestCase {
     let piecewise = try config.learningRateSchedule(totalSteps: 100)
     XCTAssertEqual([piecewise(10), piecewise(11)], [0.1, 0.01])
 
-    XCTAssertEqual(config.totalSteps(trainingSamples: 1000), config.trainingNumberOfSteps)
+    XCTAssertEqual(config.totalSteps(trainingSamples: 1000), config.schedule.trainingNumberOfSteps)
     try config.apply(overrides: ["epochs=3", "train_batch_size=8", "gradient_accumulation=2"])
     XCTAssertEqual(config.totalSteps(trainingSamples: 1000), 3 * 62)
 
@@ -227,18 +227,18 @@ extension TrainingConfigTests {
     var config = TrainingConfig()
     try config.apply(yaml: "task: foreground\nbalanced_loss_normalization: per_pixel\nloss: balanced_bce\n")
     XCTAssertEqual(config.task, .foreground)
-    XCTAssertEqual(config.balancedLossNormalization, .perPixel)
+    XCTAssertEqual(config.foreground.balancedLossNormalization, .perPixel)
     try config.validate()
 
     let text = message { try config.apply(yaml: "top_k_percent_pixels: 0.25\n", source: "run.yaml") }
     XCTAssertTrue(text.contains("'top_k_percent_pixels' (a setting of task semantic, and this configuration's task is foreground)"), text)
-    XCTAssertEqual(config.topKPercentPixels, 1, "nothing applied")
+    XCTAssertEqual(config.semantic.topKPercentPixels, 1, "nothing applied")
     // The task key is read first wherever it stands, from a file or from --set.
     var other = TrainingConfig()
     XCTAssertTrue(message { try other.apply(yaml: "balanced_loss_normalization: sum\ntask: semantic\n") }
       .contains("a setting of task foreground"))
     try other.apply(overrides: ["balanced_loss_normalization=per_image", "task=foreground"])
-    XCTAssertEqual(other.balancedLossNormalization, .perImage)
+    XCTAssertEqual(other.foreground.balancedLossNormalization, .perImage)
 
     let yaml = config.yaml()
     XCTAssertTrue(yaml.contains("balanced_loss_normalization: per_pixel") && yaml.contains("task: foreground"), yaml)
@@ -250,12 +250,12 @@ extension TrainingConfigTests {
 
     // A loss of the other kind of model is a validation error.
     var semantic = TrainingConfig()
-    semantic.loss = .balancedBCE
+    semantic.loss.kind = .balancedBCE
     XCTAssertTrue(message { try semantic.validate() }.contains("'loss' balanced_bce needs a one-channel model"))
-    config.loss = .lovasz
+    config.loss.kind = .lovasz
     XCTAssertTrue(message { try config.validate() }.contains("'loss' lovasz is a multi-class loss"))
-    semantic.loss = .dice
-    semantic.gradientClipNorm = 0
+    semantic.loss.kind = .dice
+    semantic.optimizer.gradientClipNorm = 0
     XCTAssertTrue(message { try semantic.validate() }.contains("'gradient_clip_norm' must be positive"))
   }
 }

@@ -1,13 +1,17 @@
 import Foundation
-import Yams
 
-/// Every setting of a training run, with DeepLab's flag names as YAML keys where
-/// DeepLab has the setting (`base_learning_rate`, `train_crop_size`, …).
+/// Every setting of a training run, grouped by concern (`config.optimizer.momentum`),
+/// with DeepLab's flag names as YAML keys where DeepLab has the setting
+/// (`base_learning_rate`, `train_crop_size`, …). `task` selects the task, and with
+/// it which task-scoped settings (`semantic`, `foreground`) a configuration takes.
 ///
 /// A configuration is resolved in layers: the defaults here, then a YAML file (a flat
 /// mapping of `key: value`), then `--set key=value` overrides, then `validate()`.
-/// Unknown keys and values of the wrong type are errors naming the key (and the file
-/// and line); `yaml()` writes the resolved configuration back, every key included.
+/// Unknown keys, keys of another task and values of the wrong type are errors naming
+/// the key (and the file and line); `yaml()` writes the resolved configuration back,
+/// every key of its task included. The files beside this one hold the key table
+/// (ConfigSchema), reading (ConfigReading), validation, writing, the value codec
+/// (ConfigValues) and what the settings make (DerivedSettings).
 public struct TrainingConfig: Equatable, Sendable {
   public enum LearningPolicy: String, CaseIterable, Sendable { case poly, step, piecewise, cosine }
   public enum OptimizerKind: String, CaseIterable, Sendable { case sgd, adam, adamw }
@@ -30,131 +34,124 @@ public struct TrainingConfig: Equatable, Sendable {
 
   /// What is trained: a class per pixel, or foreground against background.
   public var task = ModelManifest.Task.semantic
+  public var data = DataSettings()
+  public var model = ModelSettings()
+  public var input = InputSettings()
+  public var schedule = ScheduleSettings()
+  public var optimizer = OptimizerSettings()
+  public var initialization = InitializationSettings()
+  public var loss = LossSettings()
+  /// Settings of task semantic only.
+  public var semantic = SemanticSettings()
+  /// Settings of task foreground only.
+  public var foreground = ForegroundSettings()
+  public var evaluation = EvaluationSettings()
+  public var run = RunSettings()
 
-  // Dataset
-  public var dataset = "pascal_voc"
-  public var datasetDir: String? = nil
-  public var trainSplit = "train"
-  public var valSplit = "val"
-  public var numClasses: Int? = nil
-  public var ignoreLabel = 255
+  public struct DataSettings: Equatable, Sendable {
+    public var dataset = "pascal_voc"
+    public var datasetDir: String? = nil
+    public var trainSplit = "train"
+    public var valSplit = "val"
+    public var numClasses: Int? = nil
+    public var ignoreLabel = 255
+  }
 
-  // Model
-  public var model = "deeplabv3plus_mobilenet_v2"
-  public var outputStride: Int? = nil
-  public var atrousRates: [Int]? = nil
-  public var auxiliaryHead: Bool? = nil
-  public var separableConv = false
+  public struct ModelSettings: Equatable, Sendable {
+    public var name = "deeplabv3plus_mobilenet_v2"
+    public var outputStride: Int? = nil
+    public var atrousRates: [Int]? = nil
+    public var auxiliaryHead: Bool? = nil
+    public var separableConv = false
+  }
 
-  // Input and augmentation
-  public var trainCropSize = [513, 513]
-  public var trainBatchSize = 8
-  public var minScaleFactor = 0.5
-  public var maxScaleFactor = 2.0
-  public var scaleFactorStepSize = 0.25
-  public var flipProbability = 0.5
-  public var shuffle = true
+  /// Input and augmentation.
+  public struct InputSettings: Equatable, Sendable {
+    public var trainCropSize = [513, 513]
+    public var trainBatchSize = 8
+    public var minScaleFactor = 0.5
+    public var maxScaleFactor = 2.0
+    public var scaleFactorStepSize = 0.25
+    public var flipProbability = 0.5
+    public var shuffle = true
+  }
 
-  // Length of training
-  public var trainingNumberOfSteps = 30000
-  public var epochs: Int? = nil
+  /// Length of training and the learning rate.
+  public struct ScheduleSettings: Equatable, Sendable {
+    public var trainingNumberOfSteps = 30000
+    public var epochs: Int? = nil
+    public var learningPolicy = LearningPolicy.poly
+    public var baseLearningRate = 0.0001
+    public var learningPower = 0.9
+    public var endLearningRate = 0.0
+    public var learningRateDecayFactor = 0.1
+    public var learningRateDecayStep = 2000
+    public var learningRateBoundaries: [Int] = []
+    public var learningRateValues: [Double] = []
+    public var slowStartStep = 0
+    public var slowStartLearningRate = 1e-4
+    public var warmupSteps = 0
+    public var warmupStartFactor = 0.0
+  }
 
-  // Learning rate
-  public var learningPolicy = LearningPolicy.poly
-  public var baseLearningRate = 0.0001
-  public var learningPower = 0.9
-  public var endLearningRate = 0.0
-  public var learningRateDecayFactor = 0.1
-  public var learningRateDecayStep = 2000
-  public var learningRateBoundaries: [Int] = []
-  public var learningRateValues: [Double] = []
-  public var slowStartStep = 0
-  public var slowStartLearningRate = 1e-4
-  public var warmupSteps = 0
-  public var warmupStartFactor = 0.0
+  public struct OptimizerSettings: Equatable, Sendable {
+    public var kind = OptimizerKind.sgd
+    public var momentum = 0.9
+    public var nesterov = false
+    public var weightDecay = 0.00004
+    public var adamBeta1 = 0.9
+    public var adamBeta2 = 0.999
+    public var adamEpsilon = 1e-8
+    public var gradientAccumulation = 1
+    public var gradientClipNorm: Double? = nil
+    public var noDecayOnBiasAndNorm = false
+  }
 
-  // Optimizer
-  public var optimizer = OptimizerKind.sgd
-  public var momentum = 0.9
-  public var nesterov = false
-  public var weightDecay = 0.00004
-  public var adamBeta1 = 0.9
-  public var adamBeta2 = 0.999
-  public var adamEpsilon = 1e-8
-  public var gradientAccumulation = 1
-  public var gradientClipNorm: Double? = nil
-  public var noDecayOnBiasAndNorm = false
+  /// Initial weights and fine-tuning.
+  public struct InitializationSettings: Equatable, Sendable {
+    public var initialCheckpoint: String? = nil
+    public var initializeLastLayer = true
+    public var lastLayersContainLogitsOnly = false
+    public var fineTuneBatchNorm = true
+    public var lastLayerGradientMultiplier = 1.0
+  }
 
-  // Initialisation and fine-tuning
-  public var initialCheckpoint: String? = nil
-  public var initializeLastLayer = true
-  public var lastLayersContainLogitsOnly = false
-  public var fineTuneBatchNorm = true
-  public var lastLayerGradientMultiplier = 1.0
+  public struct LossSettings: Equatable, Sendable {
+    public var kind = LossKind.auto
+    public var auxLossWeight = 0.4
+    public var upsampleLogits = true
+  }
 
-  // Loss
-  public var loss = LossKind.auto
-  public var topKPercentPixels = 1.0
-  public var hardExampleMiningStep = 0
-  public var auxLossWeight = 0.4
-  public var classWeights: [Double]? = nil
-  public var upsampleLogits = true
-  public var balancedLossNormalization = BalancedLossNormalization.sum
+  public struct SemanticSettings: Equatable, Sendable {
+    public var topKPercentPixels = 1.0
+    public var hardExampleMiningStep = 0
+    public var classWeights: [Double]? = nil
+  }
 
-  // Evaluation
-  public var evalCropSize: [Int]? = nil
-  public var evalBatchSize = 1
-  public var evalScales = [1.0]
-  public var addFlippedImages = false
+  public struct ForegroundSettings: Equatable, Sendable {
+    public var balancedLossNormalization = BalancedLossNormalization.sum
+  }
 
-  // Run
-  public var trainLogdir: String? = nil
-  public var seed = 0
-  public var device = "auto"
-  public var threads = 0
-  public var workers = 2
-  public var logInterval = 10
-  public var valInterval = 1000
-  public var valSamples = 0
-  public var checkpointInterval = 1000
-  public var keepCheckpoints = 5
-  public var saveSummariesImages = true
+  public struct EvaluationSettings: Equatable, Sendable {
+    public var evalCropSize: [Int]? = nil
+    public var evalScales = [1.0]
+    public var addFlippedImages = false
+  }
+
+  /// Where and how the run goes: folder, seed, device, threads, cadence.
+  public struct RunSettings: Equatable, Sendable {
+    public var trainLogdir: String? = nil
+    public var seed = 0
+    public var device = "auto"
+    public var threads = 0
+    public var workers = 2
+    public var logInterval = 10
+    public var valInterval = 1000
+    public var valSamples = 0
+    public var checkpointInterval = 1000
+    public var keepCheckpoints = 5
+    public var saveSummariesImages = true
+  }
 
   public init() {}
-
-  // MARK: Derived values
-
-  /// Optimizer steps for a training split of `samples` images: `epochs` full passes when
-  /// set (an incomplete last batch is dropped), else `training_number_of_steps`.
-  public func totalSteps(trainingSamples samples: Int) -> Int {
-    guard let epochs else { return trainingNumberOfSteps }
-    return epochs * Swift.max(1, samples / (trainBatchSize * gradientAccumulation))
-  }
-
-  /// The learning-rate schedule over `totalSteps` optimizer steps.
-  public func learningRateSchedule(totalSteps: Int) throws -> LearningRateSchedule {
-    let decay: LearningRateSchedule.Decay
-    switch learningPolicy {
-    case .poly: decay = .poly(base: baseLearningRate, maxSteps: totalSteps, power: learningPower, end: endLearningRate)
-    case .step: decay = .step(base: baseLearningRate, factor: learningRateDecayFactor, every: learningRateDecayStep)
-    case .piecewise: decay = .piecewise(boundaries: learningRateBoundaries, values: learningRateValues)
-    case .cosine: decay = .cosine(base: baseLearningRate, maxSteps: totalSteps, minimum: endLearningRate)
-    }
-    return try LearningRateSchedule(decay, warmupSteps: warmupSteps, warmupStartFactor: warmupStartFactor,
-                                    slowStartSteps: slowStartStep, slowStartLearningRate: slowStartLearningRate)
-  }
-
-  /// The configured optimizer over `groups`.
-  public func makeOptimizer(_ groups: [ParameterGroup]) throws -> Optimizer {
-    switch optimizer {
-    case .sgd: return try SGD(groups, momentum: momentum, nesterov: nesterov, weightDecay: weightDecay)
-    case .adam: return try Adam(groups, beta1: adamBeta1, beta2: adamBeta2, eps: adamEpsilon, weightDecay: weightDecay)
-    case .adamw: return try AdamW(groups, beta1: adamBeta1, beta2: adamBeta2, eps: adamEpsilon, weightDecay: weightDecay)
-    }
-  }
-
-  /// The device to train on: "auto" picks the first CUDA device when there is one, else the CPU.
-  public func resolvedDevice() throws -> Device {
-    do { return try Device.resolve(device) } catch { throw TrainingError("'device': \(error)") }
-  }
 }

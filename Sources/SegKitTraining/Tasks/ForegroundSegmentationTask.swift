@@ -15,7 +15,7 @@ public final class ForegroundSegmentationTask: TrainingTask {
   public var summary: String { parts.summary(config, classes: "foreground") }
 
   public init(config: TrainingConfig, device: Device, role: ProcessRole = .single) throws {
-    if let numClasses = config.numClasses, numClasses != 1 {
+    if let numClasses = config.data.numClasses, numClasses != 1 {
       throw TrainingError("'num_classes' must be 1 (or null) for task foreground: the model has one output channel, got \(numClasses)")
     }
     parts = try SegmentationParts(
@@ -29,34 +29,34 @@ public final class ForegroundSegmentationTask: TrainingTask {
   public func loss(_ batch: Batch, step: Int) throws -> LossTerms {
     let images = try batch.images.to(parts.device)
     guard let labels = try batch.labels?.to(parts.device) else {
-      throw TrainingError("the \(config.trainSplit) split has no labels (\(batch.names.joined(separator: ", ")))")
+      throw TrainingError("the \(config.data.trainSplit) split has no labels (\(batch.names.joined(separator: ", ")))")
     }
     // Void pixels (and padding) count as background: the balanced loss has no ignore mask.
     let foreground = try ((labels .== 1).to(.float32)).unsqueeze(1)
     let output = try network(images)
     let out = try loss(output.out, foreground)
-    guard let auxLogits = output.aux, config.auxLossWeight > 0 else {
+    guard let auxLogits = output.aux, config.loss.auxLossWeight > 0 else {
       return LossTerms(total: out, parts: [("out", out)])
     }
     let aux = try loss(auxLogits, foreground)
-    return LossTerms(total: try lossWithAuxiliary(main: out, auxiliary: [aux], weight: config.auxLossWeight),
+    return LossTerms(total: try lossWithAuxiliary(main: out, auxiliary: [aux], weight: config.loss.auxLossWeight),
                      parts: [("out", out), ("aux", aux)])
   }
 
   private func loss(_ logits: Tensor, _ foreground: Tensor) throws -> Tensor {
-    switch config.loss {
+    switch config.loss.kind {
     case .auto, .balancedBCE:
-      return try classBalancedSigmoidCrossEntropy(logits: logits, labels: foreground, normalization: config.balancedLossNormalization.normalization)
+      return try classBalancedSigmoidCrossEntropy(logits: logits, labels: foreground, normalization: config.foreground.balancedLossNormalization.normalization)
     case .crossEntropy:
       return try logits.binaryCrossEntropyWithLogits(target: foreground, reduction: .mean)
     case .dice, .lovasz:
-      throw TrainingError("'loss' \(config.loss.rawValue) is for semantic models; task foreground takes balanced_bce or cross_entropy")
+      throw TrainingError("'loss' \(config.loss.kind.rawValue) is for semantic models; task foreground takes balanced_bce or cross_entropy")
     }
   }
 
   /// The foreground IoU (J over the whole split) and pixel accuracy.
   public func validate(step: Int) throws -> ValidationReport? {
-    guard let result = try parts.validate(config, task: .foreground, labelCount: 2, images: config.saveSummariesImages)
+    guard let result = try parts.validate(config, task: .foreground, labelCount: 2, images: config.run.saveSummariesImages)
     else { return nil }
     let scores = result.scores
     let foregroundIoU = scores.perClassIoU.count > 1 ? scores.perClassIoU[1] : .nan

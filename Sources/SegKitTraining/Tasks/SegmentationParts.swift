@@ -41,46 +41,46 @@ struct SegmentationParts {
     trainingView: (SegmentationDataset) -> any SampleSource
   ) throws {
     self.device = device
-    trainSet = try config.openDataset(split: config.trainSplit)
+    trainSet = try config.openDataset(split: config.data.trainSplit)
     self.outputChannels = try outputChannels(trainSet)
     trainLoader = try DataLoader(
       source: trainingView(trainSet), augmentation: config.trainingAugmentation(),
-      options: LoaderOptions(batchSize: config.trainBatchSize, shuffle: config.shuffle, seed: UInt64(config.seed),
-                             dropLast: true, workers: config.workers, prefetch: 2 * max(1, config.workers),
+      options: LoaderOptions(batchSize: config.input.trainBatchSize, shuffle: config.input.shuffle, seed: UInt64(config.run.seed),
+                             dropLast: true, workers: config.run.workers, prefetch: 2 * max(1, config.run.workers),
                              rank: role.rank, worldSize: role.worldSize))
     guard trainLoader.stepsPerEpoch > 0 else {
-      throw TrainingError("the \(config.trainSplit) split has \(trainSet.count) images, fewer than one batch (train_batch_size \(config.trainBatchSize)) per process")
+      throw TrainingError("the \(config.data.trainSplit) split has \(trainSet.count) images, fewer than one batch (train_batch_size \(config.input.trainBatchSize)) per process")
     }
-    if config.valSplit.isEmpty {
+    if config.data.valSplit.isEmpty {
       validation = nil
     } else {
-      let valSet = try config.openDataset(split: config.valSplit)
-      let source: any SampleSource = config.valSamples > 0 ? SampleSubset(base: valSet, count: config.valSamples) : valSet
+      let valSet = try config.openDataset(split: config.data.valSplit)
+      let source: any SampleSource = config.run.valSamples > 0 ? SampleSubset(base: valSet, count: config.run.valSamples) : valSet
       validation = (source, valSet.colormap)
     }
 
-    Torch.manualSeed(UInt64(config.seed))
+    Torch.manualSeed(UInt64(config.run.seed))
     network = try config.makeModel(classes: self.outputChannels)
     try config.loadInitialCheckpoint(into: network, classes: self.outputChannels)
     try network.to(device: device)
     network.train()
-    if !config.fineTuneBatchNorm {
+    if !config.initialization.fineTuneBatchNorm {
       for case let norm as BatchNorm2d in network.modules() { norm.statisticsFrozen = true }
     }
   }
 
   /// Parameter groups with DeepLab's last-layer multiplier and the no-decay option.
   func parameterGroups(_ config: TrainingConfig) throws -> [ParameterGroup] {
-    let lastLayers = config.lastLayerGradientMultiplier == 1
+    let lastLayers = config.initialization.lastLayerGradientMultiplier == 1
       ? [] : try config.lastLayerNames(of: network, classes: outputChannels)
     return network.parameterGroups(
-      lastLayer: { lastLayers.contains($0) }, lastLayerMultiplier: config.lastLayerGradientMultiplier,
-      noDecayOnBiasAndNorm: config.noDecayOnBiasAndNorm)
+      lastLayer: { lastLayers.contains($0) }, lastLayerMultiplier: config.initialization.lastLayerGradientMultiplier,
+      noDecayOnBiasAndNorm: config.optimizer.noDecayOnBiasAndNorm)
   }
 
   /// "NAME (N trainable parameters, C classes) on DEVICE; K training images".
   func summary(_ config: TrainingConfig, classes: String) -> String {
-    "\(config.model) (\(network.trainableParameterCount) trainable parameters, \(classes)) on \(device); \(trainLoader.source.count) training images"
+    "\(config.model.name) (\(network.trainableParameterCount) trainable parameters, \(classes)) on \(device); \(trainLoader.source.count) training images"
   }
 
   /// Scores the model on the validation split through the task's evaluation path
@@ -93,7 +93,7 @@ struct SegmentationParts {
     let segmenter = ImageSegmenter(borrowing: network, settings: try config.inferenceSettings(multiScale: false), device: device)
     var shown: [(tag: String, image: Image)] = []
     let scores = try Evaluation.run(
-      segmenter, task: task, dataset: source, numClasses: labelCount, ignoreIndex: config.ignoreLabel,
+      segmenter, task: task, dataset: source, numClasses: labelCount, ignoreIndex: config.data.ignoreLabel,
       predictions: images ? { index, sample, labels in
         guard index == 0, let truth = sample.label else { return }
         shown = [("val/image", sample.image), ("val/prediction", try colormap.colorize(labels)),
@@ -106,9 +106,9 @@ struct SegmentationParts {
   func manifest(_ config: TrainingConfig, task: ModelManifest.Task, classNames: [String], colormap: Colormap) -> ModelManifest {
     let labels = task == .foreground ? 2 : outputChannels
     return ModelManifest(
-      model: config.model, task: task, classes: outputChannels, classNames: Array(classNames.prefix(labels)),
+      model: config.model.name, task: task, classes: outputChannels, classNames: Array(classNames.prefix(labels)),
       normalization: .imagenet, colors: ModelManifest.colors(of: colormap, count: labels),
-      outputStride: config.outputStride, atrousRates: config.atrousRates, auxiliaryHead: network.auxClassifier != nil,
-      separable: config.separableConv)
+      outputStride: config.model.outputStride, atrousRates: config.model.atrousRates, auxiliaryHead: network.auxClassifier != nil,
+      separable: config.model.separableConv)
   }
 }

@@ -7,8 +7,8 @@ extension TrainingConfig {
   /// One split of the configured dataset.
   public func openDataset(split: String) throws -> SegmentationDataset {
     let format: DatasetFormat
-    do { format = try DatasetFormat(named: dataset) } catch { throw TrainingError("'dataset': \(error)") }
-    guard let datasetDir else {
+    do { format = try DatasetFormat(named: data.dataset) } catch { throw TrainingError("'dataset': \(error)") }
+    guard let datasetDir = data.datasetDir else {
       throw TrainingError("'dataset_dir' is not set: name the folder of the \(format.rawValue) dataset")
     }
     do {
@@ -20,7 +20,7 @@ extension TrainingConfig {
 
   /// `num_classes`, else the dataset's own class count.
   public func classCount(of dataset: SegmentationDataset) throws -> Int {
-    if let numClasses { return numClasses }
+    if let numClasses = data.numClasses { return numClasses }
     guard !dataset.openEndedClasses, !dataset.classNames.isEmpty else {
       throw TrainingError("'num_classes' must be set: the \(dataset.format.rawValue) dataset at \(dataset.root.path) has no fixed class list")
     }
@@ -31,10 +31,10 @@ extension TrainingConfig {
   public func makeModel(classes: Int) throws -> SegmentationModel {
     do {
       return try ModelZoo.make(
-        model, classes: classes, outputStride: outputStride, auxiliaryHead: auxiliaryHead, atrousRates: atrousRates,
-        separable: separableConv)
+        model.name, classes: classes, outputStride: model.outputStride, auxiliaryHead: model.auxiliaryHead,
+        atrousRates: model.atrousRates, separable: model.separableConv)
     } catch {
-      throw TrainingError("cannot build '\(model)' with these settings: \(error)")
+      throw TrainingError("cannot build '\(model.name)' with these settings: \(error)")
     }
   }
 
@@ -44,7 +44,7 @@ extension TrainingConfig {
   /// the heads (decoder, ASPP, logits, auxiliary head).
   public func lastLayerNames(of model: SegmentationModel, classes: Int) throws -> Set<String> {
     let entries = try model.stateDict()
-    guard lastLayersContainLogitsOnly else {
+    guard initialization.lastLayersContainLogitsOnly else {
       return Set(entries.map(\.0).filter { $0.hasPrefix("classifier.") || $0.hasPrefix("aux_classifier.") })
     }
     let shapes = Dictionary(uniqueKeysWithValues: try makeModel(classes: classes + 1).stateDict().map { ($0.0, $0.1.shape) })
@@ -54,9 +54,10 @@ extension TrainingConfig {
   /// The training augmentation: DeepLab's random scale, pad and crop, and flip.
   public func trainingAugmentation() -> Augmentation {
     var augmentation = Augmentation.deeplab(
-      crop: trainCropSize[0], minScale: minScaleFactor, maxScale: maxScaleFactor, step: scaleFactorStepSize)
-    augmentation.crop = Size2(trainCropSize[0], trainCropSize[1])
-    augmentation.flipProbability = flipProbability
+      crop: input.trainCropSize[0], minScale: input.minScaleFactor, maxScale: input.maxScaleFactor,
+      step: input.scaleFactorStepSize)
+    augmentation.crop = Size2(input.trainCropSize[0], input.trainCropSize[1])
+    augmentation.flipProbability = input.flipProbability
     return augmentation
   }
 
@@ -66,8 +67,8 @@ extension TrainingConfig {
   /// that fit run whole, unpadded, and larger ones in windows.)
   public func inferenceSettings(multiScale: Bool = true) throws -> InferenceSettings {
     try InferenceSettings(
-      scales: multiScale ? evalScales : [1], flip: multiScale && addFlippedImages,
-      crop: evalCropSize.map { Size2($0[0], $0[1]) })
+      scales: multiScale ? evaluation.evalScales : [1], flip: multiScale && evaluation.addFlippedImages,
+      crop: evaluation.evalCropSize.map { Size2($0[0], $0[1]) })
   }
 
   /// Loads `initial_checkpoint` into `model`, built for `classes` classes.
@@ -77,7 +78,7 @@ extension TrainingConfig {
   /// false and an auxiliary head that only one side has; anything else is taken as the
   /// encoder's ImageNet classification checkpoint.
   public func loadInitialCheckpoint(into model: SegmentationModel, classes: Int) throws {
-    guard let path = initialCheckpoint else { return }
+    guard let path = initialization.initialCheckpoint else { return }
     let state: StateDict
     do {
       state = try StateDict.load(contentsOf: URL(fileURLWithPath: path))
@@ -89,10 +90,10 @@ extension TrainingConfig {
         try model.backbone.loadClassificationCheckpoint(state)
         return
       } catch {
-        throw TrainingError("initial_checkpoint \(path) is neither a whole \(model) model nor its encoder's classification checkpoint: \(error)")
+        throw TrainingError("initial_checkpoint \(path) is neither a whole \(self.model.name) model nor its encoder's classification checkpoint: \(error)")
       }
     }
-    let skipped = initializeLastLayer ? [] : try lastLayerNames(of: model, classes: classes)
+    let skipped = initialization.initializeLastLayer ? [] : try lastLayerNames(of: model, classes: classes)
     let report: LoadReport
     do {
       // A SegKit training checkpoint also holds its optimizer's state.
@@ -100,18 +101,19 @@ extension TrainingConfig {
         state, strict: false, rename: { $0.hasPrefix(Checkpoint.optimizerPrefix) ? nil : $0 },
         skip: { skipped.contains($0) })
     } catch {
-      if initializeLastLayer, let stored = try? ModelLoader.classCount(of: state, model: self.model), stored != classes {
+      if initialization.initializeLastLayer, let stored = try? ModelLoader.classCount(of: state, model: self.model.name),
+         stored != classes {
         throw TrainingError(
           "initial_checkpoint \(path) was trained for \(stored) classes but this run has \(classes) (num_classes); set initialize_last_layer: false to start the last layers afresh")
       }
-      throw TrainingError("initial_checkpoint \(path) does not fit \(self.model) with \(classes) classes: \(error)")
+      throw TrainingError("initial_checkpoint \(path) does not fit \(self.model.name) with \(classes) classes: \(error)")
     }
     let isAux = { (name: String) in name.hasPrefix("aux_classifier.") }
     let missing = report.missing.filter { !isAux($0) }, unexpected = report.unexpected.filter { !isAux($0) }
     guard missing.isEmpty && unexpected.isEmpty else {
       let parts = [missing.isEmpty ? nil : "missing \(missing.prefix(5).joined(separator: ", "))",
                    unexpected.isEmpty ? nil : "unexpected \(unexpected.prefix(5).joined(separator: ", "))"]
-      throw TrainingError("initial_checkpoint \(path) does not fit \(self.model): \(parts.compactMap { $0 }.joined(separator: "; "))")
+      throw TrainingError("initial_checkpoint \(path) does not fit \(self.model.name): \(parts.compactMap { $0 }.joined(separator: "; "))")
     }
   }
 }

@@ -15,20 +15,20 @@ public final class SemanticSegmentationTask: TrainingTask {
   public var summary: String { parts.summary(config, classes: "\(classes) classes") }
 
   public init(config: TrainingConfig, device: Device, role: ProcessRole = .single) throws {
-    guard config.upsampleLogits else {
+    guard config.loss.upsampleLogits else {
       throw TrainingError("'upsample_logits' false is not supported: SegKit models return logits at the input size")
     }
     parts = try SegmentationParts(
       config: config, device: device, role: role, outputChannels: { try config.classCount(of: $0) },
       trainingView: { $0 })
     classes = parts.outputChannels
-    if let weights = config.classWeights, weights.count != classes {
+    if let weights = config.semantic.classWeights, weights.count != classes {
       throw TrainingError("'class_weights' holds \(weights.count) weights but the run has \(classes) classes")
     }
-    if (0..<classes).contains(config.ignoreLabel) {
-      throw TrainingError("'ignore_label' \(config.ignoreLabel) is one of the \(classes) classes; void needs a value outside [0, \(classes))")
+    if (0..<classes).contains(config.data.ignoreLabel) {
+      throw TrainingError("'ignore_label' \(config.data.ignoreLabel) is one of the \(classes) classes; void needs a value outside [0, \(classes))")
     }
-    classWeights = try config.classWeights.map { try Tensor($0.map(Float.init), shape: [$0.count]).to(device) }
+    classWeights = try config.semantic.classWeights.map { try Tensor($0.map(Float.init), shape: [$0.count]).to(device) }
     network = parts.network
     self.config = config
   }
@@ -38,31 +38,31 @@ public final class SemanticSegmentationTask: TrainingTask {
   public func loss(_ batch: Batch, step: Int) throws -> LossTerms {
     let images = try batch.images.to(parts.device)
     guard let labels = try batch.labels?.to(parts.device) else {
-      throw TrainingError("the \(config.trainSplit) split has no labels (\(batch.names.joined(separator: ", ")))")
+      throw TrainingError("the \(config.data.trainSplit) split has no labels (\(batch.names.joined(separator: ", ")))")
     }
     try checkLabels(labels, names: batch.names)
     let output = try network(images)
     let out = try loss(output.out, labels, step: step)
-    guard let auxLogits = output.aux, config.auxLossWeight > 0 else {
+    guard let auxLogits = output.aux, config.loss.auxLossWeight > 0 else {
       return LossTerms(total: out, parts: [("out", out)])
     }
     let aux = try loss(auxLogits, labels, step: step)
-    let total = try lossWithAuxiliary(main: out, auxiliary: [aux], weight: config.auxLossWeight)
+    let total = try lossWithAuxiliary(main: out, auxiliary: [aux], weight: config.loss.auxLossWeight)
     return LossTerms(total: total, parts: [("out", out), ("aux", aux)])
   }
 
   private func loss(_ logits: Tensor, _ labels: Tensor, step: Int) throws -> Tensor {
-    switch config.loss {
+    switch config.loss.kind {
     case .auto, .crossEntropy:
-      if config.topKPercentPixels < 1 {
+      if config.semantic.topKPercentPixels < 1 {
         return try hardPixelCrossEntropy(
           logits: logits, labels: labels,
-          mining: HardPixelMining(topKPercentPixels: config.topKPercentPixels, miningSteps: config.hardExampleMiningStep),
-          globalStep: step, ignoreIndex: config.ignoreLabel, classWeights: classWeights)
+          mining: HardPixelMining(topKPercentPixels: config.semantic.topKPercentPixels, miningSteps: config.semantic.hardExampleMiningStep),
+          globalStep: step, ignoreIndex: config.data.ignoreLabel, classWeights: classWeights)
       }
-      return try softmaxCrossEntropy(logits: logits, labels: labels, ignoreIndex: config.ignoreLabel, classWeights: classWeights)
-    case .dice: return try softDiceLoss(logits: logits, labels: labels, ignoreIndex: config.ignoreLabel)
-    case .lovasz: return try lovaszSoftmaxLoss(logits: logits, labels: labels, ignoreIndex: config.ignoreLabel)
+      return try softmaxCrossEntropy(logits: logits, labels: labels, ignoreIndex: config.data.ignoreLabel, classWeights: classWeights)
+    case .dice: return try softDiceLoss(logits: logits, labels: labels, ignoreIndex: config.data.ignoreLabel)
+    case .lovasz: return try lovaszSoftmaxLoss(logits: logits, labels: labels, ignoreIndex: config.data.ignoreLabel)
     case .balancedBCE:
       throw TrainingError("'loss' balanced_bce is for one-channel foreground models (task: foreground)")
     }
@@ -70,24 +70,24 @@ public final class SemanticSegmentationTask: TrainingTask {
 
   /// Labels must be classes or void: a dataset may allow more values than the run's classes.
   private func checkLabels(_ labels: Tensor, names: [String]) throws {
-    let counted = try labels.maskedSelect(labels .!= Double(config.ignoreLabel))
+    let counted = try labels.maskedSelect(labels .!= Double(config.data.ignoreLabel))
     guard counted.count > 0 else { return }
     let highest = Int(try counted.max().item())
     guard highest >= classes else { return }
     var offending: [String] = []
     for (i, name) in names.enumerated() {
       let sample = try labels.select(dim: 0, index: i)
-      if try ((sample .>= Double(classes)) .& (sample .!= Double(config.ignoreLabel))).any().item() != 0 {
+      if try ((sample .>= Double(classes)) .& (sample .!= Double(config.data.ignoreLabel))).any().item() != 0 {
         offending.append(name)
       }
     }
     throw TrainingError(
-      "label value \(highest) in \(offending.joined(separator: ", ")) lies outside the \(classes) classes (num_classes) and is not ignore_label \(config.ignoreLabel)")
+      "label value \(highest) in \(offending.joined(separator: ", ")) lies outside the \(classes) classes (num_classes) and is not ignore_label \(config.data.ignoreLabel)")
   }
 
   /// Single-scale mIoU and pixel accuracy on the validation split (its first `val_samples` images).
   public func validate(step: Int) throws -> ValidationReport? {
-    guard let result = try parts.validate(config, task: .semantic, labelCount: classes, images: config.saveSummariesImages)
+    guard let result = try parts.validate(config, task: .semantic, labelCount: classes, images: config.run.saveSummariesImages)
     else { return nil }
     let scores = result.scores
     return ValidationReport(
