@@ -12,15 +12,8 @@ extension TrainerTests {
     config.task = .foreground
     config.data.numClasses = nil
     config.model.name = "fcn8s_resnet18"
+    try config.apply(yaml: Self.shuffledAugmentedAndValidated)
     try config.apply(yaml: """
-      shuffle: true
-      min_scale_factor: 0.75
-      max_scale_factor: 1.5
-      scale_factor_step_size: 0.25
-      flip_probability: 0.5
-      val_split: val
-      val_interval: 2
-      checkpoint_interval: 100
       optimizer: adam
       base_learning_rate: 0.001
       balanced_loss_normalization: per_pixel

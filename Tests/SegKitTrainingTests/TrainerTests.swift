@@ -161,21 +161,24 @@ final class TrainerTests: XCTestCase {
 
   // MARK: Resume
 
+  /// Settings that make resuming hard: shuffling, random scale and flip, validation mid-run.
+  static let shuffledAugmentedAndValidated = """
+    shuffle: true
+    min_scale_factor: 0.75
+    max_scale_factor: 1.5
+    scale_factor_step_size: 0.25
+    flip_probability: 0.5
+    val_split: val
+    val_interval: 2
+    checkpoint_interval: 100
+    """
+
   /// 2 steps, stop, resume for 2 more: bitwise the weights of 4 uninterrupted steps, with
   /// shuffling, scale and flip augmentation, dropout and an epoch boundary (3 batches an epoch).
   func testResumeEqualsUninterrupted() throws {
     let dataset = try writeDataset(train: 6, val: 2)
     var config = try baseConfig(dataset: dataset)
-    try config.apply(yaml: """
-      shuffle: true
-      min_scale_factor: 0.75
-      max_scale_factor: 1.5
-      scale_factor_step_size: 0.25
-      flip_probability: 0.5
-      val_split: val
-      val_interval: 2
-      checkpoint_interval: 100
-      """)
+    try config.apply(yaml: Self.shuffledAugmentedAndValidated)
     let whole = root.appendingPathComponent("whole"), parts = root.appendingPathComponent("parts")
     guard case .finished = try Trainer(config: config, runFolder: whole).train() else { return XCTFail("not finished") }
 

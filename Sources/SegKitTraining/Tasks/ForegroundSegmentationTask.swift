@@ -27,20 +27,10 @@ public final class ForegroundSegmentationTask: TrainingTask {
   public func parameterGroups() throws -> [ParameterGroup] { try parts.parameterGroups(config) }
 
   public func loss(_ batch: Batch, step: Int) throws -> LossTerms {
-    let images = try batch.images.to(parts.device)
-    guard let labels = try batch.labels?.to(parts.device) else {
-      throw TrainingError("the \(config.data.trainSplit) split has no labels (\(batch.names.joined(separator: ", ")))")
-    }
+    let (images, labels) = try parts.imagesAndLabels(batch, config)
     // Void pixels (and padding) count as background: the balanced loss has no ignore mask.
     let foreground = try ((labels .== 1).to(.float32)).unsqueeze(1)
-    let output = try network(images)
-    let out = try loss(output.out, foreground)
-    guard let auxLogits = output.aux, config.loss.auxLossWeight > 0 else {
-      return LossTerms(total: out, parts: [("out", out)])
-    }
-    let aux = try loss(auxLogits, foreground)
-    return LossTerms(total: try lossWithAuxiliary(main: out, auxiliary: [aux], weight: config.loss.auxLossWeight),
-                     parts: [("out", out), ("aux", aux)])
+    return try parts.headLosses(try network(images), auxWeight: config.loss.auxLossWeight) { try loss($0, foreground) }
   }
 
   private func loss(_ logits: Tensor, _ foreground: Tensor) throws -> Tensor {

@@ -78,6 +78,23 @@ struct SegmentationParts {
       noDecayOnBiasAndNorm: config.optimizer.noDecayOnBiasAndNorm)
   }
 
+  /// A batch's images and labels on the model's device; a split without labels is an error.
+  func imagesAndLabels(_ batch: Batch, _ config: TrainingConfig) throws -> (images: Tensor, labels: Tensor) {
+    guard let labels = try batch.labels?.to(device) else {
+      throw TrainingError("the \(config.data.trainSplit) split has no labels (\(batch.names.joined(separator: ", ")))")
+    }
+    return (try batch.images.to(device), labels)
+  }
+
+  /// The loss of the main head and, when the model has one and its weight is
+  /// positive, of the auxiliary head: out + weight · aux.
+  func headLosses(_ output: SegmentationOutput, auxWeight: Double, _ loss: (Tensor) throws -> Tensor) throws -> LossTerms {
+    let out = try loss(output.out)
+    guard let auxLogits = output.aux, auxWeight > 0 else { return LossTerms(total: out, parts: [("out", out)]) }
+    let aux = try loss(auxLogits)
+    return LossTerms(total: try lossWithAuxiliary(main: out, auxiliary: [aux], weight: auxWeight), parts: [("out", out), ("aux", aux)])
+  }
+
   /// "NAME (N trainable parameters, C classes) on DEVICE; K training images".
   func summary(_ config: TrainingConfig, classes: String) -> String {
     "\(config.model.name) (\(network.trainableParameterCount) trainable parameters, \(classes)) on \(device); \(trainLoader.source.count) training images"

@@ -36,19 +36,11 @@ public final class SemanticSegmentationTask: TrainingTask {
   public func parameterGroups() throws -> [ParameterGroup] { try parts.parameterGroups(config) }
 
   public func loss(_ batch: Batch, step: Int) throws -> LossTerms {
-    let images = try batch.images.to(parts.device)
-    guard let labels = try batch.labels?.to(parts.device) else {
-      throw TrainingError("the \(config.data.trainSplit) split has no labels (\(batch.names.joined(separator: ", ")))")
-    }
+    let (images, labels) = try parts.imagesAndLabels(batch, config)
     try checkLabels(labels, names: batch.names)
-    let output = try network(images)
-    let out = try loss(output.out, labels, step: step)
-    guard let auxLogits = output.aux, config.loss.auxLossWeight > 0 else {
-      return LossTerms(total: out, parts: [("out", out)])
+    return try parts.headLosses(try network(images), auxWeight: config.loss.auxLossWeight) {
+      try loss($0, labels, step: step)
     }
-    let aux = try loss(auxLogits, labels, step: step)
-    let total = try lossWithAuxiliary(main: out, auxiliary: [aux], weight: config.loss.auxLossWeight)
-    return LossTerms(total: total, parts: [("out", out), ("aux", aux)])
   }
 
   private func loss(_ logits: Tensor, _ labels: Tensor, step: Int) throws -> Tensor {
