@@ -70,22 +70,22 @@ public struct Evaluator: Sendable {
   /// pass (one scale, no flip) they are the model's logits (window-averaged with a
   /// crop, resized when the scale is not 1); with several, the mean softmax
   /// probabilities. Their argmax is the label.
-  public func predictScores(_ model: SegmentationModel, image: Image) throws -> Tensor {
+  public func predictScores(_ model: any SegmentationNetwork, image: Image) throws -> Tensor {
     try predictScores(model, batch: ImageNormalization.batch(image))
   }
 
   /// The same for an already normalised [1, 3, H, W] batch; the scores come at its size.
-  public func predictScores(_ model: SegmentationModel, batch: Tensor) throws -> Tensor {
+  public func predictScores(_ model: any SegmentationNetwork, batch: Tensor) throws -> Tensor {
     try inEvaluationMode(model) { try scores(model, batch.to(device)).to(.cpu) }
   }
 
   /// The label map (class per pixel) of an RGB image.
-  public func predictLabels(_ model: SegmentationModel, image: Image) throws -> Image {
+  public func predictLabels(_ model: any SegmentationNetwork, image: Image) throws -> Image {
     try Predictor.labels(predictScores(model, image: image))
   }
 
   /// Scores on the model's device (see `predictScores`).
-  func scores(_ model: SegmentationModel, _ x: Tensor) throws -> Tensor {
+  func scores(_ model: any SegmentationNetwork, _ x: Tensor) throws -> Tensor {
     let shape = x.shape
     guard shape.count == 4, shape[0] == 1 else {
       throw TrainingError("evaluation takes one image at a time as a [1, C, H, W] batch, got shape \(shape)")
@@ -114,7 +114,7 @@ public struct Evaluator: Sendable {
   }
 
   /// One pass's logits at the input's size: whole, or window by window.
-  private func logits(_ model: SegmentationModel, _ x: Tensor) throws -> Tensor {
+  private func logits(_ model: any SegmentationNetwork, _ x: Tensor) throws -> Tensor {
     guard let crop else { return try model(x).out }
     let height = x.shape[2], width = x.shape[3]
     let rows = Self.windowStarts(length: height, window: crop.height, overlap: overlap)
@@ -148,7 +148,7 @@ public struct Evaluator: Sendable {
   /// gives every module back its own mode (a trainer may keep some in evaluation
   /// mode). Modules come parent first, so a parent's `train` is undone where a
   /// child differs.
-  private func inEvaluationMode<R>(_ model: SegmentationModel, _ body: () throws -> R) throws -> R {
+  private func inEvaluationMode<R>(_ model: any SegmentationNetwork, _ body: () throws -> R) throws -> R {
     let modes = model.modules().map { ($0, $0.isTraining) }
     model.eval()
     defer { for (module, training) in modes where module.isTraining != training { module.train(training) } }
@@ -162,7 +162,7 @@ public struct Evaluator: Sendable {
   /// pixels ignored. `progress` hears after each image how many are done, of how
   /// many; `predictions`, when given, receives each sample's predicted label map.
   public func evaluate(
-    model: SegmentationModel, dataset: SampleSource, numClasses: Int, ignoreIndex: Int = Int(voidLabel),
+    model: any SegmentationNetwork, dataset: SampleSource, numClasses: Int, ignoreIndex: Int = Int(voidLabel),
     limit: Int? = nil, progress: ((_ done: Int, _ total: Int) -> Void)? = nil,
     predictions: ((_ index: Int, _ sample: Sample, _ labels: Image) throws -> Void)? = nil
   ) throws -> SegmentationScores {

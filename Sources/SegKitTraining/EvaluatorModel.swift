@@ -61,7 +61,7 @@ public enum InferenceModel {
   /// has one, so that any such checkpoint loads whatever the defaults.
   public static func build(
     _ name: String, classes: Int, config: TrainingConfig? = nil, weights: StateDict? = nil, from url: URL? = nil
-  ) throws -> SegmentationModel {
+  ) throws -> any SegmentationNetwork {
     guard classes >= 1 else { throw TrainingError("the number of classes must be at least 1, got \(classes)") }
     let run = config?.model == name ? config : nil
     var auxiliaryHead = run?.auxiliaryHead

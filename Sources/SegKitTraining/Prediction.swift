@@ -15,11 +15,11 @@ public enum ImageNormalization {
 
 /// Runs a segmentation model on single images.
 public struct Predictor {
-  public let model: SegmentationModel
+  public let model: any SegmentationNetwork
   public let device: Device
 
   /// Puts `model` in its fast inference form (see `optimizeForInference`) on `device`.
-  public init(model: SegmentationModel, device: Device = .cpu, optimize: Bool = true) throws {
+  public init(model: any SegmentationNetwork, device: Device = .cpu, optimize: Bool = true) throws {
     try model.to(device: device)
     model.eval()
     if optimize { try model.optimizeForInference() }

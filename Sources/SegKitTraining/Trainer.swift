@@ -23,7 +23,7 @@ public enum TrainingOutcome {
 public final class Trainer {
   public let config: TrainingConfig
   public let run: RunFolder
-  public let model: SegmentationModel
+  public let model: any SegmentationNetwork
   public let classes: Int
   public let device: Device
   /// Optimizer steps of the whole run.
@@ -252,9 +252,9 @@ public final class Trainer {
           ("loss/total", window.total / n), ("loss/out", window.out / n), ("learning_rate", learningRate),
           ("throughput/images_per_second", speed),
         ]
-        if model.auxClassifier != nil && config.auxLossWeight > 0 { scalars.append(("loss/aux", window.aux / n)) }
+        if model.outputNames.contains("aux") && config.auxLossWeight > 0 { scalars.append(("loss/aux", window.aux / n)) }
         try board.addScalars(scalars, step: step)
-        let auxText = model.auxClassifier != nil && config.auxLossWeight > 0
+        let auxText = model.outputNames.contains("aux") && config.auxLossWeight > 0
           ? String(format: " (out %.4f aux %.4f)", window.out / n, window.aux / n) : ""
         log(String(format: "step %d/%d loss %.4f", step, totalSteps, window.total / n) + auxText
               + String(format: " lr %.3g %.1f img/s eta ", learningRate, speed) + durationText(eta))

@@ -27,7 +27,7 @@ extension TrainingConfig {
   }
 
   /// The configured model with `classes` outputs, freshly initialised.
-  public func makeModel(classes: Int) throws -> SegmentationModel {
+  public func makeModel(classes: Int) throws -> any SegmentationNetwork {
     do {
       return try ModelZoo.make(
         model, classes: classes, outputStride: outputStride, auxiliaryHead: auxiliaryHead, atrousRates: atrousRates,
@@ -41,7 +41,7 @@ extension TrainingConfig {
   /// `last_layers_contain_logits_only`, the layers whose shape depends on the number of
   /// classes (found by building the model for one class more), else every layer of
   /// the heads (decoder, ASPP, logits, auxiliary head).
-  public func lastLayerNames(of model: SegmentationModel, classes: Int) throws -> Set<String> {
+  public func lastLayerNames(of model: any SegmentationNetwork, classes: Int) throws -> Set<String> {
     let entries = try model.stateDict()
     guard lastLayersContainLogitsOnly else {
       return Set(entries.map(\.0).filter { $0.hasPrefix("classifier.") || $0.hasPrefix("aux_classifier.") })
@@ -76,7 +76,7 @@ extension TrainingConfig {
   /// checkpoint) loads strictly, except the last layers when `initialize_last_layer` is
   /// false and an auxiliary head that only one side has; anything else is taken as the
   /// encoder's ImageNet classification checkpoint.
-  public func loadInitialCheckpoint(into model: SegmentationModel, classes: Int) throws {
+  public func loadInitialCheckpoint(into model: any SegmentationNetwork, classes: Int) throws {
     guard let path = initialCheckpoint else { return }
     let state: StateDict
     do {
@@ -84,9 +84,9 @@ extension TrainingConfig {
     } catch {
       throw TrainingError("initial_checkpoint \(path): \(error)")
     }
-    guard state.names.contains(where: { $0.hasPrefix("backbone.") }) else {
+    guard state.names.contains(where: { $0.hasPrefix(model.encoderKeyPrefix) }) else {
       do {
-        try model.backbone.loadClassificationCheckpoint(state)
+        try model.encoder.loadClassificationCheckpoint(state)
         return
       } catch {
         throw TrainingError("initial_checkpoint \(path) is neither a whole \(model) model nor its encoder's classification checkpoint: \(error)")
@@ -131,7 +131,7 @@ struct SampleSubset: SampleSource {
 /// is used in whatever mode it is in; call `eval()` first.
 @discardableResult
 public func accumulatePredictions(
-  of model: SegmentationModel, images: Tensor, labels: Tensor, into matrix: inout ConfusionMatrix
+  of model: any SegmentationNetwork, images: Tensor, labels: Tensor, into matrix: inout ConfusionMatrix
 ) throws -> Tensor {
   let predictions = try Torch.withNoGrad { try model(images).out.argmax(dim: 1) }
   try matrix.update(predictions: predictions, labels: labels)

@@ -137,7 +137,7 @@ struct ModelArguments: ParsableArguments {
 }
 
 struct LoadedModel {
-  let network: SegmentationModel
+  let network: any SegmentationNetwork
   let name: String
   let classes: Int
   let weights: URL?

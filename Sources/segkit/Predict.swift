@@ -124,7 +124,7 @@ struct Predict: ParsableCommand {
 
   /// The original single-image path: the model as loaded (not optimised), logits and labels at the model's input size.
   private func predictWithLogits(
-    _ network: SegmentationModel, _ image: Image, stem: String, logits path: String, shorterSide: Int?, device: Device,
+    _ network: any SegmentationNetwork, _ image: Image, stem: String, logits path: String, shorterSide: Int?, device: Device,
     outputs: Outputs, folder: URL
   ) throws {
     let output = try Predictor(model: network, device: device, optimize: false).logits(image, shorterSide: shorterSide)
@@ -177,7 +177,7 @@ struct Predict: ParsableCommand {
 /// Runs the model on one image at a time.
 private struct Segmenter {
   let evaluator: Evaluator
-  let model: SegmentationModel
+  let model: any SegmentationNetwork
   let shorterSide: Int?
 
   /// The image and its labels (at the size the model saw it, with --resize).
