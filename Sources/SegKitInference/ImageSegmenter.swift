@@ -73,7 +73,7 @@ public struct InferenceSettings: Sendable, Equatable {
 /// and the inference settings. `segkit predict`, `segkit eval`, the trainer's
 /// validation and sequence segmenters all run images through one of these.
 public final class ImageSegmenter {
-  public let model: SegmentationModel
+  public let model: any SegmentationNetwork
   public let settings: InferenceSettings
   public let device: Device
   public let normalization: InputNormalization
@@ -81,7 +81,7 @@ public final class ImageSegmenter {
   /// Puts `model` on `device` in evaluation mode and, with `optimize`, in its fast
   /// inference form (batch norm folded, channels-last; see `optimizeForInference`).
   public init(
-    model: SegmentationModel, settings: InferenceSettings = .single, device: Device = .cpu,
+    model: any SegmentationNetwork, settings: InferenceSettings = .single, device: Device = .cpu,
     normalization: InputNormalization = .imagenet, optimize: Bool = true
   ) throws {
     try model.to(device: device)
@@ -95,7 +95,7 @@ public final class ImageSegmenter {
 
   /// Uses `model` as it is, on the device it is already on: a model being trained
   /// gets its own module modes back after each call.
-  public init(borrowing model: SegmentationModel, settings: InferenceSettings = .single, device: Device,
+  public init(borrowing model: any SegmentationNetwork, settings: InferenceSettings = .single, device: Device,
               normalization: InputNormalization = .imagenet) {
     self.model = model
     self.settings = settings

@@ -2,7 +2,7 @@ import Foundation
 
 /// A model built and loaded for inference, with what it is.
 public struct LoadedModel {
-  public let network: SegmentationModel
+  public let network: any SegmentationNetwork
   public let manifest: ModelManifest
   /// The weight file loaded, if any.
   public let weights: URL?
@@ -59,7 +59,7 @@ public enum ModelLoader {
   /// The manifest's model, with `weights` loaded when given. The auxiliary head is
   /// built when a whole-model checkpoint has one, so that any such checkpoint loads
   /// whatever the defaults.
-  public static func build(_ manifest: ModelManifest, weights: StateDict? = nil, from url: URL? = nil) throws -> SegmentationModel {
+  public static func build(_ manifest: ModelManifest, weights: StateDict? = nil, from url: URL? = nil) throws -> any SegmentationNetwork {
     guard manifest.classes >= 1 else {
       throw InferenceError("the number of classes must be at least 1, got \(manifest.classes)")
     }

@@ -1,127 +1,108 @@
 import SegKitNN
 
-/// A feature extractor: the image in, features at strides 4, 8, 16 and 32 out.
-/// With dilation replacing stride, the deeper features keep a finer stride
-/// (output stride 16 or 8) but are still listed as the 4th, 8th, ... entries.
-public protocol Encoder: Module {
-  /// Channel counts of the four feature maps.
-  var featureChannels: [Int] { get }
-  /// The encoder's output stride: 32, 16 or 8.
-  var outputStride: Int { get }
-  func features(_ x: Tensor) throws -> [Tensor]
-  /// The name of the first convolution's weight, widened when the encoder takes
-  /// more input channels than the pretrained RGB checkpoint has.
-  var inputConvolutionKey: String { get }
-  /// Maps a key of the ImageNet classification checkpoint (torchvision's names)
-  /// to this encoder's key, or nil for parts the encoder does not keep (the classifier).
-  func encoderKey(forClassificationKey key: String) -> String?
-}
-
-extension Encoder {
-  /// Loads an ImageNet classification checkpoint (e.g. torchvision's resnet50
-  /// or vgg16 weights), ignoring its classifier. When this encoder takes more
-  /// than 3 input channels, the first convolution keeps the pretrained RGB
-  /// filters and its extra channels start as their mean (the "surgery" that lets
-  /// an RGB network also read e.g. a previous mask).
-  @discardableResult
-  public func loadClassificationCheckpoint(_ checkpoint: StateDict) throws -> LoadReport {
-    var entries: [(String, Tensor)] = []
-    for (key, tensor) in checkpoint {
-      guard let name = encoderKey(forClassificationKey: key) else { continue }
-      entries.append((name, name == inputConvolutionKey ? try widenedInputFilters(tensor) : tensor))
-    }
-    return try loadStateDict(entries)
-  }
-
-  private func widenedInputFilters(_ pretrained: Tensor) throws -> Tensor {
-    guard let target = try stateDict().first(where: { $0.0 == inputConvolutionKey })?.1 else {
-      throw TorchError("\(type(of: self)): no parameter named \(inputConvolutionKey)")
-    }
-    let have = pretrained.shape, want = target.shape
-    guard have.count == 4, want.count == 4, have[1] < want[1], have[0] == want[0], have[2...] == want[2...] else {
-      return pretrained  // same shape, or a mismatch loadStateDict reports
-    }
-    let extra = try pretrained.mean(dim: 1, keepDim: true).expand([want[0], want[1] - have[1], want[2], want[3]])
-    return try Tensor.cat([pretrained, extra], dim: 1)
-  }
-}
-
-/// Turns encoder features into class logits (at any stride; the model upsamples).
+/// Turns encoder features into a decoded feature map of `outputChannels` channels
+/// (at any stride; the model upsamples), which a `ClassHead` turns into logits.
+///
+/// The class head is a part of its own, but its parameters keep the key they have
+/// always had inside the decoder (U-Net's `classifier.logits.*`, LinkNet's
+/// `classifier.final_deconv3.*`), so published checkpoints load unmodified: the
+/// model registers the head in the decoder under `classHeadKey`.
+///
+/// Some decoders end in class scores themselves, holding their `ClassHead`s where
+/// their layout puts them; the model adds none (`classHeadKey` nil, `outputChannels`
+/// = the classes): FCN, which fuses in class space, so its heads are the per-level
+/// scores (`score_fr`, `score_pool4`, `score_pool3`); and torchvision's heads, which
+/// keep their nn.Sequential layout: FCNHead decodes in `0`–`3` (3×3 conv, BN, ReLU,
+/// dropout) and its class head is `4`, DeepLabHead likewise (`0`–`3`: ASPP, 3×3 conv,
+/// BN, ReLU; head `4`), LRASPPHead has two heads (`low_classifier`,
+/// `high_classifier`) whose sum is the logits.
 public protocol Decoder: Module {
+  /// Channels of the map `forward(features:inputSize:)` returns.
+  var outputChannels: Int { get }
   func forward(features: [Tensor], inputSize: Size2) throws -> Tensor
   /// The model pads its input (bottom and right) to a multiple of this and crops
   /// the logits back: decoders that double the resolution stage by stage up to the
   /// input need every feature to be exactly half the next. 1: any size.
   var requiredDivisor: Int { get }
+  /// The child name under which the model registers the class head; nil for a
+  /// decoder that ends in class scores itself.
+  var classHeadKey: String? { get }
 }
 
 extension Decoder {
   public var requiredDivisor: Int { 1 }
 }
 
+/// The last layer of a segmentation network: decoded features to class logits.
+/// Usually a 1×1 convolution; LinkNet's is a 2×2 transposed convolution that also
+/// doubles the resolution. Not a module of its own: its layer is registered by the
+/// module that contains it, under that module's key for it (see `Decoder`).
+public struct ClassHead {
+  public let layer: any Layer
+  public let inChannels: Int
+  public let classes: Int
+
+  /// A 1×1 convolution (with bias) from `inChannels` to `classes`.
+  public init(inChannels: Int, classes: Int) throws {
+    self.init(layer: try Conv2d(inChannels, classes, kernelSize: 1), inChannels: inChannels, classes: classes)
+  }
+
+  /// A 2×2 transposed convolution with stride 2 (with bias): classes at twice the resolution.
+  public static func upsampling(inChannels: Int, classes: Int) throws -> ClassHead {
+    ClassHead(
+      layer: try ConvTranspose2d(inChannels, classes, kernelSize: 2, stride: 2), inChannels: inChannels,
+      classes: classes)
+  }
+
+  init(layer: any Layer, inChannels: Int, classes: Int) {
+    self.layer = layer
+    self.inChannels = inChannels
+    self.classes = classes
+  }
+
+  public func callAsFunction(_ x: Tensor) throws -> Tensor { try layer.forward(x) }
+}
+
 /// The logits of a segmentation model at the input's resolution: `out` from the
-/// main head and, for models trained with one, `aux` from the auxiliary head.
+/// main head, and named extras: `aux` from an auxiliary head for models trained
+/// with one, and whatever else a network adds (e.g. side outputs).
 public struct SegmentationOutput {
   public let out: Tensor
-  public let aux: Tensor?
+  public let extras: [String: Tensor]
+
+  /// The auxiliary head's logits, if the model has one.
+  public var aux: Tensor? { extras["aux"] }
+
+  public init(out: Tensor, extras: [String: Tensor] = [:]) {
+    self.out = out
+    self.extras = extras
+  }
 
   public init(out: Tensor, aux: Tensor?) {
-    self.out = out
-    self.aux = aux
+    self.init(out: out, extras: aux.map { ["aux": $0] } ?? [:])
   }
 }
 
-/// Encoder, decoder, head: any encoder with any decoder. Parameters are named as
-/// torchvision names them (`backbone.*`, `classifier.*`, `aux_classifier.*`).
-public final class SegmentationModel: Module {
-  public let backbone: any Encoder
-  public let classifier: any Decoder
-  public let auxClassifier: (any Layer)?
-  /// Which encoder feature the auxiliary head reads (torchvision: layer3, index 2).
-  public let auxFeatureIndex: Int
+/// What training, evaluation and prediction need of a segmentation network.
+public protocol SegmentationNetwork: Module {
+  /// Number of output classes (channels of `out`).
+  var classes: Int { get }
+  /// The outputs `forward` gives: "out" first, then the names of its extras.
+  var outputNames: [String] { get }
+  /// How inputs must be normalised (default: ImageNet's statistics).
+  var inputNormalization: InputNormalization { get }
+  /// The encoder, e.g. to load an ImageNet classification checkpoint into it.
+  var encoder: any Encoder { get }
+  /// Where the encoder's keys sit in this network's state dict ("backbone.").
+  var encoderKeyPrefix: String { get }
+  func forward(_ x: Tensor) throws -> SegmentationOutput
+  func callAsFunction(_ x: Tensor) throws -> SegmentationOutput
+  /// Evaluation mode and inference-only speed-ups (see `SegmentationModel`).
+  func optimizeForInference(channelsLast: Bool) throws
+}
 
-  public init(backbone: any Encoder, classifier: any Decoder, auxClassifier: (any Layer)? = nil, auxFeatureIndex: Int = 2) {
-    self.backbone = backbone
-    self.classifier = classifier
-    self.auxClassifier = auxClassifier
-    self.auxFeatureIndex = auxFeatureIndex
-    super.init()
-    registerModule("backbone", backbone)
-    registerModule("classifier", classifier)
-    if let auxClassifier { registerModule("aux_classifier", auxClassifier) }
-  }
-
-  /// The memory format inputs are converted to (see `optimizeForInference`).
-  public private(set) var inputMemoryFormat: Tensor.MemoryFormat = .contiguous
-
-  /// Prepares the model for fast inference: evaluation mode, batch norm folded
-  /// into the convolutions, and (by default) channels-last weights and inputs,
-  /// which oneDNN's CPU convolutions run faster. Parameters keep their values
-  /// and names; `train()` undoes the folding.
-  public func optimizeForInference(channelsLast: Bool = true) throws {
-    eval()
-    if channelsLast { try to(memoryFormat: .channelsLast) }
-    inputMemoryFormat = channelsLast ? .channelsLast : .contiguous
-    try foldBatchNorm()
-  }
-
-  public func forward(_ x: Tensor) throws -> SegmentationOutput {
-    let x = inputMemoryFormat == .contiguous ? x : try x.contiguous(inputMemoryFormat)
-    let shape = x.shape
-    guard shape.count == 4 else { throw TorchError("expected an (N, C, H, W) image batch, got shape \(shape)") }
-    let size = Size2(shape[2], shape[3])
-    let divisor = classifier.requiredDivisor
-    let padded = Size2((size.height + divisor - 1) / divisor * divisor, (size.width + divisor - 1) / divisor * divisor)
-    // Replicating the border rather than zeros adds no artificial edge to the image.
-    let input = padded == size
-      ? x : try x.pad([0, padded.width - size.width, 0, padded.height - size.height], mode: .replicate)
-    let features = try backbone.features(input)
-    let out = try classifier.forward(features: features, inputSize: padded).resized(to: padded).cropped(to: size)
-    let aux = try auxClassifier.map {
-      try $0.forward(features[auxFeatureIndex]).resized(to: padded).cropped(to: size)
-    }
-    return SegmentationOutput(out: out, aux: aux)
-  }
-
+extension SegmentationNetwork {
+  public var inputNormalization: InputNormalization { .imagenet }
   public func callAsFunction(_ x: Tensor) throws -> SegmentationOutput { try forward(x) }
+  public func optimizeForInference() throws { try optimizeForInference(channelsLast: true) }
 }

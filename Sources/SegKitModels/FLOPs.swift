@@ -12,7 +12,7 @@ public enum FLOPCounter {
   /// with the image area, and a layer whose output did not change (image-level
   /// pooling branches) is independent of it. Any other layer falls back to a
   /// forward at the full size, so the count is always exact.
-  public static func count(_ model: SegmentationModel, size: Int = 512, inputChannels: Int = 3) throws -> Int {
+  public static func count(_ model: any SegmentationNetwork, size: Int = 512, inputChannels: Int = 3) throws -> Int {
     model.eval()
     func trace(_ side: Int) throws -> [ForwardTrace.Call] {
       let x = try Tensor.zeros([1, inputChannels, side, side])

@@ -43,11 +43,11 @@ public enum ModelZoo {
   public static func make(
     _ name: String, classes: Int = 21, outputStride: Int? = nil, inputChannels: Int = 3, auxiliaryHead: Bool? = nil,
     atrousRates: [Int]? = nil, separable: Bool = false, weights: URL? = nil
-  ) throws -> SegmentationModel {
-    let model: SegmentationModel
+  ) throws -> any SegmentationNetwork {
+    let model: any SegmentationNetwork
     if mobileNetV3Names.contains(name) {
       guard inputChannels == 3, outputStride ?? 16 == 16, atrousRates == nil else {
-        throw TorchError("\(name) is built as torchvision builds it: 3 input channels, output stride 16, default rates")
+        throw ModelError("\(name) is built as torchvision builds it: 3 input channels, output stride 16, default rates")
       }
       model = try makeMobileNetV3(name, classes: classes, auxiliaryHead: auxiliaryHead ?? true)
     } else if torchvisionResNetNames.contains(name) {
@@ -76,6 +76,8 @@ public enum ModelZoo {
     let channels = encoder.featureChannels, strides = encoder.featureStrides
     let rates = atrousRates ?? ASPP.rates(outputStride: encoder.outputStride)
     let classifier: any Decoder
+    // FCN and DeepLabHead end in class scores themselves (see `Decoder`); the others get a class head.
+    var classHead: ClassHead?
     switch decoder {
     case .fcn32s, .fcn16s, .fcn8s:
       classifier = try FCNDecoder(
@@ -83,13 +85,18 @@ public enum ModelZoo {
         classes: classes)
     case .deeplabv3: classifier = try DeepLabHead(inChannels: channels[3], classes: classes, rates: rates)
     case .deeplabv3plus:
-      classifier = try DeepLabV3PlusDecoder(featureChannels: channels, classes: classes, rates: rates, separable: separable)
-    case .segnet: classifier = try SegNetDecoder(featureChannels: channels, classes: classes)
-    case .unet: classifier = try UNetDecoder(featureChannels: channels, classes: classes)
-    case .linknet: classifier = try LinkNetDecoder(featureChannels: channels, featureStrides: strides, classes: classes)
+      classifier = try DeepLabV3PlusDecoder(featureChannels: channels, rates: rates, separable: separable)
+    case .segnet: classifier = try SegNetDecoder(featureChannels: channels)
+    case .unet: classifier = try UNetDecoder(featureChannels: channels)
+    case .linknet:
+      classifier = try LinkNetDecoder(featureChannels: channels, featureStrides: strides)
+      classHead = try ClassHead.upsampling(inChannels: classifier.outputChannels, classes: classes)
+    }
+    if classifier.classHeadKey != nil && classHead == nil {
+      classHead = try ClassHead(inChannels: classifier.outputChannels, classes: classes)
     }
     let aux = auxiliaryHead ? try FCNHead(inChannels: channels[2], classes: classes) : nil
-    return SegmentationModel(backbone: encoder, classifier: classifier, auxClassifier: aux)
+    return SegmentationModel(backbone: encoder, classifier: classifier, classHead: classHead, auxClassifier: aux)
   }
 
   /// torchvision's fcn_resnet50/101 and deeplabv3_resnet50/101: FCNHead or
@@ -109,23 +116,23 @@ public enum ModelZoo {
   }
 
   /// Loads a checkpoint (safetensors, or a PyTorch .pth/.pt) into `model`, telling
-  /// the two kinds apart by their keys: a whole model's state dict (keys
-  /// `backbone.*`, e.g. torchvision's segmentation checkpoints) loads strictly into
-  /// the model, except an auxiliary head the model was built without; anything
+  /// the two kinds apart by their keys: a whole model's state dict (keys under
+  /// `encoderKeyPrefix`, `backbone.*`, e.g. torchvision's segmentation checkpoints)
+  /// loads strictly into the model, except an auxiliary head the model was built without; anything
   /// else is taken as the encoder's ImageNet classification checkpoint (e.g.
   /// torchvision's resnet50), whose classifier is dropped.
   @discardableResult
-  public static func loadWeights(_ url: URL, into model: SegmentationModel) throws -> LoadReport {
+  public static func loadWeights(_ url: URL, into model: any SegmentationNetwork) throws -> LoadReport {
     try loadWeights(StateDict.load(contentsOf: url), into: model)
   }
 
   /// Loads a checkpoint already read from disk; see `loadWeights(_:into:)` for the URL form.
   @discardableResult
-  public static func loadWeights(_ checkpoint: StateDict, into model: SegmentationModel) throws -> LoadReport {
-    guard checkpoint.names.contains(where: { $0.hasPrefix("backbone.") }) else {
-      return try model.backbone.loadClassificationCheckpoint(checkpoint)
+  public static func loadWeights(_ checkpoint: StateDict, into model: any SegmentationNetwork) throws -> LoadReport {
+    guard checkpoint.names.contains(where: { $0.hasPrefix(model.encoderKeyPrefix) }) else {
+      return try model.encoder.loadClassificationCheckpoint(checkpoint)
     }
-    let hasAux = model.auxClassifier != nil
+    let hasAux = model.outputNames.contains("aux")
     return try model.loadStateDict(checkpoint, rename: { hasAux || !$0.hasPrefix("aux_classifier.") ? $0 : nil })
   }
 
@@ -134,10 +141,10 @@ public enum ModelZoo {
     Spelling.closest(to: name, among: names, limit: limit, substrings: true)
   }
 
-  static func unknownModel(_ name: String) -> TorchError {
+  static func unknownModel(_ name: String) -> ModelError {
     let matches = closeMatches(to: name)
     let suggestion = matches.isEmpty ? "" : " Did you mean \(matches.joined(separator: ", "))?"
-    return TorchError("""
+    return ModelError("""
       unknown model '\(name)'.\(suggestion) Models are DECODER_ENCODER with decoders \
       \(decoders.joined(separator: ", ")) and encoders \(EncoderRegistry.names.joined(separator: ", ")), \
       or torchvision's \(torchvisionNames.joined(separator: ", ")) (`segkit models` lists them all).

@@ -21,7 +21,7 @@ extension ModelZoo {
       return SegmentationModel(
         backbone: backbone, classifier: try LRASPPHead(lowChannels: low, highChannels: high, classes: classes))
     default:
-      throw TorchError("unknown MobileNetV3 model '\(name)'; available: \(mobileNetV3Names.joined(separator: ", "))")
+      throw ModelError("unknown MobileNetV3 model '\(name)'; available: \(mobileNetV3Names.joined(separator: ", "))")
     }
   }
 }

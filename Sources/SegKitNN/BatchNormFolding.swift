@@ -23,7 +23,7 @@ extension Module {
   /// pairs were folded.
   @discardableResult
   public func foldBatchNorm() throws -> Int {
-    guard !isTraining else { throw TorchError("foldBatchNorm: call eval() first (folding uses the running statistics)") }
+    guard !isTraining else { throw NNError("foldBatchNorm: call eval() first (folding uses the running statistics)") }
     var count = 0
     try Torch.withNoGrad {
       for module in modules() {

@@ -25,7 +25,7 @@ public enum Init {
   public static func fans(_ tensor: Tensor) throws -> (fanIn: Int, fanOut: Int) {
     let shape = tensor.shape
     guard shape.count >= 2 else {
-      throw TorchError("Fan in and fan out can not be computed for tensor with fewer than 2 dimensions")
+      throw NNError("Fan in and fan out can not be computed for tensor with fewer than 2 dimensions")
     }
     let receptiveField = shape.dropFirst(2).reduce(1, *)
     return (shape[1] * receptiveField, shape[0] * receptiveField)
@@ -100,7 +100,7 @@ public enum Init {
   public static func bilinearUpsampling_(_ weight: Tensor) throws {
     let shape = weight.shape
     guard shape.count == 4, shape[2] == shape[3] else {
-      throw TorchError("bilinear upsampling needs a square (in, out, k, k) weight, got shape \(shape)")
+      throw NNError("bilinear upsampling needs a square (in, out, k, k) weight, got shape \(shape)")
     }
     let kernel = try bilinearUpsamplingKernel(size: shape[2], dtype: weight.dtype)
     try Torch.withNoGrad {

@@ -174,7 +174,7 @@ open class Module {
   @discardableResult
   public func to(device: Device? = nil, dtype: DType? = nil, memoryFormat: Tensor.MemoryFormat? = nil) throws -> Self {
     if let dtype, !dtype.isFloatingPoint {
-      throw TorchError("Module.to only accepts floating-point dtypes, got \(dtype)")
+      throw NNError("Module.to only accepts floating-point dtypes, got \(dtype)")
     }
     // Tensors shared between modules (tied weights) stay shared: each is converted once.
     // The originals are kept too, so that no identifier is reused while converting.

@@ -208,13 +208,14 @@ final class EvaluatorTests: XCTestCase {
     }
 
     // A model mid-training is evaluated in evaluation mode and gets its own modes back, module by module.
+    let classifier = try XCTUnwrap(model.child("classifier"))
     model.train()
-    model.classifier.eval()
+    classifier.eval()
     let scores = try ImageSegmenter(borrowing: model, settings: try InferenceSettings(crop: Size2(48, 64)), device: .cpu)
       .scores(image)
     XCTAssertLessThan(try (scores - references["sliding"]!).abs().max().item(), 2e-4)
-    XCTAssertTrue(model.isTraining && model.backbone.isTraining)
-    XCTAssertFalse(model.classifier.isTraining)
+    XCTAssertTrue(model.isTraining && model.encoder.isTraining)
+    XCTAssertFalse(classifier.isTraining)
   }
 
   /// The windows cover the side, overlap by the requested fraction and end flush with the border.

@@ -27,7 +27,7 @@ final class InferenceTests: XCTestCase {
     XCTAssertEqual(try ModelLoader.load(name: "fcn32s_resnet18", weights: nil).manifest.classes, 21)
     // An encoder checkpoint says nothing about classes.
     let encoder = root.appendingPathComponent("encoder.safetensors")
-    try StateDict(try ModelZoo.make("fcn32s_resnet18", classes: 3).backbone.stateDict()).save(to: encoder)
+    try StateDict(try ModelZoo.make("fcn32s_resnet18", classes: 3).encoder.stateDict()).save(to: encoder)
     XCTAssertEqual(try ModelLoader.load(name: "fcn32s_resnet18", weights: encoder, fallbackClasses: 4).manifest.classes, 4)
 
     // A run: its manifest, its latest checkpoint (optimizer entries left out).

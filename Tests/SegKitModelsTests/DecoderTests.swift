@@ -45,7 +45,7 @@ final class DecoderTests: XCTestCase {
         let name = "\(decoder)_\(encoder)"
         let model = try ModelZoo.make(name, classes: 2, outputStride: outputStride)
         try model(x).out.square().mean().backward()
-        let first = try XCTUnwrap(model.backbone.stateDict().first?.0)
+        let first = try XCTUnwrap(model.encoder.stateDict().first?.0)
         let grad = try XCTUnwrap(model.namedParameters().first { $0.0 == "backbone.\(first)" }?.1.grad, name)
         XCTAssertGreaterThan(try grad.abs().sum().item(), 0, name)
       }
@@ -89,7 +89,7 @@ final class DecoderTests: XCTestCase {
 
   /// ASPP's rates follow the output stride unless given.
   func testDeepLabRatesFollowOutputStride() throws {
-    func rates(_ model: SegmentationModel, _ prefix: String) -> [Int] {
+    func rates(_ model: any SegmentationNetwork, _ prefix: String) -> [Int] {
       let all = modules(model)
       return (1...3).compactMap { (all["\(prefix).convs.\($0).0"] as? Conv2d)?.dilation.height }
     }

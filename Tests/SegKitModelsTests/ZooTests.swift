@@ -43,14 +43,14 @@ final class ZooTests: XCTestCase {
 
   func testTorchvisionConfiguration() throws {
     let fcn = try ModelZoo.make("fcn_resnet50")
-    XCTAssertEqual(fcn.backbone.outputStride, 8)
-    XCTAssertNotNil(fcn.auxClassifier)
-    XCTAssertNil(try ModelZoo.make("fcn_resnet50", auxiliaryHead: false).auxClassifier)
+    XCTAssertEqual(fcn.encoder.outputStride, 8)
+    XCTAssertEqual(fcn.outputNames, ["out", "aux"])
+    XCTAssertEqual(try ModelZoo.make("fcn_resnet50", auxiliaryHead: false).outputNames, ["out"])
     let unet = try ModelZoo.make("unet_resnet18", inputChannels: 4)
-    XCTAssertEqual(unet.backbone.outputStride, 32)
-    XCTAssertNil(unet.auxClassifier)
+    XCTAssertEqual(unet.encoder.outputStride, 32)
+    XCTAssertEqual(unet.outputNames, ["out"])
     XCTAssertEqual(try unet.stateDict().first { $0.0 == "backbone.conv1.weight" }?.1.shape, [64, 4, 7, 7])
-    XCTAssertEqual(try ModelZoo.make("deeplabv3plus_resnet18").backbone.outputStride, 16)
+    XCTAssertEqual(try ModelZoo.make("deeplabv3plus_resnet18").encoder.outputStride, 16)
   }
 
   /// torchvision's fcn_resnet50 (random weights, 21 classes, auxiliary head) saved by

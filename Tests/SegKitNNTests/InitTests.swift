@@ -1,10 +1,12 @@
 import SegKitNN
+import SegKitTestSupport
 import XCTest
 
 /// Initialisers against torch.nn.init: after the same seed the values must be
 /// identical, since both draw through the same libtorch generator calls.
 final class InitTests: XCTestCase {
   private static let script = """
+    torch.set_num_threads(2)
     import torchvision
     from torch.nn import init
 
@@ -16,7 +18,7 @@ final class InitTests: XCTestCase {
 
     def seeded_module(name, seed, make):
         torch.manual_seed(seed)
-        out.put_state(name, make())
+        save_state(name, make())
 
     seeded_module('conv', 1, lambda: nn.Conv2d(3, 5, 3))
     seeded_module('deconv', 2, lambda: nn.ConvTranspose2d(4, 6, 2, groups=2))
@@ -28,7 +30,7 @@ final class InitTests: XCTestCase {
         torch.manual_seed(seed)
         t = torch.empty(shape)
         fill(t)
-        out.put(name, t)
+        save(name, t)
 
     seeded_init('kaiming_uniform_default', 12, (6, 4, 3, 3), init.kaiming_uniform_)
     seeded_init('kaiming_uniform_fan_out_relu', 4, (5, 3, 2, 2),
@@ -49,29 +51,29 @@ final class InitTests: XCTestCase {
         og = np.ogrid[:size, :size]
         return (1 - abs(og[0] - center) / factor) * (1 - abs(og[1] - center) / factor)
     for size in (1, 3, 4, 5, 16):
-        out.put('bilinear/%d' % size, torch.from_numpy(upsample_filt(size)).float())
+        save('bilinear/%d' % size, torch.from_numpy(upsample_filt(size)).float())
     for i, o in ((3, 3), (2, 3)):
         weight = np.zeros((i, o, 4, 4))
         weight[range(min(i, o)), range(min(i, o)), :, :] = upsample_filt(4)
-        out.put('bilinear/weight_%d_%d' % (i, o), torch.from_numpy(weight).float())
+        save('bilinear/weight_%d_%d' % (i, o), torch.from_numpy(weight).float())
 
     gains = {name: init.calculate_gain(name) for name in ('linear', 'conv2d', 'sigmoid', 'tanh', 'relu', 'leaky_relu', 'selu')}
     gains['leaky_relu_0.2'] = init.calculate_gain('leaky_relu', 0.2)
     fans = [list(init._calculate_fan_in_and_fan_out(torch.empty(s))) for s in ((4, 6), (5, 3, 2, 2), (2, 3, 1, 4, 5))]
-    out.close({'gains': gains, 'fans': fans})
+    save_meta({'gains': gains, 'fans': fans})
     """
 
-  nonisolated(unsafe) private static var cached: Result<NNTensorExchange, Error>?
+  nonisolated(unsafe) private static var cached: Result<OracleTensors, Error>?
 
-  private func oracle() throws -> NNTensorExchange {
-    if Self.cached == nil { Self.cached = Result { try NNTensorExchange.runOracle(Self.script) } }
+  private func oracle() throws -> OracleTensors {
+    if Self.cached == nil { Self.cached = Result { try OracleTensors.run(Self.script) } }
     return try Self.cached!.get()
   }
 
   private func assertIdentical(_ module: Module, _ name: String, line: UInt = #line) throws {
     let oracle = try oracle()
     let state = try module.stateDict()
-    XCTAssertEqual(state.map(\.0).sorted(), oracle.entries(under: name).map(\.0), line: line)
+    XCTAssertEqual(state.map(\.0).sorted(), try oracle.entries(under: name).map(\.0), line: line)
     for (key, value) in state {
       try assertMatchesOracle(value, oracle["\(name)/\(key)"], rtol: 0, atol: 0, "\(name).\(key)", line: line)
     }

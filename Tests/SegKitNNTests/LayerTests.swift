@@ -1,10 +1,12 @@
 import SegKitNN
+import SegKitTestSupport
 import XCTest
 
 /// Every layer against torch.nn on the same inputs and weights: outputs, input
 /// gradients and parameter gradients. The oracle runs once for the whole class.
 final class LayerTests: XCTestCase {
   private static let script = """
+    torch.set_num_threads(2)
     import torchvision
     torch.manual_seed(0)
 
@@ -28,16 +30,16 @@ final class LayerTests: XCTestCase {
 
     def case(name, module, x, training=True, forward=None):
         module.train(training)
-        out.put_state(name + '/state', module)
+        save_state(name + '/state', module)
         x = x.clone().requires_grad_(True)
         y = forward(x) if forward else module(x)
         g = torch.randn_like(y)
         y.backward(g)
         for k, v in [('x', x), ('y', y), ('g', g), ('dx', x.grad)]:
-            out.put(name + '/' + k, v)
+            save(name + '/' + k, v)
         for k, p in module.named_parameters():
-            out.put(name + '/grad/' + k, p.grad)
-        out.put_state(name + '/after', module)
+            save(name + '/grad/' + k, p.grad)
+        save_state(name + '/after', module)
 
     r = torch.randn
     case('conv', nn.Conv2d(3, 4, 3, stride=2, padding=1), r(2, 3, 7, 7))
@@ -77,36 +79,35 @@ final class LayerTests: XCTestCase {
 
     # Running statistics over several training steps, then evaluation.
     ema, cumulative = randomize_norm(nn.BatchNorm2d(3, momentum=0.3)), nn.BatchNorm2d(3, momentum=None)
-    out.put_state('steps/ema/state', ema)
-    out.put_state('steps/cumulative/state', cumulative)
+    save_state('steps/ema/state', ema)
+    save_state('steps/cumulative/state', cumulative)
     for step in range(3):
         x = r(4, 3, 2, 2) * (step + 1) + step
-        out.put('steps/%d/x' % step, x)
-        out.put('steps/%d/ema' % step, ema(x))
-        out.put('steps/%d/cumulative' % step, cumulative(x))
-        out.put_state('steps/%d/ema_state' % step, ema)
-        out.put_state('steps/%d/cumulative_state' % step, cumulative)
+        save('steps/%d/x' % step, x)
+        save('steps/%d/ema' % step, ema(x))
+        save('steps/%d/cumulative' % step, cumulative(x))
+        save_state('steps/%d/ema_state' % step, ema)
+        save_state('steps/%d/cumulative_state' % step, cumulative)
     x = r(2, 3, 2, 2)
-    out.put('steps/eval/x', x)
-    out.put('steps/eval/ema', ema.eval()(x))
-    out.put('steps/eval/cumulative', cumulative.eval()(x))
+    save('steps/eval/x', x)
+    save('steps/eval/ema', ema.eval()(x))
+    save('steps/eval/cumulative', cumulative.eval()(x))
 
     # Dropout masks come from the same generator calls as torch's.
     x = r(2, 3, 4, 4)
-    out.put('dropout/x', x)
+    save('dropout/x', x)
     torch.manual_seed(123)
-    out.put('dropout/y', nn.Dropout(0.3)(x))
+    save('dropout/y', nn.Dropout(0.3)(x))
     x = r(2, 6, 3, 3)
-    out.put('dropout2d/x', x)
+    save('dropout2d/x', x)
     torch.manual_seed(321)
-    out.put('dropout2d/y', nn.Dropout2d(0.4)(x))
-    out.close()
+    save('dropout2d/y', nn.Dropout2d(0.4)(x))
     """
 
-  nonisolated(unsafe) private static var cached: Result<NNTensorExchange, Error>?
+  nonisolated(unsafe) private static var cached: Result<OracleTensors, Error>?
 
-  private func oracle() throws -> NNTensorExchange {
-    if Self.cached == nil { Self.cached = Result { try NNTensorExchange.runOracle(Self.script) } }
+  private func oracle() throws -> OracleTensors {
+    if Self.cached == nil { Self.cached = Result { try OracleTensors.run(Self.script) } }
     return try Self.cached!.get()
   }
 
@@ -125,7 +126,7 @@ final class LayerTests: XCTestCase {
     try y.backward(oracle["\(name)/g"])
     try assertMatchesOracle(x.grad, oracle["\(name)/dx"], "\(name) input gradient", file: file, line: line)
     let parameters = module.namedParameters()
-    XCTAssertEqual(parameters.map(\.0).sorted(), oracle.entries(under: "\(name)/grad").map(\.0), file: file, line: line)
+    XCTAssertEqual(parameters.map(\.0).sorted(), try oracle.entries(under: "\(name)/grad").map(\.0), file: file, line: line)
     for (key, parameter) in parameters {
       try assertMatchesOracle(parameter.grad, oracle["\(name)/grad/\(key)"], "\(name) \(key) gradient", file: file, line: line)
     }

@@ -1,4 +1,5 @@
 import SegKitNN
+import SegKitTestSupport
 import XCTest
 
 /// torchvision's ResNet BasicBlock, registered in torchvision's order.
@@ -45,6 +46,7 @@ private func makeStack() throws -> Sequential {
 /// torchvision's modules where torch defines the answer.
 final class ModuleTests: XCTestCase {
   private static let script = """
+    torch.set_num_threads(2)
     import torchvision
     from torchvision.models.resnet import BasicBlock
     torch.manual_seed(0)
@@ -68,19 +70,19 @@ final class ModuleTests: XCTestCase {
             bn.running_var.uniform_(0.5, 2)
     stack = nn.Sequential(nn.Conv2d(3, 8, 3, bias=False), nn.BatchNorm2d(8), nn.ReLU(),
                           nn.Sequential(torchvision.ops.SqueezeExcitation(8, 2), nn.Conv2d(8, 4, 1)), nn.Dropout2d(0.1))
-    out.put_state('block/state', block)
+    save_state('block/state', block)
     x = torch.randn(2, 4, 6, 6)
-    out.put('block/x', x)
-    out.put('block/y', block.eval()(x))
+    save('block/x', x)
+    save('block/y', block.eval()(x))
     meta = {'block': describe(block), 'stack': describe(stack)}
     meta['double'] = [[k, str(v.dtype).replace('torch.', '')] for k, v in block.double().state_dict().items()]
-    out.close(meta)
+    save_meta(meta)
     """
 
-  nonisolated(unsafe) private static var cached: Result<NNTensorExchange, Error>?
+  nonisolated(unsafe) private static var cached: Result<OracleTensors, Error>?
 
-  private func oracle() throws -> NNTensorExchange {
-    if Self.cached == nil { Self.cached = Result { try NNTensorExchange.runOracle(Self.script) } }
+  private func oracle() throws -> OracleTensors {
+    if Self.cached == nil { Self.cached = Result { try OracleTensors.run(Self.script) } }
     return try Self.cached!.get()
   }
 

@@ -1,11 +1,5 @@
 import SegKitNN
 
-extension Encoder {
-  /// The strides of the four features: 4, 8, 16, 32, capped at the output stride
-  /// (a dilated stage keeps the previous stage's resolution).
-  public var featureStrides: [Int] { [4, 8, 16, 32].map { min($0, outputStride) } }
-}
-
 extension Tensor {
   /// Height and width of an (N, C, H, W) tensor.
   var spatialSize: Size2 {

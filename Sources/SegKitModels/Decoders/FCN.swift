@@ -15,38 +15,45 @@ import SegKitNN
 ///   (grouped, so it grows linearly with the class count; Long et al. kept this
 ///   layer fixed at bilinear).
 /// Each upsampled map is cropped to the skip's (or the input's) size, see `fitted`.
+///
+/// FCN fuses in class space, so it ends in class scores itself: its class heads
+/// are the per-level scores (`score_fr`, `score_pool4`, `score_pool3`), and the
+/// model adds none (`classHeadKey` nil).
 public final class FCNDecoder: Module, Decoder {
   public enum Variant: String, CaseIterable, Sendable { case fcn32s, fcn16s, fcn8s }
 
   public let variant: Variant
-  let scoreFr: Conv2d
+  let scoreFr: ClassHead
   /// score_pool4, score_pool3 (as many as the variant uses), with the upsampling before each.
-  let skips: [(score: Conv2d, upsample: ConvTranspose2d?)]
+  let skips: [(score: ClassHead, upsample: ConvTranspose2d?)]
   let upscore: ConvTranspose2d
+  public let outputChannels: Int
 
   /// - Parameters:
   ///   - featureChannels, featureStrides: the encoder's (see `Encoder.featureStrides`).
   public init(_ variant: Variant, featureChannels: [Int], featureStrides: [Int] = [4, 8, 16, 32], classes: Int) throws {
     self.variant = variant
     let skipLevels = Array([2, 1].prefix(variant == .fcn32s ? 0 : variant == .fcn16s ? 1 : 2))
-    scoreFr = try Conv2d(featureChannels[3], classes, kernelSize: 1)
+    scoreFr = try ClassHead(inChannels: featureChannels[3], classes: classes)
     var coarser = 3
-    var skips: [(Conv2d, ConvTranspose2d?)] = []
+    var skips: [(ClassHead, ConvTranspose2d?)] = []
     for level in skipLevels {
       let score = try Conv2d(featureChannels[level], classes, kernelSize: 1)
       try Init.zeros_(score.weight)
       try Init.zeros_(score.bias!)
       let factor = featureStrides[coarser] / featureStrides[level]
-      skips.append((score, factor > 1 ? try Self.bilinearUpsampler(classes, factor: factor, grouped: false) : nil))
+      let head = ClassHead(layer: score, inChannels: featureChannels[level], classes: classes)
+      skips.append((head, factor > 1 ? try Self.bilinearUpsampler(classes, factor: factor, grouped: false) : nil))
       coarser = level
     }
     self.skips = skips
     upscore = try Self.bilinearUpsampler(classes, factor: featureStrides[coarser], grouped: true)
+    outputChannels = classes
     super.init()
-    registerModule("score_fr", scoreFr)
+    registerModule("score_fr", scoreFr.layer)
     for ((score, upsample), (level, upName)) in zip(skips, [(4, "upscore2"), (3, "upscore_pool4")]) {
       if let upsample { registerModule(upName, upsample) }
-      registerModule("score_pool\(level)", score)
+      registerModule("score_pool\(level)", score.layer)
     }
     registerModule("upscore", upscore)
   }
@@ -67,6 +74,8 @@ public final class FCNDecoder: Module, Decoder {
     }
     return deconv
   }
+
+  public var classHeadKey: String? { nil }
 
   public func forward(features: [Tensor], inputSize: Size2) throws -> Tensor {
     var score = try scoreFr(features[3])

@@ -5,14 +5,17 @@ import SegKitNN
 /// sigmoid (`scale`), upsampled to the low feature's size and classified
 /// (`high_classifier`), plus a 1×1 classifier on the low feature (`low_classifier`).
 ///
-/// Over any encoder: low is the stride-8 feature (index 1), high the last.
+/// Over any encoder: low is the stride-8 feature (index 1), high the last. It ends in
+/// class scores itself: its two classifiers are class heads whose sum is the logits.
 public final class LRASPPHead: Module, Decoder {
   let cbr: Sequential
   let scale: Sequential
-  let lowClassifier: Conv2d
-  let highClassifier: Conv2d
+  let lowClassifier: ClassHead
+  let highClassifier: ClassHead
   /// Which encoder feature is the low input.
   public let lowFeatureIndex: Int
+  public let outputChannels: Int
+  public var classHeadKey: String? { nil }
 
   public init(
     lowChannels: Int, highChannels: Int, classes: Int, interChannels: Int = 128, lowFeatureIndex: Int = 1
@@ -21,14 +24,15 @@ public final class LRASPPHead: Module, Decoder {
       try Conv2d(highChannels, interChannels, kernelSize: 1, bias: false), try BatchNorm2d(interChannels), ReLU())
     scale = Sequential(
       AdaptiveAvgPool2d(1), try Conv2d(highChannels, interChannels, kernelSize: 1, bias: false), Sigmoid())
-    lowClassifier = try Conv2d(lowChannels, classes, kernelSize: 1)
-    highClassifier = try Conv2d(interChannels, classes, kernelSize: 1)
+    lowClassifier = try ClassHead(inChannels: lowChannels, classes: classes)
+    highClassifier = try ClassHead(inChannels: interChannels, classes: classes)
     self.lowFeatureIndex = lowFeatureIndex
+    outputChannels = classes
     super.init()
     registerModule("cbr", cbr)
     registerModule("scale", scale)
-    registerModule("low_classifier", lowClassifier)
-    registerModule("high_classifier", highClassifier)
+    registerModule("low_classifier", lowClassifier.layer)
+    registerModule("high_classifier", highClassifier.layer)
   }
 
   /// Logits at the low feature's resolution.
@@ -36,7 +40,7 @@ public final class LRASPPHead: Module, Decoder {
     let lowShape = low.shape
     let gated = try (cbr.forward(high) * scale.forward(high))
       .interpolate(size: Size2(lowShape[2], lowShape[3]), mode: .bilinear)
-    return try lowClassifier.forward(low) + highClassifier.forward(gated)
+    return try lowClassifier(low) + highClassifier(gated)
   }
 
   public func forward(features: [Tensor], inputSize: Size2) throws -> Tensor {

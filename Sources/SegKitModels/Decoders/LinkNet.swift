@@ -5,7 +5,7 @@ import SegKitNN
 /// encoder's output is "linked" in by addition, keeping the decoder light); then
 /// the paper's final block reaches the input's resolution: a 3×3 transposed conv
 /// ×2 (`final_deconv1`, BN, ReLU), a 3×3 conv (`final_conv2`, BN, ReLU) and a 2×2
-/// transposed conv ×2 to the classes (`final_deconv3`).
+/// transposed conv ×2 to the classes (`final_deconv3`, the model's upsampling class head).
 ///
 /// Inputs are padded to a multiple of 32 (`requiredDivisor`) so every transposed
 /// convolution doubles exactly.
@@ -15,10 +15,10 @@ public final class LinkNetDecoder: Module, Decoder {
   let finalBN1: BatchNorm2d
   let finalConv2: Conv2d
   let finalBN2: BatchNorm2d
-  let finalDeconv3: ConvTranspose2d
+  public let outputChannels: Int
 
   public init(
-    featureChannels: [Int], featureStrides: [Int] = [4, 8, 16, 32], classes: Int, finalChannels: Int = 32
+    featureChannels: [Int], featureStrides: [Int] = [4, 8, 16, 32], finalChannels: Int = 32
   ) throws {
     blocks = try [2, 1, 0].map { level in
       try LinkNetBlock(
@@ -30,17 +30,17 @@ public final class LinkNetDecoder: Module, Decoder {
     finalBN1 = try BatchNorm2d(finalChannels)
     finalConv2 = try Conv2d(finalChannels, finalChannels, kernelSize: 3, padding: 1, bias: false)
     finalBN2 = try BatchNorm2d(finalChannels)
-    finalDeconv3 = try ConvTranspose2d(finalChannels, classes, kernelSize: 2, stride: 2)
+    outputChannels = finalChannels
     super.init()
     registerModule("blocks", ModuleList(blocks))
     registerModule("final_deconv1", finalDeconv1)
     registerModule("final_bn1", finalBN1)
     registerModule("final_conv2", finalConv2)
     registerModule("final_bn2", finalBN2)
-    registerModule("final_deconv3", finalDeconv3)
   }
 
   public var requiredDivisor: Int { 32 }
+  public var classHeadKey: String? { "final_deconv3" }
 
   public func forward(features: [Tensor], inputSize: Size2) throws -> Tensor {
     var x = features[3]
@@ -50,8 +50,8 @@ public final class LinkNetDecoder: Module, Decoder {
     }
     let size = x.spatialSize
     x = try finalBN1(finalDeconv1.forward(x, outputSize: Size2(2 * size.height, 2 * size.width))).relu()
-    x = try finalBN2(finalConv2(x)).relu()
-    return try finalDeconv3(x).fitted(to: inputSize)
+    // At stride 2: the class head's transposed convolution reaches the input's size.
+    return try finalBN2(finalConv2(x)).relu()
   }
 }
 

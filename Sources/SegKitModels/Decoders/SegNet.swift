@@ -10,25 +10,25 @@ import SegKitNN
 /// unpooling would have placed. Where a dilated encoder keeps two features at one
 /// stride, that stage keeps the resolution, mirroring the stage that did.
 ///
-/// Keys: `stages.N.{0,1,3,4}` (N = 0…4), `logits`. Inputs are padded to a multiple
+/// Keys: `stages.N.{0,1,3,4}` (N = 0…4), and the model's 1×1 class head `logits`. Inputs are padded to a multiple
 /// of 32 (`requiredDivisor`) so every stage doubles exactly.
 public final class SegNetDecoder: Module, Decoder {
   let stages: [Sequential]
-  let logits: Conv2d
+  public let outputChannels: Int
 
   /// - Parameter channels: output channels of the five stages.
-  public init(featureChannels: [Int], classes: Int, channels: [Int] = [256, 128, 64, 32, 16]) throws {
-    guard channels.count == 5 else { throw TorchError("SegNetDecoder: expected 5 stage widths, got \(channels)") }
+  public init(featureChannels: [Int], channels: [Int] = [256, 128, 64, 32, 16]) throws {
+    guard channels.count == 5 else { throw ModelError("SegNetDecoder: expected 5 stage widths, got \(channels)") }
     // SegNet passes no encoder features across: every stage has zero skip channels.
     let built = try doubleConvStages(input: featureChannels[3], skips: Array(repeating: 0, count: 5), widths: channels)
     stages = built.stages
-    logits = try Conv2d(built.channels, classes, kernelSize: 1)
+    outputChannels = built.channels
     super.init()
     registerModule("stages", ModuleList(stages))
-    registerModule("logits", logits)
   }
 
   public var requiredDivisor: Int { 32 }
+  public var classHeadKey: String? { "logits" }
 
   public func forward(features: [Tensor], inputSize: Size2) throws -> Tensor {
     let stride4 = features[0].spatialSize
@@ -38,6 +38,6 @@ public final class SegNetDecoder: Module, Decoder {
     for (stage, target) in zip(stages, targets) {
       x = try stage(x.resized(to: target))
     }
-    return try logits(x)
+    return x
   }
 }

@@ -2,16 +2,25 @@ import SegKitNN
 
 /// torchvision's FCNHead: 3×3 conv to in/4 channels, BN, ReLU, Dropout(0.1), 1×1
 /// conv to the classes (keys .0, .1, .4). Used as FCN's classifier on the last
-/// feature and as the auxiliary head on layer3.
+/// feature and as the auxiliary head on layer3. It keeps torchvision's layout, so
+/// it ends in class scores itself: `0`–`3` decode, `4` is its class head.
 public final class FCNHead: Module, Layer, Decoder, ConvBatchNormPairs {
   let body: Sequential
+  /// The 1×1 convolution `4`.
+  public let classHead: ClassHead
+  public let outputChannels: Int
+  public var classHeadKey: String? { nil }
   public var convBatchNormPairs: [(Conv2d, BatchNorm2d)] { body.convBatchNormPairs }
 
   public init(inChannels: Int, classes: Int) throws {
     let inner = inChannels / 4
-    body = Sequential(
+    let decode: [any Layer] = [
       try Conv2d(inChannels, inner, kernelSize: 3, padding: 1, bias: false), try BatchNorm2d(inner), ReLU(),
-      Dropout(p: 0.1), try Conv2d(inner, classes, kernelSize: 1))
+      Dropout(p: 0.1),
+    ]
+    classHead = try ClassHead(inChannels: inner, classes: classes)
+    body = Sequential(decode + [classHead.layer])
+    outputChannels = classes
     super.init()
     for (index, layer) in body.layers.enumerated() { registerModule(String(index), layer) }
   }
@@ -75,15 +84,25 @@ final class ImagePooling: Module, Layer, ConvBatchNormPairs {
   }
 }
 
-/// torchvision's DeepLabHead: ASPP, 3×3 conv, BN, ReLU, 1×1 conv to the classes.
+/// torchvision's DeepLabHead: ASPP, 3×3 conv, BN, ReLU, 1×1 conv to the classes. It
+/// keeps torchvision's layout, so it ends in class scores itself: `0`–`3` decode, `4`
+/// is its class head.
 public final class DeepLabHead: Module, Layer, Decoder, ConvBatchNormPairs {
   let body: Sequential
+  /// The 1×1 convolution `4`.
+  public let classHead: ClassHead
+  public let outputChannels: Int
+  public var classHeadKey: String? { nil }
   public var convBatchNormPairs: [(Conv2d, BatchNorm2d)] { body.convBatchNormPairs }
 
   public init(inChannels: Int, classes: Int, rates: [Int] = [12, 24, 36]) throws {
-    body = Sequential(
+    let decode: [any Layer] = [
       try ASPP(inChannels: inChannels, rates: rates), try Conv2d(256, 256, kernelSize: 3, padding: 1, bias: false),
-      try BatchNorm2d(256), ReLU(), try Conv2d(256, classes, kernelSize: 1))
+      try BatchNorm2d(256), ReLU(),
+    ]
+    classHead = try ClassHead(inChannels: 256, classes: classes)
+    body = Sequential(decode + [classHead.layer])
+    outputChannels = classes
     super.init()
     for (index, layer) in body.layers.enumerated() { registerModule(String(index), layer) }
   }

@@ -4,28 +4,28 @@ import SegKitNN
 /// segmentation_models.pytorch builds it: from the last feature, each stage
 /// upsamples (nearest) to the next finer feature's size, concatenates that feature
 /// and applies two 3×3 conv-BN-ReLU; two more stages without skips reach stride 2
-/// and the input's resolution, and a 1×1 conv gives the logits.
+/// and the input's resolution. The model's 1×1 class head (`logits`) gives the logits.
 ///
 /// Keys: `stages.N.{0,1,3,4}` (N = 0…4), `logits`. Inputs are padded to a multiple
 /// of 32 (`requiredDivisor`) so every stage doubles exactly.
 public final class UNetDecoder: Module, Decoder {
   let stages: [Sequential]
-  let logits: Conv2d
+  public let outputChannels: Int
 
   /// - Parameter channels: output channels of the five stages (strides 16, 8, 4, 2, 1
   ///   for a stride-32 encoder).
-  public init(featureChannels: [Int], classes: Int, channels: [Int] = [256, 128, 64, 32, 16]) throws {
-    guard channels.count == 5 else { throw TorchError("UNetDecoder: expected 5 stage widths, got \(channels)") }
+  public init(featureChannels: [Int], channels: [Int] = [256, 128, 64, 32, 16]) throws {
+    guard channels.count == 5 else { throw ModelError("UNetDecoder: expected 5 stage widths, got \(channels)") }
     let skips = [featureChannels[2], featureChannels[1], featureChannels[0], 0, 0]
     let built = try doubleConvStages(input: featureChannels[3], skips: skips, widths: channels)
     stages = built.stages
-    logits = try Conv2d(built.channels, classes, kernelSize: 1)
+    outputChannels = built.channels
     super.init()
     registerModule("stages", ModuleList(stages))
-    registerModule("logits", logits)
   }
 
   public var requiredDivisor: Int { 32 }
+  public var classHeadKey: String? { "logits" }
 
   public func forward(features: [Tensor], inputSize: Size2) throws -> Tensor {
     var x = features[3]
@@ -40,6 +40,6 @@ public final class UNetDecoder: Module, Decoder {
       }
       x = try stage(x)
     }
-    return try logits(x)
+    return x
   }
 }

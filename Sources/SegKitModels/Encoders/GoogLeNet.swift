@@ -23,6 +23,7 @@ import SegKitNN
 public final class GoogLeNet: Module, Encoder {
   public let featureChannels = [192, 480, 832, 1024]
   public let outputStride: Int
+  public var featureStrides: [Int] { cappedFeatureStrides(outputStride: outputStride) }
   let stem: [any Layer]
   /// The stages after the stem, each a pool and its Inception blocks.
   let stages: [[any Layer]]
@@ -33,7 +34,7 @@ public final class GoogLeNet: Module, Encoder {
     case 32: stridelessPools = 0
     case 16: stridelessPools = 1
     case 8: stridelessPools = 2
-    default: throw TorchError("GoogLeNet: output stride must be 8, 16 or 32, got \(outputStride)")
+    default: throw ModelError("GoogLeNet: output stride must be 8, 16 or 32, got \(outputStride)")
     }
     self.outputStride = outputStride
     let named: [(String, any Layer)] = [
@@ -157,5 +158,14 @@ final class Inception: Module, Layer {
 
   func forward(_ x: Tensor) throws -> Tensor {
     try Tensor.cat(branches.map { try $0.forward(x) }, dim: 1)
+  }
+}
+
+extension GoogLeNet: EncoderFamily {
+  public static let names = ["googlenet"]
+
+  public static func make(_ name: String, outputStride: Int, inputChannels: Int) throws -> (any Encoder)? {
+    guard names.contains(name) else { return nil }
+    return try GoogLeNet(outputStride: outputStride, inputChannels: inputChannels)
   }
 }

@@ -44,7 +44,7 @@ func dilatedSchedule(strides: [Int], outputStride: Int, firstBlockKeepsDilation:
   -> [(stride: Int, dilation: Int)]
 {
   guard [8, 16, 32].contains(outputStride) else {
-    throw TorchError("\(network): output stride must be 8, 16 or 32, got \(outputStride)")
+    throw ModelError("\(network): output stride must be 8, 16 or 32, got \(outputStride)")
   }
   var current = 1
   var dilation = 1
@@ -73,7 +73,7 @@ func featureBlockIndices(_ requested: [Int]?, strides: [Int], network: String) t
   guard requested.count == 4,
     zip(requested, wanted).allSatisfy({ reached.indices.contains($0) && reached[$0] == $1 })
   else {
-    throw TorchError(
+    throw ModelError(
       "\(network): feature indices \(requested) must name one block at each of the strides 4, 8, 16, 32 "
         + "(blocks by stride: \(wanted.map { s in "\(s): \(reached.firstIndex(of: s)!)–\(reached.lastIndex(of: s)!)" }))")
   }
@@ -89,6 +89,8 @@ public protocol BlockListEncoder: Encoder {
 }
 
 extension BlockListEncoder {
+  public var featureStrides: [Int] { cappedFeatureStrides(outputStride: outputStride) }
+
   /// Runs the blocks up to the last tapped one and returns the tapped outputs.
   public func features(_ x: Tensor) throws -> [Tensor] {
     var h = x

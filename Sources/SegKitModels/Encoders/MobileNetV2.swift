@@ -70,3 +70,12 @@ public final class MobileNetV2: Module, BlockListEncoder {
     for (index, block) in blocks.enumerated() { registerModule(String(index), block) }
   }
 }
+
+extension MobileNetV2: EncoderFamily {
+  public static let names = ["mobilenet_v2"]
+
+  public static func make(_ name: String, outputStride: Int, inputChannels: Int) throws -> (any Encoder)? {
+    guard names.contains(name) else { return nil }
+    return try MobileNetV2(outputStride: outputStride, inputChannels: inputChannels)
+  }
+}

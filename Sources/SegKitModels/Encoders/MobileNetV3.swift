@@ -92,3 +92,12 @@ private func makeDivisible(_ value: Int, by divisor: Int = 8) -> Int {
   if Double(rounded) < 0.9 * Double(value) { rounded += divisor }
   return rounded
 }
+
+extension MobileNetV3Large: EncoderFamily {
+  public static let names = ["mobilenet_v3_large"]
+
+  public static func make(_ name: String, outputStride: Int, inputChannels: Int) throws -> (any Encoder)? {
+    guard names.contains(name) else { return nil }
+    return try MobileNetV3Large(outputStride: outputStride, inputChannels: inputChannels)
+  }
+}

@@ -9,6 +9,7 @@ public final class ResNet: Module, Encoder, ConvBatchNormPairs {
 
   public let featureChannels: [Int]
   public let outputStride: Int
+  public var featureStrides: [Int] { cappedFeatureStrides(outputStride: outputStride) }
   let stem: [any Layer]
   let stages: [Sequential]
 
@@ -22,10 +23,10 @@ public final class ResNet: Module, Encoder, ConvBatchNormPairs {
     case 32: dilate = [false, false, false]
     case 16: dilate = [false, false, true]
     case 8: dilate = [false, true, true]
-    default: throw TorchError("ResNet: output stride must be 8, 16 or 32, got \(outputStride)")
+    default: throw ModelError("ResNet: output stride must be 8, 16 or 32, got \(outputStride)")
     }
     guard layers.count == 4, layers.allSatisfy({ $0 > 0 }) else {
-      throw TorchError("ResNet: expected 4 positive block counts, got \(layers)")
+      throw ModelError("ResNet: expected 4 positive block counts, got \(layers)")
     }
     let expansion = block == .basic ? 1 : 4
     self.outputStride = outputStride
@@ -70,6 +71,12 @@ public final class ResNet: Module, Encoder, ConvBatchNormPairs {
     }
   }
 
+  public var featureLevels: [FeatureLevel] {
+    zip(featureChannels, featureStrides).enumerated().map {
+      FeatureLevel("layer\($0 + 1)", channels: $1.0, stride: $1.1)
+    }
+  }
+
   public var inputConvolutionKey: String { "conv1.weight" }
 
   public var convBatchNormPairs: [(Conv2d, BatchNorm2d)] { [(stem[0] as! Conv2d, stem[1] as! BatchNorm2d)] }
@@ -85,7 +92,7 @@ public final class ResNet: Module, Encoder, ConvBatchNormPairs {
     case 34: try self.init(block: .basic, layers: [3, 4, 6, 3], outputStride: outputStride, inputChannels: inputChannels)
     case 50: try self.init(block: .bottleneck, layers: [3, 4, 6, 3], outputStride: outputStride, inputChannels: inputChannels)
     case 101: try self.init(block: .bottleneck, layers: [3, 4, 23, 3], outputStride: outputStride, inputChannels: inputChannels)
-    default: throw TorchError("ResNet: unsupported depth \(depth) (18, 34, 50 or 101)")
+    default: throw ModelError("ResNet: unsupported depth \(depth) (18, 34, 50 or 101)")
     }
   }
 }
@@ -136,5 +143,14 @@ final class ResidualBlock: Module, Layer, ConvBatchNormPairs {
     }
     let identity = try downsample?.forward(x) ?? x
     return try (h + identity).relu()
+  }
+}
+
+extension ResNet: EncoderFamily {
+  public static let names = ["resnet18", "resnet34", "resnet50", "resnet101"]
+
+  public static func make(_ name: String, outputStride: Int, inputChannels: Int) throws -> (any Encoder)? {
+    guard names.contains(name), let depth = Int(name.dropFirst("resnet".count)) else { return nil }
+    return try ResNet(depth: depth, outputStride: outputStride, inputChannels: inputChannels)
   }
 }

@@ -10,6 +10,10 @@ import SegKitNN
 /// as 7×7 and 1×1 convolutions on pool5; this encoder keeps only the convolutional
 /// part, so a decoder reads pool5 itself.
 ///
+/// `featureLevels` adds the output of each stage's last convolution (after its ReLU),
+/// before the pool: conv1_2, conv2_2, conv3_3, conv4_3, conv5_3 (strides 1, 2, 4, 8,
+/// 16), which OSVOS-style side outputs read.
+///
 /// Output stride 16 (or 8) replaces pool5 (and pool4) by a stride-1 `DilatedMaxPool2d`
 /// and dilates every convolution after it by the stride given up. The pool, the
 /// layer that held the stride, keeps the previous dilation (as the strided block
@@ -19,9 +23,13 @@ import SegKitNN
 public final class VGG: Module, Encoder {
   public let featureChannels = [128, 256, 512, 512]
   public let outputStride: Int
+  public var featureStrides: [Int] { cappedFeatureStrides(outputStride: outputStride) }
+  public let featureLevels: [FeatureLevel]
   let layers: Sequential
-  /// Positions of pool2…pool5 in `layers`.
-  let featureIndices: [Int]
+  /// Positions in `layers` whose outputs are the levels, one for each of `featureLevels`.
+  let levelIndices: [Int]
+  /// Which levels are the four features (pool2…pool5).
+  let featureLevelIndices: [Int]
 
   /// - Parameters:
   ///   - batchNorm: true for vgg16_bn (a batch norm after each convolution).
@@ -33,13 +41,15 @@ public final class VGG: Module, Encoder {
     case 32: stridelessPools = 0
     case 16: stridelessPools = 1
     case 8: stridelessPools = 2
-    default: throw TorchError("VGG: output stride must be 8, 16 or 32, got \(outputStride)")
+    default: throw ModelError("VGG: output stride must be 8, 16 or 32, got \(outputStride)")
     }
     let stages = [[64, 64], [128, 128], [256, 256, 256], [512, 512, 512], [512, 512, 512]]
     var layers: [any Layer] = []
-    var featureIndices: [Int] = []
+    var levels: [(index: Int, level: FeatureLevel)] = []
+    var featureLevelIndices: [Int] = []
     var inChannels = inputChannels
     var dilation = 1
+    var stride = 1
     for (stage, widths) in stages.enumerated() {
       for width in widths {
         layers.append(try Conv2d(
@@ -48,27 +58,40 @@ public final class VGG: Module, Encoder {
         layers.append(ReLU())
         inChannels = width
       }
+      let lastConv = FeatureLevel("conv\(stage + 1)_\(widths.count)", channels: inChannels, stride: stride)
+      levels.append((layers.count - 1, lastConv))
       if stage >= stages.count - stridelessPools {
         layers.append(DilatedMaxPool2d(kernelSize: 2, dilation: dilation, centred: false))
         dilation *= 2
       } else {
         layers.append(MaxPool2d(kernelSize: 2, stride: 2))
+        stride *= 2
       }
-      if stage > 0 { featureIndices.append(layers.count - 1) }
+      if stage > 0 {
+        featureLevelIndices.append(levels.count)
+        levels.append((layers.count - 1, FeatureLevel("pool\(stage + 1)", channels: inChannels, stride: stride)))
+      }
     }
     self.outputStride = outputStride
     self.layers = Sequential(layers)
-    self.featureIndices = featureIndices
+    levelIndices = levels.map(\.index)
+    featureLevels = levels.map(\.level)
+    self.featureLevelIndices = featureLevelIndices
     super.init()
     registerModule("features", self.layers)
   }
 
   public func features(_ x: Tensor) throws -> [Tensor] {
+    let all = try allFeatures(x)
+    return featureLevelIndices.map { all[$0] }
+  }
+
+  public func allFeatures(_ x: Tensor) throws -> [Tensor] {
     var h = x
     var features: [Tensor] = []
-    for (index, layer) in layers.layers.enumerated().prefix(featureIndices.last! + 1) {
+    for (index, layer) in layers.layers.enumerated().prefix(levelIndices.last! + 1) {
       h = try layer.forward(h)
-      if featureIndices.contains(index) { features.append(h) }
+      if levelIndices.contains(index) { features.append(h) }
     }
     return features
   }
@@ -101,5 +124,14 @@ final class DilatedMaxPool2d: Module, Layer {
 
   func forward(_ x: Tensor) throws -> Tensor {
     try x.pad(pads, value: -.infinity).maxPool2d(kernel: Size2(kernelSize), stride: 1, dilation: Size2(dilation))
+  }
+}
+
+extension VGG: EncoderFamily {
+  public static let names = ["vgg16", "vgg16_bn"]
+
+  public static func make(_ name: String, outputStride: Int, inputChannels: Int) throws -> (any Encoder)? {
+    guard names.contains(name) else { return nil }
+    return try VGG(batchNorm: name == "vgg16_bn", outputStride: outputStride, inputChannels: inputChannels)
   }
 }

@@ -20,6 +20,7 @@ import SegKitNN
 public final class Xception65: Module, Encoder {
   public let featureChannels = [256, 728, 1024, 2048]
   public let outputStride: Int
+  public var featureStrides: [Int] { cappedFeatureStrides(outputStride: outputStride) }
   let stem: Sequential
   let blocks: [XceptionBlock]
   /// Blocks whose tap is a feature; the last feature is the final block's output.
@@ -27,7 +28,7 @@ public final class Xception65: Module, Encoder {
 
   public init(outputStride: Int = 32, inputChannels: Int = 3) throws {
     guard [8, 16, 32].contains(outputStride) else {
-      throw TorchError("Xception65: output stride must be 8, 16 or 32, got \(outputStride)")
+      throw ModelError("Xception65: output stride must be 8, 16 or 32, got \(outputStride)")
     }
     self.outputStride = outputStride
     stem = Sequential(
@@ -163,5 +164,14 @@ final class XceptionBlock: Module, Layer {
     }
     guard skip else { return (h, tap) }
     return (try h + (shortcut?.forward(x) ?? x), tap)
+  }
+}
+
+extension Xception65: EncoderFamily {
+  public static let names = ["xception65"]
+
+  public static func make(_ name: String, outputStride: Int, inputChannels: Int) throws -> (any Encoder)? {
+    guard names.contains(name) else { return nil }
+    return try Xception65(outputStride: outputStride, inputChannels: inputChannels)
   }
 }

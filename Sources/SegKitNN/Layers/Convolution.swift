@@ -28,7 +28,7 @@ public final class Conv2d: Module, Layer {
     dilation: Size2 = 1, groups: Int = 1, bias: Bool = true
   ) throws {
     guard groups > 0, inChannels % groups == 0, outChannels % groups == 0 else {
-      throw TorchError("Conv2d: \(inChannels) in and \(outChannels) out channels must both be divisible by groups (\(groups))")
+      throw NNError("Conv2d: \(inChannels) in and \(outChannels) out channels must both be divisible by groups (\(groups))")
     }
     self.inChannels = inChannels
     self.outChannels = outChannels
@@ -74,7 +74,7 @@ public final class ConvTranspose2d: Module, Layer {
     outputPadding: Size2 = 0, groups: Int = 1, bias: Bool = true, dilation: Size2 = 1
   ) throws {
     guard groups > 0, inChannels % groups == 0, outChannels % groups == 0 else {
-      throw TorchError(
+      throw NNError(
         "ConvTranspose2d: \(inChannels) in and \(outChannels) out channels must both be divisible by groups (\(groups))")
     }
     self.inChannels = inChannels
@@ -100,11 +100,11 @@ public final class ConvTranspose2d: Module, Layer {
   /// forward(input, output_size) in torch.
   public func forward(_ x: Tensor, outputSize: Size2) throws -> Tensor {
     let shape = x.shape
-    guard shape.count == 4 else { throw TorchError("ConvTranspose2d expects (N, C, H, W) input, got shape \(shape)") }
+    guard shape.count == 4 else { throw NNError("ConvTranspose2d expects (N, C, H, W) input, got shape \(shape)") }
     func extra(_ input: Int, _ wanted: Int, _ stride: Int, _ padding: Int, _ dilation: Int, _ kernel: Int) throws -> Int {
       let smallest = (input - 1) * stride - 2 * padding + dilation * (kernel - 1) + 1
       guard wanted >= smallest, wanted < smallest + stride else {
-        throw TorchError("ConvTranspose2d: requested output size \(outputSize) is not reachable from input \(shape)")
+        throw NNError("ConvTranspose2d: requested output size \(outputSize) is not reachable from input \(shape)")
       }
       return wanted - smallest
     }

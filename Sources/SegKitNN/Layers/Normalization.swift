@@ -43,7 +43,7 @@ public final class BatchNorm2d: Module, Layer {
   var isFolded = false
 
   public func forward(_ x: Tensor) throws -> Tensor {
-    guard x.rank == 4 else { throw TorchError("BatchNorm2d: expected 4D input (got \(x.rank)D input)") }
+    guard x.rank == 4 else { throw NNError("BatchNorm2d: expected 4D input (got \(x.rank)D input)") }
     if isFolded && !isTraining { return x }
     let training = isTraining && !statisticsFrozen
     var averagingFactor = momentum ?? 0
@@ -71,7 +71,7 @@ public final class GroupNorm: Module, Layer {
 
   public init(_ numGroups: Int, _ numChannels: Int, eps: Double = 1e-5, affine: Bool = true) throws {
     guard numGroups > 0, numChannels % numGroups == 0 else {
-      throw TorchError("GroupNorm: num_channels (\(numChannels)) must be divisible by num_groups (\(numGroups))")
+      throw NNError("GroupNorm: num_channels (\(numChannels)) must be divisible by num_groups (\(numGroups))")
     }
     self.numGroups = numGroups
     self.numChannels = numChannels

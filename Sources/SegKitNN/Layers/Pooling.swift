@@ -41,7 +41,7 @@ public final class MaxUnpool2d: Module {
   /// without ceil mode; pass the original size when pooling rounded.
   public func forward(_ x: Tensor, indices: Tensor, outputSize: Size2? = nil) throws -> Tensor {
     let shape = x.shape
-    guard shape.count == 4 else { throw TorchError("MaxUnpool2d expects (N, C, H, W) input, got shape \(shape)") }
+    guard shape.count == 4 else { throw NNError("MaxUnpool2d expects (N, C, H, W) input, got shape \(shape)") }
     let size = outputSize ?? Size2(
       (shape[2] - 1) * stride.height - 2 * padding.height + kernelSize.height,
       (shape[3] - 1) * stride.width - 2 * padding.width + kernelSize.width)

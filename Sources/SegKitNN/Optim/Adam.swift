@@ -24,9 +24,9 @@ public class Adam: Optimizer {
     weightDecay: Double = 0, amsgrad: Bool = false, decoupledWeightDecay: Bool = false
   ) throws {
     guard (0..<1).contains(beta1), (0..<1).contains(beta2) else {
-      throw TorchError("Adam: betas must be in [0, 1), got (\(beta1), \(beta2))")
+      throw NNError("Adam: betas must be in [0, 1), got (\(beta1), \(beta2))")
     }
-    guard eps >= 0, weightDecay >= 0 else { throw TorchError("Adam: eps and weight decay must be non-negative") }
+    guard eps >= 0, weightDecay >= 0 else { throw NNError("Adam: eps and weight decay must be non-negative") }
     self.parameterGroups = parameterGroups
     self.beta1 = beta1
     self.beta2 = beta2

@@ -31,7 +31,7 @@ public struct GradientAccumulator: Sendable {
   public private(set) var pending = 0
 
   public init(iterations: Int) throws {
-    guard iterations > 0 else { throw TorchError("GradientAccumulator: iterations must be positive, got \(iterations)") }
+    guard iterations > 0 else { throw NNError("GradientAccumulator: iterations must be positive, got \(iterations)") }
     self.iterations = iterations
   }
 

@@ -34,20 +34,20 @@ public struct LearningRateSchedule: Sendable {
   ) throws {
     switch decay {
     case .poly(_, let maxSteps, _, _), .cosine(_, let maxSteps, _):
-      guard maxSteps > 0 else { throw TorchError("learning rate: maxSteps must be positive, got \(maxSteps)") }
+      guard maxSteps > 0 else { throw NNError("learning rate: maxSteps must be positive, got \(maxSteps)") }
     case .step(_, _, let every):
-      guard every > 0 else { throw TorchError("learning rate: decay interval must be positive, got \(every)") }
+      guard every > 0 else { throw NNError("learning rate: decay interval must be positive, got \(every)") }
     case .piecewise(let boundaries, let values):
       guard values.count == boundaries.count + 1 else {
-        throw TorchError("learning rate: \(boundaries.count) boundaries need \(boundaries.count + 1) values, got \(values.count)")
+        throw NNError("learning rate: \(boundaries.count) boundaries need \(boundaries.count + 1) values, got \(values.count)")
       }
       guard zip(boundaries, boundaries.dropFirst()).allSatisfy({ $0 < $1 }) else {
-        throw TorchError("learning rate: boundaries must increase, got \(boundaries)")
+        throw NNError("learning rate: boundaries must increase, got \(boundaries)")
       }
     case .constant:
       break
     }
-    guard warmupSteps >= 0, slowStartSteps >= 0 else { throw TorchError("learning rate: step counts must be non-negative") }
+    guard warmupSteps >= 0, slowStartSteps >= 0 else { throw NNError("learning rate: step counts must be non-negative") }
     self.decay = decay
     self.warmupSteps = warmupSteps
     self.warmupStartFactor = warmupStartFactor

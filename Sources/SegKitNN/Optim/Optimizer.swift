@@ -59,16 +59,16 @@ struct ParameterStateTable {
     for (key, tensor) in state {
       let parts = key.split(separator: ".", maxSplits: 2).map(String.init)
       guard parts.count == 3, parts[0] == "param", let index = Int(parts[1]), names.contains(parts[2]) else {
-        throw TorchError("unknown optimizer state entry '\(key)'")
+        throw NNError("unknown optimizer state entry '\(key)'")
       }
       guard parameters.indices.contains(index) else {
-        throw TorchError("optimizer state entry '\(key)' names parameter \(index), but there are \(parameters.count)")
+        throw NNError("optimizer state entry '\(key)' names parameter \(index), but there are \(parameters.count)")
       }
       let parameter = parameters[index]
       // Step counts stay float32 scalars on the CPU, as in torch; the rest take the parameter's place.
       let isCount = parts[2] == "step"
       guard isCount ? tensor.count == 1 : tensor.shape == parameter.shape else {
-        throw TorchError("optimizer state entry '\(key)' has shape \(tensor.shape), parameter \(index) has \(parameter.shape)")
+        throw NNError("optimizer state entry '\(key)' has shape \(tensor.shape), parameter \(index) has \(parameter.shape)")
       }
       let placed = isCount
         ? try tensor.reshape([]).to(dtype: .float32, device: .cpu)

@@ -17,10 +17,10 @@ public final class SGD: Optimizer {
     weightDecay: Double = 0
   ) throws {
     guard momentum >= 0, weightDecay >= 0 else {
-      throw TorchError("SGD: momentum and weight decay must be non-negative")
+      throw NNError("SGD: momentum and weight decay must be non-negative")
     }
     guard !nesterov || (momentum > 0 && dampening == 0) else {
-      throw TorchError("SGD: Nesterov momentum requires a momentum and zero dampening")
+      throw NNError("SGD: Nesterov momentum requires a momentum and zero dampening")
     }
     self.parameterGroups = parameterGroups
     self.momentum = momentum

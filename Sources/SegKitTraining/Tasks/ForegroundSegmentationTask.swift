@@ -7,7 +7,7 @@ import Foundation
 /// this way.
 public final class ForegroundSegmentationTask: TrainingTask {
   public let config: TrainingConfig
-  public let network: SegmentationModel
+  public let network: any SegmentationNetwork
   let parts: SegmentationParts
 
   public var model: Module { network }

@@ -24,7 +24,7 @@ public struct ProcessRole: Sendable, Equatable {
 /// What the image segmentation tasks share, built from the configuration: the
 /// model on its device, the training loader and the validation split.
 struct SegmentationParts {
-  let network: SegmentationModel
+  let network: any SegmentationNetwork
   /// The model's output channels.
   let outputChannels: Int
   let device: Device
@@ -124,8 +124,8 @@ struct SegmentationParts {
     let labels = task == .foreground ? 2 : outputChannels
     return ModelManifest(
       model: config.model.name, task: task, classes: outputChannels, classNames: Array(classNames.prefix(labels)),
-      normalization: .imagenet, colors: ModelManifest.colors(of: colormap, count: labels),
-      outputStride: config.model.outputStride, atrousRates: config.model.atrousRates, auxiliaryHead: network.auxClassifier != nil,
+      normalization: network.inputNormalization, colors: ModelManifest.colors(of: colormap, count: labels),
+      outputStride: config.model.outputStride, atrousRates: config.model.atrousRates, auxiliaryHead: network.outputNames.contains("aux"),
       separable: config.model.separableConv)
   }
 }

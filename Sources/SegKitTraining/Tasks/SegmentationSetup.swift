@@ -28,7 +28,7 @@ extension TrainingConfig {
   }
 
   /// The configured model with `classes` outputs, freshly initialised.
-  public func makeModel(classes: Int) throws -> SegmentationModel {
+  public func makeModel(classes: Int) throws -> any SegmentationNetwork {
     do {
       return try ModelZoo.make(
         model.name, classes: classes, outputStride: model.outputStride, auxiliaryHead: model.auxiliaryHead,
@@ -42,7 +42,7 @@ extension TrainingConfig {
   /// `last_layers_contain_logits_only`, the layers whose shape depends on the number of
   /// classes (found by building the model for one class more), else every layer of
   /// the heads (decoder, ASPP, logits, auxiliary head).
-  public func lastLayerNames(of model: SegmentationModel, classes: Int) throws -> Set<String> {
+  public func lastLayerNames(of model: any SegmentationNetwork, classes: Int) throws -> Set<String> {
     let entries = try model.stateDict()
     guard initialization.lastLayersContainLogitsOnly else {
       return Set(entries.map(\.0).filter { $0.hasPrefix("classifier.") || $0.hasPrefix("aux_classifier.") })
@@ -77,7 +77,7 @@ extension TrainingConfig {
   /// checkpoint) loads strictly, except the last layers when `initialize_last_layer` is
   /// false and an auxiliary head that only one side has; anything else is taken as the
   /// encoder's ImageNet classification checkpoint.
-  public func loadInitialCheckpoint(into model: SegmentationModel, classes: Int) throws {
+  public func loadInitialCheckpoint(into model: any SegmentationNetwork, classes: Int) throws {
     guard let path = initialization.initialCheckpoint else { return }
     let state: StateDict
     do {
@@ -85,9 +85,9 @@ extension TrainingConfig {
     } catch {
       throw TrainingError("initial_checkpoint \(path): \(error)")
     }
-    guard state.names.contains(where: { $0.hasPrefix("backbone.") }) else {
+    guard state.names.contains(where: { $0.hasPrefix(model.encoderKeyPrefix) }) else {
       do {
-        try model.backbone.loadClassificationCheckpoint(state)
+        try model.encoder.loadClassificationCheckpoint(state)
         return
       } catch {
         throw TrainingError("initial_checkpoint \(path) is neither a whole \(self.model.name) model nor its encoder's classification checkpoint: \(error)")

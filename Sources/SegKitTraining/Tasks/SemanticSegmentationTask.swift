@@ -5,7 +5,7 @@ import Foundation
 /// the validation split.
 public final class SemanticSegmentationTask: TrainingTask {
   public let config: TrainingConfig
-  public let network: SegmentationModel
+  public let network: any SegmentationNetwork
   public let classes: Int
   let parts: SegmentationParts
   private let classWeights: Tensor?
