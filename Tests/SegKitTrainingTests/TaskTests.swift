@@ -51,6 +51,13 @@ extension TrainerTests {
     XCTAssertEqual(manifest.classNames, ["background", "foreground"])
     let log = try String(contentsOf: parts.appendingPathComponent("train.log"), encoding: .utf8)
     XCTAssertTrue(log.contains("validation at step 2: foreground IoU"), log)
+
+    // `segkit eval`'s path on the loaded run gives the trainer's own validation scores.
+    let loaded = try ModelLoader.load(run: RunLayout(whole))
+    let scores = try Evaluation.run(
+      try ImageSegmenter(model: loaded.network, normalization: loaded.manifest.normalization, optimize: false),
+      task: loaded.manifest.task, dataset: try config.openDataset(split: "val"), numClasses: loaded.manifest.labelCount)
+    XCTAssertEqual(scores.perClassIoU[1], validation.headline?.value)
   }
 
   /// No run folder: the loop trains and validates and writes no file at all.
