@@ -119,7 +119,7 @@ public final class ImageSegmenter {
   public func outputs(_ image: Image, shorterSide: Int? = nil) throws -> SegmentationOutput {
     let x = try input(image, shorterSide: shorterSide).to(device)
     let output = try inEvaluationMode { try model(x) }
-    return SegmentationOutput(out: try output.out.to(.cpu), aux: try output.aux?.to(.cpu))
+    return SegmentationOutput(out: try output.out.to(.cpu), extras: try output.extras.mapValues { try $0.to(.cpu) })
   }
 
   /// Class scores [1, C, H, W] on the CPU at the input's size. With one pass (one

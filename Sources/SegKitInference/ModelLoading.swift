@@ -28,16 +28,18 @@ public enum ModelLoader {
     return LoadedModel(network: try build(manifest, weights: stored, from: url), manifest: manifest, weights: url)
   }
 
-  /// `name` with `weights` (none: freshly initialised), ImageNet normalisation.
-  public static func load(
-    name: String, weights: URL?, classes: Int? = nil, fallbackClasses: Int? = nil, task: ModelManifest.Task = .semantic
-  ) throws -> LoadedModel {
+  /// `name` with `weights` (none: freshly initialised) and the network's own input
+  /// normalisation; a one-channel network is a foreground model.
+  public static func load(name: String, weights: URL?, classes: Int? = nil, fallbackClasses: Int? = nil) throws -> LoadedModel {
     if let classes, classes < 1 { throw InferenceError("the number of classes must be at least 1, got \(classes)") }
     let stored = try weights.map { try readWeights($0) }
-    let trained = try stored.flatMap { try trainedClasses($0, model: name) }
-    let count = classes ?? trained ?? fallbackClasses ?? 21
-    let manifest = ModelManifest(model: name, task: task, classes: count)
-    return LoadedModel(network: try build(manifest, weights: stored, from: weights), manifest: manifest, weights: weights)
+    let fixed = ModelZoo.fixedClasses(of: name)
+    let trained = fixed == nil ? try stored.flatMap { try trainedClasses($0, model: name) } : nil
+    let count = classes ?? fixed ?? trained ?? fallbackClasses ?? 21
+    var manifest = ModelManifest(model: name, task: count == 1 ? .foreground : .semantic, classes: count)
+    let network = try build(manifest, weights: stored, from: weights)
+    manifest.normalization = network.inputNormalization
+    return LoadedModel(network: network, manifest: manifest, weights: weights)
   }
 
   /// The model weights of a file: a whole model's or an encoder's state dict
@@ -64,7 +66,8 @@ public enum ModelLoader {
       throw InferenceError("the number of classes must be at least 1, got \(manifest.classes)")
     }
     var auxiliaryHead = manifest.auxiliaryHead
-    if let weights, weights.names.contains(where: { $0.hasPrefix("backbone.") }) {
+    if ModelZoo.fixedClasses(of: manifest.model) == nil, let weights,
+       weights.names.contains(where: { $0.hasPrefix("backbone.") }) {
       auxiliaryHead = weights.names.contains { $0.hasPrefix("aux_classifier.") }
     }
     let model = try ModelZoo.make(

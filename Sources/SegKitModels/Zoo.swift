@@ -23,11 +23,21 @@ public enum ModelZoo {
   /// torchvision's segmentation models, built as torchvision builds them.
   public static let torchvisionNames = torchvisionResNetNames + mobileNetV3Names
 
-  /// Every model name: torchvision's six first, then each decoder over each encoder.
+  /// Video object segmentation networks, built as their references build them.
+  public static let videoObjectSegmentationNames = ["osvos_vgg16"]
+
+  /// Every model name: torchvision's six first, then each decoder over each encoder,
+  /// then the video object segmentation networks.
   public static let names: [String] = {
     let generic = decoders.flatMap { decoder in EncoderRegistry.names.map { "\(decoder)_\($0)" } }
-    return torchvisionNames + generic.filter { !torchvisionNames.contains($0) }
+    return torchvisionNames + generic.filter { !torchvisionNames.contains($0) } + videoObjectSegmentationNames
   }()
+
+  /// The class count a model is built for whatever is asked (1 for the one-channel
+  /// foreground networks), or nil when it takes any.
+  public static func fixedClasses(of name: String) -> Int? {
+    videoObjectSegmentationNames.contains(name) ? 1 : nil
+  }
 
   /// - Parameters:
   ///   - classes: number of output classes (21 for torchvision's VOC-class checkpoints).
@@ -45,7 +55,12 @@ public enum ModelZoo {
     atrousRates: [Int]? = nil, separable: Bool = false, weights: URL? = nil
   ) throws -> any SegmentationNetwork {
     let model: any SegmentationNetwork
-    if mobileNetV3Names.contains(name) {
+    if name == "osvos_vgg16" {
+      guard classes == 1, outputStride == nil, auxiliaryHead != true, atrousRates == nil, !separable else {
+        throw ModelError("osvos_vgg16 is built as OSVOS builds it: one output channel (classes 1), no output stride, auxiliary head or rates to set")
+      }
+      model = try OSVOS(inputChannels: inputChannels)
+    } else if mobileNetV3Names.contains(name) {
       guard inputChannels == 3, outputStride ?? 16 == 16, atrousRates == nil else {
         throw ModelError("\(name) is built as torchvision builds it: 3 input channels, output stride 16, default rates")
       }
@@ -166,7 +181,7 @@ extension ModelZoo {
   /// auxiliary heads included) and counts its parameters and FLOPs at 512×512.
   public static func catalog(_ names: [String] = names, classes: Int = 21) throws -> [CatalogEntry] {
     try names.map { name in
-      let model = try make(name, classes: classes)
+      let model = try make(name, classes: fixedClasses(of: name) ?? classes)
       return CatalogEntry(name: name, parameters: model.parameterCount, flops: try FLOPCounter.count(model, size: 512))
     }
   }

@@ -27,7 +27,7 @@ struct Predict: ParsableCommand {
   @Option(help: "Folder for the outputs, named after the inputs.")
   var output: String = "predictions"
 
-  @Option(help: "Also write the logits as safetensors: `out` (and `aux`), [1, C, H, W] float32 (one image, one pass).")
+  @Option(help: "Also write the logits as safetensors: `out` and the model's other outputs (`aux`; `side2`…`side5` for OSVOS), [1, C, H, W] float32 (one image, one pass).")
   var saveLogits: String?
 
   @Option(help: "Colormap: pascal, cityscapes, ade20k or camvid (default: the run's dataset's, else pascal).")
@@ -104,7 +104,9 @@ struct Predict: ParsableCommand {
                                     stem: Self.stem(single.url), into: folder)
       print("labels: \(labels.path)")
       var logits = try StateDict([("out", output.out.contiguous())])
-      if let aux = output.aux { logits.set("aux", try aux.contiguous()) }
+      for name in loaded.network.outputNames.dropFirst() {
+        if let extra = output.extras[name] { logits.set(name, try extra.contiguous()) }
+      }
       try logits.save(to: URL(fileURLWithPath: saveLogits))
       print("logits: \(saveLogits)")
       return

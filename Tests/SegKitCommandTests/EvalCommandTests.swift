@@ -6,7 +6,7 @@ import XCTest
 /// `segkit eval` and `Evaluator` against independent computations: numpy scores the
 /// saved predictions, PyTorch runs the same torchvision checkpoint with the same
 /// multi-scale, flip and sliding-window averaging.
-final class EvaluatorTests: XCTestCase {
+final class EvalCommandTests: XCTestCase {
   /// torchvision's LR-ASPP with 6 classes and random weights (batch-norm statistics
   /// too), its predictions on the synthetic val split, and reference scores of one
   /// 72×100 image for three inference settings.

@@ -66,3 +66,40 @@ final class PredictCommandTests: XCTestCase {
     XCTAssertTrue(missing.error.contains("/nonexistent.png"), missing.error)
   }
 }
+
+extension PredictCommandTests {
+  /// `osvos_vgg16` from a weight file: `out` and `side2`…`side5` as [1, 1, H, W], the
+  /// image normalised as OSVOS wants (BGR minus Caffe's means), foreground where the
+  /// fused logit is positive.
+  func testOSVOSWritesItsFiveOutputs() throws {
+    let dir = try Oracle.temporaryDirectory()
+    defer { try? FileManager.default.removeItem(at: dir) }
+    Torch.manualSeed(4)
+    let model = try ModelZoo.make("osvos_vgg16", classes: 1)
+    try Torch.withNoGrad {
+      for (name, tensor) in try model.stateDict() where !name.hasPrefix("upscale") {
+        let fanIn = tensor.rank == 4 ? tensor.shape[1] * tensor.shape[2] * tensor.shape[3] : 64
+        try tensor.copy_(try Tensor.randn(tensor.shape) * (2 / Double(fanIn)).squareRoot())
+      }
+    }
+    let weights = dir.appendingPathComponent("osvos.safetensors")
+    try StateDict(try model.stateDict()).save(to: weights)
+    var image = Image(width: 53, height: 41, channels: 3)
+    for i in image.pixels.indices { image.pixels[i] = UInt8((i * 37) % 256) }
+    let imageURL = dir.appendingPathComponent("frame.png")
+    try ImageIO.writePNG(image, to: imageURL)
+    let logitsURL = dir.appendingPathComponent("logits.safetensors")
+    let result = try SegKitCommand.run([
+      "predict", "--model", "osvos_vgg16", "--weights", weights.path, "--input", imageURL.path, "--resize", "none",
+      "--save-logits", logitsURL.path, "--output", dir.appendingPathComponent("labels").path,
+    ])
+    XCTAssertEqual(result.status, 0, result.error)
+    let logits = try StateDict.load(contentsOf: logitsURL)
+    XCTAssertEqual(logits.names, ["out", "side2", "side3", "side4", "side5"])
+    let expected = try Torch.withNoGrad { try model(try InputNormalization.caffeBGR.batch(image)) }
+    try assertMatchesOracle(logits["out"], expected.out, rtol: 1e-4, atol: 1e-4, "out")
+    try assertMatchesOracle(logits["side4"], expected.extras["side4"]!, rtol: 1e-4, atol: 1e-4, "side4")
+    let labels = try ImageIO.readLabel(dir.appendingPathComponent("labels/frame.png"))
+    XCTAssertEqual(labels.pixels, try (expected.out .> 0).squeeze(dim: 0).squeeze(dim: 0).to(.uint8).toArray(UInt8.self))
+  }
+}

@@ -7,8 +7,7 @@ final class AugmentationTests: XCTestCase {
   /// Normalisation that leaves 0–255 values as they are.
   private func raw(_ augmentation: Augmentation) -> Augmentation {
     var a = augmentation
-    a.mean = [0, 0, 0]
-    a.std = [1 / 255, 1 / 255, 1 / 255]
+    a.normalization = InputNormalization(mean: [0, 0, 0], std: [1 / 255, 1 / 255, 1 / 255])
     return a
   }
 

@@ -17,11 +17,14 @@ final class ZooTests: XCTestCase {
     }
   }
 
-  /// Building is cheap (no forward pass); every name must build.
+  /// Building is cheap (no forward pass); every name must build (with its fixed class
+  /// count where it has one, and no other).
   func testEveryNameBuilds() throws {
     for name in ModelZoo.names {
-      XCTAssertNoThrow(try ModelZoo.make(name, classes: 2), name)
+      XCTAssertNoThrow(try ModelZoo.make(name, classes: ModelZoo.fixedClasses(of: name) ?? 2), name)
     }
+    XCTAssertEqual(ModelZoo.names.filter { ModelZoo.fixedClasses(of: $0) != nil }, ["osvos_vgg16"])
+    XCTAssertThrowsError(try ModelZoo.make("osvos_vgg16", classes: 2))
   }
 
   func testUnknownNamesListCloseMatches() throws {

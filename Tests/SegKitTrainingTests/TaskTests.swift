@@ -133,3 +133,31 @@ extension TrainerTests {
     return (enumerator.allObjects as? [String] ?? []).sorted()
   }
 }
+
+extension TrainerTests {
+  /// OSVOS trains as a foreground model: the side outputs are supervised too, the
+  /// loader normalises with OSVOS's Caffe BGR input, and the manifest carries it.
+  func testOSVOSTrainsThroughTheForegroundTask() throws {
+    let dataset = try writeDataset(train: 2, val: 0, size: 48)
+    var config = try baseConfig(dataset: dataset)
+    config.task = .foreground
+    config.data.numClasses = nil
+    config.model.name = "osvos_vgg16"
+    config.input.trainCropSize = [48, 48]
+    config.input.trainBatchSize = 1
+    config.schedule.trainingNumberOfSteps = 2
+    config.initialization.lastLayerGradientMultiplier = 1
+    config.initialization.lastLayersContainLogitsOnly = false
+    config.foreground.sideLossWeight = 0.5
+    let run = root.appendingPathComponent("osvos")
+    let trainer = try Trainer(config: config, runFolder: run)
+    XCTAssertEqual(trainer.task.trainLoader.augmentation.normalization, .caffeBGR)
+    guard case .finished(2, nil) = try trainer.train() else { return XCTFail("not finished") }
+    let log = try String(contentsOf: run.appendingPathComponent("train.log"), encoding: .utf8)
+    XCTAssertTrue(log.contains("side2") && log.contains("side5"), log)
+    let loaded = try ModelLoader.load(run: RunLayout(run))
+    XCTAssertEqual(loaded.manifest.normalization, .caffeBGR)
+    XCTAssertEqual(loaded.manifest.task, .foreground)
+    XCTAssertEqual(loaded.network.outputNames.count, 5)
+  }
+}

@@ -6,7 +6,7 @@ public struct AugmentedSample: Sendable {
   public var name: String
   public var width: Int
   public var height: Int
-  /// 3 × H × W, normalised: (value / 255 − mean) / std.
+  /// 3 × H × W, normalised: (value / divisor − mean) / std, in the normalisation's channel order.
   public var image: [Float]
   /// H × W label ids, void 255 (padding included).
   public var label: [UInt8]?
@@ -72,8 +72,8 @@ public struct Augmentation: Sendable {
   public var noiseStd = 0.0
 
   // Output
-  public var mean: [Float] = InputNormalization.imagenet.mean
-  public var std: [Float] = InputNormalization.imagenet.std
+  /// How the model wants its input (ImageNet's statistics by default; the model's own).
+  public var normalization = InputNormalization.imagenet
   /// Image padding in 0–255 units; nil pads with the mean (0 after normalisation).
   public var imagePadding: [Float]?
   public var labelPadding: UInt8 = voidLabel
@@ -117,7 +117,9 @@ public struct Augmentation: Sendable {
   }
 
   public func apply(to sample: Sample, random: inout SeededRandom) throws -> AugmentedSample {
-    guard mean.count == 3, std.count == 3 else { throw DataError("mean and std need 3 values each") }
+    guard normalization.mean.count == 3, normalization.std.count == 3 else {
+      throw DataError("the input normalisation needs 3 means and 3 standard deviations")
+    }
     try checkEntries(of: sample)
     let image = sample.image
     let (forward, width, height) = plan(width: image.width, height: image.height, random: &random)
@@ -217,9 +219,10 @@ public struct Augmentation: Sendable {
     let plane = sample.width * sample.height
     var pixels = [UInt8](repeating: 0, count: 3 * plane)
     for i in 0..<plane {
-      for c in 0..<3 {
-        let v = (sample.image[c * plane + i] * std[c] + mean[c]) * 255
-        pixels[3 * i + c] = UInt8(max(0, min(255, v.rounded())))
+      for rgb in 0..<3 {
+        let c = normalization.channelOrder == .bgr ? 2 - rgb : rgb
+        let v = (sample.image[c * plane + i] * normalization.std[c] + normalization.mean[c]) * normalization.pixelDivisor
+        pixels[3 * i + rgb] = UInt8(max(0, min(255, v.rounded())))
       }
     }
     return try Image(width: sample.width, height: sample.height, channels: 3, pixels: pixels)

@@ -8,7 +8,7 @@ extension Augmentation {
   func warpFrame(_ image: Image, resampler: Resampler, draws: PhotometricDraws, random: inout SeededRandom) -> [Float] {
     let (width, height) = resampler.output
     let plane = width * height
-    let padding = imagePadding ?? mean.map { $0 * 255 }
+    let padding = imagePadding ?? normalization.neutralPixel
     var pixels = [Float](repeating: 0, count: 3 * plane)
     // Which output pixels came from inside the source: photometric changes leave padding alone.
     var valid = [UInt8](repeating: 1, count: plane)
@@ -52,12 +52,28 @@ extension Augmentation {
     return out
   }
 
+  /// RGB planes of 0–255 values to the model's input: channel order, then
+  /// value / divisor − mean, over std, as value · (1 / (divisor · std)) − mean / std.
   private func normalise(_ pixels: inout [Float], plane: Int) {
+    if normalization.channelOrder == .bgr {
+      for i in 0..<plane { pixels.swapAt(i, 2 * plane + i) }
+    }
+    let (mean, std, divisor) = (normalization.mean, normalization.std, normalization.pixelDivisor)
     pixels.withUnsafeMutableBufferPointer { p in
       for c in 0..<3 {
-        let scale = 1 / (255 * std[c]), shift = mean[c] / std[c]
+        let scale = 1 / (divisor * std[c]), shift = mean[c] / std[c]
         for i in (c * plane)..<((c + 1) * plane) { p[i] = p[i] * scale - shift }
       }
+    }
+  }
+}
+
+extension InputNormalization {
+  /// The 0–255 RGB value that normalises to zero in every channel: what padding takes.
+  public var neutralPixel: [Float] {
+    (0..<3).map { rgb in
+      let channel = channelOrder == .bgr ? 2 - rgb : rgb
+      return mean[channel] * pixelDivisor
     }
   }
 }

@@ -132,6 +132,8 @@ extension TrainingConfig {
     Setting("upsample_logits", "loss", \.loss.upsampleLogits, "upsample logits to the label size (else downsample the labels)"),
     Setting("balanced_loss_normalization", "loss", \.foreground.balancedLossNormalization,
             "balanced_bce: sum (OSVOS-TensorFlow), per_pixel or per_image (OSVOS-PyTorch's size/batch average)", task: .foreground),
+    Setting("side_loss_weight", "loss", \.foreground.sideLossWeight,
+            "weight of each side output's loss (OSVOS's deep supervision; 0: the fused output only)", task: .foreground),
 
     Setting("eval_crop_size", "evaluation", \.evaluation.evalCropSize, "evaluation crop [height, width]; null: whole images"),
     Setting("eval_scales", "evaluation", \.evaluation.evalScales, "input scales averaged at evaluation"),

@@ -76,6 +76,8 @@ extension TrainingConfig {
     require(semantic.topKPercentPixels > 0 && semantic.topKPercentPixels <= 1, "top_k_percent_pixels", "must be in (0, 1]", "\(semantic.topKPercentPixels)")
     require(semantic.hardExampleMiningStep >= 0, "hard_example_mining_step", "must be non-negative", "\(semantic.hardExampleMiningStep)")
     require(loss.auxLossWeight >= 0, "aux_loss_weight", "must be non-negative", "\(loss.auxLossWeight)")
+    require(foreground.sideLossWeight >= 0 && foreground.sideLossWeight.isFinite, "side_loss_weight", "must be non-negative",
+            "\(foreground.sideLossWeight)")
     if let classWeights = semantic.classWeights {
       require(classWeights.allSatisfy { $0 >= 0 }, "class_weights", "must be non-negative", "\(classWeights)")
       if let numClasses = data.numClasses {

@@ -130,6 +130,7 @@ public struct TrainingConfig: Equatable, Sendable {
 
   public struct ForegroundSettings: Equatable, Sendable {
     public var balancedLossNormalization = BalancedLossNormalization.sum
+    public var sideLossWeight = 1.0
   }
 
   public struct EvaluationSettings: Equatable, Sendable {

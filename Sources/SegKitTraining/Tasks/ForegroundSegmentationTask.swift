@@ -2,9 +2,10 @@ import Foundation
 
 /// Foreground against background with a one-channel model: every labelled class
 /// is foreground. OSVOS's class-balanced sigmoid cross-entropy by default (the
-/// rarer class weighs more), the IoU of the foreground (DAVIS's J over the split)
-/// on validation. The parent-network stage of video object segmentation trains
-/// this way.
+/// rarer class weighs more), on the side outputs too when the model has them
+/// (`osvos_vgg16`: side2…side5, weighted by `side_loss_weight`), the IoU of the
+/// foreground (DAVIS's J over the split) on validation. The parent-network stage
+/// of video object segmentation trains this way.
 public final class ForegroundSegmentationTask: TrainingTask {
   public let config: TrainingConfig
   public let network: any SegmentationNetwork
@@ -30,8 +31,19 @@ public final class ForegroundSegmentationTask: TrainingTask {
     let (images, labels) = try parts.imagesAndLabels(batch, config)
     // Void pixels (and padding) count as background: the balanced loss has no ignore mask.
     let foreground = try ((labels .== 1).to(.float32)).unsqueeze(1)
-    return try parts.headLosses(try network(images), auxWeight: config.loss.auxLossWeight) { try loss($0, foreground) }
+    let output = try network(images)
+    var terms = try parts.headLosses(output, auxWeight: config.loss.auxLossWeight) { try loss($0, foreground) }
+    // Deep supervision (OSVOS): every side output against the same mask.
+    let weight = config.foreground.sideLossWeight
+    for name in network.outputNames where name.hasPrefix("side") && weight > 0 {
+      guard let side = output.extras[name] else { continue }
+      let sideLoss = try loss(side, foreground)
+      terms.total = try terms.total + sideLoss * weight
+      terms.parts.append((name, sideLoss))
+    }
+    return terms
   }
+
 
   private func loss(_ logits: Tensor, _ foreground: Tensor) throws -> Tensor {
     switch config.loss.kind {

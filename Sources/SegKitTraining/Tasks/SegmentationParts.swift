@@ -43,8 +43,17 @@ struct SegmentationParts {
     self.device = device
     trainSet = try config.openDataset(split: config.data.trainSplit)
     self.outputChannels = try outputChannels(trainSet)
+    Torch.manualSeed(UInt64(config.run.seed))
+    network = try config.makeModel(classes: self.outputChannels)
+    try config.loadInitialCheckpoint(into: network, classes: self.outputChannels)
+    try network.to(device: device)
+    network.train()
+    if !config.initialization.fineTuneBatchNorm {
+      for case let norm as BatchNorm2d in network.modules() { norm.statisticsFrozen = true }
+    }
+
     trainLoader = try DataLoader(
-      source: trainingView(trainSet), augmentation: config.trainingAugmentation(),
+      source: trainingView(trainSet), augmentation: config.trainingAugmentation(normalization: network.inputNormalization),
       options: LoaderOptions(batchSize: config.input.trainBatchSize, shuffle: config.input.shuffle, seed: UInt64(config.run.seed),
                              dropLast: true, workers: config.run.workers, prefetch: 2 * max(1, config.run.workers),
                              rank: role.rank, worldSize: role.worldSize))
@@ -57,15 +66,6 @@ struct SegmentationParts {
       let valSet = try config.openDataset(split: config.data.valSplit)
       let source: any SampleSource = config.run.valSamples > 0 ? SampleSubset(base: valSet, count: config.run.valSamples) : valSet
       validation = (source, valSet.colormap)
-    }
-
-    Torch.manualSeed(UInt64(config.run.seed))
-    network = try config.makeModel(classes: self.outputChannels)
-    try config.loadInitialCheckpoint(into: network, classes: self.outputChannels)
-    try network.to(device: device)
-    network.train()
-    if !config.initialization.fineTuneBatchNorm {
-      for case let norm as BatchNorm2d in network.modules() { norm.statisticsFrozen = true }
     }
   }
 
@@ -107,7 +107,9 @@ struct SegmentationParts {
     _ config: TrainingConfig, task: ModelManifest.Task, labelCount: Int, images: Bool
   ) throws -> (scores: SegmentationScores, images: [(tag: String, image: Image)], count: Int)? {
     guard let (source, colormap) = validation else { return nil }
-    let segmenter = ImageSegmenter(borrowing: network, settings: try config.inferenceSettings(multiScale: false), device: device)
+    let segmenter = ImageSegmenter(
+      borrowing: network, settings: try config.inferenceSettings(multiScale: false), device: device,
+      normalization: network.inputNormalization)
     var shown: [(tag: String, image: Image)] = []
     let scores = try Evaluation.run(
       segmenter, task: task, dataset: source, numClasses: labelCount, ignoreIndex: config.data.ignoreLabel,

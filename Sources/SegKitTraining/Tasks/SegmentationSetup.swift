@@ -52,12 +52,13 @@ extension TrainingConfig {
   }
 
   /// The training augmentation: DeepLab's random scale, pad and crop, and flip.
-  public func trainingAugmentation() -> Augmentation {
+  public func trainingAugmentation(normalization: InputNormalization = .imagenet) -> Augmentation {
     var augmentation = Augmentation.deeplab(
       crop: input.trainCropSize[0], minScale: input.minScaleFactor, maxScale: input.maxScaleFactor,
       step: input.scaleFactorStepSize)
     augmentation.crop = Size2(input.trainCropSize[0], input.trainCropSize[1])
     augmentation.flipProbability = input.flipProbability
+    augmentation.normalization = normalization
     return augmentation
   }
 

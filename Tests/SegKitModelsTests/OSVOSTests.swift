@@ -1,0 +1,117 @@
+import Foundation
+import SegKitModels
+import SegKitTestSupport
+import XCTest
+
+/// `osvos_vgg16` against an independent PyTorch construction of OSVOS from its
+/// description (stages, side preparation, side scores, bilinear transposed
+/// convolutions, centre crops, fuse), with OSVOS-PyTorch's state-dict keys.
+final class OSVOSTests: XCTestCase {
+  /// The oracle's OSVOS, written from the architecture's description.
+  static let oracleNetwork = #"""
+    class OracleOSVOS(nn.Module):
+        def __init__(self):
+            super().__init__()
+            widths = [[64, 64], [128, 128], [256, 256, 256], [512, 512, 512], [512, 512, 512]]
+            self.upscale, self.upscale_ = nn.ModuleList(), nn.ModuleList()
+            self.stages, self.side_prep, self.score_dsn = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
+            c = 3
+            for s, ws in enumerate(widths):
+                layers = [] if s == 0 else [nn.MaxPool2d(2, 2, ceil_mode=True)]
+                for w in ws:
+                    layers += [nn.Conv2d(c, w, 3, padding=1), nn.ReLU()]
+                    c = w
+                self.stages.append(nn.Sequential(*layers))
+                if s > 0:
+                    self.side_prep.append(nn.Conv2d(c, 16, 3, padding=1))
+                    self.score_dsn.append(nn.Conv2d(16, 1, 1))
+                    self.upscale.append(nn.ConvTranspose2d(16, 16, 2 ** (s + 1), stride=2 ** s, bias=False))
+                    self.upscale_.append(nn.ConvTranspose2d(1, 1, 2 ** (s + 1), stride=2 ** s, bias=False))
+            self.fuse = nn.Conv2d(64, 1, 1)
+
+        def forward(self, x):
+            h, w = x.shape[-2:]
+            def crop(t):
+                top, left = (t.shape[-2] - h) // 2, (t.shape[-1] - w) // 2
+                return t[..., top:top + h, left:left + w]
+            x = self.stages[0](x)
+            sides, scores = [], []
+            for i in range(4):
+                x = self.stages[i + 1](x)
+                p = self.side_prep[i](x)
+                sides.append(crop(self.upscale[i](p)))
+                scores.append(crop(self.upscale_[i](self.score_dsn[i](p))))
+            return [self.fuse(torch.cat(sides, 1))] + scores
+    """#
+
+  func testForwardMatchesPyTorch() throws {
+    Torch.manualSeed(3)
+    let model = try ModelZoo.make("osvos_vgg16", classes: 1)
+    // OSVOS's own N(0, 0.001) initialisation makes outputs vanish; draw weights of ordinary size.
+    try Torch.withNoGrad {
+      for (name, tensor) in try model.stateDict() where !name.hasPrefix("upscale") {
+        let fanIn = tensor.rank == 4 ? tensor.shape[1] * tensor.shape[2] * tensor.shape[3] : 64
+        try tensor.copy_(try Tensor.randn(tensor.shape) * (2 / Double(fanIn)).squareRoot())
+      }
+    }
+    let image = try Tensor.randn([1, 3, 97, 131])
+    let inputs = [("image", image)] + (try model.stateDict()).map { ("state/\($0.0)", $0.1) }
+    let oracle = try OracleTensors.run(Self.oracleNetwork + "\n" + #"""
+      inputs = load_inputs()
+      net = OracleOSVOS().eval()
+      state = {k[len("state/"):]: v for k, v in inputs.items() if k.startswith("state/")}
+      save_meta({"keys": list(net.state_dict().keys()),
+                 "missing": sorted(set(net.state_dict()) - set(state)), "unexpected": sorted(set(state) - set(net.state_dict()))})
+      net.load_state_dict(state)
+      with torch.no_grad():
+          outputs = net(inputs["image"])
+      for name, t in zip(["out", "side2", "side3", "side4", "side5"], outputs):
+          save(name, t)
+      """#, inputs: inputs)
+    XCTAssertEqual(oracle.meta["missing"] as? [String], [])
+    XCTAssertEqual(oracle.meta["unexpected"] as? [String], [])
+    XCTAssertEqual(oracle.meta["keys"] as? [String], try model.stateDict().map(\.0), "the state dict lists OSVOS-PyTorch's keys in its order")
+
+    let output = try Torch.withNoGrad { try model(image) }
+    XCTAssertEqual(model.outputNames, ["out", "side2", "side3", "side4", "side5"])
+    try assertMatchesOracle(output.out, try oracle["out"], rtol: 1e-4, atol: 1e-4, "out")
+    for side in ["side2", "side3", "side4", "side5"] {
+      XCTAssertEqual(output.extras[side]?.shape, [1, 1, 97, 131], side)
+      try assertMatchesOracle(output.extras[side], try oracle[side], rtol: 1e-4, atol: 1e-4, side)
+    }
+  }
+
+  /// The upsampling is bilinear and frozen; torchvision's vgg16 checkpoint fills the
+  /// stages; inputs are Caffe's BGR minus means.
+  func testInitialisationAndCheckpoints() throws {
+    let model = try ModelZoo.make("osvos_vgg16", classes: 1)
+    let state = Dictionary(uniqueKeysWithValues: try model.stateDict())
+    let upscale = try XCTUnwrap(state["upscale.0.weight"])
+    XCTAssertEqual(upscale.shape, [16, 16, 4, 4])
+    XCTAssertEqual(try upscale[0][0][0].toArray(Float.self), [0.0625, 0.1875, 0.1875, 0.0625])
+    XCTAssertEqual(try upscale[0][1].abs().sum().item(), 0)
+    XCTAssertFalse(upscale.requiresGrad)
+    XCTAssertEqual(state["upscale_.3.weight"]?.shape, [1, 1, 32, 32])
+    XCTAssertFalse(model.parameters().contains { $0.shape == [1, 1, 32, 32] && $0.requiresGrad })
+    XCTAssertEqual(model.inputNormalization.channelOrder, .bgr)
+    XCTAssertEqual(model.inputNormalization.mean, [104.00699, 116.66877, 122.67892])
+    XCTAssertThrowsError(try ModelZoo.make("osvos_vgg16", classes: 21))
+    XCTAssertEqual(ModelZoo.fixedClasses(of: "osvos_vgg16"), 1)
+
+    let oracle = try OracleTensors.run(#"""
+      import torchvision
+      save_state("vgg", torchvision.models.vgg16(weights=None))
+      """#)
+    let vgg = try StateDict(try oracle.entries(under: "vgg"))
+    try ModelZoo.loadWeights(vgg, into: model)
+    let loaded = Dictionary(uniqueKeysWithValues: try model.stateDict())
+    let pairs = [("features.0", "stages.0.0"), ("features.2", "stages.0.2"), ("features.5", "stages.1.1"),
+                 ("features.7", "stages.1.3"), ("features.10", "stages.2.1"), ("features.14", "stages.2.5"),
+                 ("features.17", "stages.3.1"), ("features.24", "stages.4.1"), ("features.28", "stages.4.5")]
+    for (torchvision, osvos) in pairs {
+      for suffix in [".weight", ".bias"] {
+        XCTAssertTrue(try loaded[osvos + suffix]!.allClose(vgg[torchvision + suffix]!, rtol: 0, atol: 0), osvos + suffix)
+      }
+    }
+  }
+}
