@@ -89,6 +89,22 @@ public final class OSVOS: Module, SegmentationNetwork {
       .narrow(dim: 3, start: (shape[3] - size.width) / 2, length: size.width)
   }
 
+  /// OSVOS's training recipe (all its releases): learning-rate multipliers ×1 for
+  /// the weights of the stages and side preparation, ×2 for their biases, ×0.1 and
+  /// ×0.2 for the side scores, ×0.01 and ×0.02 for the fuse; weight decay on weights
+  /// only (the optimizer's); the upsampling frozen (not in any group).
+  public func referenceParameterGroups() -> [ParameterGroup] {
+    let rules: [(prefix: String, weight: Double)] = [("stages.", 1), ("side_prep.", 1), ("score_dsn.", 0.1), ("fuse.", 0.01)]
+    var groups: [ParameterGroup] = []
+    for rule in rules {
+      let named = namedParameters().filter { $0.0.hasPrefix(rule.prefix) && $0.1.requiresGrad }
+      let weights = named.filter { $0.0.hasSuffix(".weight") }.map(\.1), biases = named.filter { $0.0.hasSuffix(".bias") }.map(\.1)
+      groups.append(ParameterGroup(parameters: weights, learningRateMultiplier: rule.weight))
+      groups.append(ParameterGroup(parameters: biases, learningRateMultiplier: 2 * rule.weight, weightDecay: 0))
+    }
+    return groups
+  }
+
   /// Evaluation mode (OSVOS has no batch norm to fold).
   public func optimizeForInference(channelsLast: Bool) throws { eval() }
 }

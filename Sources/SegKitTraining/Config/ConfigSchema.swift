@@ -122,6 +122,8 @@ extension TrainingConfig {
             "update batch-norm statistics (false: normalise with the running ones and keep them; scale and offset still train, as in DeepLab)"),
     Setting("last_layer_gradient_multiplier", "initialisation", \.initialization.lastLayerGradientMultiplier,
             "learning-rate multiplier of the last layers"),
+    Setting("reference_learning_rates", "initialisation", \.initialization.referenceLearningRates,
+            "the model's reference per-layer learning rates (osvos_vgg16: biases ×2, side scores ×0.1, fuse ×0.01, weight decay on weights only)"),
 
     Setting("loss", "loss", \.loss.kind, "auto (cross_entropy for semantic, balanced_bce for foreground), cross_entropy, dice, lovasz or balanced_bce"),
     Setting("top_k_percent_pixels", "loss", \.semantic.topKPercentPixels, "fraction of hardest pixels kept in the cross-entropy", task: .semantic),
@@ -134,6 +136,13 @@ extension TrainingConfig {
             "balanced_bce: sum (OSVOS-TensorFlow), per_pixel or per_image (OSVOS-PyTorch's size/batch average)", task: .foreground),
     Setting("side_loss_weight", "loss", \.foreground.sideLossWeight,
             "weight of each side output's loss (OSVOS's deep supervision; 0: the fused output only)", task: .foreground),
+    Setting("side_loss_schedule", "loss", \.foreground.sideLossSchedule,
+            "how side_loss_weight changes: constant, linear (to 0 at the last step) or piecewise", task: .foreground),
+    Setting("side_loss_boundaries", "loss", \.foreground.sideLossBoundaries,
+            "piecewise side weights: steps where the factor changes", task: .foreground),
+    Setting("side_loss_values", "loss", \.foreground.sideLossValues,
+            "piecewise side weights: factors, one more than boundaries (OSVOS-TensorFlow: [1, 0.5, 0] at [15000, 30000])",
+            task: .foreground),
 
     Setting("eval_crop_size", "evaluation", \.evaluation.evalCropSize, "evaluation crop [height, width]; null: whole images"),
     Setting("eval_scales", "evaluation", \.evaluation.evalScales, "input scales averaged at evaluation"),

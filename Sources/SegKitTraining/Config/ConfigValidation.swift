@@ -78,6 +78,19 @@ extension TrainingConfig {
     require(loss.auxLossWeight >= 0, "aux_loss_weight", "must be non-negative", "\(loss.auxLossWeight)")
     require(foreground.sideLossWeight >= 0 && foreground.sideLossWeight.isFinite, "side_loss_weight", "must be non-negative",
             "\(foreground.sideLossWeight)")
+    if task == .foreground && foreground.sideLossSchedule == .piecewise {
+      let (boundaries, values) = (foreground.sideLossBoundaries, foreground.sideLossValues)
+      require(values.count == boundaries.count + 1, "side_loss_values",
+              "must hold one factor more than side_loss_boundaries (\(boundaries.count))", "\(values.count) factors")
+      require(zip(boundaries, boundaries.dropFirst()).allSatisfy { $0 < $1 }, "side_loss_boundaries", "must increase", "\(boundaries)")
+      require(values.allSatisfy { $0 >= 0 && $0.isFinite }, "side_loss_values", "must be non-negative", "\(values)")
+    }
+    if initialization.referenceLearningRates {
+      require(model.name == "osvos_vgg16", "reference_learning_rates", "needs a model with a reference recipe (osvos_vgg16)",
+              model.name)
+      require(initialization.lastLayerGradientMultiplier == 1, "last_layer_gradient_multiplier",
+              "must be 1 with reference_learning_rates", "\(initialization.lastLayerGradientMultiplier)")
+    }
     if let classWeights = semantic.classWeights {
       require(classWeights.allSatisfy { $0 >= 0 }, "class_weights", "must be non-negative", "\(classWeights)")
       if let numClasses = data.numClasses {

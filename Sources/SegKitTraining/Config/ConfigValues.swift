@@ -109,6 +109,7 @@ extension TrainingConfig.LearningPolicy: ConfigScalar {}
 extension TrainingConfig.OptimizerKind: ConfigScalar {}
 extension TrainingConfig.LossKind: ConfigScalar {}
 extension TrainingConfig.BalancedLossNormalization: ConfigScalar {}
+extension TrainingConfig.SideLossSchedule: ConfigScalar {}
 extension ModelManifest.Task: ConfigScalar {}
 
 extension Array: ConfigValue where Element: ConfigScalar {

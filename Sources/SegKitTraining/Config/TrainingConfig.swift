@@ -114,6 +114,7 @@ public struct TrainingConfig: Equatable, Sendable {
     public var lastLayersContainLogitsOnly = false
     public var fineTuneBatchNorm = true
     public var lastLayerGradientMultiplier = 1.0
+    public var referenceLearningRates = false
   }
 
   public struct LossSettings: Equatable, Sendable {
@@ -128,9 +129,22 @@ public struct TrainingConfig: Equatable, Sendable {
     public var classWeights: [Double]? = nil
   }
 
+  /// How the side outputs' loss weight changes over training (times `side_loss_weight`).
+  public enum SideLossSchedule: String, CaseIterable, Sendable {
+    /// 1 throughout (OSVOS-MindSpore's, with weight 0.5).
+    case constant
+    /// 1 − step / steps (OSVOS-PyTorch decays it per epoch).
+    case linear
+    /// `side_loss_values[i]` from `side_loss_boundaries[i − 1]` on (OSVOS-TensorFlow: [15000, 30000], [1, 0.5, 0]).
+    case piecewise
+  }
+
   public struct ForegroundSettings: Equatable, Sendable {
     public var balancedLossNormalization = BalancedLossNormalization.sum
     public var sideLossWeight = 1.0
+    public var sideLossSchedule = SideLossSchedule.constant
+    public var sideLossBoundaries: [Int] = []
+    public var sideLossValues: [Double] = []
   }
 
   public struct EvaluationSettings: Equatable, Sendable {

@@ -10,6 +10,8 @@ public final class ForegroundSegmentationTask: TrainingTask {
   public let config: TrainingConfig
   public let network: any SegmentationNetwork
   let parts: SegmentationParts
+  /// Optimizer steps of the run, for the linear side-loss schedule.
+  let totalSteps: Int
 
   public var model: Module { network }
   public var trainLoader: DataLoader { parts.trainLoader }
@@ -22,6 +24,7 @@ public final class ForegroundSegmentationTask: TrainingTask {
     parts = try SegmentationParts(
       config: config, device: device, role: role, outputChannels: { _ in 1 }, trainingView: { ForegroundView($0) })
     network = parts.network
+    totalSteps = config.totalSteps(trainingSamples: parts.trainLoader.stepsPerEpoch * config.input.trainBatchSize)
     self.config = config
   }
 
@@ -34,7 +37,7 @@ public final class ForegroundSegmentationTask: TrainingTask {
     let output = try network(images)
     var terms = try parts.headLosses(output, auxWeight: config.loss.auxLossWeight) { try loss($0, foreground) }
     // Deep supervision (OSVOS): every side output against the same mask.
-    let weight = config.foreground.sideLossWeight
+    let weight = sideLossWeight(step: step)
     for name in network.outputNames where name.hasPrefix("side") && weight > 0 {
       guard let side = output.extras[name] else { continue }
       let sideLoss = try loss(side, foreground)
@@ -44,6 +47,18 @@ public final class ForegroundSegmentationTask: TrainingTask {
     return terms
   }
 
+
+  /// `side_loss_weight` times the schedule's factor at `step`.
+  func sideLossWeight(step: Int) -> Double {
+    let settings = config.foreground
+    switch settings.sideLossSchedule {
+    case .constant: return settings.sideLossWeight
+    case .linear: return settings.sideLossWeight * max(0, 1 - Double(step) / Double(max(1, totalSteps)))
+    case .piecewise:
+      let index = settings.sideLossBoundaries.firstIndex { step < $0 } ?? settings.sideLossBoundaries.count
+      return settings.sideLossWeight * (index < settings.sideLossValues.count ? settings.sideLossValues[index] : 0)
+    }
+  }
 
   private func loss(_ logits: Tensor, _ foreground: Tensor) throws -> Tensor {
     switch config.loss.kind {

@@ -71,6 +71,12 @@ struct SegmentationParts {
 
   /// Parameter groups with DeepLab's last-layer multiplier and the no-decay option.
   func parameterGroups(_ config: TrainingConfig) throws -> [ParameterGroup] {
+    if config.initialization.referenceLearningRates {
+      guard let osvos = network as? OSVOS else {
+        throw TrainingError("'reference_learning_rates': \(config.model.name) has no reference per-layer learning rates")
+      }
+      return osvos.referenceParameterGroups()
+    }
     let lastLayers = config.initialization.lastLayerGradientMultiplier == 1
       ? [] : try config.lastLayerNames(of: network, classes: outputChannels)
     return network.parameterGroups(
