@@ -257,3 +257,45 @@ extension TrainerTests {
     XCTAssertGreaterThan(try norm(try mine["fuse.weight"]!.to(.float64) - start["fuse.weight"]!.to(.float64)), 0)
   }
 }
+
+extension TrainerTests {
+  /// The side-loss schedules: constant, linear to 0 at the last step, and OSVOS-TensorFlow's
+  /// phases (factor 1 before step 15000, 0.5 before 30000, 0 after; 0-based steps).
+  func testSideLossSchedules() throws {
+    let dataset = try writeDataset(train: 2, val: 0, size: 32)
+    var config = try baseConfig(dataset: dataset)
+    try config.apply(yaml: """
+      task: foreground
+      num_classes: null
+      model: fcn32s_resnet18
+      train_crop_size: [32, 32]
+      training_number_of_steps: 40000
+      side_loss_weight: 0.5
+      """)
+    func weights(_ yaml: String, _ steps: [Int]) throws -> [Double] {
+      var settings = config
+      try settings.apply(yaml: yaml)
+      try settings.validate()
+      let task = try ForegroundSegmentationTask(config: settings, device: .cpu)
+      return steps.map { task.sideLossWeight(step: $0) }
+    }
+    XCTAssertEqual(try weights("side_loss_schedule: constant", [0, 39999]), [0.5, 0.5])
+    XCTAssertEqual(try weights("side_loss_schedule: linear", [0, 20000, 40000]), [0.5, 0.25, 0])
+    XCTAssertEqual(try weights("""
+      side_loss_schedule: piecewise
+      side_loss_boundaries: [15000, 30000]
+      side_loss_values: [1, 0.5, 0]
+      """, [0, 14999, 15000, 29999, 30000]), [0.5, 0.5, 0.25, 0.25, 0])
+
+    var bad = config
+    try bad.apply(yaml: "side_loss_schedule: piecewise\nside_loss_boundaries: [10, 5]\nside_loss_values: [1]\n")
+    var text = "no error"
+    do { try bad.validate() } catch { text = "\(error)" }
+    XCTAssertTrue(text.contains("'side_loss_values' must hold one factor more") && text.contains("'side_loss_boundaries' must increase"), text)
+    var reference = config
+    reference.initialization.referenceLearningRates = true
+    XCTAssertThrowsError(try reference.validate()) { error in
+      XCTAssertTrue("\(error)".contains("'reference_learning_rates' needs a model with a reference recipe"), "\(error)")
+    }
+  }
+}

@@ -49,7 +49,7 @@ public final class ForegroundSegmentationTask: TrainingTask {
 
 
   /// `side_loss_weight` times the schedule's factor at `step`.
-  func sideLossWeight(step: Int) -> Double {
+  public func sideLossWeight(step: Int) -> Double {
     let settings = config.foreground
     switch settings.sideLossSchedule {
     case .constant: return settings.sideLossWeight
