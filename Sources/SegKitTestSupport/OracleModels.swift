@@ -1,3 +1,5 @@
+import SegKitTensor
+
 /// PyTorch models the oracle builds itself, written from their descriptions, for
 /// parity tests of more than one target.
 public enum OracleModels {
@@ -39,4 +41,16 @@ public enum OracleModels {
                 scores.append(crop(self.upscale_[i](self.score_dsn[i](p))))
             return [self.fuse(torch.cat(sides, 1))] + scores
     """#
+
+  /// Redraws a state dict's entries (all but those `keep` names) from N(0, 2 / fan-in):
+  /// OSVOS's own N(0, 0.001) initialisation makes its outputs vanish, which would let
+  /// any parity test pass.
+  public static func drawOrdinaryWeights(_ entries: [(String, Tensor)], keep: (String) -> Bool) throws {
+    try Torch.withNoGrad {
+      for (name, tensor) in entries where !keep(name) {
+        let fanIn = tensor.rank == 4 ? tensor.shape[1] * tensor.shape[2] * tensor.shape[3] : 64
+        try tensor.copy_(try Tensor.randn(tensor.shape) * (2 / Double(fanIn)).squareRoot())
+      }
+    }
+  }
 }

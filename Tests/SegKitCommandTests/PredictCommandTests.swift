@@ -76,12 +76,7 @@ extension PredictCommandTests {
     defer { try? FileManager.default.removeItem(at: dir) }
     Torch.manualSeed(4)
     let model = try ModelZoo.make("osvos_vgg16", classes: 1)
-    try Torch.withNoGrad {
-      for (name, tensor) in try model.stateDict() where !name.hasPrefix("upscale") {
-        let fanIn = tensor.rank == 4 ? tensor.shape[1] * tensor.shape[2] * tensor.shape[3] : 64
-        try tensor.copy_(try Tensor.randn(tensor.shape) * (2 / Double(fanIn)).squareRoot())
-      }
-    }
+    try OracleModels.drawOrdinaryWeights(try model.stateDict()) { $0.hasPrefix("upscale") }
     let weights = dir.appendingPathComponent("osvos.safetensors")
     try StateDict(try model.stateDict()).save(to: weights)
     var image = Image(width: 53, height: 41, channels: 3)

@@ -10,13 +10,7 @@ final class OSVOSTests: XCTestCase {
   func testForwardMatchesPyTorch() throws {
     Torch.manualSeed(3)
     let model = try ModelZoo.make("osvos_vgg16", classes: 1)
-    // OSVOS's own N(0, 0.001) initialisation makes outputs vanish; draw weights of ordinary size.
-    try Torch.withNoGrad {
-      for (name, tensor) in try model.stateDict() where !name.hasPrefix("upscale") {
-        let fanIn = tensor.rank == 4 ? tensor.shape[1] * tensor.shape[2] * tensor.shape[3] : 64
-        try tensor.copy_(try Tensor.randn(tensor.shape) * (2 / Double(fanIn)).squareRoot())
-      }
-    }
+    try OracleModels.drawOrdinaryWeights(try model.stateDict()) { $0.hasPrefix("upscale") }
     let image = try Tensor.randn([1, 3, 97, 131])
     let inputs = [("image", image)] + (try model.stateDict()).map { ("state/\($0.0)", $0.1) }
     let oracle = try OracleTensors.run(OracleModels.osvos + "\n" + #"""

@@ -175,12 +175,7 @@ extension TrainerTests {
     let dataset = try writeDataset(train: 4, val: 0, size: 48)
     Torch.manualSeed(8)
     let model = try ModelZoo.make("osvos_vgg16", classes: 1)
-    try Torch.withNoGrad {
-      for (name, tensor) in try model.stateDict() where !name.hasPrefix("upscale") {
-        let fanIn = tensor.rank == 4 ? tensor.shape[1] * tensor.shape[2] * tensor.shape[3] : 64
-        try tensor.copy_(try Tensor.randn(tensor.shape) * (2 / Double(fanIn)).squareRoot())
-      }
-    }
+    try OracleModels.drawOrdinaryWeights(try model.stateDict()) { $0.hasPrefix("upscale") }
     let initial = root.appendingPathComponent("osvos-init.safetensors")
     try StateDict(try model.stateDict()).save(to: initial)
     var config = try baseConfig(dataset: dataset)
