@@ -2,13 +2,15 @@ import ArgumentParser
 import Foundation
 import SegKitData
 import SegKitInference
+import SegKitTensor
+import SegKitTraining
 
 /// `segkit vos …`: semi-supervised video object segmentation.
 struct VOSCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "vos",
-    abstract: "Video object segmentation: DAVIS evaluation.",
-    subcommands: [VOSEval.self]
+    abstract: "Video object segmentation: one-shot segmentation of DAVIS sequences, DAVIS evaluation.",
+    subcommands: [VOSSegment.self, VOSEval.self]
   )
 }
 
@@ -81,5 +83,105 @@ struct VOSEval: ParsableCommand {
     do { try Data(text.utf8).write(to: url, options: .atomic) } catch {
       throw CommandError("\(url.path): cannot be written (\(error.localizedDescription))")
     }
+  }
+}
+
+struct VOSSegment: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "segment",
+    abstract: "Segment DAVIS sequences by one-shot fine-tuning a parent network on each first frame (OSVOS).",
+    discussion: """
+      For each sequence, each object of the first annotation gets its own copy of the parent, \
+      fine-tuned on the first frame and that object's mask; every later frame takes per pixel \
+      the object of highest probability above 1/2. Writes the DAVIS results layout into --out \
+      (2016: 0/255 PNGs; 2017: palette PNGs of object ids, named like the annotations) and \
+      timing.json (fine-tuning seconds and frames per second per sequence). Sequences already \
+      complete in --out are skipped unless --overwrite. Score the folder with `segkit vos eval`.
+      """)
+
+  @Option(help: "The parent: a run folder (its model and latest checkpoint) or a weight file (with --model).")
+  var parent: String
+
+  @Option(help: "The parent's model when --parent is a weight file.")
+  var model = "osvos_vgg16"
+
+  @Option(help: "The DAVIS root folder.")
+  var davis: String
+
+  @Option(help: "2016 or 2017.")
+  var year: Int
+
+  @Option(help: "The split to segment.")
+  var split = "val"
+
+  @Option(help: "Only these sequences, comma-separated.")
+  var sequences: String?
+
+  @Option(help: "The results folder.")
+  var out: String
+
+  @Option(help: "Fine-tuning steps per object.")
+  var steps = 100
+
+  @Option(help: "Fine-tuning learning rate (Adam).")
+  var learningRate = 1e-4
+
+  @Option(help: "Device: auto (the first CUDA device, else the CPU), cpu, cuda, cuda:N or mps.")
+  var device = "auto"
+
+  @Flag(help: "Segment sequences whose results are already complete again.")
+  var overwrite = false
+
+  func run() throws {
+    guard year == 2016 || year == 2017 else { throw ValidationError("--year must be 2016 or 2017, got \(year)") }
+    guard steps >= 1, learningRate > 0, learningRate.isFinite else {
+      throw ValidationError("--steps must be at least 1 and --learning-rate positive")
+    }
+    var settings = FineTuningSettings()
+    (settings.steps, settings.learningRate, settings.device) = (steps, learningRate, try resolveDevice(device))
+    let parentURL = URL(fileURLWithPath: parent)
+    var isDirectory: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: parentURL.path, isDirectory: &isDirectory) else {
+      throw ValidationError("--parent \(parent): no such file or folder")
+    }
+    let (modelName, weights): (String, URL)
+    if isDirectory.boolValue {
+      let run = try RunLayout.existing(parentURL)
+      (modelName, weights) = (try run.manifest().model, try run.latestCheckpointURL { warn($0) })
+    } else {
+      (modelName, weights) = (model, parentURL)
+    }
+    let root = URL(fileURLWithPath: davis)
+    let dataset = year == 2016 ? try VideoDataset.davis2016(root: root, split: split) : try VideoDataset.davis2017(root: root, split: split)
+    var chosen = dataset.sequences
+    if let sequences {
+      let names = sequences.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+      if let unknown = names.first(where: { name in !dataset.sequences.contains { $0.name == name } }) {
+        throw ValidationError("--sequences: '\(unknown)' is not a sequence of the DAVIS \(year) \(split) split")
+      }
+      chosen = dataset.sequences.filter { names.contains($0.name) }
+    }
+    let segmentation = DAVISSegmentation(modelName: modelName, parent: try ModelLoader.readWeights(weights), settings: settings)
+    let folder = URL(fileURLWithPath: out)
+    try createFolder(folder)
+    var timings: [DAVISSegmentation.Timing] = []
+    for (number, sequence) in chosen.enumerated() {
+      if !overwrite && DAVISSegmentation.isFinished(sequence, in: folder) {
+        print("[\(number + 1)/\(chosen.count)] \(sequence.name): already done, skipped")
+        continue
+      }
+      let timing = try segmentation.segment(sequence, singleObject: year == 2016, into: folder)
+      timings.append(timing)
+      print("[\(number + 1)/\(chosen.count)] \(sequence.name): \(timing.objects) object(s), fine-tuned in "
+        + String(format: "%.1f s, %.1f frames/s", timing.fineTuningSeconds, timing.framesPerSecond))
+    }
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    encoder.keyEncodingStrategy = .convertToSnakeCase
+    let timingURL = folder.appendingPathComponent("timing.json")
+    do { try encoder.encode(timings).write(to: timingURL, options: .atomic) } catch {
+      throw CommandError("\(timingURL.path): cannot be written (\(error.localizedDescription))")
+    }
+    print("results: \(folder.path)")
   }
 }

@@ -71,6 +71,12 @@ public final class OneShotSegmenter: SequenceSegmenter {
     guard let segmenter else { throw TrainingError("next(_:) before start(firstFrame:mask:): the sequence has not begun") }
     return try segmenter.labels(frame)
   }
+
+  /// The object's probability per pixel, [H, W] on the CPU (for merging several objects).
+  public func probabilities(_ frame: Image) throws -> Tensor {
+    guard let segmenter else { throw TrainingError("probabilities(_:) before start(firstFrame:mask:)") }
+    return try segmenter.scores(frame).sigmoid().squeeze(dim: 0).squeeze(dim: 0)
+  }
 }
 
 /// The first frame and its mask, drawn again and again with fresh augmentation.
