@@ -95,6 +95,12 @@ public struct ModelManifest: Codable, Equatable, Sendable {
     guard manifest.classes >= 1, manifest.classes <= 4096 else {
       throw InferenceError("\(url.path): 'classes' must be between 1 and 4096, got \(manifest.classes)")
     }
+    if let stride = manifest.outputStride, ![8, 16, 32].contains(stride) {
+      throw InferenceError("\(url.path): 'outputStride' must be 8, 16 or 32, got \(stride)")
+    }
+    if let rates = manifest.atrousRates, rates.isEmpty || rates.count > 16 || !rates.allSatisfy({ (1...1024).contains($0) }) {
+      throw InferenceError("\(url.path): 'atrousRates' must be 1 to 16 rates between 1 and 1024, got \(rates)")
+    }
     guard manifest.normalization.mean.count == 3, manifest.normalization.std.count == 3,
           manifest.normalization.std.allSatisfy({ $0 != 0 && $0.isFinite }), manifest.normalization.pixelDivisor > 0
     else {

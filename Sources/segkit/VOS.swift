@@ -32,48 +32,31 @@ struct VOSEval: ParsableCommand {
   @Option(help: "The results folder: <sequence>/<frame>.png.")
   var results: String
 
-  @Option(help: "The DAVIS root folder.")
-  var davis: String
-
-  @Option(help: "2016 or 2017.")
-  var year: Int
-
-  @Option(help: "The split to score.")
-  var split = "val"
-
-  @Option(help: "DAVIS frame size: 480p or full.")
-  var resolution = "480p"
+  @OptionGroup var davis: DAVISArguments
 
   @Option(help: "Also write the scores as JSON: {\"global\": {…}, \"objects\": [{\"sequence\", \"object\", \"J-Mean\", …}]}.")
   var json: String?
 
   func run() throws {
-    guard year == 2016 || year == 2017 else { throw ValidationError("--year must be 2016 or 2017, got \(year)") }
-    guard let resolution = DAVISResolution(rawValue: resolution) else {
-      throw ValidationError("--resolution must be 480p or full, not '\(self.resolution)'")
-    }
     let resultsURL = URL(fileURLWithPath: results)
     var isDirectory: ObjCBool = false
     guard FileManager.default.fileExists(atPath: resultsURL.path, isDirectory: &isDirectory), isDirectory.boolValue else {
       throw ValidationError("--results \(results): no such folder")
     }
     let jsonURL = try json.map { try writableFile($0, option: "--json") }
-    let root = URL(fileURLWithPath: davis)
-    let dataset = year == 2016
-      ? try VideoDataset.davis2016(root: root, split: split, resolution: resolution)
-      : try VideoDataset.davis2017(root: root, split: split, resolution: resolution)
+    let dataset = try davis.dataset()
     let start = Date()
     let report = try DAVISEvaluation.run(results: resultsURL, dataset: dataset)
     let seconds = Date().timeIntervalSince(start)
 
-    try write(report.globalCSV, to: resultsURL.appendingPathComponent("global_results-\(split).csv"))
-    try write(report.perSequenceCSV, to: resultsURL.appendingPathComponent("per-sequence_results-\(split).csv"))
+    try write(report.globalCSV, to: resultsURL.appendingPathComponent("global_results-\(davis.split).csv"))
+    try write(report.perSequenceCSV, to: resultsURL.appendingPathComponent("per-sequence_results-\(davis.split).csv"))
     if let jsonURL {
       do { try report.json().write(to: jsonURL, options: .atomic) } catch {
         throw CommandError("\(jsonURL.path): cannot be written (\(error.localizedDescription))")
       }
     }
-    print("DAVIS \(year) \(split): \(dataset.sequences.count) sequences, \(report.objects.count) objects, "
+    print("DAVIS \(davis.year) \(davis.split): \(dataset.sequences.count) sequences, \(report.objects.count) objects, "
       + String(format: "%.1f s", seconds))
     print(report.global.map { "\($0.name) " + String(format: "%.4f", $0.value) }.joined(separator: "  "))
     print("J&F: " + String(format: "%.4f", report.global[0].value))
@@ -105,14 +88,7 @@ struct VOSSegment: ParsableCommand {
   @Option(help: "The parent's model when --parent is a weight file.")
   var model = "osvos_vgg16"
 
-  @Option(help: "The DAVIS root folder.")
-  var davis: String
-
-  @Option(help: "2016 or 2017.")
-  var year: Int
-
-  @Option(help: "The split to segment.")
-  var split = "val"
+  @OptionGroup var davis: DAVISArguments
 
   @Option(help: "Only these sequences, comma-separated.")
   var sequences: String?
@@ -133,7 +109,6 @@ struct VOSSegment: ParsableCommand {
   var overwrite = false
 
   func run() throws {
-    guard year == 2016 || year == 2017 else { throw ValidationError("--year must be 2016 or 2017, got \(year)") }
     guard steps >= 1, learningRate > 0, learningRate.isFinite else {
       throw ValidationError("--steps must be at least 1 and --learning-rate positive")
     }
@@ -151,13 +126,12 @@ struct VOSSegment: ParsableCommand {
     } else {
       (modelName, weights) = (model, parentURL)
     }
-    let root = URL(fileURLWithPath: davis)
-    let dataset = year == 2016 ? try VideoDataset.davis2016(root: root, split: split) : try VideoDataset.davis2017(root: root, split: split)
+    let dataset = try davis.dataset()
     var chosen = dataset.sequences
     if let sequences {
       let names = sequences.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
       if let unknown = names.first(where: { name in !dataset.sequences.contains { $0.name == name } }) {
-        throw ValidationError("--sequences: '\(unknown)' is not a sequence of the DAVIS \(year) \(split) split")
+        throw ValidationError("--sequences: '\(unknown)' is not a sequence of the DAVIS \(davis.year) \(davis.split) split")
       }
       chosen = dataset.sequences.filter { names.contains($0.name) }
     }
@@ -170,18 +144,53 @@ struct VOSSegment: ParsableCommand {
         print("[\(number + 1)/\(chosen.count)] \(sequence.name): already done, skipped")
         continue
       }
-      let timing = try segmentation.segment(sequence, singleObject: year == 2016, into: folder)
+      let timing = try segmentation.segment(sequence, singleObject: davis.year == 2016, into: folder)
       timings.append(timing)
       print("[\(number + 1)/\(chosen.count)] \(sequence.name): \(timing.objects) object(s), fine-tuned in "
         + String(format: "%.1f s, %.1f frames/s", timing.fineTuningSeconds, timing.framesPerSecond))
     }
+    // Timings of sequences skipped now stay as an earlier run recorded them.
+    let timingURL = folder.appendingPathComponent("timing.json")
+    let decoder = JSONDecoder()
+    decoder.keyDecodingStrategy = .convertFromSnakeCase
+    let earlier = (try? Data(contentsOf: timingURL)).flatMap { try? decoder.decode([DAVISSegmentation.Timing].self, from: $0) } ?? []
+    let redone = Set(timings.map(\.sequence))
+    let all = earlier.filter { !redone.contains($0.sequence) } + timings
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
     encoder.keyEncodingStrategy = .convertToSnakeCase
-    let timingURL = folder.appendingPathComponent("timing.json")
-    do { try encoder.encode(timings).write(to: timingURL, options: .atomic) } catch {
+    do { try encoder.encode(all).write(to: timingURL, options: .atomic) } catch {
       throw CommandError("\(timingURL.path): cannot be written (\(error.localizedDescription))")
     }
     print("results: \(folder.path)")
+  }
+}
+
+/// Which DAVIS split: root, year, split and frame size.
+struct DAVISArguments: ParsableArguments {
+  @Option(help: "The DAVIS root folder.")
+  var davis: String
+
+  @Option(help: "2016 or 2017.")
+  var year: Int
+
+  @Option(help: "The split.")
+  var split = "val"
+
+  @Option(help: "DAVIS frame size: 480p or full.")
+  var resolution = "480p"
+
+  func validate() throws {
+    guard year == 2016 || year == 2017 else { throw ValidationError("--year must be 2016 or 2017, got \(year)") }
+    guard DAVISResolution(rawValue: resolution) != nil else {
+      throw ValidationError("--resolution must be 480p or full, not '\(resolution)'")
+    }
+  }
+
+  func dataset() throws -> VideoDataset {
+    let root = URL(fileURLWithPath: davis), size = DAVISResolution(rawValue: resolution) ?? .p480
+    return year == 2016
+      ? try VideoDataset.davis2016(root: root, split: split, resolution: size)
+      : try VideoDataset.davis2017(root: root, split: split, resolution: size)
   }
 }

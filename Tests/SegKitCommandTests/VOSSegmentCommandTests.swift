@@ -39,6 +39,8 @@ final class VOSSegmentCommandTests: XCTestCase {
       let again = try SegKitCommand.run(arguments)
       XCTAssertEqual(again.status, 0, again.error)
       XCTAssertTrue(again.output.contains("already done, skipped"), again.output)
+      let kept = try JSONSerialization.jsonObject(with: Data(contentsOf: results.appendingPathComponent("timing.json"))) as? [[String: Any]]
+      XCTAssertEqual(kept?.count, 2, "a rerun that skips keeps the earlier timings")
     }
     let bad = try SegKitCommand.run(["vos", "segment", "--parent", parent.path, "--model", "unet_resnet18", "--davis",
                                      root.appendingPathComponent("davis2016").path, "--year", "2016", "--out",

@@ -59,6 +59,10 @@ final class RunFolderTests: XCTestCase {
     try manifest.write(to: layout.manifestURL)
     XCTAssertEqual(try layout.manifest(), manifest)
     XCTAssertEqual(try layout.manifest().colormap().colors[1].0, 4)
+    var strided = manifest
+    strided.outputStride = 1 << 40
+    try strided.write(to: layout.manifestURL)
+    XCTAssertTrue(message { _ = try layout.manifest() }.contains("'outputStride' must be 8, 16 or 32"))
     try Data("{\"model\": 3}".utf8).write(to: layout.manifestURL)
     XCTAssertTrue(message { _ = try layout.manifest() }.contains("not a valid model manifest"))
   }
