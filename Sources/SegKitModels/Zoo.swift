@@ -23,8 +23,10 @@ public enum ModelZoo {
   /// torchvision's segmentation models, built as torchvision builds them.
   public static let torchvisionNames = torchvisionResNetNames + mobileNetV3Names
 
-  /// Video object segmentation networks, built as their references build them.
-  public static let videoObjectSegmentationNames = ["osvos_vgg16"]
+  /// Video object segmentation networks: OSVOS as its release builds it
+  /// (`osvos_vgg16`), then OSVOS's figure over each other encoder.
+  public static let videoObjectSegmentationNames =
+    ["osvos_vgg16"] + EncoderRegistry.names.filter { $0 != "vgg16" }.map { "osvos_\($0)" }
 
   /// Every model name: torchvision's six first, then each decoder over each encoder,
   /// then the video object segmentation networks.
@@ -55,11 +57,16 @@ public enum ModelZoo {
     atrousRates: [Int]? = nil, separable: Bool = false, weights: URL? = nil
   ) throws -> any SegmentationNetwork {
     let model: any SegmentationNetwork
-    if name == "osvos_vgg16" {
+    if videoObjectSegmentationNames.contains(name) {
       guard classes == 1, outputStride == nil, auxiliaryHead != true, atrousRates == nil, !separable else {
-        throw ModelError("osvos_vgg16 is built as OSVOS builds it: one output channel (classes 1), no output stride, auxiliary head or rates to set")
+        throw ModelError("\(name) is built as OSVOS builds it: one output channel (classes 1), no output stride, auxiliary head or rates to set")
       }
-      model = try OSVOS(inputChannels: inputChannels)
+      if name == "osvos_vgg16" {
+        model = try OSVOS(inputChannels: inputChannels)
+      } else {
+        let encoder = try EncoderRegistry.make(String(name.dropFirst("osvos_".count)), inputChannels: inputChannels)
+        model = try OSVOS(encoder: encoder, encoderKey: "backbone", inputNormalization: .imagenet)
+      }
     } else if mobileNetV3Names.contains(name) {
       guard inputChannels == 3, outputStride ?? 16 == 16, atrousRates == nil else {
         throw ModelError("\(name) is built as torchvision builds it: 3 input channels, output stride 16, default rates")

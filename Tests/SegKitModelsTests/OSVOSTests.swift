@@ -71,4 +71,70 @@ final class OSVOSTests: XCTestCase {
       }
     }
   }
+
+  /// OSVOS's figure over ResNet-18 against PyTorch: torchvision's resnet18 as the
+  /// backbone, its layer1–layer4 (strides 4–32) as the side levels, each upsampled by
+  /// a transposed convolution of stride s and kernel 2s, centre-cropped, fused.
+  func testOverAnotherEncoderMatchesPyTorch() throws {
+    Torch.manualSeed(5)
+    let model = try ModelZoo.make("osvos_resnet18", classes: 1)
+    model.eval()
+    try OracleModels.drawOrdinaryWeights(try model.stateDict()) {
+      $0.hasPrefix("upscale") || $0.contains("running_") || $0.hasSuffix("num_batches_tracked")
+    }
+    XCTAssertEqual(model.inputNormalization.channelOrder, .rgb)
+    XCTAssertEqual(model.encoderKeyPrefix, "backbone.")
+    let image = try Tensor.randn([1, 3, 75, 101])
+    let inputs = [("image", image)] + (try model.stateDict()).map { ("state/\($0.0)", $0.1) }
+    let oracle = try OracleTensors.run(#"""
+      import torchvision
+      class OSVOSOverResNet(nn.Module):
+          def __init__(self):
+              super().__init__()
+              self.backbone = torchvision.models.resnet18(weights=None)
+              self.backbone.fc = nn.Identity()
+              self.side_prep = nn.ModuleList(nn.Conv2d(c, 16, 3, padding=1) for c in [64, 128, 256, 512])
+              self.score_dsn = nn.ModuleList(nn.Conv2d(16, 1, 1) for _ in range(4))
+              self.upscale = nn.ModuleList(nn.ConvTranspose2d(16, 16, 2 * s, stride=s, bias=False) for s in [4, 8, 16, 32])
+              self.upscale_ = nn.ModuleList(nn.ConvTranspose2d(1, 1, 2 * s, stride=s, bias=False) for s in [4, 8, 16, 32])
+              self.fuse = nn.Conv2d(64, 1, 1)
+
+          def forward(self, x):
+              h, w = x.shape[-2:]
+              def crop(t):
+                  top, left = (t.shape[-2] - h) // 2, (t.shape[-1] - w) // 2
+                  return t[..., top:top + h, left:left + w]
+              b = self.backbone
+              x = b.maxpool(b.relu(b.bn1(b.conv1(x))))
+              sides, scores = [], []
+              for i, layer in enumerate([b.layer1, b.layer2, b.layer3, b.layer4]):
+                  x = layer(x)
+                  p = self.side_prep[i](x)
+                  sides.append(crop(self.upscale[i](p)))
+                  scores.append(crop(self.upscale_[i](self.score_dsn[i](p))))
+              return [self.fuse(torch.cat(sides, 1))] + scores
+
+      inputs = load_inputs()
+      net = OSVOSOverResNet().eval()
+      state = {k[len("state/"):]: v for k, v in inputs.items() if k.startswith("state/")}
+      save_meta({"missing": sorted(set(net.state_dict()) - set(state)), "unexpected": sorted(set(state) - set(net.state_dict()))})
+      net.load_state_dict(state)
+      with torch.no_grad():
+          outputs = net(inputs["image"])
+      for name, t in zip(["out", "side2", "side3", "side4", "side5"], outputs):
+          save(name, t)
+      """#, inputs: inputs)
+    XCTAssertEqual(oracle.meta["missing"] as? [String], [])
+    XCTAssertEqual(oracle.meta["unexpected"] as? [String], [])
+    let output = try Torch.withNoGrad { try model(image) }
+    try assertMatchesOracle(output.out, try oracle["out"], rtol: 1e-4, atol: 1e-4, "out")
+    for side in ["side2", "side3", "side4", "side5"] {
+      XCTAssertEqual(output.extras[side]?.shape, [1, 1, 75, 101], side)
+      try assertMatchesOracle(output.extras[side], try oracle[side], rtol: 1e-4, atol: 1e-4, side)
+    }
+    // Folding the batch norms for inference keeps the outputs.
+    try model.optimizeForInference(channelsLast: false)
+    let folded = try Torch.withNoGrad { try model(image) }
+    try assertMatchesOracle(folded.out, try oracle["out"], rtol: 1e-4, atol: 1e-4, "out after folding")
+  }
 }

@@ -23,7 +23,8 @@ final class ZooTests: XCTestCase {
     for name in ModelZoo.names {
       XCTAssertNoThrow(try ModelZoo.make(name, classes: ModelZoo.fixedClasses(of: name) ?? 2), name)
     }
-    XCTAssertEqual(ModelZoo.names.filter { ModelZoo.fixedClasses(of: $0) != nil }, ["osvos_vgg16"])
+    XCTAssertEqual(ModelZoo.names.filter { ModelZoo.fixedClasses(of: $0) != nil },
+                   ["osvos_vgg16"] + EncoderRegistry.names.filter { $0 != "vgg16" }.map { "osvos_\($0)" })
     XCTAssertThrowsError(try ModelZoo.make("osvos_vgg16", classes: 2))
   }
 

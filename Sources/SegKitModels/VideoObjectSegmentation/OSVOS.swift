@@ -15,13 +15,17 @@ import SegKitNN
 /// row or column at the bottom/right). Outputs, all logits at the input's size:
 /// `out` (the fuse) and `side2` … `side5` (the side scores of conv2_2 … conv5_3).
 /// Inputs are BGR 0–255 minus Caffe's means (`InputNormalization.caffeBGR`).
+///
+/// The same figure over any other encoder (`osvos_resnet18`, `osvos_mobilenet_v2`, …):
+/// the encoder under `backbone.` in place of the stages, its four feature levels as
+/// the side levels (each upsampled by its stride s with a kernel of 2s, which the
+/// centre crop aligns with the input), ImageNet's input normalisation.
 public final class OSVOS: Module, SegmentationNetwork {
   public let classes = 1
   public let outputNames = ["out", "side2", "side3", "side4", "side5"]
-  public var inputNormalization: InputNormalization { .caffeBGR }
-  public let encoderKeyPrefix = "stages."
-  public var encoder: any Encoder { stages }
-  let stages: OSVOSStages
+  public let inputNormalization: InputNormalization
+  public let encoderKeyPrefix: String
+  public let encoder: any Encoder
   let sidePrep: [Conv2d]
   let scoreDSN: [Conv2d]
   /// Upsampling of the 16-channel side features and of the side scores.
@@ -29,19 +33,29 @@ public final class OSVOS: Module, SegmentationNetwork {
   let upscaleScore: [ConvTranspose2d]
   let fuse: Conv2d
 
+  /// OSVOS itself: the VGG16 stages under `stages.`, Caffe's BGR input.
+  public convenience init(inputChannels: Int = 3) throws {
+    try self.init(encoder: try OSVOSStages(inputChannels: inputChannels), encoderKey: "stages", inputNormalization: .caffeBGR)
+  }
+
   /// Side and fuse convolutions drawn from N(0, 0.001) with zero biases, as OSVOS
-  /// initialises them; the stages likewise until a VGG16 checkpoint is loaded
-  /// (`encoder.loadClassificationCheckpoint` takes torchvision's vgg16).
-  public init(inputChannels: Int = 3) throws {
-    stages = try OSVOSStages(inputChannels: inputChannels)
+  /// initialises them; the VGG stages likewise until a VGG16 checkpoint is loaded
+  /// (`encoder.loadClassificationCheckpoint` takes torchvision's vgg16). Another
+  /// encoder keeps its own initialisation.
+  public init(encoder: any Encoder, encoderKey: String, inputNormalization: InputNormalization) throws {
+    guard encoder.featureChannels.count == 4, encoder.featureStrides.count == 4 else {
+      throw ModelError("OSVOS takes an encoder of four feature levels")
+    }
+    self.encoder = encoder
+    encoderKeyPrefix = encoderKey + "."
+    self.inputNormalization = inputNormalization
     var sidePrep: [Conv2d] = [], scoreDSN: [Conv2d] = []
     var upscale: [ConvTranspose2d] = [], upscaleScore: [ConvTranspose2d] = []
-    for (index, channels) in stages.featureChannels.enumerated() {
-      let factor = 1 << (index + 1)
+    for (channels, stride) in zip(encoder.featureChannels, encoder.featureStrides) {
       sidePrep.append(try Conv2d(channels, 16, kernelSize: 3, padding: 1))
       scoreDSN.append(try Conv2d(16, 1, kernelSize: 1))
-      upscale.append(try ConvTranspose2d(16, 16, kernelSize: Size2(2 * factor), stride: Size2(factor), bias: false))
-      upscaleScore.append(try ConvTranspose2d(1, 1, kernelSize: Size2(2 * factor), stride: Size2(factor), bias: false))
+      upscale.append(try ConvTranspose2d(16, 16, kernelSize: Size2(2 * stride), stride: Size2(stride), bias: false))
+      upscaleScore.append(try ConvTranspose2d(1, 1, kernelSize: Size2(2 * stride), stride: Size2(stride), bias: false))
     }
     fuse = try Conv2d(64, 1, kernelSize: 1)
     (self.sidePrep, self.scoreDSN, self.upscale, self.upscaleScore) = (sidePrep, scoreDSN, upscale, upscaleScore)
@@ -49,12 +63,13 @@ public final class OSVOS: Module, SegmentationNetwork {
     // OSVOS-PyTorch's registration order, so the state dict lists keys as its does.
     registerModule("upscale", ModuleList(upscale))
     registerModule("upscale_", ModuleList(upscaleScore))
-    registerModule("stages", stages)
+    registerModule(encoderKey, encoder)
     registerModule("side_prep", ModuleList(sidePrep))
     registerModule("score_dsn", ModuleList(scoreDSN))
     registerModule("fuse", fuse)
 
-    for case let conv as Conv2d in modules() {
+    let initialised: [Module] = (encoder is OSVOSStages ? [encoder] : []) + sidePrep + scoreDSN + [fuse]
+    for case let conv as Conv2d in initialised.flatMap({ $0.modules() }) {
       try Init.normal_(conv.weight, std: 0.001)
       if let bias = conv.bias { try Init.zeros_(bias) }
     }
@@ -68,7 +83,7 @@ public final class OSVOS: Module, SegmentationNetwork {
     let shape = x.shape
     guard shape.count == 4 else { throw ModelError("OSVOS expects an (N, C, H, W) image batch, got shape \(shape)") }
     let size = Size2(shape[2], shape[3])
-    let levels = try stages.features(x)
+    let levels = try encoder.features(x)
     var sides: [Tensor] = []
     var scores: [String: Tensor] = [:]
     for (index, level) in levels.enumerated() {
@@ -90,11 +105,11 @@ public final class OSVOS: Module, SegmentationNetwork {
   }
 
   /// OSVOS's training recipe (all its releases): learning-rate multipliers ×1 for
-  /// the weights of the stages and side preparation, ×2 for their biases, ×0.1 and
+  /// the weights of the stages (the encoder) and side preparation, ×2 for their biases, ×0.1 and
   /// ×0.2 for the side scores, ×0.01 and ×0.02 for the fuse; weight decay on weights
   /// only (the optimizer's); the upsampling frozen (not in any group).
   public func referenceParameterGroups() -> [ParameterGroup] {
-    let rules: [(prefix: String, weight: Double)] = [("stages.", 1), ("side_prep.", 1), ("score_dsn.", 0.1), ("fuse.", 0.01)]
+    let rules: [(prefix: String, weight: Double)] = [(encoderKeyPrefix, 1), ("side_prep.", 1), ("score_dsn.", 0.1), ("fuse.", 0.01)]
     var groups: [ParameterGroup] = []
     for rule in rules {
       let named = namedParameters().filter { $0.0.hasPrefix(rule.prefix) && $0.1.requiresGrad }
@@ -105,8 +120,11 @@ public final class OSVOS: Module, SegmentationNetwork {
     return groups
   }
 
-  /// Evaluation mode (OSVOS has no batch norm to fold).
-  public func optimizeForInference(channelsLast: Bool) throws { eval() }
+  /// Evaluation mode, with the encoder's batch norms (if any) folded into their convolutions.
+  public func optimizeForInference(channelsLast: Bool) throws {
+    eval()
+    try foldBatchNorm()
+  }
 }
 
 /// OSVOS's five VGG16 stages under its keys (`N.M.*` inside `stages`): stage 0 is

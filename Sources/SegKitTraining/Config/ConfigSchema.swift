@@ -123,7 +123,7 @@ extension TrainingConfig {
     Setting("last_layer_gradient_multiplier", "initialisation", \.initialization.lastLayerGradientMultiplier,
             "learning-rate multiplier of the last layers"),
     Setting("reference_learning_rates", "initialisation", \.initialization.referenceLearningRates,
-            "the model's reference per-layer learning rates (osvos_vgg16: biases ×2, side scores ×0.1, fuse ×0.01, weight decay on weights only)"),
+            "the model's reference per-layer learning rates (OSVOS models: biases ×2, side scores ×0.1, fuse ×0.01, weight decay on weights only)"),
 
     Setting("loss", "loss", \.loss.kind, "auto (cross_entropy for semantic, balanced_bce for foreground), cross_entropy, dice, lovasz or balanced_bce"),
     Setting("top_k_percent_pixels", "loss", \.semantic.topKPercentPixels, "fraction of hardest pixels kept in the cross-entropy", task: .semantic),

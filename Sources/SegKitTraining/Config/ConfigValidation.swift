@@ -86,7 +86,8 @@ extension TrainingConfig {
       require(values.allSatisfy { $0 >= 0 && $0.isFinite }, "side_loss_values", "must be non-negative", "\(values)")
     }
     if initialization.referenceLearningRates {
-      require(model.name == "osvos_vgg16", "reference_learning_rates", "needs a model with a reference recipe (osvos_vgg16)",
+      require(ModelZoo.videoObjectSegmentationNames.contains(model.name), "reference_learning_rates",
+              "needs a model with a reference recipe (an OSVOS model)",
               model.name)
       require(initialization.lastLayerGradientMultiplier == 1, "last_layer_gradient_multiplier",
               "must be 1 with reference_learning_rates", "\(initialization.lastLayerGradientMultiplier)")

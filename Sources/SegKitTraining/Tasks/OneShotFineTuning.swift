@@ -54,6 +54,9 @@ public final class OneShotSegmenter: SequenceSegmenter {
     }
     try model.to(device: settings.device)
     model.train()
+    // One augmented frame per batch: the parent's batch-norm statistics (an encoder
+    // with batch norm) describe frames better than a batch of one would.
+    for case let norm as BatchNorm2d in model.modules() { norm.statisticsFrozen = true }
     let task = try FirstFrameTask(
       model: model, sample: Sample(name: "first frame", image: firstFrame, label: object), settings: settings)
     var loop = LoopSettings(totalSteps: settings.steps)
