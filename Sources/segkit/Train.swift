@@ -19,64 +19,10 @@ struct Train: ParsableCommand {
       """
   )
 
-  @Option(help: ArgumentHelp("YAML file of settings.", valueName: "file.yaml"))
-  var config: String?
-
-  @Option(name: .customLong("set"), help: ArgumentHelp("Override one setting (repeatable); see SETTINGS below.", valueName: "key=value"))
-  var settings: [String] = []
-
-  @Option(name: .customLong("run"), help: ArgumentHelp(
-    "Run folder, new or empty (default: train_logdir, else runs/DATE_MODEL_N).", valueName: "dir"))
-  var runFolder: String?
-
-  @Option(help: ArgumentHelp(
-    "Continue the run in this folder from its latest checkpoint, with its config.yaml and any --set.", valueName: "run-dir"))
-  var resume: String?
-
-  @Flag(help: "Print plain log lines even on a terminal (no progress bar).")
-  var plain = false
-
-  func validate() throws {
-    if resume != nil && (config != nil || runFolder != nil) {
-      throw ValidationError("--resume takes the run's own config.yaml and folder: give --set overrides only, not --config or --run")
-    }
-  }
+  @OptionGroup var arguments: TrainingArguments
 
   func run() throws {
-    Torch.keepFreedMemory()
-    let console: TrainerConsole = plain ? .lines : .automatic
-    let trainer: Trainer
-    do {
-      if let resume {
-        trainer = try Trainer(resuming: URL(fileURLWithPath: resume), overrides: settings, console: console)
-      } else {
-        let resolved = try TrainingConfig.resolve(file: config.map { URL(fileURLWithPath: $0) }, overrides: settings)
-        trainer = try Trainer(config: resolved, runFolder: try Self.folder(runFolder ?? resolved.run.trainLogdir, resolved),
-                              console: console)
-      }
-    } catch let error as TrainingError {
-      throw CommandError(error.message)
-    }
-    let runPath = trainer.run?.url.path ?? "(none)"
-    print("run folder: \(runPath)")
-    let stop = Interrupt.install()
-    let outcome: TrainingOutcome
-    do {
-      outcome = try trainer.train(shouldStop: { stop.requested })
-    } catch let error as TrainingError {
-      throw CommandError(error.message)
-    }
-    switch outcome {
-    case .finished(_, let validation):
-      if let validation {
-        print(validation.metrics.map { "\($0.name) " + String(format: "%.4f", $0.value) }.joined(separator: ", "))
-      }
-      if let run = trainer.run { print("weights: \(run.finalWeightsURL.path)") }
-    case .interrupted(let step, let checkpoint):
-      print("interrupted at step \(step): checkpoint \(checkpoint?.path ?? "none")")
-      print("continue with: segkit train --resume \(runPath)")
-      throw ExitCode(130)
-    }
+    try arguments.train(defaults: TrainingConfig(), command: "segkit train")
   }
 
   /// The given folder, or runs/YYYYMMDD_MODEL_N with the first N not yet taken (seg-mentor's naming).
@@ -105,6 +51,78 @@ struct Train: ParsableCommand {
       lines.append("        \(setting.help)")
     }
     return lines.joined(separator: "\n")
+  }
+}
+
+/// The options of `segkit train` and `segkit vos train`, and the run they drive.
+struct TrainingArguments: ParsableArguments {
+  @Option(help: ArgumentHelp("YAML file of settings.", valueName: "file.yaml"))
+  var config: String?
+
+  @Option(name: .customLong("set"), help: ArgumentHelp("Override one setting (repeatable); see SETTINGS below.", valueName: "key=value"))
+  var settings: [String] = []
+
+  @Option(name: .customLong("run"), help: ArgumentHelp(
+    "Run folder, new or empty (default: train_logdir, else runs/DATE_MODEL_N).", valueName: "dir"))
+  var runFolder: String?
+
+  @Option(help: ArgumentHelp(
+    "Continue the run in this folder from its latest checkpoint, with its config.yaml and any --set.", valueName: "run-dir"))
+  var resume: String?
+
+  @Flag(help: "Print plain log lines even on a terminal (no progress bar).")
+  var plain = false
+
+  func validate() throws {
+    if resume != nil && (config != nil || runFolder != nil) {
+      throw ValidationError("--resume takes the run's own config.yaml and folder: give --set overrides only, not --config or --run")
+    }
+  }
+
+  /// Trains from `defaults`, then the config file, then the overrides; with
+  /// `defaults.task` other than semantic, only that task (the command's own).
+  func train(defaults: TrainingConfig, command: String) throws {
+    Torch.keepFreedMemory()
+    let console: TrainerConsole = plain ? .lines : .automatic
+    let trainer: Trainer
+    do {
+      if let resume {
+        trainer = try Trainer(resuming: URL(fileURLWithPath: resume), overrides: settings, console: console)
+      } else {
+        let resolved = try TrainingConfig.resolve(file: config.map { URL(fileURLWithPath: $0) }, overrides: settings, defaults: defaults)
+        try Self.requireTask(of: resolved, defaults: defaults, command: command)
+        trainer = try Trainer(config: resolved, runFolder: try Train.folder(runFolder ?? resolved.run.trainLogdir, resolved),
+                              console: console)
+      }
+    } catch let error as TrainingError {
+      throw CommandError(error.message)
+    }
+    try Self.requireTask(of: trainer.config, defaults: defaults, command: command)
+    let runPath = trainer.run?.url.path ?? "(none)"
+    print("run folder: \(runPath)")
+    let stop = Interrupt.install()
+    let outcome: TrainingOutcome
+    do {
+      outcome = try trainer.train(shouldStop: { stop.requested })
+    } catch let error as TrainingError {
+      throw CommandError(error.message)
+    }
+    switch outcome {
+    case .finished(_, let validation):
+      if let validation {
+        print(validation.metrics.map { "\($0.name) " + String(format: "%.4f", $0.value) }.joined(separator: ", "))
+      }
+      if let run = trainer.run { print("weights: \(run.finalWeightsURL.path)") }
+    case .interrupted(let step, let checkpoint):
+      print("interrupted at step \(step): checkpoint \(checkpoint?.path ?? "none")")
+      print("continue with: \(command) --resume \(runPath)")
+      throw ExitCode(130)
+    }
+  }
+
+  private static func requireTask(of config: TrainingConfig, defaults: TrainingConfig, command: String) throws {
+    guard defaults.task != .semantic, config.task != defaults.task else { return }
+    throw CommandError("\(command) trains task \(defaults.task.rawValue); this configuration says task \(config.task.rawValue) (use segkit train for it)")
   }
 }
 

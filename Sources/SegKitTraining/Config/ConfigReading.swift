@@ -5,8 +5,11 @@ extension TrainingConfig {
   // MARK: Loading
 
   /// Defaults, then the file (if any), then `key=value` overrides, then validation.
-  public static func resolve(file: URL?, overrides: [String] = []) throws -> TrainingConfig {
-    var config = TrainingConfig()
+  /// `defaults`: the values before the file (a command's own, e.g. `segkit vos train`'s task foreground).
+  public static func resolve(file: URL?, overrides: [String] = [], defaults: TrainingConfig = TrainingConfig()) throws
+    -> TrainingConfig
+  {
+    var config = defaults
     if let file { try config.apply(contentsOf: file) }
     try config.apply(overrides: overrides)
     try config.validate()

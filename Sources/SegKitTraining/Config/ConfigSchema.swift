@@ -85,6 +85,8 @@ extension TrainingConfig {
     Setting("max_scale_factor", "input", \.input.maxScaleFactor, "largest random rescaling of training images"),
     Setting("scale_factor_step_size", "input", \.input.scaleFactorStepSize, "rescaling step between min and max; 0: any value"),
     Setting("flip_probability", "input", \.input.flipProbability, "probability of a left-right flip of a training image"),
+    Setting("rotation_degrees", "input", \.input.rotationDegrees,
+            "largest random rotation of a training image, degrees either way (OSVOS: 30); labels by nearest neighbour"),
     Setting("shuffle", "input", \.input.shuffle, "shuffle the training split each epoch (false: file order)"),
 
     Setting("training_number_of_steps", "length", \.schedule.trainingNumberOfSteps, "optimizer steps to train (unless epochs is set)"),

@@ -35,6 +35,7 @@ extension TrainingConfig {
     require(input.maxScaleFactor >= input.minScaleFactor, "max_scale_factor", "must be at least min_scale_factor (\(input.minScaleFactor))", "\(input.maxScaleFactor)")
     require(input.scaleFactorStepSize >= 0, "scale_factor_step_size", "must be non-negative", "\(input.scaleFactorStepSize)")
     require((0...1).contains(input.flipProbability), "flip_probability", "must be in [0, 1]", "\(input.flipProbability)")
+    require((0...180).contains(input.rotationDegrees), "rotation_degrees", "must be in [0, 180]", "\(input.rotationDegrees)")
     require(schedule.trainingNumberOfSteps >= 1, "training_number_of_steps", "must be at least 1", "\(schedule.trainingNumberOfSteps)")
     if let epochs = schedule.epochs { require(epochs >= 1, "epochs", "must be at least 1", "\(epochs)") }
 

@@ -73,6 +73,7 @@ public struct TrainingConfig: Equatable, Sendable {
     public var maxScaleFactor = 2.0
     public var scaleFactorStepSize = 0.25
     public var flipProbability = 0.5
+    public var rotationDegrees = 0.0
     public var shuffle = true
   }
 

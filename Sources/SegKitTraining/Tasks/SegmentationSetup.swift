@@ -58,6 +58,7 @@ extension TrainingConfig {
       step: input.scaleFactorStepSize)
     augmentation.crop = Size2(input.trainCropSize[0], input.trainCropSize[1])
     augmentation.flipProbability = input.flipProbability
+    augmentation.rotation = input.rotationDegrees
     augmentation.normalization = normalization
     return augmentation
   }
