@@ -139,25 +139,27 @@ final class Interrupt: @unchecked Sendable {
     return count > 0
   }
 
-  static func install() -> Interrupt {
+  static func install(
+    message: String = "stopping after this step (checkpoint); press Ctrl-C again to quit at once"
+  ) -> Interrupt {
     let interrupt = Interrupt()
     for number in [SIGINT, SIGTERM] {
       signal(number, SIG_IGN)  // delivered to the dispatch source instead
       let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-      source.setEventHandler { interrupt.signalled() }
+      source.setEventHandler { interrupt.signalled(message) }
       source.resume()
       interrupt.sources.append(source)
     }
     return interrupt
   }
 
-  private func signalled() {
+  private func signalled(_ message: String) {
     lock.lock()
     count += 1
     let first = count == 1
     lock.unlock()
     if first {
-      FileHandle.standardError.write(Data("\nstopping after this step (checkpoint); press Ctrl-C again to quit at once\n".utf8))
+      FileHandle.standardError.write(Data("\n\(message)\n".utf8))
     } else {
       exit(130)
     }

@@ -65,6 +65,10 @@ struct VOSEval: ParsableCommand {
   @Option(help: "Also write the scores as JSON: {\"global\": {…}, \"objects\": [{\"sequence\", \"object\", \"J-Mean\", …}]}.")
   var json: String?
 
+  func validate() throws {
+    guard davis.davis != nil else { throw ValidationError("--davis ROOT and --year 2016|2017 are required") }
+  }
+
   func run() throws {
     let resultsURL = URL(fileURLWithPath: results)
     var isDirectory: ObjCBool = false
@@ -84,7 +88,7 @@ struct VOSEval: ParsableCommand {
         throw CommandError("\(jsonURL.path): cannot be written (\(error.localizedDescription))")
       }
     }
-    print("DAVIS \(davis.year) \(davis.split): \(dataset.sequences.count) sequences, \(report.objects.count) objects, "
+    print("DAVIS \(davis.year ?? 0) \(davis.split): \(dataset.sequences.count) sequences, \(report.objects.count) objects, "
       + String(format: "%.1f s", seconds))
     print(report.global.map { "\($0.name) " + String(format: "%.4f", $0.value) }.joined(separator: "  "))
     print("J&F: " + String(format: "%.4f", report.global[0].value))
@@ -100,14 +104,21 @@ struct VOSEval: ParsableCommand {
 struct VOSSegment: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "segment",
-    abstract: "Segment DAVIS sequences by one-shot fine-tuning a parent network on each first frame (OSVOS).",
+    abstract: "Segment DAVIS sequences, or a video with its first frame's mask, by one-shot fine-tuning a parent (OSVOS).",
     discussion: """
-      For each sequence, each object of the first annotation gets its own copy of the parent, \
-      fine-tuned on the first frame and that object's mask; every later frame takes per pixel \
-      the object of highest probability above 1/2. Writes the DAVIS results layout into --out \
+      Each object of the first mask gets its own copy of the parent, fine-tuned on the \
+      first frame and that object's mask; every later frame takes per pixel the object of \
+      highest probability above 1/2.
+
+      DAVIS (--davis ROOT --year 2016|2017): writes the DAVIS results layout into --out \
       (2016: 0/255 PNGs; 2017: palette PNGs of object ids, named like the annotations) and \
-      timing.json (fine-tuning seconds and frames per second per sequence). Sequences already \
-      complete in --out are skipped unless --overwrite. Score the folder with `segkit vos eval`.
+      timing.json (fine-tuning seconds and frames per second per sequence). Sequences \
+      already complete in --out are skipped unless --overwrite; Ctrl-C stops after the \
+      current frame and keeps the finished sequences. Score the folder with `segkit vos eval`.
+
+      A video (--video FILE --first-mask PNG): the mask holds object ids (palette indices; \
+      a 0/255 mask is one object). Writes <out>/<stem>/NNNNNN.png (palette PNGs of object \
+      ids, one per frame) and <out>/<stem>_overlay.mp4.
       """)
 
   @Option(help: "The parent: a run folder (its model and latest checkpoint) or a weight file (with --model).")
@@ -118,10 +129,16 @@ struct VOSSegment: ParsableCommand {
 
   @OptionGroup var davis: DAVISArguments
 
-  @Option(help: "Only these sequences, comma-separated.")
+  @Option(help: "Only these DAVIS sequences, comma-separated.")
   var sequences: String?
 
-  @Option(help: "The results folder.")
+  @Option(help: "A video file to segment instead of DAVIS (with --first-mask).")
+  var video: String?
+
+  @Option(help: "The video's first-frame mask: a PNG of object ids, the video's size.")
+  var firstMask: String?
+
+  @Option(help: "The output folder.")
   var out: String
 
   @Option(help: "Fine-tuning steps per object.")
@@ -136,48 +153,118 @@ struct VOSSegment: ParsableCommand {
   @Flag(help: "Segment sequences whose results are already complete again.")
   var overwrite = false
 
-  func run() throws {
+  @Flag(help: "Print a line per sequence even on a terminal (no progress bar).")
+  var plain = false
+
+  func validate() throws {
     guard steps >= 1, learningRate > 0, learningRate.isFinite else {
       throw ValidationError("--steps must be at least 1 and --learning-rate positive")
     }
+    switch (davis.davis, video) {
+    case (nil, nil): throw ValidationError("give --davis ROOT --year 2016|2017, or --video FILE --first-mask PNG")
+    case (.some, .some): throw ValidationError("--davis and --video exclude each other: segment one or the other")
+    case (nil, .some):
+      guard firstMask != nil else { throw ValidationError("--video needs --first-mask, the first frame's object mask") }
+      guard sequences == nil else { throw ValidationError("--sequences is for --davis") }
+    case (.some, nil):
+      guard firstMask == nil else { throw ValidationError("--first-mask is for --video; DAVIS sequences bring their own") }
+    }
+  }
+
+  func run() throws {
     var settings = FineTuningSettings()
     (settings.steps, settings.learningRate, settings.device) = (steps, learningRate, try resolveDevice(device))
+    let (modelName, weights) = try parentWeights()
+    let parentState = try ModelLoader.readWeights(weights)
+    let folder = URL(fileURLWithPath: out)
+    try createFolder(folder)
+    let stop = Interrupt.install(message: "stopping after this frame; finished sequences are kept (Ctrl-C again quits at once)")
+    if let video, let firstMask {
+      try segmentVideo(URL(fileURLWithPath: video), firstMask: URL(fileURLWithPath: firstMask), modelName: modelName,
+                       parent: parentState, settings: settings, into: folder, stop: stop)
+    } else {
+      try segmentDAVIS(modelName: modelName, parent: parentState, settings: settings, into: folder, stop: stop)
+    }
+  }
+
+  /// The parent's model name and weight file, from a run folder or a file.
+  private func parentWeights() throws -> (String, URL) {
     let parentURL = URL(fileURLWithPath: parent)
     var isDirectory: ObjCBool = false
     guard FileManager.default.fileExists(atPath: parentURL.path, isDirectory: &isDirectory) else {
       throw ValidationError("--parent \(parent): no such file or folder")
     }
-    let (modelName, weights): (String, URL)
-    if isDirectory.boolValue {
-      let run = try RunLayout.existing(parentURL)
-      (modelName, weights) = (try run.manifest().model, try run.latestCheckpointURL { warn($0) })
-    } else {
-      (modelName, weights) = (model, parentURL)
+    guard isDirectory.boolValue else { return (model, parentURL) }
+    let run = try RunLayout.existing(parentURL)
+    return (try run.manifest().model, try run.latestCheckpointURL { warn($0) })
+  }
+
+  private func segmentVideo(
+    _ url: URL, firstMask: URL, modelName: String, parent: StateDict, settings: FineTuningSettings, into folder: URL,
+    stop: Interrupt
+  ) throws {
+    let mask = try ImageIO.readLabel(firstMask)
+    let segmenter = OneShotObjectsSegmenter(modelName: modelName, parent: parent, settings: settings)
+    segmenter.shouldStop = { stop.requested }
+    let writer = try PredictionWriter(palette: .pascal)
+    let start = Date()
+    do {
+      let result = try writer.segmentVideo(url, with: segmenter, firstMask: mask, into: folder, frames: true)
+      print("\(result.frames) frames, \(segmenter.objects.count) object(s), " + String(format: "%.1f s", Date().timeIntervalSince(start)))
+      print("masks: \(folder.appendingPathComponent(url.deletingPathExtension().lastPathComponent).path)")
+      print("video: \(result.video.path)")
+    } catch let error as TrainingError where error == .stopped {
+      print("stopped: the frames so far are in \(folder.path)")
+      throw ExitCode(130)
     }
+  }
+
+  private func segmentDAVIS(modelName: String, parent: StateDict, settings: FineTuningSettings, into folder: URL, stop: Interrupt) throws {
     let dataset = try davis.dataset()
     var chosen = dataset.sequences
     if let sequences {
       let names = sequences.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
       if let unknown = names.first(where: { name in !dataset.sequences.contains { $0.name == name } }) {
-        throw ValidationError("--sequences: '\(unknown)' is not a sequence of the DAVIS \(davis.year) \(davis.split) split")
+        throw ValidationError("--sequences: '\(unknown)' is not a sequence of the DAVIS \(davis.year ?? 0) \(davis.split) split")
       }
       chosen = dataset.sequences.filter { names.contains($0.name) }
     }
-    let segmentation = DAVISSegmentation(modelName: modelName, parent: try ModelLoader.readWeights(weights), settings: settings)
-    let folder = URL(fileURLWithPath: out)
-    try createFolder(folder)
+    let segmentation = DAVISSegmentation(modelName: modelName, parent: parent, settings: settings)
+    let bar = !plain && isatty(STDOUT_FILENO) == 1
     var timings: [DAVISSegmentation.Timing] = []
+    var stopped = false
     for (number, sequence) in chosen.enumerated() {
+      let label = "[\(number + 1)/\(chosen.count)] \(sequence.name)"
       if !overwrite && DAVISSegmentation.isFinished(sequence, in: folder) {
-        print("[\(number + 1)/\(chosen.count)] \(sequence.name): already done, skipped")
+        print("\(label): already done, skipped")
+        fflush(stdout)  // a line per sequence as it happens, also into a file or pipe
         continue
       }
-      let timing = try segmentation.segment(sequence, singleObject: davis.year == 2016, into: folder)
-      timings.append(timing)
-      print("[\(number + 1)/\(chosen.count)] \(sequence.name): \(timing.objects) object(s), fine-tuned in "
-        + String(format: "%.1f s, %.1f frames/s", timing.fineTuningSeconds, timing.framesPerSecond))
+      if bar { Self.show("\(label): fine-tuning") }
+      do {
+        let timing = try segmentation.segment(
+          sequence, singleObject: davis.year == 2016, into: folder,
+          progress: { done, total in if bar { Self.show("\(label): " + Self.progressBar(done, total)) } },
+          shouldStop: { stop.requested })
+        timings.append(timing)
+        if bar { Self.show("") }
+        print("\(label): \(timing.objects) object(s), fine-tuned in "
+          + String(format: "%.1f s, %.1f frames/s", timing.fineTuningSeconds, timing.framesPerSecond))
+        fflush(stdout)
+      } catch let error as TrainingError where error == .stopped {
+        if bar { Self.show("") }
+        print("\(label): stopped; it will be segmented again on a rerun")
+        stopped = true
+        break
+      }
     }
-    // Timings of sequences skipped now stay as an earlier run recorded them.
+    try recordTimings(timings, in: folder)
+    print("results: \(folder.path)")
+    if stopped { throw ExitCode(130) }
+  }
+
+  /// Writes timing.json; sequences skipped now keep the timings an earlier run recorded.
+  private func recordTimings(_ timings: [DAVISSegmentation.Timing], in folder: URL) throws {
     let timingURL = folder.appendingPathComponent("timing.json")
     let decoder = JSONDecoder()
     decoder.keyDecodingStrategy = .convertFromSnakeCase
@@ -190,17 +277,26 @@ struct VOSSegment: ParsableCommand {
     do { try encoder.encode(all).write(to: timingURL, options: .atomic) } catch {
       throw CommandError("\(timingURL.path): cannot be written (\(error.localizedDescription))")
     }
-    print("results: \(folder.path)")
+  }
+
+  /// Rewrites the terminal's current line.
+  private static func show(_ text: String) {
+    FileHandle.standardOutput.write(Data(("\r\u{1B}[K" + text).utf8))
+  }
+
+  private static func progressBar(_ done: Int, _ total: Int, width: Int = 30) -> String {
+    let filled = total > 0 ? width * done / total : width
+    return "[" + String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled) + "] \(done)/\(total) frames"
   }
 }
 
 /// Which DAVIS split: root, year, split and frame size.
 struct DAVISArguments: ParsableArguments {
   @Option(help: "The DAVIS root folder.")
-  var davis: String
+  var davis: String?
 
   @Option(help: "2016 or 2017.")
-  var year: Int
+  var year: Int?
 
   @Option(help: "The split.")
   var split = "val"
@@ -209,13 +305,15 @@ struct DAVISArguments: ParsableArguments {
   var resolution = "480p"
 
   func validate() throws {
-    guard year == 2016 || year == 2017 else { throw ValidationError("--year must be 2016 or 2017, got \(year)") }
+    if let year, year != 2016 && year != 2017 { throw ValidationError("--year must be 2016 or 2017, got \(year)") }
+    if davis != nil && year == nil { throw ValidationError("--davis needs --year 2016 or 2017") }
     guard DAVISResolution(rawValue: resolution) != nil else {
       throw ValidationError("--resolution must be 480p or full, not '\(resolution)'")
     }
   }
 
   func dataset() throws -> VideoDataset {
+    guard let davis, let year else { throw ValidationError("--davis ROOT and --year 2016|2017 are required") }
     let root = URL(fileURLWithPath: davis), size = DAVISResolution(rawValue: resolution) ?? .p480
     return year == 2016
       ? try VideoDataset.davis2016(root: root, split: split, resolution: size)

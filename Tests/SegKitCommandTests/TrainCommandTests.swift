@@ -98,4 +98,31 @@ final class TrainCommandTests: XCTestCase {
     XCTAssertTrue(result.error.contains("is not empty"), result.error)
     XCTAssertEqual(try String(contentsOf: existing.appendingPathComponent("train.log"), encoding: .utf8), "precious")
   }
+
+  /// `segkit vos train`: a parent network on DAVIS-layout data with the command's
+  /// defaults (task foreground); a run whose manifest `vos segment` reads; a config
+  /// of another task is refused before anything is written.
+  func testVOSTrainTrainsAParent() throws {
+    let data = root.appendingPathComponent("davis")
+    let synth = try segkit(["data", "synth", "--kind", "video", "--out", data.path, "--train", "1", "--val", "1",
+                            "--frames", "3", "--size", "48x32", "--objects", "2"])
+    XCTAssertEqual(synth.status, 0, synth.error)
+    let run = root.appendingPathComponent("parent")
+    let result = try segkit(["vos", "train", "--set", "dataset=davis2017", "--set", "dataset_dir=\(data.path)",
+                             "--set", "model=osvos_resnet18", "--set", "train_crop_size=[32, 48]", "--set", "train_batch_size=2",
+                             "--set", "training_number_of_steps=2", "--set", "workers=0", "--run", run.path, "--plain"])
+    XCTAssertEqual(result.status, 0, result.error)
+    XCTAssertTrue(result.output.contains("foreground IoU"), result.output)
+    let manifest = try RunLayout.existing(run).manifest()
+    XCTAssertEqual(manifest.task, .foreground)
+    XCTAssertEqual(manifest.model, "osvos_resnet18")
+    let log = try String(contentsOf: run.appendingPathComponent("train.log"), encoding: .utf8)
+    XCTAssertTrue(log.contains("side5"), "each side loss is logged: \(log)")
+
+    let other = root.appendingPathComponent("other")
+    let refused = try segkit(["vos", "train", "--set", "task=semantic", "--set", "dataset_dir=\(data.path)", "--run", other.path])
+    XCTAssertNotEqual(refused.status, 0)
+    XCTAssertTrue(refused.error.contains("segkit vos train trains task foreground"), refused.error)
+    XCTAssertFalse(FileManager.default.fileExists(atPath: other.path))
+  }
 }

@@ -48,4 +48,93 @@ final class VOSSegmentCommandTests: XCTestCase {
     XCTAssertNotEqual(bad.status, 0)
     XCTAssertTrue(bad.error.contains("'nope' is not a sequence"), bad.error)
   }
+
+  /// A video and its first frame's mask: a palette PNG of object ids per frame and an
+  /// overlay video, every frame segmented; bad first masks are clear errors.
+  func testVideoWithAFirstFrameMask() throws {
+    let root = try Oracle.temporaryDirectory("segkit-vos-video")
+    defer { try? FileManager.default.removeItem(at: root) }
+    Torch.manualSeed(2)
+    let parent = root.appendingPathComponent("parent.safetensors")
+    try StateDict(try ModelZoo.make("unet_resnet18", classes: 1).stateDict()).save(to: parent)
+    let data = root.appendingPathComponent("davis")
+    let synth = try SegKitCommand.run(["data", "synth", "--kind", "video", "--out", data.path, "--train", "0", "--val", "1",
+                                       "--frames", "5", "--size", "48x32", "--objects", "2"])
+    XCTAssertEqual(synth.status, 0, synth.error)
+    let sequence = try XCTUnwrap(try VideoDataset.davis2017(root: data, split: "val").sequences.first)
+    let video = root.appendingPathComponent("clip.mp4")
+    let writer = try VideoWriter(url: video, width: 48, height: 32, fps: 10)
+    for frame in sequence.frames { try writer.write(try ImageIO.read(frame.image)) }
+    try writer.finish()
+    let mask = try XCTUnwrap(sequence.frames.first?.label?.url)
+    let out = root.appendingPathComponent("out")
+    let common = ["vos", "segment", "--parent", parent.path, "--model", "unet_resnet18", "--video", video.path,
+                  "--steps", "2", "--device", "cpu", "--out", out.path]
+    let run = try SegKitCommand.run(common + ["--first-mask", mask.path])
+    XCTAssertEqual(run.status, 0, run.error)
+    XCTAssertTrue(run.output.contains("5 frames, 2 object(s)"), run.output)
+    XCTAssertEqual(try VideoReader(out.appendingPathComponent("clip_overlay.mp4")).frameCount, 5)
+    for index in 0..<5 {
+      let labels = try ImageIO.readLabel(out.appendingPathComponent(String(format: "clip/%06d.png", index)))
+      XCTAssertEqual([labels.width, labels.height], [48, 32])
+      XCTAssertTrue(Set(labels.pixels).isSubset(of: [0, 1, 2]), "\(Set(labels.pixels))")
+      if index == 0 { XCTAssertEqual(labels.pixels, try ImageIO.readLabel(mask).pixels, "the first frame keeps its mask") }
+    }
+
+    let empty = root.appendingPathComponent("empty.png"), small = root.appendingPathComponent("small.png")
+    try ImageIO.writePNG(try Image(width: 48, height: 32, channels: 1, pixels: [UInt8](repeating: 0, count: 48 * 32)), to: empty)
+    try ImageIO.writePNG(try Image(width: 8, height: 8, channels: 1, pixels: [UInt8](repeating: 1, count: 64)), to: small)
+    for (maskFile, message) in [(empty, "holds no object"), (small, "8×8"), (root.appendingPathComponent("none.png"), "none.png")] {
+      let bad = try SegKitCommand.run(common + ["--first-mask", maskFile.path])
+      XCTAssertNotEqual(bad.status, 0)
+      XCTAssertTrue(bad.error.contains(message), bad.error)
+    }
+    let noMask = try SegKitCommand.run(common)
+    XCTAssertNotEqual(noMask.status, 0)
+    XCTAssertTrue(noMask.error.contains("--video needs --first-mask"), noMask.error)
+  }
+
+  /// Ctrl-C: the sequence in progress stops, the finished ones stay (with their
+  /// timings), the exit status is 130, and a rerun segments only what is left.
+  func testInterruptKeepsFinishedSequences() throws {
+    let root = try Oracle.temporaryDirectory("segkit-vos-interrupt")
+    defer { try? FileManager.default.removeItem(at: root) }
+    Torch.manualSeed(2)
+    let parent = root.appendingPathComponent("parent.safetensors")
+    try StateDict(try ModelZoo.make("unet_resnet18", classes: 1).stateDict()).save(to: parent)
+    let data = root.appendingPathComponent("davis"), results = root.appendingPathComponent("results")
+    let synth = try SegKitCommand.run(["data", "synth", "--kind", "video", "--out", data.path, "--train", "0", "--val", "2",
+                                       "--frames", "3", "--size", "48x32", "--objects", "1"])
+    XCTAssertEqual(synth.status, 0, synth.error)
+    let sequences = try VideoDataset.davis2016(root: data, split: "val").sequences
+    let arguments = ["vos", "segment", "--parent", parent.path, "--model", "unet_resnet18", "--davis", data.path,
+                     "--year", "2016", "--out", results.path, "--device", "cpu", "--plain"]
+    let first = try SegKitCommand.run(arguments + ["--steps", "2", "--sequences", sequences[0].name])
+    XCTAssertEqual(first.status, 0, first.error)
+    XCTAssertTrue(DAVISSegmentation.isFinished(sequences[0], in: results))
+
+    // The rerun skips the first sequence and is interrupted fine-tuning the second.
+    let process = Process()
+    process.executableURL = try SegKitCommand.executable()
+    process.arguments = arguments + ["--steps", "1000000"]
+    let log = root.appendingPathComponent("stdout")
+    try Data().write(to: log)
+    process.standardOutput = try FileHandle(forWritingTo: log)
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    let deadline = Date().addingTimeInterval(60)
+    while Date() < deadline && !((try? String(contentsOf: log, encoding: .utf8))?.contains("already done, skipped") ?? false) {
+      Thread.sleep(forTimeInterval: 0.1)
+    }
+    Thread.sleep(forTimeInterval: 0.5)
+    kill(process.processIdentifier, SIGINT)
+    process.waitUntilExit()
+    let text = try String(contentsOf: log, encoding: .utf8)
+    XCTAssertEqual(process.terminationStatus, 130, text)
+    XCTAssertTrue(text.contains("[2/2] \(sequences[1].name): stopped; it will be segmented again on a rerun"), text)
+    XCTAssertTrue(DAVISSegmentation.isFinished(sequences[0], in: results))
+    XCTAssertFalse(DAVISSegmentation.isFinished(sequences[1], in: results))
+    let timings = try JSONSerialization.jsonObject(with: Data(contentsOf: results.appendingPathComponent("timing.json"))) as? [[String: Any]]
+    XCTAssertEqual(timings?.map { $0["sequence"] as? String }, [sequences[0].name], "the finished sequence keeps its timing")
+  }
 }

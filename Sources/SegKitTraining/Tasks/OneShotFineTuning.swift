@@ -27,6 +27,8 @@ public final class OneShotSegmenter: SequenceSegmenter {
   public let settings: FineTuningSettings
   /// The fine-tuned copy of the current sequence.
   public private(set) var segmenter: ImageSegmenter?
+  /// Asked between fine-tuning steps; true stops `start` with `TrainingError.stopped`.
+  public var shouldStop: () -> Bool = { false }
 
   /// `parent`: the weights of a one-channel `modelName` (e.g. osvos_vgg16's parent training).
   public init(modelName: String, parent: StateDict, settings: FineTuningSettings = FineTuningSettings()) throws {
@@ -65,7 +67,8 @@ public final class OneShotSegmenter: SequenceSegmenter {
     (loop.logInterval, loop.checkpointInterval) = (Int.max, Int.max)
     let optimizer = try Adam(model.parameterGroups(), weightDecay: 0)
     let schedule = try LearningRateSchedule(.constant(settings.learningRate))
-    _ = try TrainingLoop(task: task, optimizer: optimizer, schedule: schedule, settings: loop).train()
+    let outcome = try TrainingLoop(task: task, optimizer: optimizer, schedule: schedule, settings: loop).train(shouldStop: shouldStop)
+    if case .interrupted = outcome { throw TrainingError.stopped }
     segmenter = try ImageSegmenter(model: model, device: settings.device, normalization: model.inputNormalization)
     return object
   }
@@ -79,6 +82,69 @@ public final class OneShotSegmenter: SequenceSegmenter {
   public func probabilities(_ frame: Image) throws -> Tensor {
     guard let segmenter else { throw TrainingError("probabilities(_:) before start(firstFrame:mask:)") }
     return try segmenter.scores(frame).sigmoid().squeeze(dim: 0).squeeze(dim: 0)
+  }
+}
+
+/// OSVOS on several objects: one fine-tuned copy of the parent per object of the
+/// first mask; every later frame takes, per pixel, the object of highest probability
+/// where that is above ½, else background (0). The first mask holds object ids
+/// (DAVIS 2017's palette indices; 255 is void, not an object); a mask whose only
+/// non-zero value is 255 (DAVIS 2016's 0/255) is one object, id 1.
+public final class OneShotObjectsSegmenter: SequenceSegmenter {
+  public let modelName: String
+  public let parent: StateDict
+  public let settings: FineTuningSettings
+  /// Asked between objects' fine-tunings and before each frame; true stops with `TrainingError.stopped`.
+  public var shouldStop: () -> Bool = { false }
+  /// The objects of the current sequence and their fine-tuned segmenters.
+  public private(set) var objects: [(id: Int, segmenter: OneShotSegmenter)] = []
+
+  public init(modelName: String, parent: StateDict, settings: FineTuningSettings = FineTuningSettings()) {
+    self.modelName = modelName
+    self.parent = parent
+    self.settings = settings
+  }
+
+  /// The ids of the objects in a first-frame mask.
+  public static func objectIDs(in mask: Image) -> [Int] {
+    let values = Set(mask.pixels).subtracting([0])
+    if values == [voidLabel] { return [1] }
+    return values.subtracting([voidLabel]).map(Int.init).sorted()
+  }
+
+  /// Fine-tunes one copy per object; returns the mask's object ids (void as background).
+  public func start(firstFrame: Image, mask: Image?) throws -> Image {
+    guard let mask else { throw TrainingError("one-shot segmentation needs the first frame's object mask") }
+    let ids = Self.objectIDs(in: mask)
+    guard !ids.isEmpty else { throw TrainingError("the first frame's mask holds no object (every pixel is 0)") }
+    let singleObject = Set(mask.pixels).subtracting([0]) == [voidLabel]
+    objects = []
+    for id in ids {
+      if shouldStop() { throw TrainingError.stopped }
+      var object = mask
+      for i in object.pixels.indices {
+        object.pixels[i] = singleObject ? (mask.pixels[i] != 0 ? 1 : 0) : (Int(mask.pixels[i]) == id ? 1 : 0)
+      }
+      let segmenter = try OneShotSegmenter(modelName: modelName, parent: parent, settings: settings)
+      segmenter.shouldStop = shouldStop
+      _ = try segmenter.start(firstFrame: firstFrame, mask: object)
+      objects.append((id, segmenter))
+    }
+    var labels = mask
+    for i in labels.pixels.indices {
+      labels.pixels[i] = singleObject ? (mask.pixels[i] != 0 ? 1 : 0) : (mask.pixels[i] == voidLabel ? 0 : mask.pixels[i])
+    }
+    return labels
+  }
+
+  public func next(_ frame: Image) throws -> Image {
+    guard !objects.isEmpty else { throw TrainingError("next(_:) before start(firstFrame:mask:): the sequence has not begun") }
+    if shouldStop() { throw TrainingError.stopped }
+    let probabilities = try Tensor.stack(objects.map { try $0.segmenter.probabilities(frame) })  // [K, H, W]
+    let (best, index) = try (probabilities.max(dim: 0).values, probabilities.argmax(dim: 0))
+    let ids = try Tensor(objects.map { Float($0.id) }, shape: [objects.count])
+    let labels = try ids.indexSelect(dim: 0, index: index.reshape([-1])).reshape(index.shape) * (best .> 0.5).to(.float32)
+    return try Image(tensor: labels.unsqueeze(0) / 255)
   }
 }
 

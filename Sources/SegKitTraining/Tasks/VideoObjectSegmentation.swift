@@ -33,26 +33,28 @@ public struct DAVISSegmentation {
     }
   }
 
-  /// Segments one sequence into `folder`/<sequence>/ (each file written whole, then renamed).
-  public func segment(_ sequence: VideoSequence, singleObject: Bool, into folder: URL) throws -> Timing {
+  /// Segments one sequence into `folder`/<sequence>/ (each file written whole, then
+  /// renamed). `progress(done, total)` follows the frames; `shouldStop` is asked
+  /// between objects and frames and, when true, ends with `TrainingError.stopped`
+  /// (the sequence's files so far stay; it is not finished, so a rerun redoes it).
+  public func segment(
+    _ sequence: VideoSequence, singleObject: Bool, into folder: URL, progress: (Int, Int) -> Void = { _, _ in },
+    shouldStop: @escaping () -> Bool = { false }
+  ) throws -> Timing {
     guard let firstAnnotation = sequence.frames.first?.label?.url else {
       throw TrainingError("\(sequence.name): no first-frame annotation to start from")
     }
-    let annotation = try ImageIO.readLabel(firstAnnotation)
-    let objects = singleObject ? [1] : Array(Set(annotation.pixels.filter { $0 != 0 && $0 != voidLabel })).map(Int.init).sorted()
-    guard !objects.isEmpty else { throw TrainingError("\(firstAnnotation.path): the first annotation holds no object") }
-    let frames = try sequence.frames.map { try ImageIO.read($0.image) }
-    let start = Date()
-    var segmenters: [(id: Int, segmenter: OneShotSegmenter)] = []
-    for id in objects {
-      var mask = annotation
-      for i in mask.pixels.indices {
-        mask.pixels[i] = singleObject ? (mask.pixels[i] != 0 ? 1 : 0) : (Int(mask.pixels[i]) == id ? 1 : 0)
-      }
-      let segmenter = try OneShotSegmenter(modelName: modelName, parent: parent, settings: settings)
-      _ = try segmenter.start(firstFrame: frames[0], mask: mask)
-      segmenters.append((id, segmenter))
+    var annotation = try ImageIO.readLabel(firstAnnotation)
+    // DAVIS 2016's masks are 0/255 with any non-zero value the object; 2017's hold ids, 255 void.
+    if singleObject { for i in annotation.pixels.indices where annotation.pixels[i] != 0 { annotation.pixels[i] = voidLabel } }
+    guard !OneShotObjectsSegmenter.objectIDs(in: annotation).isEmpty else {
+      throw TrainingError("\(firstAnnotation.path): the first annotation holds no object")
     }
+    let frames = try sequence.frames.map { try ImageIO.read($0.image) }
+    let segmenter = OneShotObjectsSegmenter(modelName: modelName, parent: parent, settings: settings)
+    segmenter.shouldStop = shouldStop
+    let start = Date()
+    let first = try segmenter.start(firstFrame: frames[0], mask: annotation)
     let tuned = Date()
     let output = folder.appendingPathComponent(sequence.name)
     do {
@@ -61,23 +63,15 @@ public struct DAVISSegmentation {
       throw TrainingError("\(output.path): cannot create the folder (\(error.localizedDescription))")
     }
     for (index, frame) in sequence.frames.enumerated() {
+      progress(index, sequence.frames.count)
       guard let name = frame.label?.url.lastPathComponent else { continue }
-      var labels = index == 0 ? annotation : try merge(segmenters, frames[index])
-      for i in labels.pixels.indices where labels.pixels[i] == voidLabel { labels.pixels[i] = 0 }  // void is no object
+      var labels = index == 0 ? first : try segmenter.next(frames[index])
       if singleObject { for i in labels.pixels.indices { labels.pixels[i] = labels.pixels[i] != 0 ? 255 : 0 } }
       try ImageIO.writePNG(labels, to: output.appendingPathComponent(name), palette: singleObject ? nil : .pascal)
     }
+    progress(sequence.frames.count, sequence.frames.count)
     let segmenting = Date().timeIntervalSince(tuned)
-    return Timing(sequence: sequence.name, objects: objects.count, fineTuningSeconds: tuned.timeIntervalSince(start),
+    return Timing(sequence: sequence.name, objects: segmenter.objects.count, fineTuningSeconds: tuned.timeIntervalSince(start),
                   framesPerSecond: Double(max(0, frames.count - 1)) / max(segmenting, 1e-9))
-  }
-
-  /// Per pixel, the object of highest probability above ½, else background (0).
-  private func merge(_ segmenters: [(id: Int, segmenter: OneShotSegmenter)], _ frame: Image) throws -> Image {
-    let probabilities = try Tensor.stack(segmenters.map { try $0.segmenter.probabilities(frame) })  // [K, H, W]
-    let (best, index) = try (probabilities.max(dim: 0).values, probabilities.argmax(dim: 0))
-    let ids = try Tensor(segmenters.map { Float($0.id) }, shape: [segmenters.count])
-    let labels = try ids.indexSelect(dim: 0, index: index.reshape([-1])).reshape(index.shape) * (best .> 0.5).to(.float32)
-    return try Image(tensor: labels.unsqueeze(0) / 255)
   }
 }
