@@ -105,4 +105,56 @@ final class DAVISEvaluationTests: XCTestCase {
     XCTAssertTrue(message { _ = try DAVISEvaluation.run(results: small, dataset: data) }
       .contains("10×10, but the annotation is 48×32"))
   }
+
+  /// Crafted against the definitions, on a 300-frame sequence (298 scored, past the
+  /// official code's 8-bit frame index): a one-pixel object found in the first half
+  /// and lost in the second (J and F 1 then 0, decay 1, not NaN); an object absent
+  /// from frames 100–199 but predicted there (0 on those frames); an object absent
+  /// from frames 50–59 and predicted absent (both empty: 1).
+  func testCraftedCasesOnALongSequence() throws {
+    let (width, height, frames) = (8, 6, 300)
+    let data = root.appendingPathComponent("long"), results = root.appendingPathComponent("long-results")
+    let name = "long"
+    for folder in ["JPEGImages/480p/\(name)", "Annotations/480p/\(name)", "ImageSets/2017"] {
+      try FileManager.default.createDirectory(at: data.appendingPathComponent(folder), withIntermediateDirectories: true)
+    }
+    try FileManager.default.createDirectory(at: results.appendingPathComponent(name), withIntermediateDirectories: true)
+    try "\(name)\n".write(to: data.appendingPathComponent("ImageSets/2017/val.txt"), atomically: true, encoding: .utf8)
+    for t in 0..<frames {
+      var truth = Image(width: width, height: height, channels: 1), predicted = truth
+      truth.pixels[2 * width + 1 + t % 5] = 1  // one pixel, moving
+      if t < 150 { predicted.pixels[2 * width + 1 + t % 5] = 1 }
+      for (y, x) in [(4, 5), (4, 6), (5, 5), (5, 6)] {
+        if !(100..<200).contains(t) { truth.pixels[y * width + x] = 2 }
+        predicted.pixels[y * width + x] = 2
+      }
+      if !(50..<60).contains(t) {
+        truth.pixels[0 * width + 6] = 3
+        predicted.pixels[0 * width + 6] = 3
+      }
+      let frame = String(format: "%05d", t)
+      try ImageIO.writeJPEG(Image(width: width, height: height, channels: 3), to: data.appendingPathComponent("JPEGImages/480p/\(name)/\(frame).jpg"))
+      try ImageIO.writePNG(truth, to: data.appendingPathComponent("Annotations/480p/\(name)/\(frame).png"), palette: .pascal)
+      try ImageIO.writePNG(predicted, to: results.appendingPathComponent("\(name)/\(frame).png"), palette: .pascal)
+    }
+    let report = try DAVISEvaluation.run(results: results, dataset: try .davis2017(root: data, split: "val"))
+    XCTAssertEqual(report.objects.map(\.object), [1, 2, 3])
+    let (one, absent, hidden) = (report.objects[0].scores, report.objects[1].scores, report.objects[2].scores)
+    XCTAssertEqual(one.perFrameJ.count, 298)
+    // Scored frames 1…149 right, 150…298 lost; decay bins [0, 74] and [223, 297].
+    for stats in [one.j, one.f] {
+      XCTAssertEqual(stats.mean, 0.5, accuracy: 1e-12)
+      XCTAssertEqual(stats.recall, 0.5, accuracy: 1e-12)
+      XCTAssertEqual(stats.decay, 1, accuracy: 1e-12)
+    }
+    // Absent from 100 of the 298 scored frames, predicted there; the bins hold none of them.
+    for stats in [absent.j, absent.f] {
+      XCTAssertEqual(stats.mean, 198.0 / 298, accuracy: 1e-12)
+      XCTAssertEqual(stats.decay, 0, accuracy: 1e-12)
+    }
+    XCTAssertEqual(hidden.j.mean, 1)
+    XCTAssertEqual(hidden.f.mean, 1)
+    XCTAssertEqual(report.global[0].value, ((0.5 + 198.0 / 298 + 1) / 3 + (0.5 + 198.0 / 298 + 1) / 3) / 2, accuracy: 1e-12)
+    XCTAssertFalse(report.global.contains { $0.value.isNaN })
+  }
 }
