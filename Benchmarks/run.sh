@@ -4,6 +4,8 @@
 # means SegKit is faster). Usage:
 #   Benchmarks/run.sh op-overhead [ITERATIONS]
 #   Benchmarks/run.sh inference MODEL [SIZE] [RUNS]
+#   Benchmarks/run.sh train [MODEL] [BATCH] [CROP] [STEPS] [WORKERS]
+#   Benchmarks/run.sh finetune [osvos_vgg16|osvos_resnet18] [HEIGHT] [WIDTH] [STEPS] [FRAMES]
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"

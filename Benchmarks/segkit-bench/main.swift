@@ -76,9 +76,14 @@ case "train":
   let number = { (i: Int, fallback: Int) in rest.count > i ? Int(rest[i]) ?? fallback : fallback }
   try trainBenchmark(model: rest.first ?? "deeplabv3_resnet50", batch: number(1, 4), crop: number(2, 256),
                      steps: number(3, 5), workers: number(4, 2))
+case "finetune":
+  let rest = Array(arguments.dropFirst())
+  let number = { (i: Int, fallback: Int) in rest.count > i ? Int(rest[i]) ?? fallback : fallback }
+  try fineTuneBenchmark(model: rest.first ?? "osvos_vgg16", height: number(1, 480), width: number(2, 854),
+                        steps: number(3, 5), frames: number(4, 5))
 default:
   FileHandle.standardError.write(
-    "usage: segkit-bench op-overhead [ITERATIONS] | inference MODEL [SIZE] [RUNS] | loader [WORKERS] [IMAGES] [BATCH] [CROP] | train [MODEL] [BATCH] [CROP] [STEPS] [WORKERS]\n"
+    "usage: segkit-bench op-overhead [ITERATIONS] | inference MODEL [SIZE] [RUNS] | loader [WORKERS] [IMAGES] [BATCH] [CROP] | train [MODEL] [BATCH] [CROP] [STEPS] [WORKERS] | finetune [MODEL] [HEIGHT] [WIDTH] [STEPS] [FRAMES]\n"
       .data(using: .utf8)!)
   exit(2)
 }

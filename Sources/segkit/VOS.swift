@@ -144,8 +144,23 @@ struct VOSSegment: ParsableCommand {
   @Option(help: "Fine-tuning steps per object.")
   var steps = 100
 
-  @Option(help: "Fine-tuning learning rate (Adam).")
+  @Option(help: "Fine-tuning learning rate.")
   var learningRate = 1e-4
+
+  @Option(help: "Fine-tuning optimizer: adam, or sgd (momentum 0.9).")
+  var optimizer = "adam"
+
+  @Option(help: "Differently augmented copies of the first frame whose gradients make one step.")
+  var gradientAccumulation = 1
+
+  @Option(help: "The balanced loss's normalisation: per_pixel (mean), per_image or sum (the references', with SGD at 1e-8).")
+  var lossNormalization = "per_pixel"
+
+  @Option(help: "Fine-tuning weight decay.")
+  var weightDecay = 0.0
+
+  @Flag(help: "OSVOS's per-layer learning rates (biases ×2, side scores ×0.1, fuse ×0.01, no decay on biases).")
+  var referenceLearningRates = false
 
   @Option(help: "Device: auto (the first CUDA device, else the CPU), cpu, cuda, cuda:N or mps.")
   var device = "auto"
@@ -159,6 +174,15 @@ struct VOSSegment: ParsableCommand {
   func validate() throws {
     guard steps >= 1, learningRate > 0, learningRate.isFinite else {
       throw ValidationError("--steps must be at least 1 and --learning-rate positive")
+    }
+    guard FineTuningSettings.OptimizerKind(rawValue: optimizer) != nil else {
+      throw ValidationError("--optimizer must be adam or sgd, not '\(optimizer)'")
+    }
+    guard TrainingConfig.BalancedLossNormalization(rawValue: lossNormalization) != nil else {
+      throw ValidationError("--loss-normalization must be per_pixel, per_image or sum, not '\(lossNormalization)'")
+    }
+    guard gradientAccumulation >= 1, weightDecay >= 0, weightDecay.isFinite else {
+      throw ValidationError("--gradient-accumulation must be at least 1 and --weight-decay non-negative")
     }
     switch (davis.davis, video) {
     case (nil, nil): throw ValidationError("give --davis ROOT --year 2016|2017, or --video FILE --first-mask PNG")
@@ -174,6 +198,10 @@ struct VOSSegment: ParsableCommand {
   func run() throws {
     var settings = FineTuningSettings()
     (settings.steps, settings.learningRate, settings.device) = (steps, learningRate, try resolveDevice(device))
+    settings.optimizer = FineTuningSettings.OptimizerKind(rawValue: optimizer) ?? .adam
+    settings.gradientAccumulation = gradientAccumulation
+    settings.normalization = TrainingConfig.BalancedLossNormalization(rawValue: lossNormalization)?.normalization ?? .perPixel
+    (settings.weightDecay, settings.referenceLearningRates) = (weightDecay, referenceLearningRates)
     let (modelName, weights) = try parentWeights()
     let parentState = try ModelLoader.readWeights(weights)
     let folder = URL(fileURLWithPath: out)

@@ -118,6 +118,14 @@ final class TrainCommandTests: XCTestCase {
     XCTAssertEqual(manifest.model, "osvos_resnet18")
     let log = try String(contentsOf: run.appendingPathComponent("train.log"), encoding: .utf8)
     XCTAssertTrue(log.contains("side5"), "each side loss is logged: \(log)")
+    // The main job's chain, shortened: the run folder is the parent of vos segment, scored by vos eval.
+    let results = root.appendingPathComponent("results")
+    let segmented = try segkit(["vos", "segment", "--parent", run.path, "--davis", data.path, "--year", "2017", "--out", results.path,
+                                "--steps", "2", "--device", "cpu", "--plain"])
+    XCTAssertEqual(segmented.status, 0, segmented.error)
+    let scored = try segkit(["vos", "eval", "--results", results.path, "--davis", data.path, "--year", "2017"])
+    XCTAssertEqual(scored.status, 0, scored.error)
+    XCTAssertTrue(scored.output.contains("J&F: "), scored.output)
 
     let other = root.appendingPathComponent("other")
     let refused = try segkit(["vos", "train", "--set", "task=semantic", "--set", "dataset_dir=\(data.path)", "--run", other.path])

@@ -92,6 +92,21 @@ final class VOSSegmentCommandTests: XCTestCase {
     let noMask = try SegKitCommand.run(common)
     XCTAssertNotEqual(noMask.status, 0)
     XCTAssertTrue(noMask.error.contains("--video needs --first-mask"), noMask.error)
+
+    // The references' fine-tuning: SGD on the summed loss with OSVOS's per-layer rates (OSVOS models only).
+    let osvos = root.appendingPathComponent("osvos.safetensors")
+    try StateDict(try ModelZoo.make("osvos_resnet18", classes: 1).stateDict()).save(to: osvos)
+    let reference = ["--optimizer", "sgd", "--learning-rate", "1e-8", "--loss-normalization", "sum", "--gradient-accumulation", "2",
+                     "--weight-decay", "0.0002", "--reference-learning-rates", "--first-mask", mask.path]
+    let sgd = try SegKitCommand.run(["vos", "segment", "--parent", osvos.path, "--model", "osvos_resnet18", "--video", video.path,
+                                     "--steps", "2", "--device", "cpu", "--out", root.appendingPathComponent("sgd").path] + reference)
+    XCTAssertEqual(sgd.status, 0, sgd.error)
+    let notOSVOS = try SegKitCommand.run(common + reference)
+    XCTAssertNotEqual(notOSVOS.status, 0)
+    XCTAssertTrue(notOSVOS.error.contains("unet_resnet18 has no reference per-layer learning rates"), notOSVOS.error)
+    let unknown = try SegKitCommand.run(common + ["--first-mask", mask.path, "--optimizer", "rmsprop"])
+    XCTAssertNotEqual(unknown.status, 0)
+    XCTAssertTrue(unknown.error.contains("--optimizer must be adam or sgd"), unknown.error)
   }
 
   /// Ctrl-C: the sequence in progress stops, the finished ones stay (with their

@@ -21,7 +21,7 @@ final class OneShotTests: XCTestCase {
     let parent = try StateDict(try ModelZoo.make("unet_resnet18", classes: 1).stateDict())
     let snapshot = try XCTUnwrap(parent[parent.names[0]]).clone()
     var settings = FineTuningSettings()
-    (settings.steps, settings.learningRate) = (60, 1e-3)
+    (settings.steps, settings.learningRate) = (100, 1e-3)
     settings.augmentation = Augmentation()  // the frame as it is: the test asks that it be learnt
     let segmenter = try OneShotSegmenter(modelName: "unet_resnet18", parent: parent, settings: settings)
     XCTAssertThrowsError(try segmenter.next(frames[1]))

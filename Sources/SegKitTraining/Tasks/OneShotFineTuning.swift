@@ -2,10 +2,23 @@ import Foundation
 
 /// How a parent network is fine-tuned on a sequence's first frame (OSVOS's one-shot
 /// step). The defaults suit a CPU: Adam on the per-pixel balanced loss rather than
-/// the references' SGD at 1e-8 on the summed loss for thousands of steps.
+/// the references' SGD at 1e-8 on the summed loss for thousands of steps. OSVOS-PyTorch's
+/// own: `.sgd`, learning rate 1e-8, `.sum`, 2,000 steps of 5 batches, weight decay
+/// 0.0002, reference learning rates.
 public struct FineTuningSettings: Sendable {
+  public enum OptimizerKind: String, CaseIterable, Sendable {
+    case adam
+    /// With momentum 0.9, as every OSVOS release.
+    case sgd
+  }
+
   public var steps = 100
   public var learningRate = 1e-4
+  public var optimizer = OptimizerKind.adam
+  /// On weights and biases alike, unless `referenceLearningRates` (weights only).
+  public var weightDecay = 0.0
+  /// OSVOS's per-layer multipliers (biases ×2, side scores ×0.1, fuse ×0.01); OSVOS models only.
+  public var referenceLearningRates = false
   /// Batches (differently augmented copies of the first frame) averaged per step.
   public var gradientAccumulation = 1
   public var normalization = BalancedLossNormalization.perPixel
@@ -32,8 +45,8 @@ public final class OneShotSegmenter: SequenceSegmenter {
 
   /// `parent`: the weights of a one-channel `modelName` (e.g. osvos_vgg16's parent training).
   public init(modelName: String, parent: StateDict, settings: FineTuningSettings = FineTuningSettings()) throws {
-    guard settings.steps >= 1, settings.gradientAccumulation >= 1, settings.learningRate > 0 else {
-      throw TrainingError("fine-tuning needs at least one step, one batch per step and a positive learning rate")
+    guard settings.steps >= 1, settings.gradientAccumulation >= 1, settings.learningRate > 0, settings.weightDecay >= 0 else {
+      throw TrainingError("fine-tuning needs at least one step, one batch per step, a positive learning rate and no negative weight decay")
     }
     self.modelName = modelName
     self.parent = parent
@@ -65,7 +78,16 @@ public final class OneShotSegmenter: SequenceSegmenter {
     loop.gradientAccumulation = settings.gradientAccumulation
     loop.seed = settings.seed
     (loop.logInterval, loop.checkpointInterval) = (Int.max, Int.max)
-    let optimizer = try Adam(model.parameterGroups(), weightDecay: 0)
+    let groups: [ParameterGroup]
+    if settings.referenceLearningRates {
+      guard let osvos = model as? OSVOS else { throw TrainingError("\(modelName) has no reference per-layer learning rates") }
+      groups = osvos.referenceParameterGroups()
+    } else {
+      groups = model.parameterGroups()
+    }
+    let optimizer: any Optimizer = settings.optimizer == .sgd
+      ? try SGD(groups, momentum: 0.9, weightDecay: settings.weightDecay)
+      : try Adam(groups, weightDecay: settings.weightDecay)
     let schedule = try LearningRateSchedule(.constant(settings.learningRate))
     let outcome = try TrainingLoop(task: task, optimizer: optimizer, schedule: schedule, settings: loop).train(shouldStop: shouldStop)
     if case .interrupted = outcome { throw TrainingError.stopped }
@@ -162,6 +184,8 @@ final class FirstFrameTask: TrainingTask {
     var augmentation = settings.augmentation
     augmentation.normalization = model.inputNormalization
     augmentation.labelPadding = 0  // outside the frame is background
+    // Scaled and rotated within the frame's own size, as OSVOS warps it.
+    if augmentation.crop == nil { augmentation.crop = Size2(sample.image.height, sample.image.width) }
     trainLoader = try DataLoader(
       source: OneSample(sample: sample), augmentation: augmentation,
       options: LoaderOptions(batchSize: 1, shuffle: false, seed: settings.seed, workers: 0))
