@@ -196,6 +196,7 @@ struct VOSSegment: ParsableCommand {
   }
 
   func run() throws {
+    Torch.keepFreedMemory()
     var settings = FineTuningSettings()
     (settings.steps, settings.learningRate, settings.device) = (steps, learningRate, try resolveDevice(device))
     settings.optimizer = FineTuningSettings.OptimizerKind(rawValue: optimizer) ?? .adam

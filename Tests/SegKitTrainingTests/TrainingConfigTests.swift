@@ -102,7 +102,7 @@ final class TrainingConfigTests: XCTestCase {
     var config = TrainingConfig()
     try config.apply(overrides: [
       "atrous_rates=6,12,18", "train_crop_size=[321, 321]", "base_learning_rate=1e-3", "optimizer=Adam",
-      "initial_checkpoint=/w/init.pth", "num_classes=21", "fine_tune_batch_norm=false", "dataset_dir=",
+      "initial_checkpoint=/w/init.pth", "num_classes=21", "fine_tune_batch_norm=false", "dataset_dir=", "val_split=",
     ])
     XCTAssertEqual(config.model.atrousRates, [6, 12, 18])
     XCTAssertEqual(config.input.trainCropSize, [321, 321])
@@ -112,6 +112,7 @@ final class TrainingConfigTests: XCTestCase {
     XCTAssertEqual(config.data.numClasses, 21)
     XCTAssertFalse(config.initialization.fineTuneBatchNorm)
     XCTAssertNil(config.data.datasetDir)
+    XCTAssertEqual(config.data.valSplit, "", "empty text is the empty string for a plain string setting (no validation)")
     try config.apply(overrides: ["initial_checkpoint=null"])
     XCTAssertNil(config.initialization.initialCheckpoint)
 

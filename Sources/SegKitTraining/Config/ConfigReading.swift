@@ -87,7 +87,7 @@ extension TrainingConfig {
     let place = "--set \(key)=\(value)"
     guard let setting = Self.table.first(where: { $0.key == key }) else { return }
     if setting.takesRawText {
-      try assign(setting, Node(value, .implicit, .plain), place: place)
+      try assign(setting, Node(value, .implicit, value.isEmpty && setting.isPlainString ? .doubleQuoted : .plain), place: place)
       return
     }
     let node: Node

@@ -43,6 +43,8 @@ extension TrainingConfig {
     let assign: (inout TrainingConfig, Node) -> Bool
     /// String settings take command-line text as it is, not as YAML (paths may hold ": " or "#").
     let takesRawText: Bool
+    /// A plain string setting, where empty text is the empty string (`--set val_split=`), not null.
+    let isPlainString: Bool
 
     init<V: ConfigValue>(
       _ key: String, _ section: String, _ path: WritableKeyPath<TrainingConfig, V>, _ help: String,
@@ -54,6 +56,7 @@ extension TrainingConfig {
       self.help = help
       type = V.typeDescription
       takesRawText = V.self == String.self || V.self == String?.self
+      isPlainString = V.self == String.self
       read = { $0[keyPath: path].yamlText }
       assign = { config, node in
         guard let value = V(configNode: node) else { return false }
