@@ -9,7 +9,10 @@ struct SegKit: ParsableCommand {
     commandName: "segkit",
     abstract: "Image and video segmentation on libtorch.",
     version: version,
-    subcommands: [Info.self, Models.self, Predict.self, ConvertWeights.self, DataCommand.self, Train.self, Eval.self, VOSCommand.self]
+    subcommands: [
+      Info.self, Models.self, Predict.self, ConvertWeights.self, DataCommand.self, Train.self, Eval.self, VOSCommand.self,
+      FlowCommand.self,
+    ]
   )
 }
 

@@ -1,0 +1,57 @@
+import Foundation
+import SegKitData
+import SegKitTestSupport
+import XCTest
+
+/// `segkit flow`, `flow show` and `flow warp` end to end, and their bad input.
+final class FlowCommandTests: XCTestCase {
+  func testComputeShowWarpAndBadInput() throws {
+    let root = try Oracle.temporaryDirectory("segkit-flow-command")
+    defer { try? FileManager.default.removeItem(at: root) }
+    let data = root.appendingPathComponent("davis")
+    let synth = try SegKitCommand.run(["data", "synth", "--kind", "video", "--out", data.path, "--train", "0", "--val", "1",
+                                       "--frames", "2", "--size", "64x48", "--objects", "1"])
+    XCTAssertEqual(synth.status, 0, synth.error)
+    let sequence = try XCTUnwrap(try VideoDataset.davis2016(root: data, split: "val").sequences.first)
+    let (a, b) = (sequence.frames[0].image, sequence.frames[1].image)
+    let mask = try XCTUnwrap(sequence.frames[0].label?.url)
+    let flow = root.appendingPathComponent("out/b-to-a.flo")
+
+    let computed = try SegKitCommand.run(["flow", b.path, a.path, "--out", flow.path, "--preset", "ultrafast"])
+    XCTAssertEqual(computed.status, 0, computed.error)
+    let field = try FlowFile.read(flow)
+    XCTAssertEqual([field.width, field.height], [64, 48])
+    XCTAssertEqual(field, try OpticalFlow.dis(from: try ImageIO.read(b), to: try ImageIO.read(a), preset: .ultrafast))
+
+    let picture = root.appendingPathComponent("flow.png")
+    let shown = try SegKitCommand.run(["flow", "show", flow.path, "--out", picture.path])
+    XCTAssertEqual(shown.status, 0, shown.error)
+    XCTAssertEqual(try ImageIO.size(of: picture).width, 64)
+
+    let warped = root.appendingPathComponent("warped.png")
+    let warp = try SegKitCommand.run(["flow", "warp", "--mask", mask.path, "--flow", flow.path, "--out", warped.path])
+    XCTAssertEqual(warp.status, 0, warp.error)
+    XCTAssertEqual(try ImageIO.readLabel(warped).pixels, try FlowWarp.warp(mask: try ImageIO.readLabel(mask), by: field).pixels)
+
+    // A flow of another size than the mask, a truncated .flo, a missing frame: clear errors, nothing written.
+    let small = root.appendingPathComponent("small.flo")
+    try FlowFile.write(try FlowField(width: 8, height: 8, values: [Float](repeating: 0, count: 128)), to: small)
+    let truncated = root.appendingPathComponent("truncated.flo")
+    try Data(try Data(contentsOf: flow).dropLast(10)).write(to: truncated)
+    let cases: [([String], String)] = [
+      (["flow", "warp", "--mask", mask.path, "--flow", small.path, "--out", root.appendingPathComponent("x.png").path], "8×8"),
+      (["flow", "warp", "--mask", mask.path, "--flow", truncated.path, "--out", root.appendingPathComponent("x.png").path],
+       "truncated.flo"),
+      (["flow", "show", truncated.path, "--out", root.appendingPathComponent("x.png").path], "truncated or not a .flo file"),
+      (["flow", root.appendingPathComponent("none.png").path, a.path, "--out", root.appendingPathComponent("x.flo").path], "none.png"),
+    ]
+    for (arguments, expected) in cases {
+      let result = try SegKitCommand.run(arguments)
+      XCTAssertNotEqual(result.status, 0, arguments.joined(separator: " "))
+      XCTAssertLessThan(result.status, 128)
+      XCTAssertTrue(result.error.contains(expected), result.error)
+    }
+    XCTAssertFalse(FileManager.default.fileExists(atPath: root.appendingPathComponent("x.png").path))
+    XCTAssertFalse(FileManager.default.fileExists(atPath: root.appendingPathComponent("x.flo").path))
+  }
+}
