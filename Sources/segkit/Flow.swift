@@ -12,7 +12,7 @@ struct FlowCommand: ParsableCommand {
       F[..., 0] horizontal (rightwards), F[..., 1] vertical (downwards), as OpenCV and \\
       Middlebury have it. Files are Middlebury .flo.
       """,
-    subcommands: [FlowCompute.self, FlowShow.self, FlowWarpCommand.self],
+    subcommands: [FlowCompute.self, FlowShow.self, FlowWarpCommand.self, FlowCacheCommand.self],
     defaultSubcommand: FlowCompute.self
   )
 }
@@ -121,5 +121,48 @@ struct FlowWarpCommand: ParsableCommand {
       try ImageIO.writePNG(try FlowWarp.warp(image: picture, by: field), to: output)
     }
     print("\(output.path)")
+  }
+}
+
+struct FlowCacheCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "cache",
+    abstract: "Compute and keep the flows of a DAVIS split: for every frame t, t → t−1 and t → t+1.",
+    discussion: """
+      Writes <cache>/<sequence>/<frame>.backward.flo (t → t−1, what carries frame t−1's mask \
+      to t) and <frame>.forward.flo (t → t+1), and <cache>/settings.json. Flows already there \
+      are kept; a cache made with other settings is refused. Default cache: ROOT/FlowCache.
+      """)
+
+  @OptionGroup var davis: DAVISArguments
+
+  @Option(help: "The cache folder (default: FlowCache inside the DAVIS root).")
+  var cache: String?
+
+  @Option(help: "DIS's preset: ultrafast, fast or medium.")
+  var preset = "fast"
+
+  @Option(help: "Frames computed at once.")
+  var workers = 2
+
+  func validate() throws {
+    guard davis.davis != nil else { throw ValidationError("--davis ROOT and --year 2016|2017 are required") }
+    guard OpticalFlow.Preset.allCases.contains(where: { "\($0)" == preset }) else {
+      throw ValidationError("--preset must be ultrafast, fast or medium, not '\(preset)'")
+    }
+    guard (1...64).contains(workers) else { throw ValidationError("--workers must be 1 to 64") }
+  }
+
+  func run() throws {
+    let dataset = try davis.dataset()
+    let folder = cache.map { URL(fileURLWithPath: $0) } ?? FlowCache.defaultFolder(forDatasetAt: URL(fileURLWithPath: davis.davis ?? "."))
+    let chosen = OpticalFlow.Preset.allCases.first { "\($0)" == preset } ?? .fast
+    let flows = try FlowCache(folder: folder, preset: chosen)
+    let start = Date()
+    let computed = try flows.fill(dataset.sequences, workers: workers)
+    let frames = dataset.sequences.reduce(0) { $0 + $1.frames.count }
+    print("\(dataset.sequences.count) sequences, \(frames) frames: \(computed) computed, \(frames - computed) already cached, "
+      + String(format: "%.1f s", Date().timeIntervalSince(start)))
+    print("cache: \(folder.path)")
   }
 }

@@ -33,6 +33,17 @@ final class FlowCommandTests: XCTestCase {
     XCTAssertEqual(warp.status, 0, warp.error)
     XCTAssertEqual(try ImageIO.readLabel(warped).pixels, try FlowWarp.warp(mask: try ImageIO.readLabel(mask), by: field).pixels)
 
+    // The split's flows, cached beside the dataset and reused.
+    let cached = try SegKitCommand.run(["flow", "cache", "--davis", data.path, "--year", "2016", "--preset", "ultrafast"])
+    XCTAssertEqual(cached.status, 0, cached.error)
+    XCTAssertTrue(cached.output.contains("1 sequences, 2 frames: 2 computed"), cached.output)
+    XCTAssertEqual(try FlowFile.read(data.appendingPathComponent("FlowCache/\(sequence.name)/00001.backward.flo")), field)
+    let again = try SegKitCommand.run(["flow", "cache", "--davis", data.path, "--year", "2016", "--preset", "ultrafast"])
+    XCTAssertTrue(again.output.contains("0 computed, 2 already cached"), again.output)
+    let other = try SegKitCommand.run(["flow", "cache", "--davis", data.path, "--year", "2016", "--preset", "medium"])
+    XCTAssertNotEqual(other.status, 0)
+    XCTAssertTrue(other.error.contains("made with dis (preset ultrafast)"), other.error)
+
     // A flow of another size than the mask, a truncated .flo, a missing frame: clear errors, nothing written.
     let small = root.appendingPathComponent("small.flo")
     try FlowFile.write(try FlowField(width: 8, height: 8, values: [Float](repeating: 0, count: 128)), to: small)

@@ -131,4 +131,41 @@ final class FlowTests: XCTestCase {
     XCTAssertEqual(Array(image.pixels[6..<9]), [88, 0, 255])
     XCTAssertEqual(Array(image.pixels[9..<12]), [0, 0, 0])
   }
+
+  /// A DAVIS split's flows computed once (t → t−1 and t → t+1), reused, refused when
+  /// made with other settings or stale; split files cannot name paths outside the dataset.
+  func testFlowCacheOfADAVISSplit() throws {
+    let root = try Oracle.temporaryDirectory("segkit-flow-cache")
+    defer { try? FileManager.default.removeItem(at: root) }
+    var options = Synthetic.VideoOptions()
+    (options.trainSequences, options.valSequences, options.frames) = (0, 2, 3)
+    (options.width, options.height, options.seed) = (48, 32, 3)
+    try Synthetic.writeVideo(to: root, options: options)
+    let sequences = try VideoDataset.davis2017(root: root, split: "val").sequences
+    let folder = FlowCache.defaultFolder(forDatasetAt: root)
+    let cache = try FlowCache(folder: folder, preset: .ultrafast)
+    XCTAssertEqual(try cache.fill(sequences), 6)
+    XCTAssertEqual(try cache.fill(sequences), 0, "the second run reuses every flow")
+    let (first, middle, last) = (try cache.flows(of: sequences[0], frame: 0), try cache.flows(of: sequences[0], frame: 1),
+                                 try cache.flows(of: sequences[0], frame: 2))
+    XCTAssertNil(first.backward)
+    XCTAssertNil(last.forward)
+    let frames = try sequences[0].frames.map { try ImageIO.read($0.image) }
+    XCTAssertEqual(middle.backward, try OpticalFlow.dis(from: frames[1], to: frames[0], preset: .ultrafast))
+    XCTAssertEqual(middle.forward, try OpticalFlow.dis(from: frames[1], to: frames[2], preset: .ultrafast))
+
+    XCTAssertThrowsError(try FlowCache(folder: folder, preset: .medium)) {
+      XCTAssertTrue("\($0)".contains("made with dis (preset ultrafast), but this run asks for dis (preset medium)"), "\($0)")
+    }
+    let stale = folder.appendingPathComponent("\(sequences[1].name)/00001.forward.flo")
+    try FlowFile.write(try FlowField(width: 4, height: 4, values: [Float](repeating: 0, count: 32)), to: stale)
+    XCTAssertThrowsError(try cache.flows(of: sequences[1], frame: 1)) {
+      XCTAssertTrue("\($0)".contains("the cache is stale"), "\($0)")
+    }
+
+    try "\(sequences[0].name)\n../../etc\n".write(to: root.appendingPathComponent("ImageSets/2017/bad.txt"), atomically: true, encoding: .utf8)
+    XCTAssertThrowsError(try VideoDataset.davis2017(root: root, split: "bad")) {
+      XCTAssertTrue("\($0)".contains("bad.txt: line 2 names '../../etc', which is not a plain name"), "\($0)")
+    }
+  }
 }

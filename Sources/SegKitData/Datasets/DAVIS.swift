@@ -35,6 +35,7 @@ public struct VideoDataset: Sendable {
       guard parts.count == 2 else {
         throw DataError("\(list.path): line \(number + 1) is not \"<image> <annotation>\": \(line)")
       }
+      for part in parts { _ = try Layout.relativePath(part, in: list, line: number + 1) }
       let image = root.appendingPathComponent(parts[0])
       let sequence = image.deletingLastPathComponent().lastPathComponent
       if sequences.last?.name != sequence { sequences.append(VideoSequence(name: sequence, frames: [])) }
@@ -54,7 +55,8 @@ public struct VideoDataset: Sendable {
   public static func davis2017(root: URL, split: String, resolution: DAVISResolution = .p480) throws -> VideoDataset {
     try Layout.requireDirectory(root, .davis2017)
     let folder = resolution.folder(.davis2017)
-    let names = try Layout.lines(root.appendingPathComponent("ImageSets/2017/\(split).txt"), .davis2017)
+    let list = root.appendingPathComponent("ImageSets/2017/\(split).txt")
+    let names = try Layout.lines(list, .davis2017).enumerated().map { try Layout.plainName($1, in: list, line: $0 + 1) }
     let sequences = try names.map { name -> VideoSequence in
       let images = root.appendingPathComponent("JPEGImages/\(folder)/\(name)")
       try Layout.requireDirectory(images, .davis2017, what: "sequence '\(name)'")

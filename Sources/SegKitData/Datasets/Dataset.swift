@@ -284,6 +284,22 @@ enum Layout {
     return text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
   }
 
+  /// `name` from line `line` of `list` as one plain file or folder name: no separators, not "." or "..".
+  static func plainName(_ name: String, in list: URL, line: Int) throws -> String {
+    guard !name.isEmpty, name != ".", name != "..", !name.contains("/"), !name.contains("\\") else {
+      throw DataError("\(list.path): line \(line) names '\(name)', which is not a plain name inside the dataset")
+    }
+    return name
+  }
+
+  /// `path` from line `line` of `list` as a relative path inside the dataset root: no "..".
+  static func relativePath(_ path: String, in list: URL, line: Int) throws -> String {
+    guard !path.isEmpty, !path.split(separator: "/").contains(".."), !path.contains("\\") else {
+      throw DataError("\(list.path): line \(line) names '\(path)', which is not a path inside the dataset")
+    }
+    return path
+  }
+
   /// The entries of a folder, sorted by name (hidden files skipped).
   static func contents(_ url: URL) throws -> [URL] {
     do {
