@@ -8,12 +8,12 @@ public enum OracleModels {
   /// the fuse, under OSVOS-PyTorch's keys; `forward` returns [fuse, side2…side5].
   public static let osvos = #"""
     class OracleOSVOS(nn.Module):
-        def __init__(self):
+        def __init__(self, in_channels=3):
             super().__init__()
             widths = [[64, 64], [128, 128], [256, 256, 256], [512, 512, 512], [512, 512, 512]]
             self.upscale, self.upscale_ = nn.ModuleList(), nn.ModuleList()
             self.stages, self.side_prep, self.score_dsn = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
-            c = 3
+            c = in_channels
             for s, ws in enumerate(widths):
                 layers = [] if s == 0 else [nn.MaxPool2d(2, 2, ceil_mode=True)]
                 for w in ws:

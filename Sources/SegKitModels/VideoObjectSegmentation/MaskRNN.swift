@@ -1,0 +1,126 @@
+import SegKitNN
+
+/// MaskRNN (Hu, Huang and Schwing, NIPS 2017) for one object at frame t, as its figure
+/// draws it:
+///
+///     appearance.*   the appearance stream: an OSVOS network on 4 channels, the frame
+///                    and the previous mask warped to frame t
+///     flow.*         the flow stream: an OSVOS network on [‖flow t→t−1‖, ‖flow t→t+1‖,
+///                    warped previous mask] (tfvos's input; zero where a neighbour is missing)
+///     fusion.*       the streams' fused logits combined: their sum, or a learned 1×1
+///                    convolution over the two (started as the sum)
+///
+/// The streams keep OSVOS's keys inside their prefix (`appearance.stages.0.0.weight`,
+/// `flow.side_prep.0.weight`, …), so an OSVOS parent loads into both with
+/// `loadStreams(from:newChannel:)`. Masks enter as 255·m − 128 for streams on
+/// Caffe's input (tfvos centres its 0/255 masks by 128) and 2m − 1 for ImageNet's.
+public final class MaskRNN: Module {
+  /// How the two streams' logits combine.
+  public enum Fusion: String, CaseIterable, Sendable {
+    /// Their sum: the product of the streams' odds, right for streams trained apart
+    /// (as MaskRNN's and tfvos's offline training does), with nothing to learn. The default.
+    case sum
+    /// A 1×1 convolution over the two logit maps, started as the sum; trains with the streams.
+    case learned
+  }
+
+  /// What fills the appearance stream's new input channel in `loadStreams`.
+  public enum NewChannel: Sendable {
+    /// N(0, std²) filters (tfvos: std 0.001): the stream starts almost as the RGB network.
+    case normal(std: Double)
+    /// The mean of the RGB filters.
+    case mean
+  }
+
+  public let appearance: OSVOS
+  public let flow: OSVOS
+  public let fusion: Fusion
+  let fusionConvolution: Conv2d?
+
+  /// Both streams over `encoder` (`vgg16`: OSVOS itself; any other encoder of the
+  /// zoo: OSVOS's figure over it).
+  public init(encoder: String = "vgg16", fusion: Fusion = .sum) throws {
+    let name = "osvos_\(encoder)"
+    guard ModelZoo.videoObjectSegmentationNames.contains(name) else {
+      throw ModelError("MaskRNN: no OSVOS network over '\(encoder)'; streams take \(ModelZoo.videoObjectSegmentationNames.map { $0.dropFirst(6) }.joined(separator: ", "))")
+    }
+    guard let appearance = try ModelZoo.make(name, classes: 1, inputChannels: 4) as? OSVOS,
+      let flow = try ModelZoo.make(name, classes: 1, inputChannels: 3) as? OSVOS
+    else { throw ModelError("MaskRNN: \(name) is not an OSVOS network") }
+    self.appearance = appearance
+    self.flow = flow
+    self.fusion = fusion
+    fusionConvolution = fusion == .learned ? try Conv2d(2, 1, kernelSize: 1) : nil
+    super.init()
+    registerModule("appearance", appearance)
+    registerModule("flow", flow)
+    if let fusionConvolution {
+      registerModule("fusion", fusionConvolution)
+      try Torch.withNoGrad {
+        try fusionConvolution.weight.fill_(1)
+        try fusionConvolution.bias?.zero_()
+      }
+    }
+  }
+
+  /// The input normalisation of the frame (the appearance stream's encoder's).
+  public var inputNormalization: InputNormalization { appearance.inputNormalization }
+
+  /// A 0/1 mask [N, 1, H, W] as the streams read it.
+  public func maskChannel(_ mask: Tensor) throws -> Tensor {
+    inputNormalization.pixelDivisor == 1 ? try mask * 255 - 128 : try mask * 2 - 1
+  }
+
+  /// The streams' outputs and their fused logits.
+  public struct Output {
+    /// The fused logits [N, 1, H, W].
+    public var out: Tensor
+    public var appearance: SegmentationOutput
+    public var flow: SegmentationOutput
+  }
+
+  /// - Parameters:
+  ///   - image: the frame, normalised (`inputNormalization`), [N, 3, H, W].
+  ///   - warpedMask: the previous frame's mask warped to this frame, 0/1, [N, 1, H, W].
+  ///   - flowMagnitudes: ‖flow t→t−1‖ and ‖flow t→t+1‖ in pixels, [N, 2, H, W].
+  public func forward(image: Tensor, warpedMask: Tensor, flowMagnitudes: Tensor) throws -> Output {
+    guard image.rank == 4, image.shape[1] == 3, warpedMask.rank == 4, warpedMask.shape[1] == 1,
+      flowMagnitudes.rank == 4, flowMagnitudes.shape[1] == 2,
+      warpedMask.shape[2...] == image.shape[2...], flowMagnitudes.shape[2...] == image.shape[2...]
+    else {
+      throw ModelError("MaskRNN takes an [N, 3, H, W] frame, an [N, 1, H, W] mask and [N, 2, H, W] flow magnitudes of one size; got \(image.shape), \(warpedMask.shape), \(flowMagnitudes.shape)")
+    }
+    let mask = try maskChannel(warpedMask)
+    let appearanceOutput = try appearance(Tensor.cat([image, mask], dim: 1))
+    let flowOutput = try flow(Tensor.cat([flowMagnitudes, mask], dim: 1))
+    let out = try fusionConvolution.map { try $0(Tensor.cat([appearanceOutput.out, flowOutput.out], dim: 1)) }
+      ?? appearanceOutput.out + flowOutput.out
+    return Output(out: out, appearance: appearanceOutput, flow: flowOutput)
+  }
+
+  /// Loads a one-stream OSVOS parent (3 input channels: an OSVOS-PyTorch or SegKit
+  /// checkpoint of the same encoder) into both streams: the flow stream as it is, the
+  /// appearance stream with its first convolution widened to the mask channel by
+  /// `newChannel` (the input-channel "surgery").
+  @discardableResult
+  public func loadStreams(from parent: StateDict, newChannel: NewChannel = .normal(std: 0.001)) throws -> (LoadReport, LoadReport) {
+    let inputKey = appearance.encoderKeyPrefix + appearance.encoder.inputConvolutionKey
+    guard let filters = parent[inputKey] else {
+      throw ModelError("the parent has no \(inputKey): not an OSVOS network over this encoder")
+    }
+    guard filters.rank == 4, filters.shape[1] == 3 else {
+      throw ModelError("the parent's \(inputKey) is \(filters.shape), not the filters of a 3-channel input")
+    }
+    let extra: Tensor
+    switch newChannel {
+    case .normal(let std):
+      extra = try Tensor.randn([filters.shape[0], 1, filters.shape[2], filters.shape[3]]).to(filters.dtype) * std
+    case .mean:
+      extra = try filters.mean(dim: 1, keepDim: true)
+    }
+    let widened = try Tensor.cat([filters, extra], dim: 1)
+    let appearanceReport = try appearance.loadStateDict(parent.map { ($0.name, $0.name == inputKey ? widened : $0.tensor) })
+    let flowReport = try flow.loadStateDict(parent.map { ($0.name, $0.tensor) })
+    return (appearanceReport, flowReport)
+  }
+}
