@@ -17,7 +17,7 @@ final class MaskRNNTests: XCTestCase {
 
   func testStreamsAndFusionMatchPyTorch() throws {
     Torch.manualSeed(7)
-    let model = try MaskRNN(encoder: "vgg16", fusion: .sum)
+    let model = try MaskRNN(encoder: "vgg16", fusion: .sum, localisation: false)
     try OracleModels.drawOrdinaryWeights(try model.stateDict()) { $0.contains("upscale") }
     let (image, mask, flows) = try inputs()
     let state = try model.stateDict()
@@ -42,7 +42,7 @@ final class MaskRNNTests: XCTestCase {
     try assertMatchesOracle(output.out, try oracle["out"], rtol: 1e-4, atol: 1e-4, "fused")
 
     // The learned fusion starts as the sum.
-    let learned = try MaskRNN(encoder: "vgg16", fusion: .learned)
+    let learned = try MaskRNN(encoder: "vgg16", fusion: .learned, localisation: false)
     try learned.loadStateDict(state + [("fusion.weight", try Tensor.ones([1, 2, 1, 1])), ("fusion.bias", try Tensor.zeros([1]))])
     let fused = try Torch.withNoGrad { try learned.forward(image: image, warpedMask: mask, flowMagnitudes: flows) }
     XCTAssertTrue(try fused.out.allClose(output.out, rtol: 1e-5, atol: 1e-5))
@@ -60,7 +60,7 @@ final class MaskRNNTests: XCTestCase {
       $0.hasPrefix("upscale") || $0.contains("running_") || $0.hasSuffix("num_batches_tracked")
     }
     let weights = try StateDict(try parent.stateDict())
-    let model = try MaskRNN(encoder: "resnet18")
+    let model = try MaskRNN(encoder: "resnet18", localisation: false)
     model.eval()
     try model.loadStreams(from: weights, newChannel: .normal(std: 0))
     let (image, mask, flows) = try inputs()
@@ -79,5 +79,60 @@ final class MaskRNNTests: XCTestCase {
     XCTAssertTrue(try meanFilled.allClose(filters.mean(dim: 1, keepDim: true), rtol: 0, atol: 0))
     XCTAssertThrowsError(try model.loadStreams(from: try StateDict([("x", try Tensor.zeros([1]))])))
     XCTAssertThrowsError(try MaskRNN(encoder: "resnet7"))
+  }
+
+  /// The localiser against PyTorch (torchvision's roi_align, two linear layers, Faster
+  /// R-CNN's box decoding) on random weights; proposals, targets and gating by hand.
+  func testLocaliserMatchesPyTorch() throws {
+    Torch.manualSeed(10)
+    let localiser = try ObjectLocaliser(featureChannels: 8, featureStride: 16, hidden: 32)
+    try OracleModels.drawOrdinaryWeights(try localiser.stateDict()) { _ in false }
+    let features = try Tensor.randn([2, 8, 6, 9])
+    let proposals = try Tensor([10, 12, 80, 70, 30, 5, 140, 96].map { Float($0) }, shape: [2, 4])
+    let oracle = try OracleTensors.run(#"""
+      import torchvision
+      inputs = load_inputs()
+      rois = torch.cat([torch.tensor([[0.0], [1.0]]), inputs["proposals"]], 1)
+      pooled = torchvision.ops.roi_align(inputs["features"], rois, output_size=(7, 7), spatial_scale=1 / 16, sampling_ratio=2, aligned=True)
+      h = torch.relu(pooled.flatten(1) @ inputs["fc1.weight"].T + inputs["fc1.bias"])
+      d = h @ inputs["fc2.weight"].T + inputs["fc2.bias"]
+      p = inputs["proposals"]
+      w, hh = p[:, 2] - p[:, 0], p[:, 3] - p[:, 1]
+      cx, cy = p[:, 0] + w / 2 + d[:, 0] * w, p[:, 1] + hh / 2 + d[:, 1] * hh
+      nw, nh = w * torch.exp(d[:, 2]), hh * torch.exp(d[:, 3])
+      save("boxes", torch.stack([cx - nw / 2, cy - nh / 2, cx + nw / 2, cy + nh / 2], 1))
+      """#, inputs: [("features", features), ("proposals", proposals)] + (try localiser.stateDict()))
+    let boxes = try Torch.withNoGrad { try localiser.forward(features: features, proposals: proposals, batchIndices: [0, 1]) }
+    try oracle.expect(boxes, "boxes", atol: 1e-4, rtol: 1e-4)
+    let deltas = try ObjectLocaliser.encode(boxes, relativeTo: proposals)
+    XCTAssertTrue(try ObjectLocaliser.decode(deltas, relativeTo: proposals).allClose(boxes, rtol: 1e-5, atol: 1e-4))
+
+    // A 3×2 block at rows 4–5, columns 2–4 of a 10×12 mask: box (2, 4, 5, 6), enlarged ×2 about (3.5, 5).
+    var values = [Float](repeating: 0, count: 120)
+    for y in 4...5 { for x in 2...4 { values[y * 12 + x] = 1 } }
+    let mask = try Tensor(values, shape: [10, 12])
+    XCTAssertEqual(try ObjectLocaliser.proposal(from: mask, enlargement: 1), [2, 4, 5, 6])
+    XCTAssertEqual(try ObjectLocaliser.proposal(from: mask, enlargement: 2), [0.5, 3, 6.5, 7])
+    XCTAssertNil(try ObjectLocaliser.proposal(from: try Tensor.zeros([10, 12]), enlargement: 2))
+    let gated = try ObjectLocaliser.gate(try Tensor.ones([1, 1, 10, 12]), boxes: try Tensor([Float(2), 4, 5, 6], shape: [1, 4]))
+    XCTAssertEqual(try gated.reshape([-1]).toArray(Float.self), values.map { $0 == 1 ? 1 : -20 })
+  }
+
+  /// With the localiser (untrained: the proposal itself), logits outside the warped
+  /// mask's enlarged box are background.
+  func testLocalisationGatesTheFusedLogits() throws {
+    Torch.manualSeed(11)
+    let model = try MaskRNN(encoder: "resnet18")
+    model.eval()
+    let image = try Tensor.randn([1, 3, 64, 96])
+    var values = [Float](repeating: 0, count: 64 * 96)
+    for y in 20..<30 { for x in 40..<60 { values[y * 96 + x] = 1 } }
+    let mask = try Tensor(values, shape: [1, 1, 64, 96])
+    let output = try Torch.withNoGrad { try model.forward(image: image, warpedMask: mask, flowMagnitudes: try Tensor.zeros([1, 2, 64, 96])) }
+    XCTAssertEqual(try XCTUnwrap(output.proposal).toArray(Float.self), [35, 17.5, 65, 32.5])
+    XCTAssertTrue(try XCTUnwrap(output.box).allClose(XCTUnwrap(output.proposal), rtol: 0, atol: 1e-4))
+    let out = try output.out.squeeze(dim: 0).squeeze(dim: 0)
+    XCTAssertEqual(try out[10][10].item(), -20)
+    XCTAssertEqual(try out[25][50].item(), try (output.appearance.out + output.flow.out)[0][0][25][50].item(), accuracy: 1e-5)
   }
 }

@@ -9,6 +9,9 @@ import SegKitNN
 ///                    warped previous mask] (tfvos's input; zero where a neighbour is missing)
 ///     fusion.*       the streams' fused logits combined: their sum, or a learned 1×1
 ///                    convolution over the two (started as the sum)
+///     localiser.*    the object localiser (`ObjectLocaliser`) on the appearance stream's
+///                    deepest features (conv5_3 for VGG16): the warped mask's enlarged
+///                    box refined; the fused logits outside it become background
 ///
 /// The streams keep OSVOS's keys inside their prefix (`appearance.stages.0.0.weight`,
 /// `flow.side_prep.0.weight`, …), so an OSVOS parent loads into both with
@@ -36,10 +39,13 @@ public final class MaskRNN: Module {
   public let flow: OSVOS
   public let fusion: Fusion
   let fusionConvolution: Conv2d?
+  public let localiser: ObjectLocaliser?
+  /// How much the warped mask's bounding box is enlarged into the localiser's proposal.
+  public var proposalEnlargement = 1.5
 
   /// Both streams over `encoder` (`vgg16`: OSVOS itself; any other encoder of the
-  /// zoo: OSVOS's figure over it).
-  public init(encoder: String = "vgg16", fusion: Fusion = .sum) throws {
+  /// zoo: OSVOS's figure over it), with or without the object localiser.
+  public init(encoder: String = "vgg16", fusion: Fusion = .sum, localisation: Bool = true) throws {
     let name = "osvos_\(encoder)"
     guard ModelZoo.videoObjectSegmentationNames.contains(name) else {
       throw ModelError("MaskRNN: no OSVOS network over '\(encoder)'; streams take \(ModelZoo.videoObjectSegmentationNames.map { $0.dropFirst(6) }.joined(separator: ", "))")
@@ -51,6 +57,9 @@ public final class MaskRNN: Module {
     self.flow = flow
     self.fusion = fusion
     fusionConvolution = fusion == .learned ? try Conv2d(2, 1, kernelSize: 1) : nil
+    localiser = localisation
+      ? try ObjectLocaliser(featureChannels: appearance.encoder.featureChannels[3], featureStride: appearance.encoder.featureStrides[3])
+      : nil
     super.init()
     registerModule("appearance", appearance)
     registerModule("flow", flow)
@@ -61,6 +70,7 @@ public final class MaskRNN: Module {
         try fusionConvolution.bias?.zero_()
       }
     }
+    if let localiser { registerModule("localiser", localiser) }
   }
 
   /// The input normalisation of the frame (the appearance stream's encoder's).
@@ -73,10 +83,14 @@ public final class MaskRNN: Module {
 
   /// The streams' outputs and their fused logits.
   public struct Output {
-    /// The fused logits [N, 1, H, W].
+    /// The fused logits [N, 1, H, W], background outside `box` when there is one.
     public var out: Tensor
     public var appearance: SegmentationOutput
     public var flow: SegmentationOutput
+    /// The proposals [N, 4] from the warped masks (nil without a localiser or with an empty mask).
+    public var proposal: Tensor?
+    /// The localiser's refined boxes [N, 4].
+    public var box: Tensor?
   }
 
   /// - Parameters:
@@ -91,11 +105,24 @@ public final class MaskRNN: Module {
       throw ModelError("MaskRNN takes an [N, 3, H, W] frame, an [N, 1, H, W] mask and [N, 2, H, W] flow magnitudes of one size; got \(image.shape), \(warpedMask.shape), \(flowMagnitudes.shape)")
     }
     let mask = try maskChannel(warpedMask)
-    let appearanceOutput = try appearance(Tensor.cat([image, mask], dim: 1))
+    let (appearanceOutput, features) = try appearance.forwardWithFeatures(Tensor.cat([image, mask], dim: 1))
     let flowOutput = try flow(Tensor.cat([flowMagnitudes, mask], dim: 1))
-    let out = try fusionConvolution.map { try $0(Tensor.cat([appearanceOutput.out, flowOutput.out], dim: 1)) }
+    var out = try fusionConvolution.map { try $0(Tensor.cat([appearanceOutput.out, flowOutput.out], dim: 1)) }
       ?? appearanceOutput.out + flowOutput.out
-    return Output(out: out, appearance: appearanceOutput, flow: flowOutput)
+    var output = Output(out: out, appearance: appearanceOutput, flow: flowOutput)
+    // Localisation needs every image's warped mask to hold the object; an empty one leaves the logits as they are.
+    if let localiser {
+      let proposals = try (0..<image.shape[0]).map {
+        try ObjectLocaliser.proposal(from: warpedMask.select(dim: 0, index: $0), enlargement: proposalEnlargement)
+      }
+      if proposals.allSatisfy({ $0 != nil }) {
+        let proposal = try Tensor(proposals.flatMap { $0 ?? [] }.map { Float($0) }, shape: [proposals.count, 4]).to(image.device)
+        let box = try localiser.forward(features: features[3], proposals: proposal, batchIndices: Array(0..<proposals.count))
+        out = try ObjectLocaliser.gate(out, boxes: box)
+        (output.out, output.proposal, output.box) = (out, proposal, box)
+      }
+    }
+    return output
   }
 
   /// Loads a one-stream OSVOS parent (3 input channels: an OSVOS-PyTorch or SegKit

@@ -79,7 +79,11 @@ public final class OSVOS: Module, SegmentationNetwork {
     }
   }
 
-  public func forward(_ x: Tensor) throws -> SegmentationOutput {
+  public func forward(_ x: Tensor) throws -> SegmentationOutput { try forwardWithFeatures(x).output }
+
+  /// The outputs and the encoder's four feature levels they came from (MaskRNN's
+  /// localiser reads the deepest).
+  public func forwardWithFeatures(_ x: Tensor) throws -> (output: SegmentationOutput, features: [Tensor]) {
     let shape = x.shape
     guard shape.count == 4 else { throw ModelError("OSVOS expects an (N, C, H, W) image batch, got shape \(shape)") }
     let size = Size2(shape[2], shape[3])
@@ -91,7 +95,7 @@ public final class OSVOS: Module, SegmentationNetwork {
       sides.append(try Self.centreCropped(upscale[index](prepared), to: size))
       scores["side\(index + 2)"] = try Self.centreCropped(upscaleScore[index](scoreDSN[index](prepared)), to: size)
     }
-    return SegmentationOutput(out: try fuse(Tensor.cat(sides, dim: 1)), extras: scores)
+    return (SegmentationOutput(out: try fuse(Tensor.cat(sides, dim: 1)), extras: scores), levels)
   }
 
   /// The window of `size` in the middle of `x`; an odd excess is cut at the bottom/right.
