@@ -6,6 +6,7 @@
 #   Benchmarks/run.sh inference MODEL [SIZE] [RUNS]
 #   Benchmarks/run.sh train [MODEL] [BATCH] [CROP] [STEPS] [WORKERS]
 #   Benchmarks/run.sh finetune [osvos_vgg16|osvos_resnet18] [HEIGHT] [WIDTH] [STEPS] [FRAMES]
+#   Benchmarks/run.sh maskrnn [HEIGHT] [WIDTH] [FRAMES]   (SegKit only, beside OSVOS)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -14,6 +15,7 @@ bash scripts/setup-libtorch.sh >/dev/null
 bash scripts/setup-oracle.sh >/dev/null
 swift build -c release --product segkit-bench >/dev/null
 swift_json="$("$(swift build -c release --show-bin-path)/segkit-bench" "$name" "$@")"
+if [ ! -f "Benchmarks/python/$name.py" ]; then echo "$swift_json"; exit 0; fi
 python_json="$(.deps/oracle/bin/python "Benchmarks/python/$name.py" "$@")"
 .deps/oracle/bin/python - "$swift_json" "$python_json" <<'PY'
 import json, sys

@@ -6,7 +6,6 @@
 # Usage: finetune.py [osvos_vgg16|osvos_resnet18] [HEIGHT] [WIDTH] [STEPS] [FRAMES]
 import copy
 import json
-import math
 import os
 import random
 import resource
@@ -15,8 +14,9 @@ import time
 
 import torch
 import torch.nn as nn
-import torchvision
 import torchvision.transforms.v2.functional as TF
+
+from osvos_reference import OracleOSVOS
 
 name = sys.argv[1] if len(sys.argv) > 1 else "osvos_vgg16"
 height = int(sys.argv[2]) if len(sys.argv) > 2 else 480
@@ -24,53 +24,6 @@ width = int(sys.argv[3]) if len(sys.argv) > 3 else 854
 steps = int(sys.argv[4]) if len(sys.argv) > 4 else 5
 frames = int(sys.argv[5]) if len(sys.argv) > 5 else 5
 torch.set_num_threads(int(os.environ.get("SEGKIT_BENCH_THREADS", "2")))
-
-
-class OSVOS(nn.Module):
-    """OSVOS's network: side levels of an encoder, 16-channel side features and scores,
-    bilinear transposed convolutions of stride s and kernel 2s, centre crops, a 1x1 fuse."""
-
-    def __init__(self, encoder):
-        super().__init__()
-        if encoder == "vgg16":
-            widths = [[64, 64], [128, 128], [256, 256, 256], [512, 512, 512], [512, 512, 512]]
-            stages, c = [], 3
-            for s, ws in enumerate(widths):
-                layers = [] if s == 0 else [nn.MaxPool2d(2, 2, ceil_mode=True)]
-                for w in ws:
-                    layers += [nn.Conv2d(c, w, 3, padding=1), nn.ReLU(inplace=True)]
-                    c = w
-                stages.append(nn.Sequential(*layers))
-            self.stages = nn.ModuleList(stages)
-            channels, strides = [128, 256, 512, 512], [2, 4, 8, 16]
-        else:
-            resnet = torchvision.models.resnet18(weights=None)
-            stem = nn.Sequential(resnet.conv1, resnet.bn1, resnet.relu, resnet.maxpool)
-            self.stages = nn.ModuleList([stem, resnet.layer1, resnet.layer2, resnet.layer3, resnet.layer4])
-            channels, strides = [64, 128, 256, 512], [4, 8, 16, 32]
-        self.side_prep = nn.ModuleList(nn.Conv2d(c, 16, 3, padding=1) for c in channels)
-        self.score_dsn = nn.ModuleList(nn.Conv2d(16, 1, 1) for _ in channels)
-        self.upscale = nn.ModuleList(nn.ConvTranspose2d(16, 16, 2 * s, stride=s, bias=False) for s in strides)
-        self.upscale_ = nn.ModuleList(nn.ConvTranspose2d(1, 1, 2 * s, stride=s, bias=False) for s in strides)
-        for m in list(self.upscale) + list(self.upscale_):
-            m.weight.requires_grad_(False)
-        self.fuse = nn.Conv2d(64, 1, 1)
-
-    def forward(self, x):
-        h, w = x.shape[-2:]
-
-        def crop(t):
-            top, left = (t.shape[-2] - h) // 2, (t.shape[-1] - w) // 2
-            return t[..., top:top + h, left:left + w]
-
-        x = self.stages[0](x)
-        sides, scores = [], []
-        for i in range(4):
-            x = self.stages[i + 1](x)
-            p = self.side_prep[i](x)
-            sides.append(crop(self.upscale[i](p)))
-            scores.append(crop(self.upscale_[i](self.score_dsn[i](p))))
-        return [self.fuse(torch.cat(sides, 1))] + scores
 
 
 def balanced_loss(logits, labels):
@@ -123,7 +76,7 @@ def fine_tune(parent, n):
 
 torch.manual_seed(0)
 random.seed(0)
-parent = OSVOS("vgg16" if name == "osvos_vgg16" else "resnet18")
+parent = OracleOSVOS(encoder="vgg16" if name == "osvos_vgg16" else "resnet18")
 fine_tune(parent, 1)
 start = time.perf_counter()
 net = fine_tune(parent, steps)

@@ -81,9 +81,13 @@ case "finetune":
   let number = { (i: Int, fallback: Int) in rest.count > i ? Int(rest[i]) ?? fallback : fallback }
   try fineTuneBenchmark(model: rest.first ?? "osvos_vgg16", height: number(1, 480), width: number(2, 854),
                         steps: number(3, 5), frames: number(4, 5))
+case "maskrnn":
+  let numbers = arguments.dropFirst().map { Int($0) }
+  let value = { (i: Int, fallback: Int) in numbers.count > i ? numbers[i] ?? fallback : fallback }
+  try maskRNNBenchmark(height: value(0, 480), width: value(1, 854), frames: value(2, 10))
 default:
   FileHandle.standardError.write(
-    "usage: segkit-bench op-overhead [ITERATIONS] | inference MODEL [SIZE] [RUNS] | loader [WORKERS] [IMAGES] [BATCH] [CROP] | train [MODEL] [BATCH] [CROP] [STEPS] [WORKERS] | finetune [MODEL] [HEIGHT] [WIDTH] [STEPS] [FRAMES]\n"
+    "usage: segkit-bench op-overhead [ITERATIONS] | inference MODEL [SIZE] [RUNS] | loader [WORKERS] [IMAGES] [BATCH] [CROP] | train [MODEL] [BATCH] [CROP] [STEPS] [WORKERS] | finetune [MODEL] [HEIGHT] [WIDTH] [STEPS] [FRAMES] | maskrnn [HEIGHT] [WIDTH] [FRAMES]\n"
       .data(using: .utf8)!)
   exit(2)
 }

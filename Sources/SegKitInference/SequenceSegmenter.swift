@@ -28,3 +28,17 @@ public final class FramewiseSegmenter: SequenceSegmenter {
 
   public func next(_ frame: Image) throws -> Image { try segmenter.labels(frame, shorterSide: shorterSide) }
 }
+
+extension Image {
+  /// A first frame's object mask as 0/1 (its non-zero pixels), checked to be one
+  /// channel of `frame`'s size: what semi-supervised segmenters start from.
+  public static func objectMask(_ mask: Image?, of frame: Image) throws -> Image {
+    guard let mask else { throw InferenceError("semi-supervised segmentation needs the first frame's object mask") }
+    guard mask.width == frame.width, mask.height == frame.height, mask.channels == 1 else {
+      throw InferenceError("the first frame's mask is \(mask.width)×\(mask.height)×\(mask.channels), the frame \(frame.width)×\(frame.height): need one channel of the frame's size")
+    }
+    var object = mask
+    for i in object.pixels.indices { object.pixels[i] = object.pixels[i] != 0 ? 1 : 0 }
+    return object
+  }
+}

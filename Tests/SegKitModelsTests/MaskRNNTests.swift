@@ -23,7 +23,7 @@ final class MaskRNNTests: XCTestCase {
     let state = try model.stateDict()
     XCTAssertTrue(state.contains { $0.0 == "appearance.stages.0.0.weight" && $0.1.shape == [64, 4, 3, 3] })
     XCTAssertTrue(state.contains { $0.0 == "flow.stages.0.0.weight" && $0.1.shape == [64, 3, 3, 3] })
-    let oracle = try OracleTensors.run(OracleModels.osvos + "\n" + #"""
+    let oracle = try OracleTensors.run(try OracleModels.osvos() + "\n" + #"""
       inputs = load_inputs()
       streams = {"appearance": OracleOSVOS(4).eval(), "flow": OracleOSVOS(3).eval()}
       for name, net in streams.items():

@@ -13,7 +13,7 @@ final class OSVOSTests: XCTestCase {
     try OracleModels.drawOrdinaryWeights(try model.stateDict()) { $0.hasPrefix("upscale") }
     let image = try Tensor.randn([1, 3, 97, 131])
     let inputs = [("image", image)] + (try model.stateDict()).map { ("state/\($0.0)", $0.1) }
-    let oracle = try OracleTensors.run(OracleModels.osvos + "\n" + #"""
+    let oracle = try OracleTensors.run(try OracleModels.osvos() + "\n" + #"""
       inputs = load_inputs()
       net = OracleOSVOS().eval()
       state = {k[len("state/"):]: v for k, v in inputs.items() if k.startswith("state/")}
@@ -72,9 +72,10 @@ final class OSVOSTests: XCTestCase {
     }
   }
 
-  /// OSVOS's figure over ResNet-18 against PyTorch: torchvision's resnet18 as the
-  /// backbone, its layer1–layer4 (strides 4–32) as the side levels, each upsampled by
-  /// a transposed convolution of stride s and kernel 2s, centre-cropped, fused.
+  /// OSVOS's figure over ResNet-18 against PyTorch (the oracle's `encoder="resnet18"`):
+  /// torchvision's resnet18 as the backbone, its layer1–layer4 (strides 4–32) as the
+  /// side levels, each upsampled by a transposed convolution of stride s and kernel 2s,
+  /// centre-cropped, fused.
   func testOverAnotherEncoderMatchesPyTorch() throws {
     Torch.manualSeed(5)
     let model = try ModelZoo.make("osvos_resnet18", classes: 1)
@@ -86,36 +87,9 @@ final class OSVOSTests: XCTestCase {
     XCTAssertEqual(model.encoderKeyPrefix, "backbone.")
     let image = try Tensor.randn([1, 3, 75, 101])
     let inputs = [("image", image)] + (try model.stateDict()).map { ("state/\($0.0)", $0.1) }
-    let oracle = try OracleTensors.run(#"""
-      import torchvision
-      class OSVOSOverResNet(nn.Module):
-          def __init__(self):
-              super().__init__()
-              self.backbone = torchvision.models.resnet18(weights=None)
-              self.backbone.fc = nn.Identity()
-              self.side_prep = nn.ModuleList(nn.Conv2d(c, 16, 3, padding=1) for c in [64, 128, 256, 512])
-              self.score_dsn = nn.ModuleList(nn.Conv2d(16, 1, 1) for _ in range(4))
-              self.upscale = nn.ModuleList(nn.ConvTranspose2d(16, 16, 2 * s, stride=s, bias=False) for s in [4, 8, 16, 32])
-              self.upscale_ = nn.ModuleList(nn.ConvTranspose2d(1, 1, 2 * s, stride=s, bias=False) for s in [4, 8, 16, 32])
-              self.fuse = nn.Conv2d(64, 1, 1)
-
-          def forward(self, x):
-              h, w = x.shape[-2:]
-              def crop(t):
-                  top, left = (t.shape[-2] - h) // 2, (t.shape[-1] - w) // 2
-                  return t[..., top:top + h, left:left + w]
-              b = self.backbone
-              x = b.maxpool(b.relu(b.bn1(b.conv1(x))))
-              sides, scores = [], []
-              for i, layer in enumerate([b.layer1, b.layer2, b.layer3, b.layer4]):
-                  x = layer(x)
-                  p = self.side_prep[i](x)
-                  sides.append(crop(self.upscale[i](p)))
-                  scores.append(crop(self.upscale_[i](self.score_dsn[i](p))))
-              return [self.fuse(torch.cat(sides, 1))] + scores
-
+    let oracle = try OracleTensors.run(try OracleModels.osvos() + "\n" + #"""
       inputs = load_inputs()
-      net = OSVOSOverResNet().eval()
+      net = OracleOSVOS(encoder="resnet18").eval()
       state = {k[len("state/"):]: v for k, v in inputs.items() if k.startswith("state/")}
       save_meta({"missing": sorted(set(net.state_dict()) - set(state)), "unexpected": sorted(set(state) - set(net.state_dict()))})
       net.load_state_dict(state)

@@ -199,7 +199,7 @@ extension TrainerTests {
     let run = root.appendingPathComponent("osvos-run")
     guard case .finished(2, _) = try Trainer(config: config, runFolder: run).train() else { return XCTFail("not finished") }
 
-    let oracle = try OracleTensors.run(OracleModels.osvos + "\n" + #"""
+    let oracle = try OracleTensors.run(try OracleModels.osvos() + "\n" + #"""
       from PIL import Image
       inputs = load_inputs()
       root = "\#(dataset.path)"

@@ -13,7 +13,7 @@ extension TrainingConfig {
     require(!data.trainSplit.isEmpty, "train_split", "must name a split", "nothing")
     if let numClasses = data.numClasses { require(numClasses >= 1, "num_classes", "must be at least 1", "\(numClasses)") }
     if let numClasses = data.numClasses, (0..<numClasses).contains(data.ignoreLabel) {
-      problems.append("'ignore_label' \(data.ignoreLabel) is one of the \(data.numClasses) classes; void needs a value outside [0, \(data.numClasses))")
+      problems.append("'ignore_label' \(data.ignoreLabel) is one of the \(numClasses) classes; void needs a value outside [0, \(numClasses))")
     }
     require(data.ignoreLabel >= 0, "ignore_label", "must be non-negative", "\(data.ignoreLabel)")
     if !ModelZoo.names.contains(model.name) {

@@ -54,12 +54,7 @@ public final class OneShotSegmenter: SequenceSegmenter {
   }
 
   public func start(firstFrame: Image, mask: Image?) throws -> Image {
-    guard let mask else { throw TrainingError("one-shot fine-tuning needs the first frame's object mask") }
-    guard mask.width == firstFrame.width, mask.height == firstFrame.height, mask.channels == 1 else {
-      throw TrainingError("the first frame's mask is \(mask.width)×\(mask.height)×\(mask.channels), the frame \(firstFrame.width)×\(firstFrame.height): need one channel of the frame's size")
-    }
-    var object = mask
-    for i in object.pixels.indices { object.pixels[i] = object.pixels[i] != 0 ? 1 : 0 }
+    let object = try Image.objectMask(mask, of: firstFrame)
 
     let model = try ModelZoo.make(modelName, classes: 1)
     do {

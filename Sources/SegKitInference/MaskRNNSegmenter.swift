@@ -1,0 +1,81 @@
+import Foundation
+
+/// MaskRNN's recurrent inference for one object: frame t's predicted mask is warped
+/// to frame t+1 with the flow from t+1 to t (DIS) and fed back with frame t+1 and
+/// the flow magnitudes ‖flow t+1→t‖ and ‖flow t+1→t+2‖ (zero where a neighbour is
+/// missing); the fused, localised logits above 0 (probability ½) are the new mask.
+///
+/// `segment(_:firstMask:)` sees the whole sequence and so has both flows; as a
+/// `SequenceSegmenter` (frames arriving one by one, e.g. from a video) the next
+/// frame is not known yet and its flow counts as zero.
+public final class MaskRNNSegmenter: SequenceSegmenter {
+  public let model: MaskRNN
+  public let device: Device
+  public let flowPreset: OpticalFlow.Preset
+  /// Seconds spent computing flow and in the network, for the benchmark.
+  public private(set) var flowSeconds = 0.0
+  public private(set) var networkSeconds = 0.0
+  private var previous: (frame: Image, mask: Image)?
+
+  public init(model: MaskRNN, device: Device = .cpu, flowPreset: OpticalFlow.Preset = .fast) throws {
+    self.model = model
+    self.device = device
+    self.flowPreset = flowPreset
+    try model.to(device: device)
+    model.eval()
+  }
+
+  /// Starts on the first frame and its object mask (non-zero pixels; returned as 0/1).
+  public func start(firstFrame: Image, mask: Image?) throws -> Image {
+    let object = try Image.objectMask(mask, of: firstFrame)
+    previous = (firstFrame, object)
+    return object
+  }
+
+  public func next(_ frame: Image) throws -> Image { try step(frame, following: nil) }
+
+  /// The masks of every frame of a sequence from the first frame's mask (which is returned first).
+  public func segment(_ frames: [Image], firstMask: Image) throws -> [Image] {
+    guard let first = frames.first else { return [] }
+    var masks = [try start(firstFrame: first, mask: firstMask)]
+    for index in frames.indices.dropFirst() {
+      masks.append(try step(frames[index], following: index + 1 < frames.count ? frames[index + 1] : nil))
+    }
+    return masks
+  }
+
+  /// The object's probability [H, W] for `frame` after the current one, without moving on.
+  func probabilities(_ frame: Image, following: Image?) throws -> Tensor {
+    guard let previous else { throw InferenceError("next(_:) before start(firstFrame:mask:): the sequence has not begun") }
+    guard frame.width == previous.frame.width, frame.height == previous.frame.height else {
+      throw InferenceError("a \(frame.width)×\(frame.height) frame in a \(previous.frame.width)×\(previous.frame.height) sequence")
+    }
+    let flowStart = Date()
+    let backward = try OpticalFlow.dis(from: frame, to: previous.frame, preset: flowPreset)
+    let forward = try following.map { try OpticalFlow.dis(from: frame, to: $0, preset: flowPreset) }
+    let warped = try FlowWarp.warp(mask: previous.mask, by: backward)
+    let magnitudes = try Tensor.cat([try Self.magnitude(backward), try forward.map(Self.magnitude) ?? Tensor.zeros([1, frame.height, frame.width])], dim: 0)
+    flowSeconds += Date().timeIntervalSince(flowStart)
+    let networkStart = Date()
+    let image = try model.inputNormalization.batch(frame).to(device)
+    let mask = try (try warped.labelTensor() .!= 0).to(.float32).unsqueeze(0).unsqueeze(0).to(device)
+    let logits = try Torch.withInferenceMode {
+      try model.forward(image: image, warpedMask: mask, flowMagnitudes: magnitudes.unsqueeze(0).to(device)).out
+    }
+    let probability = try logits.sigmoid().squeeze(dim: 0).squeeze(dim: 0).to(.cpu)
+    networkSeconds += Date().timeIntervalSince(networkStart)
+    return probability
+  }
+
+  private func step(_ frame: Image, following: Image?) throws -> Image {
+    let probability = try probabilities(frame, following: following)
+    let mask = try Image(tensor: (probability .> 0.5).to(.float32).unsqueeze(0) / 255)
+    previous = (frame, mask)
+    return mask
+  }
+
+  /// ‖F‖ per pixel, [1, H, W].
+  static func magnitude(_ flow: FlowField) throws -> Tensor {
+    try flow.tensor().pow(2).sum(dim: 0, keepDim: true).sqrt()
+  }
+}
