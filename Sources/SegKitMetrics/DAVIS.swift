@@ -123,10 +123,9 @@ public enum DAVIS {
     case (0, _): (precision, recall) = (1, 0)
     case (_, 0): (precision, recall) = (0, 1)
     default:
-      let dilatedTrue = dilate(trueBoundary, radius: radius)
-      let dilatedPredicted = dilate(predictedBoundary, radius: radius)
-      let predictedMatched = zip(predictedBoundary.values, dilatedTrue.values).reduce(0) { $0 + ($1.0 && $1.1 ? 1 : 0) }
-      let trueMatched = zip(trueBoundary.values, dilatedPredicted.values).reduce(0) { $0 + ($1.0 && $1.1 ? 1 : 0) }
+      // |B ∧ dilate(B′)| counted at B's pixels only: the dilation is never built.
+      let predictedMatched = countNear(predictedBoundary, DiskQuery(trueBoundary, radius: radius))
+      let trueMatched = countNear(trueBoundary, DiskQuery(predictedBoundary, radius: radius))
       precision = Double(predictedMatched) / Double(predictedCount)
       recall = Double(trueMatched) / Double(trueCount)
     }
@@ -141,68 +140,80 @@ public enum DAVIS {
     try boundaryMatch(prediction: prediction, groundTruth: groundTruth, void: void, tolerance: tolerance).f
   }
 
-  /// DAVIS's `seg2bmap` at the mask's own size.
+  /// DAVIS's `seg2bmap` at the mask's own size: a pixel differs from its east, south
+  /// or south-east neighbour (the last row compares east only, the last column south
+  /// only, the bottom-right pixel is never boundary).
   public static func boundaryMap(_ mask: BinaryMask) -> BinaryMask {
-    let h = mask.height
-    let w = mask.width
+    let (h, w) = (mask.height, mask.width)
     var result = mask
-    for y in 0..<h {
-      for x in 0..<w {
-        let here = mask[y, x]
-        let east = x + 1 < w && mask[y, x + 1]
-        let south = y + 1 < h && mask[y + 1, x]
-        let southEast = x + 1 < w && y + 1 < h && mask[y + 1, x + 1]
-        let isLastRow = y == h - 1
-        let isLastColumn = x == w - 1
-        let boundary: Bool
-        if isLastRow && isLastColumn {
-          boundary = false
-        } else if isLastRow {
-          boundary = here != east
-        } else if isLastColumn {
-          boundary = here != south
-        } else {
-          boundary = here != east || here != south || here != southEast
+    mask.values.withUnsafeBufferPointer { m in
+      result.values.withUnsafeMutableBufferPointer { out in
+        for y in 0..<h {
+          let row = y * w
+          for x in 0..<w {
+            let here = m[row + x]
+            let lastRow = y == h - 1, lastColumn = x == w - 1
+            if lastRow && lastColumn {
+              out[row + x] = false
+            } else if lastRow {
+              out[row + x] = here != m[row + x + 1]
+            } else if lastColumn {
+              out[row + x] = here != m[row + w + x]
+            } else {
+              out[row + x] = here != m[row + x + 1] || here != m[row + w + x] || here != m[row + w + x + 1]
+            }
+          }
         }
-        result.values[y * w + x] = boundary
       }
     }
     return result
   }
 
-  /// Dilation by the disk of `radius`, one row span per disk row: row prefix sums
-  /// answer "any set pixel in [x − half, x + half]" in constant time.
-  static func dilate(_ mask: BinaryMask, radius: Int) -> BinaryMask {
-    let h = mask.height
-    let w = mask.width
-    var prefix = [Int32](repeating: 0, count: h * (w + 1))
-    for y in 0..<h {
-      for x in 0..<w {
-        prefix[y * (w + 1) + x + 1] = prefix[y * (w + 1) + x] + (mask[y, x] ? 1 : 0)
+  /// "Is a pixel of `mask` within the disk of `radius` around (y, x)?" in O(radius):
+  /// row prefix sums answer each of the disk's row spans in constant time. The same
+  /// as reading the mask dilated by skimage's `disk(radius)` at (y, x).
+  struct DiskQuery {
+    let width: Int
+    let height: Int
+    let radius: Int
+    var prefix: [Int32]
+    /// halfWidths[|dy|]: the largest dx with dx² + dy² ≤ r².
+    let halfWidths: [Int]
+
+    init(_ mask: BinaryMask, radius: Int) {
+      (width, height, self.radius) = (mask.width, mask.height, max(radius, 0))
+      let (w, h) = (width, height)
+      prefix = [Int32](repeating: 0, count: h * (w + 1))
+      for y in 0..<h {
+        for x in 0..<w { prefix[y * (w + 1) + x + 1] = prefix[y * (w + 1) + x] + (mask.values[y * w + x] ? 1 : 0) }
+      }
+      let r = self.radius
+      halfWidths = (0...r).map { dy -> Int in
+        var half = 0
+        while (half + 1) * (half + 1) + dy * dy <= r * r { half += 1 }
+        return half
       }
     }
-    // halfWidths[|dy|] = the largest dx with dx² + dy² ≤ r².
-    let halfWidths = (0...max(radius, 0)).map { dy -> Int in
-      var half = 0
-      while (half + 1) * (half + 1) + dy * dy <= radius * radius { half += 1 }
-      return half
-    }
-    var result = mask
-    for y in 0..<h {
-      for x in 0..<w {
-        var hit = false
-        for dy in -radius...radius where !hit {
-          let row = y + dy
-          guard row >= 0, row < h else { continue }
-          let half = halfWidths[abs(dy)]
-          let lo = max(0, x - half)
-          let hi = min(w, x + half + 1)
-          hit = prefix[row * (w + 1) + hi] - prefix[row * (w + 1) + lo] > 0
-        }
-        result.values[y * w + x] = hit
+
+    func hit(_ y: Int, _ x: Int) -> Bool {
+      for dy in -radius...radius {
+        let row = y + dy
+        guard row >= 0, row < height else { continue }
+        let half = halfWidths[abs(dy)]
+        let (lo, hi) = (max(0, x - half), min(width, x + half + 1))
+        if prefix[row * (width + 1) + hi] - prefix[row * (width + 1) + lo] > 0 { return true }
       }
+      return false
     }
-    return result
+  }
+
+  /// How many pixels of `points` the query's mask reaches within its disk.
+  static func countNear(_ points: BinaryMask, _ query: DiskQuery) -> Int {
+    var count = 0
+    for (index, set) in points.values.enumerated() where set && query.hit(index / points.width, index % points.width) {
+      count += 1
+    }
+    return count
   }
 
   /// Per-sequence statistics of per-frame J or F values, as DAVIS's `db_statistics`:
