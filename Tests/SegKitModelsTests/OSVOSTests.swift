@@ -7,15 +7,15 @@ import XCTest
 /// description (stages, side preparation, side scores, bilinear transposed
 /// convolutions, centre crops, fuse), with OSVOS-PyTorch's state-dict keys.
 final class OSVOSTests: XCTestCase {
-  func testForwardMatchesPyTorch() throws {
-    Torch.manualSeed(3)
-    let model = try ModelZoo.make("osvos_vgg16", classes: 1)
-    try OracleModels.drawOrdinaryWeights(try model.stateDict()) { $0.hasPrefix("upscale") }
-    let image = try Tensor.randn([1, 3, 97, 131])
+  /// Runs the oracle's OSVOS over `encoder` on `image` with `model`'s weights; checks
+  /// that the two state dicts have the same keys (in the same order) and that all five
+  /// outputs agree within 1e-4. Returns the oracle's outputs.
+  @discardableResult
+  func compareWithOracle(_ model: any SegmentationNetwork, encoder: String, image: Tensor) throws -> OracleTensors {
     let inputs = [("image", image)] + (try model.stateDict()).map { ("state/\($0.0)", $0.1) }
     let oracle = try OracleTensors.run(try OracleModels.osvos() + "\n" + #"""
       inputs = load_inputs()
-      net = OracleOSVOS().eval()
+      net = OracleOSVOS(encoder="\#(encoder)").eval()
       state = {k[len("state/"):]: v for k, v in inputs.items() if k.startswith("state/")}
       save_meta({"keys": list(net.state_dict().keys()),
                  "missing": sorted(set(net.state_dict()) - set(state)), "unexpected": sorted(set(state) - set(net.state_dict()))})
@@ -27,15 +27,22 @@ final class OSVOSTests: XCTestCase {
       """#, inputs: inputs)
     XCTAssertEqual(oracle.meta["missing"] as? [String], [])
     XCTAssertEqual(oracle.meta["unexpected"] as? [String], [])
-    XCTAssertEqual(oracle.meta["keys"] as? [String], try model.stateDict().map(\.0), "the state dict lists OSVOS-PyTorch's keys in its order")
-
+    XCTAssertEqual(oracle.meta["keys"] as? [String], try model.stateDict().map(\.0), "the state dict lists the keys in OSVOS-PyTorch's order")
     let output = try Torch.withNoGrad { try model(image) }
     XCTAssertEqual(model.outputNames, ["out", "side2", "side3", "side4", "side5"])
     try assertMatchesOracle(output.out, try oracle["out"], rtol: 1e-4, atol: 1e-4, "out")
     for side in ["side2", "side3", "side4", "side5"] {
-      XCTAssertEqual(output.extras[side]?.shape, [1, 1, 97, 131], side)
+      XCTAssertEqual(output.extras[side]?.shape, image.shape.prefix(1) + [1] + image.shape.suffix(2), side)
       try assertMatchesOracle(output.extras[side], try oracle[side], rtol: 1e-4, atol: 1e-4, side)
     }
+    return oracle
+  }
+
+  func testForwardMatchesPyTorch() throws {
+    Torch.manualSeed(3)
+    let model = try ModelZoo.make("osvos_vgg16", classes: 1)
+    try OracleModels.drawOrdinaryWeights(try model.stateDict()) { $0.hasPrefix("upscale") }
+    try compareWithOracle(model, encoder: "vgg16", image: try Tensor.randn([1, 3, 97, 131]))
   }
 
   /// The upsampling is bilinear and frozen; torchvision's vgg16 checkpoint fills the
@@ -86,26 +93,7 @@ final class OSVOSTests: XCTestCase {
     XCTAssertEqual(model.inputNormalization.channelOrder, .rgb)
     XCTAssertEqual(model.encoderKeyPrefix, "backbone.")
     let image = try Tensor.randn([1, 3, 75, 101])
-    let inputs = [("image", image)] + (try model.stateDict()).map { ("state/\($0.0)", $0.1) }
-    let oracle = try OracleTensors.run(try OracleModels.osvos() + "\n" + #"""
-      inputs = load_inputs()
-      net = OracleOSVOS(encoder="resnet18").eval()
-      state = {k[len("state/"):]: v for k, v in inputs.items() if k.startswith("state/")}
-      save_meta({"missing": sorted(set(net.state_dict()) - set(state)), "unexpected": sorted(set(state) - set(net.state_dict()))})
-      net.load_state_dict(state)
-      with torch.no_grad():
-          outputs = net(inputs["image"])
-      for name, t in zip(["out", "side2", "side3", "side4", "side5"], outputs):
-          save(name, t)
-      """#, inputs: inputs)
-    XCTAssertEqual(oracle.meta["missing"] as? [String], [])
-    XCTAssertEqual(oracle.meta["unexpected"] as? [String], [])
-    let output = try Torch.withNoGrad { try model(image) }
-    try assertMatchesOracle(output.out, try oracle["out"], rtol: 1e-4, atol: 1e-4, "out")
-    for side in ["side2", "side3", "side4", "side5"] {
-      XCTAssertEqual(output.extras[side]?.shape, [1, 1, 75, 101], side)
-      try assertMatchesOracle(output.extras[side], try oracle[side], rtol: 1e-4, atol: 1e-4, side)
-    }
+    let oracle = try compareWithOracle(model, encoder: "resnet18", image: image)
     // Folding the batch norms for inference keeps the outputs.
     try model.optimizeForInference(channelsLast: false)
     let folded = try Torch.withNoGrad { try model(image) }
