@@ -30,11 +30,11 @@ public struct InferenceSettings: Sendable, Equatable {
   public var overlap: Double
 
   public init(scales: [Double] = [1], flip: Bool = false, crop: Size2? = nil, overlap: Double = 1.0 / 3) throws {
-    guard !scales.isEmpty, scales.allSatisfy({ $0 > 0 && $0.isFinite }) else {
-      throw InferenceError("evaluation scales must be positive numbers, got \(scales)")
+    guard !scales.isEmpty, scales.allSatisfy({ $0 > 0 && $0 <= Self.maximumScale }) else {
+      throw InferenceError("evaluation scales must be in (0, \(Self.maximumScale)], got \(scales)")
     }
-    if let crop, crop.height < 1 || crop.width < 1 {
-      throw InferenceError("evaluation crop must be positive height and width, got \(crop.height)×\(crop.width)")
+    if let crop, crop.height < 1 || crop.width < 1 || crop.height > Self.maximumSide || crop.width > Self.maximumSide {
+      throw InferenceError("evaluation crop must be 1 to \(Self.maximumSide) pixels each way, got \(crop.height)×\(crop.width)")
     }
     guard overlap >= 0, overlap < 1 else {
       throw InferenceError("window overlap must be in [0, 1), got \(overlap)")
@@ -44,6 +44,10 @@ public struct InferenceSettings: Sendable, Equatable {
     self.crop = crop
     self.overlap = overlap
   }
+
+  /// The largest scale and window side taken (larger ones would only exhaust memory).
+  public static let maximumScale = 16.0
+  public static let maximumSide = 16_384
 
   /// One plain pass: the image's own size, no flip, no windows.
   public static let single = try! InferenceSettings()

@@ -67,8 +67,8 @@ struct Predict: ParsableCommand {
     let shorterSide: Int?
     switch resize {
     case "none": shorterSide = nil
-    case let text: guard let side = Int(text), side > 0 else {
-        throw ValidationError("--resize must be 'none' or a positive length, got '\(text)'")
+    case let text: guard let side = Int(text), side > 0, side <= InferenceSettings.maximumSide else {
+        throw ValidationError("--resize must be 'none' or a length from 1 to \(InferenceSettings.maximumSide), got '\(text)'")
       }
       shorterSide = side
     }

@@ -95,4 +95,12 @@ final class InferenceTests: XCTestCase {
     }
     XCTAssertTrue(message { _ = try Device.resolve("tpu") }.contains("device 'tpu'"))
   }
+
+  /// Scales and windows past the limits are refused (a scale of 1e300 used to trap converting the size).
+  func testInferenceSettingsLimits() throws {
+    XCTAssertThrowsError(try InferenceSettings(scales: [1, 1e300])) { XCTAssertTrue("\($0)".contains("must be in (0, 16.0]"), "\($0)") }
+    XCTAssertThrowsError(try InferenceSettings(scales: [.nan]))
+    XCTAssertThrowsError(try InferenceSettings(crop: Size2(1 << 40, 5))) { XCTAssertTrue("\($0)".contains("1 to 16384"), "\($0)") }
+    XCTAssertNoThrow(try InferenceSettings(scales: [0.5, 16], crop: Size2(16_384, 1)))
+  }
 }

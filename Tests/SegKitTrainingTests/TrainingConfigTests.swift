@@ -259,4 +259,42 @@ extension TrainingConfigTests {
     semantic.optimizer.gradientClipNorm = 0
     XCTAssertTrue(message { try semantic.validate() }.contains("'gradient_clip_norm' must be positive"))
   }
+
+  /// Hostile values: upper bounds that name the key and the limit, YAML nested past
+  /// the limit refused before the parser sees it (from a file and from --set), and an
+  /// oversized file refused before it is read.
+  func testLimitsAndNesting() throws {
+    var config = TrainingConfig()
+    try config.apply(overrides: [
+      "num_classes=50000", "train_crop_size=[2147483648, 5]", "scale_factor_step_size=1e-300", "max_scale_factor=1e300",
+      "epochs=999999999999", "gradient_accumulation=100000000", "training_number_of_steps=9223372036854775807",
+      "eval_scales=[1, 1e300]", "workers=100000", "ignore_label=300",
+    ])
+    let problems = message { try config.validate() }
+    for expected in ["'num_classes' must be at most 256", "'train_crop_size' must be at most 16384", "'max_scale_factor' must be at most 16",
+                     "'scale_factor_step_size' must leave at most 100000 scales", "'epochs' must be at most 1000000",
+                     "'gradient_accumulation' must be at most 4096", "'training_number_of_steps' must be at most 1000000000",
+                     "'eval_scales' must be at most 16", "'workers' must be at most 256", "'ignore_label' must be at most 255"] {
+      XCTAssertTrue(problems.contains(expected), "\(expected) in \(problems)")
+    }
+
+    let deepFlow = "a: " + String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000)
+    XCTAssertTrue(message { try config.apply(yaml: deepFlow, source: "deep.yaml") }.contains("deep.yaml: nested deeper than 64 levels"))
+    let deepBlock = (0..<200).map { String(repeating: " ", count: $0) + "k\($0):" }.joined(separator: "\n")
+    XCTAssertTrue(message { try config.apply(yaml: deepBlock, source: "block.yaml") }.contains("nested deeper than 64"))
+    let deepSequence = "a: " + String(repeating: "- ", count: 1000) + "x"
+    XCTAssertTrue(message { try config.apply(yaml: "a:\n" + deepSequence.dropFirst(3), source: "dash.yaml") }.contains("nested deeper than 64"))
+    XCTAssertTrue(message { try config.apply(overrides: ["atrous_rates=" + String(repeating: "[", count: 5000)]) }
+      .contains("nested deeper than 64"))
+    // An ordinary config passes the check.
+    var ordinary = TrainingConfig()
+    try ordinary.apply(yaml: "train_crop_size: [96, 96]\natrous_rates:\n  - 6\n  - 12\n", source: "ok.yaml")
+    XCTAssertEqual(ordinary.model.atrousRates, [6, 12])
+
+    let folder = try Oracle.temporaryDirectory("segkit-config-limits")
+    defer { try? FileManager.default.removeItem(at: folder) }
+    let big = folder.appendingPathComponent("big.yaml")
+    try Data(repeating: UInt8(ascii: "#"), count: TrainingConfig.maximumConfigBytes + 1).write(to: big)
+    XCTAssertTrue(message { try config.apply(contentsOf: big) }.contains("over the limit of 1048576"))
+  }
 }

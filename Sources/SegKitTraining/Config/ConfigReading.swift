@@ -20,7 +20,13 @@ extension TrainingConfig {
   public mutating func apply(contentsOf url: URL) throws {
     let text: String
     do {
+      let size = (try FileManager.default.attributesOfItem(atPath: url.path)[.size] as? NSNumber)?.intValue ?? 0
+      guard size <= Self.maximumConfigBytes else {
+        throw TrainingError("the configuration \(url.path) is \(size) bytes, over the limit of \(Self.maximumConfigBytes) for a file of settings")
+      }
       text = try String(contentsOf: url, encoding: .utf8)
+    } catch let error as TrainingError {
+      throw error
     } catch {
       throw TrainingError("cannot read the configuration \(url.path): \(RunLayout.reason(error))")
     }
@@ -30,6 +36,7 @@ extension TrainingConfig {
   /// Applies the settings of YAML text (a flat mapping) over the current values;
   /// `source` names it in errors. Nothing changes unless every setting is valid.
   public mutating func apply(yaml text: String, source: String = "configuration") throws {
+    try Self.checkNesting(text, source: source)
     let root: Node?
     do {
       root = try Yams.compose(yaml: text)
@@ -92,6 +99,7 @@ extension TrainingConfig {
     }
     let node: Node
     do {
+      try Self.checkNesting(value, source: place)
       node = try Yams.compose(yaml: value) ?? Node("", .implicit, .plain)
     } catch {
       throw TrainingError("\(place): '\(key)' expects \(setting.type), got text that is not a YAML value (\(error))")
@@ -156,6 +164,36 @@ extension TrainingConfig {
     switch node {
     case .scalar(let scalar): return "'\(scalar.string)'"
     default: return kind(of: node)
+    }
+  }
+
+  /// A file of settings larger than this is refused before it is read.
+  public static let maximumConfigBytes = 1 << 20
+  /// Settings are a flat mapping whose values are at most lists; YAML nested deeper
+  /// than this is refused before the parser (which recurses) sees it.
+  public static let maximumNesting = 64
+
+  /// Refuses text nested deeper than `maximumNesting`, counting open flow brackets,
+  /// a line's indentation and its block-sequence dashes: a generous over-estimate of
+  /// YAML's depth that no configuration comes near.
+  static func checkNesting(_ text: String, source: String) throws {
+    var brackets = 0
+    for line in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline) {
+      let indentation = line.prefix { $0 == " " || $0 == "\t" }.count
+      var dashes = 0, depth = 0
+      var rest = line.dropFirst(indentation)
+      while rest.hasPrefix("- ") || rest == "-" {
+        dashes += 1
+        rest = rest.dropFirst(2).drop { $0 == " " }
+      }
+      for character in rest {
+        if character == "[" || character == "{" { brackets += 1 }
+        if character == "]" || character == "}" { brackets = max(0, brackets - 1) }
+        depth = max(depth, brackets)
+      }
+      if indentation + dashes + depth > maximumNesting {
+        throw TrainingError("\(source): nested deeper than \(maximumNesting) levels; settings are a flat mapping of values and lists")
+      }
     }
   }
 }

@@ -114,8 +114,51 @@ extension TrainingConfig {
     require(run.logInterval >= 1, "log_interval", "must be at least 1", "\(run.logInterval)")
     require(run.checkpointInterval >= 1, "checkpoint_interval", "must be at least 1", "\(run.checkpointInterval)")
 
+    checkLimits(require)
+
     guard problems.isEmpty else {
       throw TrainingError("invalid configuration:\n" + problems.map { "  - \($0)" }.joined(separator: "\n"))
+    }
+  }
+
+  // MARK: Limits
+
+  /// Upper bounds, so that no value that passes validation can overflow, hang or ask
+  /// for absurd memory later (each message names the key and the limit).
+  static let limits = (classes: 256, side: 16_384, batch: 4096, steps: 1_000_000_000, epochs: 1_000_000,
+                       accumulation: 4096, scale: 16.0, scaleSteps: 100_000, rate: 4096, threads: 1024, workers: 256)
+
+  private func checkLimits(_ require: (Bool, String, String, String) -> Void) {
+    let l = Self.limits
+    func atMost(_ value: Int, _ limit: Int, _ key: String) { require(value <= limit, key, "must be at most \(limit)", "\(value)") }
+    func finite(_ value: Double, _ key: String) { require(value.isFinite, key, "must be a finite number", "\(value)") }
+    if let numClasses = data.numClasses { atMost(numClasses, l.classes, "num_classes") }  // label maps hold 8-bit ids
+    atMost(data.ignoreLabel, 255, "ignore_label")
+    for side in input.trainCropSize { atMost(side, l.side, "train_crop_size") }
+    for side in evaluation.evalCropSize ?? [] { atMost(side, l.side, "eval_crop_size") }
+    atMost(input.trainBatchSize, l.batch, "train_batch_size")
+    require(input.maxScaleFactor <= l.scale, "max_scale_factor", "must be at most \(l.scale)", "\(input.maxScaleFactor)")
+    if input.scaleFactorStepSize > 0 {
+      let steps = (input.maxScaleFactor - input.minScaleFactor) / input.scaleFactorStepSize
+      require(steps.isFinite && steps <= Double(l.scaleSteps), "scale_factor_step_size",
+              "must leave at most \(l.scaleSteps) scales between min and max_scale_factor", "\(input.scaleFactorStepSize)")
+    }
+    for scale in evaluation.evalScales { require(scale <= l.scale, "eval_scales", "must be at most \(l.scale)", "\(scale)") }
+    atMost(schedule.trainingNumberOfSteps, l.steps, "training_number_of_steps")
+    if let epochs = schedule.epochs { atMost(epochs, l.epochs, "epochs") }
+    for (key, value) in [("learning_rate_decay_step", schedule.learningRateDecayStep), ("slow_start_step", schedule.slowStartStep),
+                         ("warmup_steps", schedule.warmupSteps), ("hard_example_mining_step", semantic.hardExampleMiningStep)] {
+      atMost(value, l.steps, key)
+    }
+    atMost(optimizer.gradientAccumulation, l.accumulation, "gradient_accumulation")
+    for rate in model.atrousRates ?? [] { atMost(rate, l.rate, "atrous_rates") }
+    atMost(run.threads, l.threads, "threads")
+    atMost(run.workers, l.workers, "workers")
+    for (key, value) in [("base_learning_rate", schedule.baseLearningRate), ("end_learning_rate", schedule.endLearningRate),
+                         ("learning_power", schedule.learningPower), ("weight_decay", optimizer.weightDecay),
+                         ("min_scale_factor", input.minScaleFactor), ("aux_loss_weight", loss.auxLossWeight),
+                         ("last_layer_gradient_multiplier", initialization.lastLayerGradientMultiplier)] {
+      finite(value, key)
     }
   }
 }
