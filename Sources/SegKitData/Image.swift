@@ -102,3 +102,10 @@ extension Image {
     }
   }
 }
+
+extension Image {
+  /// The largest images (and video frames) decoded: 32,768 pixels a side, 2^28 pixels
+  /// (805 MB as RGB) in all. Larger ones are refused from their headers, before decoding.
+  public static let maximumSide = 32_768
+  public static let maximumPixels = 1 << 28
+}

@@ -73,6 +73,13 @@ public enum ImageIO {
 
   private static func decode(_ data: Data, url: URL, mode: ic_decode_mode) throws -> Image {
     var (w, h, c): (Int32, Int32, Int32) = (0, 0, 0)
+    // The header's size first: a few hundred bytes may claim gigapixels.
+    let sized = data.withUnsafeBytes { ic_image_size($0.bindMemory(to: UInt8.self).baseAddress, $0.count, &w, &h) }
+    if sized == 0 {
+      guard Int(w) <= Image.maximumSide, Int(h) <= Image.maximumSide, Int(w) * Int(h) <= Image.maximumPixels else {
+        throw DataError("\(url.path): a \(w)×\(h) image is over the limit of \(Image.maximumSide) pixels a side and \(Image.maximumPixels) in all")
+      }
+    }
     var pixels: UnsafeMutablePointer<UInt8>?
     let status = data.withUnsafeBytes { raw -> ic_status in
       let bytes = raw.bindMemory(to: UInt8.self).baseAddress

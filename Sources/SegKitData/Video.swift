@@ -8,6 +8,11 @@ import Darwin
 
 /// Finds and runs the ffmpeg command-line tools.
 enum FFmpeg {
+  /// What ffmpeg may open when reading: local files and pipes, never the network.
+  static let protocols = "file,pipe"
+  /// Demuxers that read other files or URLs named inside the file; refused.
+  static let playlistFormats: Set<String> = ["hls", "applehttp", "dash", "concat", "webm_dash_manifest", "ffconcat"]
+
   /// The path of `tool` (ffmpeg or ffprobe) on PATH.
   static func locate(_ tool: String) throws -> URL {
     let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
@@ -148,7 +153,10 @@ public final class VideoReader {
     guard let w = probe.width, let h = probe.height, w > 0, h > 0 else {
       throw DataError("\(url.path): no video stream with a known size")
     }
-    let rotated = probe.rotation.map { abs(Int($0.rounded())) % 180 == 90 } ?? false
+    guard w <= Image.maximumSide, h <= Image.maximumSide, w * h <= Image.maximumPixels else {
+      throw DataError("\(url.path): \(w)×\(h) frames are over the limit of \(Image.maximumPixels) pixels")
+    }
+    let rotated = probe.rotation.map { abs(Int($0.truncatingRemainder(dividingBy: 360).rounded())) % 180 == 90 } ?? false
     (width, height) = rotated ? (h, w) : (w, h)
     fps = probe.fps ?? 0
     duration = probe.duration
@@ -199,7 +207,7 @@ public final class VideoReader {
     let process = Process()
     process.executableURL = try FFmpeg.locate("ffmpeg")
     process.arguments = [
-      "-nostdin", "-hide_banner", "-loglevel", "error", "-i", url.path,
+      "-nostdin", "-hide_banner", "-loglevel", "error", "-protocol_whitelist", FFmpeg.protocols, "-i", url.path,
       "-map", "0:v:0", "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1",
     ]
     let out = Pipe()
@@ -232,10 +240,10 @@ public final class VideoReader {
   private static func probe(_ url: URL, countPackets: Bool) throws -> Probe {
     let entries = countPackets
       ? "stream=nb_read_packets"
-      : "stream=width,height,nb_frames,avg_frame_rate,r_frame_rate,duration:stream_tags=rotate:stream_side_data=rotation:format=duration"
+      : "stream=width,height,nb_frames,avg_frame_rate,r_frame_rate,duration:stream_tags=rotate:stream_side_data=rotation:format=duration,format_name"
     let data = try FFmpeg.output(
       "ffprobe",
-      ["-v", "error", "-select_streams", "v:0"] + (countPackets ? ["-count_packets"] : [])
+      ["-v", "error", "-protocol_whitelist", FFmpeg.protocols, "-select_streams", "v:0"] + (countPackets ? ["-count_packets"] : [])
         + ["-show_entries", entries, "-of", "json", url.path],
       about: url)
     guard let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
@@ -254,15 +262,21 @@ public final class VideoReader {
       default: return nil
       }
     }
+    // Numbers from the file: anything not finite or implausibly large is unknown (Int(_:) would trap).
+    func whole(_ value: Any?) -> Int? { number(value).flatMap { $0.isFinite && abs($0) < 1e12 ? Int($0) : nil } }
+    let format = ((json["format"] as? [String: Any])?["format_name"] as? String) ?? ""
+    if let playlist = format.split(separator: ",").first(where: { FFmpeg.playlistFormats.contains(String($0)) }) {
+      throw DataError("\(url.path): a \(playlist) playlist, not a video file; playlists are not followed")
+    }
     var probe = Probe()
-    probe.width = number(stream["width"]).map { Int($0) }
-    probe.height = number(stream["height"]).map { Int($0) }
-    probe.frames = number(stream[countPackets ? "nb_read_packets" : "nb_frames"]).map { Int($0) }.flatMap { $0 > 0 ? $0 : nil }
+    probe.width = whole(stream["width"])
+    probe.height = whole(stream["height"])
+    probe.frames = whole(stream[countPackets ? "nb_read_packets" : "nb_frames"]).flatMap { $0 > 0 ? $0 : nil }
     probe.fps = [number(stream["avg_frame_rate"]), number(stream["r_frame_rate"])].compactMap { $0 }.first { $0 > 0 }
     probe.duration = number(stream["duration"]) ?? number((json["format"] as? [String: Any])?["duration"])
     let sideData = (stream["side_data_list"] as? [[String: Any]]) ?? []
-    probe.rotation = sideData.compactMap { number($0["rotation"]) }.first
-      ?? number((stream["tags"] as? [String: Any])?["rotate"])
+    probe.rotation = (sideData.compactMap { number($0["rotation"]) }.first
+      ?? number((stream["tags"] as? [String: Any])?["rotate"])).flatMap { $0.isFinite ? $0 : nil }
     return probe
   }
 }
@@ -291,6 +305,9 @@ public final class VideoWriter {
   private let stdin: FileHandle
   private let stderr: StderrFile
   private var finished = false
+  /// Where ffmpeg writes until `finish` moves the complete file to `url`: an
+  /// interrupted or failed video never stands under the final name.
+  private let partial: URL
 
   /// Starts ffmpeg writing `url`. The codec defaults to H.264 for .mp4/.mov,
   /// FFV1 for .mkv and MPEG-4 for the rest (.avi). Codecs stored as yuv420p
@@ -303,6 +320,8 @@ public final class VideoWriter {
     self.width = width
     self.height = height
     self.fps = fps
+    partial = url.deletingLastPathComponent()
+      .appendingPathComponent(".\(url.deletingPathExtension().lastPathComponent).partial.\(url.pathExtension)")
     let ext = url.pathExtension.lowercased()
     let chosen = codec ?? (["mp4", "mov", "m4v"].contains(ext) ? .h264 : ext == "mkv" ? .ffv1 : .mpeg4)
     var encode: [String]
@@ -330,7 +349,7 @@ public final class VideoWriter {
     process.arguments = [
       "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
       "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", "\(width)x\(height)", "-framerate", String(fps), "-i", "pipe:0",
-    ] + encode + [url.path]
+    ] + encode + [partial.path]
     let input = Pipe()
     stderr = try StderrFile()
     process.standardInput = input
@@ -344,6 +363,7 @@ public final class VideoWriter {
     if !finished {
       try? stdin.close()
       process.waitUntilExit()
+      try? FileManager.default.removeItem(at: partial)
     }
   }
 
@@ -359,6 +379,7 @@ public final class VideoWriter {
       finished = true
       try? stdin.close()
       process.waitUntilExit()
+      try? FileManager.default.removeItem(at: partial)
       throw DataError("\(url.path): ffmpeg stopped accepting frames: \(stderr.text())")
     }
     frameCount += 1
@@ -371,7 +392,14 @@ public final class VideoWriter {
     try? stdin.close()
     process.waitUntilExit()
     guard process.terminationStatus == 0 else {
+      try? FileManager.default.removeItem(at: partial)
       throw DataError("\(url.path): ffmpeg failed writing the video: \(stderr.text())")
+    }
+    // rename(2) replaces an existing file at once.
+    guard rename(partial.path, url.path) == 0 else {
+      let reason = String(cString: strerror(errno))
+      try? FileManager.default.removeItem(at: partial)
+      throw DataError("\(url.path): the finished video cannot be moved into place (\(reason))")
     }
   }
 }

@@ -213,6 +213,33 @@ final class ImageIOTests: XCTestCase {
     let labels = try Image(width: 2, height: 1, channels: 1, pixels: [1, 255])
     XCTAssertEqual(try pascal.colorize(labels).pixels, [128, 0, 0, 224, 224, 192])
   }
+
+  /// A few dozen bytes that claim 26,000 × 26,000 pixels are refused from the header,
+  /// before anything is allocated for the pixels.
+  func testHugeHeaderIsRefusedBeforeDecoding() throws {
+    let folder = try Oracle.temporaryDirectory("segkit-huge-png")
+    defer { try? FileManager.default.removeItem(at: folder) }
+    func chunk(_ type: String, _ body: [UInt8]) -> [UInt8] {
+      let typed = Array(type.utf8) + body
+      var crc: UInt32 = 0xFFFF_FFFF
+      for byte in typed {
+        crc ^= UInt32(byte)
+        for _ in 0..<8 { crc = crc & 1 == 1 ? (crc >> 1) ^ 0xEDB8_8320 : crc >> 1 }
+      }
+      crc ^= 0xFFFF_FFFF
+      func bigEndian(_ v: UInt32) -> [UInt8] { [UInt8(v >> 24), UInt8(v >> 16 & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v & 0xFF)] }
+      return bigEndian(UInt32(body.count)) + typed + bigEndian(crc)
+    }
+    let side: [UInt8] = [0, 0, 0x65, 0x90]  // 26,000
+    let png = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] + chunk("IHDR", side + side + [8, 0, 0, 0, 0]) + chunk("IEND", [])
+    let url = folder.appendingPathComponent("bomb.png")
+    try Data(png).write(to: url)
+    XCTAssertEqual(try ImageIO.size(of: url).width, 26_000)
+    for read in [ImageIO.read, ImageIO.readLabel] {
+      XCTAssertThrowsError(try read(url)) { XCTAssertTrue("\($0)".contains("bomb.png: a 26000×26000 image is over the limit"), "\($0)") }
+    }
+  }
+
 }
 
 extension Image {

@@ -114,4 +114,29 @@ final class VideoTests: XCTestCase {
       XCTAssertTrue("\($0)".contains("ffprobe was not found"), "\($0)")
     }
   }
+
+  /// Hostile and interrupted videos: a playlist named .mp4 is refused without following
+  /// it; a writer stopped before `finish` leaves nothing under the final name, and a
+  /// finished one leaves no partial file behind.
+  func testPlaylistsAndPartialWrites() throws {
+    let clip = folder.appendingPathComponent("clip.mp4")
+    let writer = try VideoWriter(url: clip, width: 32, height: 24, fps: 10)
+    for t in 0..<3 { try writer.write(frame(t, width: 32, height: 24)) }
+    XCTAssertFalse(FileManager.default.fileExists(atPath: clip.path), "nothing under the final name before finish")
+    try writer.finish()
+    XCTAssertEqual(try VideoReader(clip).frameCount, 3)
+    XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: folder.path), ["clip.mp4"])
+
+    let playlist = folder.appendingPathComponent("trap.mp4")
+    try "#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1,\nclip.mp4\n#EXT-X-ENDLIST\n".write(to: playlist, atomically: true, encoding: .utf8)
+    XCTAssertThrowsError(try VideoReader(playlist)) { XCTAssertTrue("\($0)".contains("trap.mp4"), "\($0)") }
+
+    let abandoned = folder.appendingPathComponent("abandoned.mp4")
+    do {
+      let unfinished = try VideoWriter(url: abandoned, width: 32, height: 24, fps: 10)
+      try unfinished.write(frame(0, width: 32, height: 24))
+    }
+    XCTAssertFalse(FileManager.default.fileExists(atPath: abandoned.path))
+    XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: folder.path).sorted(), ["clip.mp4", "trap.mp4"])
+  }
 }
