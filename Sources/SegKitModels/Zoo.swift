@@ -28,6 +28,11 @@ public enum ModelZoo {
   public static let videoObjectSegmentationNames =
     ["osvos_vgg16"] + EncoderRegistry.names.filter { $0 != "vgg16" }.map { "osvos_\($0)" }
 
+  /// MaskRNN over each OSVOS encoder (`maskrnn_vgg16`, `maskrnn_resnet18`, …): networks
+  /// on a 6-channel input (frame, warped mask, flow magnitudes), so not among `names`,
+  /// which take images.
+  public static let maskRNNNames = videoObjectSegmentationNames.map { "maskrnn_" + $0.dropFirst("osvos_".count) }
+
   /// Every model name: torchvision's six first, then each decoder over each encoder,
   /// then the video object segmentation networks.
   public static let names: [String] = {
@@ -38,7 +43,7 @@ public enum ModelZoo {
   /// The class count a model is built for whatever is asked (1 for the one-channel
   /// foreground networks), or nil when it takes any.
   public static func fixedClasses(of name: String) -> Int? {
-    videoObjectSegmentationNames.contains(name) ? 1 : nil
+    videoObjectSegmentationNames.contains(name) || maskRNNNames.contains(name) ? 1 : nil
   }
 
   /// - Parameters:
@@ -57,7 +62,12 @@ public enum ModelZoo {
     atrousRates: [Int]? = nil, separable: Bool = false, weights: URL? = nil
   ) throws -> any SegmentationNetwork {
     let model: any SegmentationNetwork
-    if videoObjectSegmentationNames.contains(name) {
+    if maskRNNNames.contains(name) {
+      guard classes == 1, outputStride == nil, auxiliaryHead != true, atrousRates == nil, !separable, inputChannels == 3 else {
+        throw ModelError("\(name) is built as MaskRNN: one output channel (classes 1), no output stride, auxiliary head or rates to set")
+      }
+      model = try MaskRNN(encoder: String(name.dropFirst("maskrnn_".count)))
+    } else if videoObjectSegmentationNames.contains(name) {
       guard classes == 1, outputStride == nil, auxiliaryHead != true, atrousRates == nil, !separable else {
         throw ModelError("\(name) is built as OSVOS builds it: one output channel (classes 1), no output stride, auxiliary head or rates to set")
       }

@@ -61,6 +61,9 @@ public final class Trainer {
     case .semantic:
       let semantic = try SemanticSegmentationTask(config: config, device: device, role: role)
       (task, manifest) = (semantic, semantic.manifest())
+    case .foreground where ModelZoo.maskRNNNames.contains(config.model.name):
+      let propagation = try MaskPropagationTask(config: config, device: device, role: role)
+      (task, manifest) = (propagation, propagation.manifest())
     case .foreground:
       let foreground = try ForegroundSegmentationTask(config: config, device: device, role: role)
       (task, manifest) = (foreground, foreground.manifest())

@@ -133,4 +133,36 @@ final class TrainCommandTests: XCTestCase {
     XCTAssertTrue(refused.error.contains("segkit vos train trains task foreground"), refused.error)
     XCTAssertFalse(FileManager.default.fileExists(atPath: other.path))
   }
+
+  /// MaskRNN's offline training through `segkit vos train` (task foreground with a
+  /// `maskrnn_*` model): both streams start from an OSVOS parent, the split's flows are
+  /// cached beside the dataset, the loss has its parts (fused, each stream, sides, box),
+  /// validation reports the foreground IoU.
+  func testVOSTrainTrainsMaskRNN() throws {
+    let data = root.appendingPathComponent("davis")
+    let synth = try segkit(["data", "synth", "--kind", "video", "--out", data.path, "--train", "1", "--val", "1",
+                            "--frames", "3", "--size", "64x48", "--objects", "2"])
+    XCTAssertEqual(synth.status, 0, synth.error)
+    Torch.manualSeed(3)
+    let parent = root.appendingPathComponent("osvos.safetensors")
+    try StateDict(try ModelZoo.make("osvos_resnet18", classes: 1).stateDict()).save(to: parent)
+    let run = root.appendingPathComponent("maskrnn")
+    let result = try segkit(["vos", "train", "--set", "dataset=davis2017", "--set", "dataset_dir=\(data.path)",
+                             "--set", "model=maskrnn_resnet18", "--set", "initial_checkpoint=\(parent.path)",
+                             "--set", "train_crop_size=[48, 64]", "--set", "train_batch_size=2", "--set", "training_number_of_steps=2",
+                             "--set", "log_interval=1", "--set", "workers=0", "--run", run.path, "--plain"])
+    XCTAssertEqual(result.status, 0, result.error)
+    XCTAssertTrue(result.output.contains("foreground IoU"), result.output)
+    let log = try String(contentsOf: run.appendingPathComponent("train.log"), encoding: .utf8)
+    for part in ["fused", "appearance", "flow", "appearance_sides", "flow_sides", "box"] {
+      XCTAssertTrue(log.contains(part), "\(part) in \(log)")
+    }
+    XCTAssertEqual(try RunLayout.existing(run).manifest().model, "maskrnn_resnet18")
+    XCTAssertTrue(FileManager.default.fileExists(atPath: data.appendingPathComponent("FlowCache/settings.json").path))
+
+    let refused = try segkit(["train", "--set", "task=semantic", "--set", "model=maskrnn_resnet18", "--set", "dataset_dir=\(data.path)",
+                              "--run", root.appendingPathComponent("no").path])
+    XCTAssertNotEqual(refused.status, 0)
+    XCTAssertTrue(refused.error.contains("'task' must be foreground for maskrnn_resnet18"), refused.error)
+  }
 }

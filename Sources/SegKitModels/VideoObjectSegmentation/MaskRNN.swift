@@ -17,7 +17,13 @@ import SegKitNN
 /// `flow.side_prep.0.weight`, …), so an OSVOS parent loads into both with
 /// `loadStreams(from:newChannel:)`. Masks enter as 255·m − 128 for streams on
 /// Caffe's input (tfvos centres its 0/255 masks by 128) and 2m − 1 for ImageNet's.
-public final class MaskRNN: Module {
+///
+/// As a `SegmentationNetwork` (`maskrnn_vgg16`, `maskrnn_resnet18`, … in the zoo) it
+/// takes the three inputs stacked, [N, 6, H, W]: the normalised frame, the 0/1 warped
+/// mask and the two flow magnitudes; its extras are `fused` (before the box), each
+/// stream's fused logits and side outputs (`appearance`, `appearance_side2`, …, `flow`,
+/// `flow_side5`).
+public final class MaskRNN: Module, SegmentationNetwork {
   /// How the two streams' logits combine.
   public enum Fusion: String, CaseIterable, Sendable {
     /// Their sum: the product of the streams' odds, right for streams trained apart
@@ -76,6 +82,28 @@ public final class MaskRNN: Module {
   /// The input normalisation of the frame (the appearance stream's encoder's).
   public var inputNormalization: InputNormalization { appearance.inputNormalization }
 
+  public let classes = 1
+  public let outputNames = ["out", "fused", "appearance", "flow"]
+    + ["appearance", "flow"].flatMap { stream in (2...5).map { "\(stream)_side\($0)" } }
+  public var encoder: any Encoder { appearance.encoder }
+  public var encoderKeyPrefix: String { "appearance." + appearance.encoderKeyPrefix }
+
+  /// The stacked input [N, 6, H, W] (frame, warped mask, flow magnitudes); see `forward(image:warpedMask:flowMagnitudes:)`.
+  public func forward(_ x: Tensor) throws -> SegmentationOutput {
+    guard x.rank == 4, x.shape[1] == 6 else {
+      throw ModelError("MaskRNN takes [N, 6, H, W]: the frame, the warped previous mask and two flow magnitudes; got \(x.shape)")
+    }
+    let output = try forward(image: x.narrow(dim: 1, start: 0, length: 3), warpedMask: x.narrow(dim: 1, start: 3, length: 1),
+                             flowMagnitudes: x.narrow(dim: 1, start: 4, length: 2))
+    return SegmentationOutput(out: output.out, extras: try output.extras())
+  }
+
+  /// Evaluation mode, with the streams' batch norms (if any) folded.
+  public func optimizeForInference(channelsLast: Bool) throws {
+    eval()
+    try foldBatchNorm()
+  }
+
   /// A 0/1 mask [N, 1, H, W] as the streams read it.
   public func maskChannel(_ mask: Tensor) throws -> Tensor {
     inputNormalization.pixelDivisor == 1 ? try mask * 255 - 128 : try mask * 2 - 1
@@ -85,12 +113,25 @@ public final class MaskRNN: Module {
   public struct Output {
     /// The fused logits [N, 1, H, W], background outside `box` when there is one.
     public var out: Tensor
+    /// The fused logits before the box.
+    public var fused: Tensor
     public var appearance: SegmentationOutput
     public var flow: SegmentationOutput
     /// The proposals [N, 4] from the warped masks (nil without a localiser or with an empty mask).
     public var proposal: Tensor?
     /// The localiser's refined boxes [N, 4].
     public var box: Tensor?
+    /// The localiser's deltas [N, 4] from `proposal` to `box` (what its loss compares).
+    public var boxDeltas: Tensor?
+
+    /// The per-pixel outputs by `outputNames` (all but `out`).
+    func extras() throws -> [String: Tensor] {
+      var extras = ["fused": fused, "appearance": appearance.out, "flow": flow.out]
+      for (stream, output) in [("appearance", appearance), ("flow", flow)] {
+        for (name, tensor) in output.extras { extras["\(stream)_\(name)"] = tensor }
+      }
+      return extras
+    }
   }
 
   /// - Parameters:
@@ -109,7 +150,7 @@ public final class MaskRNN: Module {
     let flowOutput = try flow(Tensor.cat([flowMagnitudes, mask], dim: 1))
     var out = try fusionConvolution.map { try $0(Tensor.cat([appearanceOutput.out, flowOutput.out], dim: 1)) }
       ?? appearanceOutput.out + flowOutput.out
-    var output = Output(out: out, appearance: appearanceOutput, flow: flowOutput)
+    var output = Output(out: out, fused: out, appearance: appearanceOutput, flow: flowOutput)
     // Localisation needs every image's warped mask to hold the object; an empty one leaves the logits as they are.
     if let localiser {
       let proposals = try (0..<image.shape[0]).map {
@@ -117,9 +158,10 @@ public final class MaskRNN: Module {
       }
       if proposals.allSatisfy({ $0 != nil }) {
         let proposal = try Tensor(proposals.flatMap { $0 ?? [] }.map { Float($0) }, shape: [proposals.count, 4]).to(image.device)
-        let box = try localiser.forward(features: features[3], proposals: proposal, batchIndices: Array(0..<proposals.count))
+        let deltas = try localiser.deltas(features: features[3], proposals: proposal, batchIndices: Array(0..<proposals.count))
+        let box = try ObjectLocaliser.decode(deltas, relativeTo: proposal)
         out = try ObjectLocaliser.gate(out, boxes: box)
-        (output.out, output.proposal, output.box) = (out, proposal, box)
+        (output.out, output.proposal, output.box, output.boxDeltas) = (out, proposal, box, deltas)
       }
     }
     return output

@@ -16,7 +16,9 @@ extension TrainingConfig {
       problems.append("'ignore_label' \(data.ignoreLabel) is one of the \(numClasses) classes; void needs a value outside [0, \(numClasses))")
     }
     require(data.ignoreLabel >= 0, "ignore_label", "must be non-negative", "\(data.ignoreLabel)")
-    if !ModelZoo.names.contains(model.name) {
+    if ModelZoo.maskRNNNames.contains(model.name) {
+      require(task == .foreground, "task", "must be foreground for \(model.name) (MaskRNN segments one object at a time)", task.rawValue)
+    } else if !ModelZoo.names.contains(model.name) {
       let close = ModelZoo.closeMatches(to: model.name, limit: 3)
       let hint = close.isEmpty ? "" : " (did you mean \(close.map { "'\($0)'" }.joined(separator: ", "))?)"
       problems.append("'model' names no known model: '\(model.name)'\(hint); `segkit models` lists them")

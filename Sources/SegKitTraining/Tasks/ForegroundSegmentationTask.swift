@@ -49,8 +49,10 @@ public final class ForegroundSegmentationTask: TrainingTask {
 
 
   /// `side_loss_weight` times the schedule's factor at `step`.
-  public func sideLossWeight(step: Int) -> Double {
-    let settings = config.foreground
+  public func sideLossWeight(step: Int) -> Double { Self.sideLossWeight(config.foreground, step: step, totalSteps: totalSteps) }
+
+  /// `side_loss_weight` times the schedule's factor at `step` of `totalSteps`.
+  static func sideLossWeight(_ settings: TrainingConfig.ForegroundSettings, step: Int, totalSteps: Int) -> Double {
     switch settings.sideLossSchedule {
     case .constant: return settings.sideLossWeight
     case .linear: return settings.sideLossWeight * max(0, 1 - Double(step) / Double(max(1, totalSteps)))
