@@ -34,6 +34,15 @@ public final class MaskRNNSegmenter: SequenceSegmenter {
 
   public func next(_ frame: Image) throws -> Image { try step(frame, following: nil) }
 
+  public func next(_ frame: Image, following: Image?) throws -> Image { try step(frame, following: following) }
+
+  /// The object's probability [H, W] for the next frame; its mask (above ½) becomes the one carried on.
+  public func advance(_ frame: Image, following: Image?) throws -> Tensor {
+    let probability = try probabilities(frame, following: following)
+    previous = (frame, try Image(tensor: (probability .> 0.5).to(.float32).unsqueeze(0) / 255))
+    return probability
+  }
+
   /// The masks of every frame of a sequence from the first frame's mask (which is returned first).
   public func segment(_ frames: [Image], firstMask: Image) throws -> [Image] {
     guard let first = frames.first else { return [] }
@@ -68,9 +77,8 @@ public final class MaskRNNSegmenter: SequenceSegmenter {
   }
 
   private func step(_ frame: Image, following: Image?) throws -> Image {
-    let probability = try probabilities(frame, following: following)
-    let mask = try Image(tensor: (probability .> 0.5).to(.float32).unsqueeze(0) / 255)
-    previous = (frame, mask)
+    _ = try advance(frame, following: following)
+    guard let mask = previous?.mask else { throw InferenceError("the sequence has not begun") }
     return mask
   }
 

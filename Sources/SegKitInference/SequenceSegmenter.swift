@@ -9,6 +9,13 @@ public protocol SequenceSegmenter: AnyObject {
   func start(firstFrame: Image, mask: Image?) throws -> Image
   /// The labels of the next frame of the sequence.
   func next(_ frame: Image) throws -> Image
+  /// The same, knowing the frame after it (nil at the end): segmenters that read the
+  /// flow to the next frame (MaskRNN) use it; the others ignore it.
+  func next(_ frame: Image, following: Image?) throws -> Image
+}
+
+extension SequenceSegmenter {
+  public func next(_ frame: Image, following: Image?) throws -> Image { try next(frame) }
 }
 
 /// Segments every frame on its own with an image segmenter: semantic models on

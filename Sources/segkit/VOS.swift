@@ -104,11 +104,14 @@ struct VOSEval: ParsableCommand {
 struct VOSSegment: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "segment",
-    abstract: "Segment DAVIS sequences, or a video with its first frame's mask, by one-shot fine-tuning a parent (OSVOS).",
+    abstract: "Segment DAVIS sequences, or a video with its first frame's mask: OSVOS's one-shot fine-tuning or MaskRNN's recurrence.",
     discussion: """
-      Each object of the first mask gets its own copy of the parent, fine-tuned on the \
-      first frame and that object's mask; every later frame takes per pixel the object of \
-      highest probability above 1/2.
+      OSVOS parents (osvos_* models): each object of the first mask gets its own copy of the \
+      parent, fine-tuned on the first frame and that object's mask. MaskRNN runs \
+      (maskrnn_* models, trained by `segkit vos train`): each object's mask is carried from \
+      frame to frame, warped by DIS flow and corrected by the network (no fine-tuning; \
+      the fine-tuning options do not apply). Either way every frame takes per pixel the \
+      object of highest probability above 1/2.
 
       DAVIS (--davis ROOT --year 2016|2017): writes the DAVIS results layout into --out \
       (2016: 0/255 PNGs; 2017: palette PNGs of object ids, named like the annotations) and \
@@ -208,11 +211,27 @@ struct VOSSegment: ParsableCommand {
     let folder = URL(fileURLWithPath: out)
     try createFolder(folder)
     let stop = Interrupt.install(message: "stopping after this frame; finished sequences are kept (Ctrl-C again quits at once)")
-    if let video, let firstMask {
-      try segmentVideo(URL(fileURLWithPath: video), firstMask: URL(fileURLWithPath: firstMask), modelName: modelName,
-                       parent: parentState, settings: settings, into: folder, stop: stop)
+    // A MaskRNN run segments recurrently; any other parent is fine-tuned per object (OSVOS).
+    let makeSegmenter: () throws -> any SequenceSegmenter
+    if ModelZoo.maskRNNNames.contains(modelName) {
+      let network = try ModelZoo.make(modelName, classes: 1)
+      do { try network.loadStateDict(parentState) } catch {
+        throw CommandError("--parent \(parent): the weights do not fit \(modelName): \(error)")
+      }
+      guard let maskRNN = network as? MaskRNN else { throw CommandError("\(modelName) is not a MaskRNN network") }
+      makeSegmenter = { MaskRNNObjectsSegmenter(model: maskRNN, device: settings.device) }
     } else {
-      try segmentDAVIS(modelName: modelName, parent: parentState, settings: settings, into: folder, stop: stop)
+      makeSegmenter = {
+        let segmenter = OneShotObjectsSegmenter(modelName: modelName, parent: parentState, settings: settings)
+        segmenter.shouldStop = { stop.requested }
+        return segmenter
+      }
+    }
+    if let video, let firstMask {
+      try segmentVideo(URL(fileURLWithPath: video), firstMask: URL(fileURLWithPath: firstMask), with: try makeSegmenter(),
+                       into: folder, stop: stop)
+    } else {
+      try segmentDAVIS(DAVISSegmentation(makeSegmenter: makeSegmenter), into: folder, stop: stop)
     }
   }
 
@@ -228,18 +247,13 @@ struct VOSSegment: ParsableCommand {
     return (try run.manifest().model, try run.latestCheckpointURL { warn($0) })
   }
 
-  private func segmentVideo(
-    _ url: URL, firstMask: URL, modelName: String, parent: StateDict, settings: FineTuningSettings, into folder: URL,
-    stop: Interrupt
-  ) throws {
+  private func segmentVideo(_ url: URL, firstMask: URL, with segmenter: any SequenceSegmenter, into folder: URL, stop: Interrupt) throws {
     let mask = try ImageIO.readLabel(firstMask)
-    let segmenter = OneShotObjectsSegmenter(modelName: modelName, parent: parent, settings: settings)
-    segmenter.shouldStop = { stop.requested }
     let writer = try PredictionWriter(palette: .pascal)
     let start = Date()
     do {
       let result = try writer.segmentVideo(url, with: segmenter, firstMask: mask, into: folder, frames: true)
-      print("\(result.frames) frames, \(segmenter.objects.count) object(s), " + String(format: "%.1f s", Date().timeIntervalSince(start)))
+      print("\(result.frames) frames, \(ObjectMasks.ids(in: mask).count) object(s), " + String(format: "%.1f s", Date().timeIntervalSince(start)))
       print("masks: \(folder.appendingPathComponent(url.deletingPathExtension().lastPathComponent).path)")
       print("video: \(result.video.path)")
     } catch let error as TrainingError where error == .stopped {
@@ -248,7 +262,7 @@ struct VOSSegment: ParsableCommand {
     }
   }
 
-  private func segmentDAVIS(modelName: String, parent: StateDict, settings: FineTuningSettings, into folder: URL, stop: Interrupt) throws {
+  private func segmentDAVIS(_ segmentation: DAVISSegmentation, into folder: URL, stop: Interrupt) throws {
     let dataset = try davis.dataset()
     var chosen = dataset.sequences
     if let sequences {
@@ -258,7 +272,6 @@ struct VOSSegment: ParsableCommand {
       }
       chosen = dataset.sequences.filter { names.contains($0.name) }
     }
-    let segmentation = DAVISSegmentation(modelName: modelName, parent: parent, settings: settings)
     let bar = !plain && isatty(STDOUT_FILENO) == 1
     var timings: [DAVISSegmentation.Timing] = []
     var stopped = false

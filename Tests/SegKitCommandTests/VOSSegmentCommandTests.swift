@@ -152,4 +152,33 @@ final class VOSSegmentCommandTests: XCTestCase {
     let timings = try JSONSerialization.jsonObject(with: Data(contentsOf: results.appendingPathComponent("timing.json"))) as? [[String: Any]]
     XCTAssertEqual(timings?.map { $0["sequence"] as? String }, [sequences[0].name], "the finished sequence keeps its timing")
   }
+
+  /// A MaskRNN network segments DAVIS recurrently (per object, merged) into the same
+  /// results layout, which vos eval scores.
+  func testMaskRNNSegmentsRecurrently() throws {
+    let root = try Oracle.temporaryDirectory("segkit-vos-maskrnn")
+    defer { try? FileManager.default.removeItem(at: root) }
+    Torch.manualSeed(4)
+    let weights = root.appendingPathComponent("maskrnn.safetensors")
+    try StateDict(try ModelZoo.make("maskrnn_resnet18", classes: 1).stateDict()).save(to: weights)
+    let data = root.appendingPathComponent("davis"), results = root.appendingPathComponent("results")
+    let synth = try SegKitCommand.run(["data", "synth", "--kind", "video", "--out", data.path, "--train", "0", "--val", "1",
+                                       "--frames", "4", "--size", "48x32", "--objects", "2"])
+    XCTAssertEqual(synth.status, 0, synth.error)
+    let run = try SegKitCommand.run(["vos", "segment", "--parent", weights.path, "--model", "maskrnn_resnet18", "--davis", data.path,
+                                     "--year", "2017", "--out", results.path, "--device", "cpu", "--plain"])
+    XCTAssertEqual(run.status, 0, run.error)
+    XCTAssertTrue(run.output.contains("2 object(s)"), run.output)
+    let sequence = try XCTUnwrap(try VideoDataset.davis2017(root: data, split: "val").sequences.first)
+    for frame in sequence.frames {
+      let labels = try ImageIO.readLabel(results.appendingPathComponent("\(sequence.name)/\(try XCTUnwrap(frame.label?.url.lastPathComponent))"))
+      XCTAssertTrue(Set(labels.pixels).isSubset(of: [0, 1, 2]))
+    }
+    let scored = try SegKitCommand.run(["vos", "eval", "--results", results.path, "--davis", data.path, "--year", "2017"])
+    XCTAssertEqual(scored.status, 0, scored.error)
+    let wrong = try SegKitCommand.run(["vos", "segment", "--parent", weights.path, "--model", "maskrnn_vgg16", "--davis", data.path,
+                                       "--year", "2017", "--out", root.appendingPathComponent("x").path])
+    XCTAssertNotEqual(wrong.status, 0)
+    XCTAssertTrue(wrong.error.contains("do not fit maskrnn_vgg16"), wrong.error)
+  }
 }

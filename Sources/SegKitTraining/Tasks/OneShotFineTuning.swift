@@ -122,46 +122,26 @@ public final class OneShotObjectsSegmenter: SequenceSegmenter {
     self.settings = settings
   }
 
-  /// The ids of the objects in a first-frame mask.
-  public static func objectIDs(in mask: Image) -> [Int] {
-    let values = Set(mask.pixels).subtracting([0])
-    if values == [voidLabel] { return [1] }
-    return values.subtracting([voidLabel]).map(Int.init).sorted()
-  }
-
   /// Fine-tunes one copy per object; returns the mask's object ids (void as background).
   public func start(firstFrame: Image, mask: Image?) throws -> Image {
     guard let mask else { throw TrainingError("one-shot segmentation needs the first frame's object mask") }
-    let ids = Self.objectIDs(in: mask)
+    let ids = ObjectMasks.ids(in: mask)
     guard !ids.isEmpty else { throw TrainingError("the first frame's mask holds no object (every pixel is 0)") }
-    let singleObject = Set(mask.pixels).subtracting([0]) == [voidLabel]
     objects = []
     for id in ids {
       if shouldStop() { throw TrainingError.stopped }
-      var object = mask
-      for i in object.pixels.indices {
-        object.pixels[i] = singleObject ? (mask.pixels[i] != 0 ? 1 : 0) : (Int(mask.pixels[i]) == id ? 1 : 0)
-      }
       let segmenter = try OneShotSegmenter(modelName: modelName, parent: parent, settings: settings)
       segmenter.shouldStop = shouldStop
-      _ = try segmenter.start(firstFrame: firstFrame, mask: object)
+      _ = try segmenter.start(firstFrame: firstFrame, mask: ObjectMasks.object(id, of: mask))
       objects.append((id, segmenter))
     }
-    var labels = mask
-    for i in labels.pixels.indices {
-      labels.pixels[i] = singleObject ? (mask.pixels[i] != 0 ? 1 : 0) : (mask.pixels[i] == voidLabel ? 0 : mask.pixels[i])
-    }
-    return labels
+    return ObjectMasks.labels(of: mask)
   }
 
   public func next(_ frame: Image) throws -> Image {
     guard !objects.isEmpty else { throw TrainingError("next(_:) before start(firstFrame:mask:): the sequence has not begun") }
     if shouldStop() { throw TrainingError.stopped }
-    let probabilities = try Tensor.stack(objects.map { try $0.segmenter.probabilities(frame) })  // [K, H, W]
-    let (best, index) = try (probabilities.max(dim: 0).values, probabilities.argmax(dim: 0))
-    let ids = try Tensor(objects.map { Float($0.id) }, shape: [objects.count])
-    let labels = try ids.indexSelect(dim: 0, index: index.reshape([-1])).reshape(index.shape) * (best .> 0.5).to(.float32)
-    return try Image(tensor: labels.unsqueeze(0) / 255)
+    return try ObjectMasks.merge(try objects.map { ($0.id, try $0.segmenter.probabilities(frame)) })
   }
 }
 

@@ -1,20 +1,16 @@
 import Foundation
 
-/// Semi-supervised video object segmentation of DAVIS sequences with one-shot
-/// fine-tuning: for each sequence, each object of its first annotation gets its own
-/// fine-tuned copy of the parent; every later frame takes, per pixel, the object of
-/// highest probability where that is above ½ (else background). Writes the DAVIS
-/// results layout: `<out>/<sequence>/<frame>.png`, 0/255 for DAVIS 2016, palette
-/// object ids for 2017, named like the annotations.
+/// Semi-supervised video object segmentation of DAVIS sequences by any sequence
+/// segmenter started from each sequence's first annotation (OSVOS's one-shot
+/// fine-tuning per object, MaskRNN's recurrence per object, …). Writes the DAVIS
+/// results layout: `<out>/<sequence>/<frame>.png`, 0/255 for DAVIS 2016, palette object
+/// ids for 2017, named like the annotations.
 public struct DAVISSegmentation {
-  public let modelName: String
-  public let parent: StateDict
-  public let settings: FineTuningSettings
+  /// A fresh segmenter for each sequence.
+  public let makeSegmenter: () throws -> any SequenceSegmenter
 
-  public init(modelName: String, parent: StateDict, settings: FineTuningSettings) {
-    self.modelName = modelName
-    self.parent = parent
-    self.settings = settings
+  public init(makeSegmenter: @escaping () throws -> any SequenceSegmenter) {
+    self.makeSegmenter = makeSegmenter
   }
 
   /// What one sequence cost.
@@ -47,12 +43,12 @@ public struct DAVISSegmentation {
     var annotation = try ImageIO.readLabel(firstAnnotation)
     // DAVIS 2016's masks are 0/255 with any non-zero value the object; 2017's hold ids, 255 void.
     if singleObject { for i in annotation.pixels.indices where annotation.pixels[i] != 0 { annotation.pixels[i] = voidLabel } }
-    guard !OneShotObjectsSegmenter.objectIDs(in: annotation).isEmpty else {
+    let objects = ObjectMasks.ids(in: annotation).count
+    guard objects > 0 else {
       throw TrainingError("\(firstAnnotation.path): the first annotation holds no object")
     }
     let frames = try sequence.frames.map { try ImageIO.read($0.image) }
-    let segmenter = OneShotObjectsSegmenter(modelName: modelName, parent: parent, settings: settings)
-    segmenter.shouldStop = shouldStop
+    let segmenter = try makeSegmenter()
     let start = Date()
     let first = try segmenter.start(firstFrame: frames[0], mask: annotation)
     let tuned = Date()
@@ -64,14 +60,16 @@ public struct DAVISSegmentation {
     }
     for (index, frame) in sequence.frames.enumerated() {
       progress(index, sequence.frames.count)
+      if shouldStop() { throw TrainingError.stopped }
+      let following = index + 1 < frames.count ? frames[index + 1] : nil
+      var labels = index == 0 ? first : try segmenter.next(frames[index], following: following)
       guard let name = frame.label?.url.lastPathComponent else { continue }
-      var labels = index == 0 ? first : try segmenter.next(frames[index])
       if singleObject { for i in labels.pixels.indices { labels.pixels[i] = labels.pixels[i] != 0 ? 255 : 0 } }
       try ImageIO.writePNG(labels, to: output.appendingPathComponent(name), palette: singleObject ? nil : .pascal)
     }
     progress(sequence.frames.count, sequence.frames.count)
     let segmenting = Date().timeIntervalSince(tuned)
-    return Timing(sequence: sequence.name, objects: segmenter.objects.count, fineTuningSeconds: tuned.timeIntervalSince(start),
+    return Timing(sequence: sequence.name, objects: objects, fineTuningSeconds: tuned.timeIntervalSince(start),
                   framesPerSecond: Double(max(0, frames.count - 1)) / max(segmenting, 1e-9))
   }
 }
