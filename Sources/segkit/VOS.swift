@@ -231,7 +231,8 @@ struct VOSSegment: ParsableCommand {
       try segmentVideo(URL(fileURLWithPath: video), firstMask: URL(fileURLWithPath: firstMask), with: try makeSegmenter(),
                        into: folder, stop: stop)
     } else {
-      try segmentDAVIS(DAVISSegmentation(makeSegmenter: makeSegmenter), into: folder, stop: stop)
+      try segmentDAVIS(DAVISSegmentation(makeSegmenter: makeSegmenter), fineTunes: !ModelZoo.maskRNNNames.contains(modelName),
+                       into: folder, stop: stop)
     }
   }
 
@@ -262,7 +263,7 @@ struct VOSSegment: ParsableCommand {
     }
   }
 
-  private func segmentDAVIS(_ segmentation: DAVISSegmentation, into folder: URL, stop: Interrupt) throws {
+  private func segmentDAVIS(_ segmentation: DAVISSegmentation, fineTunes: Bool, into folder: URL, stop: Interrupt) throws {
     let dataset = try davis.dataset()
     var chosen = dataset.sequences
     if let sequences {
@@ -290,8 +291,8 @@ struct VOSSegment: ParsableCommand {
           shouldStop: { stop.requested })
         timings.append(timing)
         if bar { Self.show("") }
-        print("\(label): \(timing.objects) object(s), fine-tuned in "
-          + String(format: "%.1f s, %.1f frames/s", timing.fineTuningSeconds, timing.framesPerSecond))
+        let tuning = fineTunes ? String(format: "fine-tuned in %.1f s, ", timing.fineTuningSeconds) : ""
+        print("\(label): \(timing.objects) object(s), \(tuning)" + String(format: "%.1f frames/s", timing.framesPerSecond))
         fflush(stdout)
       } catch let error as TrainingError where error == .stopped {
         if bar { Self.show("") }
