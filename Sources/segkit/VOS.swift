@@ -214,11 +214,11 @@ struct VOSSegment: ParsableCommand {
     // A MaskRNN run segments recurrently; any other parent is fine-tuned per object (OSVOS).
     let makeSegmenter: () throws -> any SequenceSegmenter
     if ModelZoo.maskRNNNames.contains(modelName) {
-      let network = try ModelZoo.make(modelName, classes: 1)
-      do { try network.loadStateDict(parentState) } catch {
+      // Its fusion and localiser as the weights have them.
+      let maskRNN = try MaskRNN.matching(parentState, encoder: String(modelName.dropFirst("maskrnn_".count)))
+      do { try maskRNN.loadStateDict(parentState) } catch {
         throw CommandError("--parent \(parent): the weights do not fit \(modelName): \(error)")
       }
-      guard let maskRNN = network as? MaskRNN else { throw CommandError("\(modelName) is not a MaskRNN network") }
       makeSegmenter = { MaskRNNObjectsSegmenter(model: maskRNN, device: settings.device) }
     } else {
       makeSegmenter = {

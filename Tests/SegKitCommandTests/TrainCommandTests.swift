@@ -164,5 +164,26 @@ final class TrainCommandTests: XCTestCase {
                               "--run", root.appendingPathComponent("no").path])
     XCTAssertNotEqual(refused.status, 0)
     XCTAssertTrue(refused.error.contains("'task' must be foreground for maskrnn_resnet18"), refused.error)
+
+    // Its settings: a learned fusion and a wider proposal travel in the weights to vos segment;
+    // another flow preset meets the cache made with the first and is refused; bounds are checked.
+    let common = ["vos", "train", "--set", "dataset=davis2017", "--set", "dataset_dir=\(data.path)", "--set", "model=maskrnn_resnet18",
+                  "--set", "train_crop_size=[48, 64]", "--set", "train_batch_size=2", "--set", "training_number_of_steps=1",
+                  "--set", "workers=0", "--set", "val_split=", "--plain"]
+    let learned = root.appendingPathComponent("learned")
+    let second = try segkit(common + ["--set", "fusion=learned", "--set", "proposal_enlargement=2", "--run", learned.path])
+    XCTAssertEqual(second.status, 0, second.error)
+    let weights = try StateDict.load(contentsOf: learned.appendingPathComponent("model.safetensors"))
+    XCTAssertNotNil(weights["fusion.weight"])
+    XCTAssertEqual(try weights["localiser.proposal_enlargement"]?.item(), 2)
+    let segmented = try segkit(["vos", "segment", "--parent", learned.path, "--davis", data.path, "--year", "2017",
+                                "--out", root.appendingPathComponent("results").path, "--device", "cpu", "--plain"])
+    XCTAssertEqual(segmented.status, 0, segmented.error)
+    let otherPreset = try segkit(common + ["--set", "flow_preset=medium", "--run", root.appendingPathComponent("medium").path])
+    XCTAssertNotEqual(otherPreset.status, 0)
+    XCTAssertTrue(otherPreset.error.contains("made with dis (preset fast)"), otherPreset.error)
+    let bounds = try segkit(common + ["--set", "proposal_enlargement=9", "--set", "perturbation_drop=2", "--run", root.appendingPathComponent("b").path])
+    XCTAssertNotEqual(bounds.status, 0)
+    XCTAssertTrue(bounds.error.contains("'proposal_enlargement' must be in [1, 4]") && bounds.error.contains("'perturbation_drop'"), bounds.error)
   }
 }

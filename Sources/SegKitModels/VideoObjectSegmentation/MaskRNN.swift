@@ -46,8 +46,6 @@ public final class MaskRNN: Module, SegmentationNetwork {
   public let fusion: Fusion
   let fusionConvolution: Conv2d?
   public let localiser: ObjectLocaliser?
-  /// How much the warped mask's bounding box is enlarged into the localiser's proposal.
-  public var proposalEnlargement = 1.5
 
   /// Both streams over `encoder` (`vgg16`: OSVOS itself; any other encoder of the
   /// zoo: OSVOS's figure over it), with or without the object localiser.
@@ -104,6 +102,13 @@ public final class MaskRNN: Module, SegmentationNetwork {
     try foldBatchNorm()
   }
 
+  /// The MaskRNN over `encoder` whose parts `state` holds: a learned fusion when it has
+  /// `fusion.weight`, the localiser when it has `localiser.*`.
+  public static func matching(_ state: StateDict, encoder: String) throws -> MaskRNN {
+    try MaskRNN(encoder: encoder, fusion: state.names.contains("fusion.weight") ? .learned : .sum,
+                localisation: state.names.contains { $0.hasPrefix("localiser.") })
+  }
+
   /// A 0/1 mask [N, 1, H, W] as the streams read it.
   public func maskChannel(_ mask: Tensor) throws -> Tensor {
     inputNormalization.pixelDivisor == 1 ? try mask * 255 - 128 : try mask * 2 - 1
@@ -154,7 +159,7 @@ public final class MaskRNN: Module, SegmentationNetwork {
     // Localisation needs every image's warped mask to hold the object; an empty one leaves the logits as they are.
     if let localiser {
       let proposals = try (0..<image.shape[0]).map {
-        try ObjectLocaliser.proposal(from: warpedMask.select(dim: 0, index: $0), enlargement: proposalEnlargement)
+        try ObjectLocaliser.proposal(from: warpedMask.select(dim: 0, index: $0), enlargement: localiser.proposalEnlargement)
       }
       if proposals.allSatisfy({ $0 != nil }) {
         let proposal = try Tensor(proposals.flatMap { $0 ?? [] }.map { Float($0) }, shape: [proposals.count, 4]).to(image.device)

@@ -21,7 +21,16 @@ public final class ObjectLocaliser: Module {
   /// The logit pixels outside the box are given: sigmoid(−20) ≈ 2·10⁻⁹.
   public static let backgroundLogit = -20.0
 
-  public init(featureChannels: Int, featureStride: Int, hidden: Int = 1024, poolSize: Size2 = Size2(7, 7)) throws {
+  /// How much the warped mask's bounding box is enlarged into the proposal: a buffer
+  /// (`proposal_enlargement`), so checkpoints carry the value the localiser was trained with.
+  public var proposalEnlargement: Double {
+    get { (try? buffer("proposal_enlargement")?.item()) ?? 1.5 }
+    set { try? Torch.withNoGrad { try buffer("proposal_enlargement")?.fill_(newValue) } }
+  }
+
+  public init(
+    featureChannels: Int, featureStride: Int, hidden: Int = 1024, poolSize: Size2 = Size2(7, 7), proposalEnlargement: Double = 1.5
+  ) throws {
     self.poolSize = poolSize
     self.featureStride = featureStride
     fc1 = try Linear(featureChannels * poolSize.height * poolSize.width, hidden)
@@ -29,6 +38,7 @@ public final class ObjectLocaliser: Module {
     super.init()
     registerModule("fc1", fc1)
     registerModule("fc2", fc2)
+    _ = registerBuffer("proposal_enlargement", try Tensor([Float(proposalEnlargement)], shape: [1]))
     try Torch.withNoGrad {
       try fc2.weight.zero_()
       try fc2.bias?.zero_()

@@ -18,6 +18,13 @@ extension TrainingConfig {
     require(data.ignoreLabel >= 0, "ignore_label", "must be non-negative", "\(data.ignoreLabel)")
     if ModelZoo.maskRNNNames.contains(model.name) {
       require(task == .foreground, "task", "must be foreground for \(model.name) (MaskRNN segments one object at a time)", task.rawValue)
+      let m = maskRNN
+      require((1...4).contains(m.proposalEnlargement), "proposal_enlargement", "must be in [1, 4]", "\(m.proposalEnlargement)")
+      require(m.preset != nil, "flow_preset", "must be ultrafast, fast or medium", m.flowPreset)
+      require((0...32).contains(m.perturbationRadius), "perturbation_radius", "must be 0 to 32", "\(m.perturbationRadius)")
+      require((0...64).contains(m.perturbationShift), "perturbation_shift", "must be 0 to 64", "\(m.perturbationShift)")
+      require((0...1).contains(m.perturbationDrop), "perturbation_drop", "must be in [0, 1]", "\(m.perturbationDrop)")
+      require(m.boxLossWeight >= 0 && m.boxLossWeight.isFinite, "box_loss_weight", "must be non-negative", "\(m.boxLossWeight)")
     } else if !ModelZoo.names.contains(model.name) {
       let close = ModelZoo.closeMatches(to: model.name, limit: 3)
       let hint = close.isEmpty ? "" : " (did you mean \(close.map { "'\($0)'" }.joined(separator: ", "))?)"

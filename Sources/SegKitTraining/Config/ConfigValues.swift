@@ -111,6 +111,7 @@ extension TrainingConfig.LossKind: ConfigScalar {}
 extension TrainingConfig.BalancedLossNormalization: ConfigScalar {}
 extension TrainingConfig.SideLossSchedule: ConfigScalar {}
 extension ModelManifest.Task: ConfigScalar {}
+extension MaskRNN.Fusion: ConfigScalar {}
 
 extension Array: ConfigValue where Element: ConfigScalar {
   static var typeDescription: String { "a list of \(Element.pluralDescription)" }

@@ -45,6 +45,8 @@ public struct TrainingConfig: Equatable, Sendable {
   public var semantic = SemanticSettings()
   /// Settings of task foreground only.
   public var foreground = ForegroundSettings()
+  /// MaskRNN's settings (task foreground, `maskrnn_*` models).
+  public var maskRNN = MaskRNNSettings()
   public var evaluation = EvaluationSettings()
   public var run = RunSettings()
 
@@ -146,6 +148,24 @@ public struct TrainingConfig: Equatable, Sendable {
     public var sideLossSchedule = SideLossSchedule.constant
     public var sideLossBoundaries: [Int] = []
     public var sideLossValues: [Double] = []
+  }
+
+  /// MaskRNN's parts and data (task foreground with a `maskrnn_*` model).
+  public struct MaskRNNSettings: Equatable, Sendable {
+    public var fusion = MaskRNN.Fusion.sum
+    public var localisation = true
+    public var proposalEnlargement = 1.5
+    public var flowPreset = "fast"
+    public var perturbationRadius = 3
+    public var perturbationShift = 4
+    public var perturbationDrop = 0.25
+    public var boxLossWeight = 1.0
+
+    /// The previous masks' spoiling.
+    public var perturbation: MaskPerturbation {
+      MaskPerturbation(maximumRadius: perturbationRadius, maximumShift: perturbationShift, dropProbability: perturbationDrop)
+    }
+    public var preset: OpticalFlow.Preset? { OpticalFlow.Preset.allCases.first { "\($0)" == flowPreset } }
   }
 
   public struct EvaluationSettings: Equatable, Sendable {

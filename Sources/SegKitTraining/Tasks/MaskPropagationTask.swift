@@ -38,12 +38,12 @@ final class MaskPropagationTask: TrainingTask {
       }
     }
     let cache: FlowCache
-    do { cache = try FlowCache(folder: FlowCache.defaultFolder(forDatasetAt: root), preset: .fast) } catch {
+    do { cache = try FlowCache(folder: FlowCache.defaultFolder(forDatasetAt: root), preset: config.maskRNN.preset ?? .fast) } catch {
       throw TrainingError("\(error)")
     }
     let train = try videos(config.data.trainSplit)
     try cache.fill(train.sequences)
-    let source = try MaskPropagationSource(dataset: train, cache: cache, perturbation: .training, seed: UInt64(config.run.seed))
+    let source = try MaskPropagationSource(dataset: train, cache: cache, perturbation: config.maskRNN.perturbation, seed: UInt64(config.run.seed))
     if config.data.valSplit.isEmpty {
       validationSource = nil
     } else {
@@ -62,7 +62,8 @@ final class MaskPropagationTask: TrainingTask {
       do {
         let state = try StateDict.load(contentsOf: URL(fileURLWithPath: path))
         if state.names.contains(where: { $0.hasPrefix("appearance.") }) {
-          try network.loadStateDict(state)
+          // The run's settings decide the enlargement, not the checkpoint's.
+          try network.loadStateDict(state, skip: { $0 == "localiser.proposal_enlargement" })
         } else {
           try network.loadStreams(from: state)
         }
@@ -127,7 +128,7 @@ final class MaskPropagationTask: TrainingTask {
         let difference = try (deltas - target).abs()
         let clipped = try difference.clamp(max: 1)
         let smoothL1 = try (clipped * clipped * 0.5 + (difference - 1).clamp(min: 0)).mean()
-        terms.total = try terms.total + smoothL1
+        terms.total = try terms.total + smoothL1 * config.maskRNN.boxLossWeight
         terms.parts.append(("box", smoothL1))
       }
     }

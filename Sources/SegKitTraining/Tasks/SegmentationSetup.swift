@@ -29,6 +29,16 @@ extension TrainingConfig {
 
   /// The configured model with `classes` outputs, freshly initialised.
   public func makeModel(classes: Int) throws -> any SegmentationNetwork {
+    if ModelZoo.maskRNNNames.contains(model.name) {
+      do {
+        let network = try MaskRNN(encoder: String(model.name.dropFirst("maskrnn_".count)), fusion: maskRNN.fusion,
+                                  localisation: maskRNN.localisation)
+        network.localiser?.proposalEnlargement = maskRNN.proposalEnlargement
+        return network
+      } catch {
+        throw TrainingError("cannot build '\(model.name)' with these settings: \(error)")
+      }
+    }
     do {
       return try ModelZoo.make(
         model.name, classes: classes, outputStride: model.outputStride, auxiliaryHead: model.auxiliaryHead,
