@@ -26,8 +26,9 @@ import SegKitNN
 public final class MaskRNN: Module, SegmentationNetwork {
   /// How the two streams' logits combine.
   public enum Fusion: String, CaseIterable, Sendable {
-    /// Their sum: the product of the streams' odds, right for streams trained apart
-    /// (as MaskRNN's and tfvos's offline training does), with nothing to learn. The default.
+    /// Their sum: the product of the streams' odds, right for streams that are each
+    /// a segmenter (trained on their own losses, as tfvos trains them apart), with
+    /// nothing to learn. The default.
     case sum
     /// A 1×1 convolution over the two logit maps, started as the sum; trains with the streams.
     case learned
