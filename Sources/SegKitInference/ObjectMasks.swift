@@ -53,6 +53,9 @@ public final class MaskRNNObjectsSegmenter: SequenceSegmenter {
   public let model: MaskRNN
   public let device: Device
   public let flowPreset: OpticalFlow.Preset
+  /// Makes each object's network from the shared one, its first frame and its 0/1 mask
+  /// (e.g. a copy fine-tuned on them); nil uses the shared network as it is.
+  public var prepare: ((MaskRNN, Image, Image) throws -> MaskRNN)?
   public private(set) var objects: [(id: Int, segmenter: MaskRNNSegmenter)] = []
 
   public init(model: MaskRNN, device: Device = .cpu, flowPreset: OpticalFlow.Preset = .fast) {
@@ -66,8 +69,10 @@ public final class MaskRNNObjectsSegmenter: SequenceSegmenter {
     let ids = ObjectMasks.ids(in: mask)
     guard !ids.isEmpty else { throw InferenceError("the first frame's mask holds no object (every pixel is 0)") }
     objects = try ids.map { id in
-      let segmenter = try MaskRNNSegmenter(model: model, device: device, flowPreset: flowPreset)
-      _ = try segmenter.start(firstFrame: firstFrame, mask: ObjectMasks.object(id, of: mask))
+      let object = ObjectMasks.object(id, of: mask)
+      let network = try prepare?(model, firstFrame, object) ?? model
+      let segmenter = try MaskRNNSegmenter(model: network, device: device, flowPreset: flowPreset)
+      _ = try segmenter.start(firstFrame: firstFrame, mask: object)
       return (id, segmenter)
     }
     return ObjectMasks.labels(of: mask)

@@ -109,9 +109,10 @@ struct VOSSegment: ParsableCommand {
       OSVOS parents (osvos_* models): each object of the first mask gets its own copy of the \
       parent, fine-tuned on the first frame and that object's mask. MaskRNN runs \
       (maskrnn_* models, trained by `segkit vos train`): each object's mask is carried from \
-      frame to frame, warped by DIS flow and corrected by the network (no fine-tuning; \
-      the fine-tuning options do not apply). Either way every frame takes per pixel the \
-      object of highest probability above 1/2.
+      frame to frame, warped by DIS flow and corrected by the network; with --steps, each \
+      object first gets a copy fine-tuned on the first frame (its previous mask the first \
+      mask spoilt afresh each step). Either way every frame takes per pixel the object of \
+      highest probability above 1/2.
 
       DAVIS (--davis ROOT --year 2016|2017): writes the DAVIS results layout into --out \
       (2016: 0/255 PNGs; 2017: palette PNGs of object ids, named like the annotations) and \
@@ -144,8 +145,8 @@ struct VOSSegment: ParsableCommand {
   @Option(help: "The output folder.")
   var out: String
 
-  @Option(help: "Fine-tuning steps per object.")
-  var steps = 100
+  @Option(help: "Fine-tuning steps per object (OSVOS: 100 unless given; MaskRNN: no fine-tuning unless given).")
+  var steps: Int?
 
   @Option(help: "Fine-tuning learning rate.")
   var learningRate = 1e-4
@@ -175,7 +176,7 @@ struct VOSSegment: ParsableCommand {
   var plain = false
 
   func validate() throws {
-    guard steps >= 1, learningRate > 0, learningRate.isFinite else {
+    guard steps ?? 1 >= 1, learningRate > 0, learningRate.isFinite else {
       throw ValidationError("--steps must be at least 1 and --learning-rate positive")
     }
     guard FineTuningSettings.OptimizerKind(rawValue: optimizer) != nil else {
@@ -201,7 +202,7 @@ struct VOSSegment: ParsableCommand {
   func run() throws {
     Torch.keepFreedMemory()
     var settings = FineTuningSettings()
-    (settings.steps, settings.learningRate, settings.device) = (steps, learningRate, try resolveDevice(device))
+    (settings.steps, settings.learningRate, settings.device) = (steps ?? 100, learningRate, try resolveDevice(device))
     settings.optimizer = FineTuningSettings.OptimizerKind(rawValue: optimizer) ?? .adam
     settings.gradientAccumulation = gradientAccumulation
     settings.normalization = TrainingConfig.BalancedLossNormalization(rawValue: lossNormalization)?.normalization ?? .perPixel
@@ -219,7 +220,20 @@ struct VOSSegment: ParsableCommand {
       do { try maskRNN.loadStateDict(parentState) } catch {
         throw CommandError("--parent \(parent): the weights do not fit \(modelName): \(error)")
       }
-      makeSegmenter = { MaskRNNObjectsSegmenter(model: maskRNN, device: settings.device) }
+      let fineTune = steps != nil
+      makeSegmenter = {
+        let segmenter = MaskRNNObjectsSegmenter(model: maskRNN, device: settings.device)
+        if fineTune {
+          segmenter.prepare = { _, frame, object in
+            guard let tuned = try OneShotSegmenter.fineTunedCopy(
+              modelName: modelName, parent: parentState, firstFrame: frame, object: object, settings: settings,
+              shouldStop: { stop.requested }) as? MaskRNN
+            else { throw CommandError("\(modelName): fine-tuning did not give a MaskRNN") }
+            return tuned
+          }
+        }
+        return segmenter
+      }
     } else {
       makeSegmenter = {
         let segmenter = OneShotObjectsSegmenter(modelName: modelName, parent: parentState, settings: settings)
@@ -231,7 +245,7 @@ struct VOSSegment: ParsableCommand {
       try segmentVideo(URL(fileURLWithPath: video), firstMask: URL(fileURLWithPath: firstMask), with: try makeSegmenter(),
                        into: folder, stop: stop)
     } else {
-      try segmentDAVIS(DAVISSegmentation(makeSegmenter: makeSegmenter), fineTunes: !ModelZoo.maskRNNNames.contains(modelName),
+      try segmentDAVIS(DAVISSegmentation(makeSegmenter: makeSegmenter), fineTunes: !ModelZoo.maskRNNNames.contains(modelName) || steps != nil,
                        into: folder, stop: stop)
     }
   }

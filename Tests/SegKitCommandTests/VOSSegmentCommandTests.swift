@@ -176,6 +176,12 @@ final class VOSSegmentCommandTests: XCTestCase {
     }
     let scored = try SegKitCommand.run(["vos", "eval", "--results", results.path, "--davis", data.path, "--year", "2017"])
     XCTAssertEqual(scored.status, 0, scored.error)
+    // With --steps, each object's copy is first fine-tuned on the first frame.
+    let tuned = try SegKitCommand.run(["vos", "segment", "--parent", weights.path, "--model", "maskrnn_resnet18", "--davis", data.path,
+                                       "--year", "2017", "--out", root.appendingPathComponent("tuned").path, "--device", "cpu",
+                                       "--steps", "2", "--plain"])
+    XCTAssertEqual(tuned.status, 0, tuned.error)
+    XCTAssertTrue(tuned.output.contains("2 object(s), fine-tuned in"), tuned.output)
     let wrong = try SegKitCommand.run(["vos", "segment", "--parent", weights.path, "--model", "maskrnn_vgg16", "--davis", data.path,
                                        "--year", "2017", "--out", root.appendingPathComponent("x").path])
     XCTAssertNotEqual(wrong.status, 0)

@@ -49,4 +49,26 @@ final class OneShotTests: XCTestCase {
     XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: root.path), before, "nothing written")
     XCTAssertTrue(try XCTUnwrap(parent[parent.names[0]]).allClose(snapshot, rtol: 0, atol: 0), "the parent is untouched")
   }
+
+  /// MaskRNN's first-frame fine-tuning: a copy moves, the parent stays; OneShotSegmenter
+  /// itself refuses a MaskRNN (it segments images, MaskRNN sequences).
+  func testMaskRNNFineTunedCopy() throws {
+    Torch.manualSeed(6)
+    let parent = try StateDict(try ModelZoo.make("maskrnn_resnet18", classes: 1).stateDict())
+    let snapshot = try XCTUnwrap(parent["flow.side_prep.0.weight"]).clone()
+    var frame = Image(width: 48, height: 32, channels: 3), object = Image(width: 48, height: 32, channels: 1)
+    for i in 0..<(48 * 32) {
+      frame.pixels[3 * i] = UInt8(i % 251)
+      object.pixels[i] = (i % 48) > 20 && (i / 48) > 10 ? 1 : 0
+    }
+    var settings = FineTuningSettings()
+    (settings.steps, settings.learningRate) = (3, 1e-3)
+    let tuned = try OneShotSegmenter.fineTunedCopy(modelName: "maskrnn_resnet18", parent: parent, firstFrame: frame, object: object,
+                                                   settings: settings)
+    XCTAssertTrue(tuned is MaskRNN)
+    let moved = try XCTUnwrap(try tuned.stateDict().first { $0.0 == "appearance.side_prep.0.weight" }?.1)
+    XCTAssertFalse(try moved.allClose(XCTUnwrap(parent["appearance.side_prep.0.weight"]), rtol: 0, atol: 0), "the copy is fine-tuned")
+    XCTAssertTrue(try XCTUnwrap(parent["flow.side_prep.0.weight"]).allClose(snapshot, rtol: 0, atol: 0), "the parent is untouched")
+    XCTAssertThrowsError(try OneShotSegmenter(modelName: "maskrnn_resnet18", parent: parent))
+  }
 }

@@ -80,7 +80,7 @@ final class MaskPropagationTask: TrainingTask {
   func parameterGroups() throws -> [ParameterGroup] { network.parameterGroups() }
 
   /// The network's inputs from a batch: the frames, the warped previous masks (0/1) and the flow magnitudes.
-  func inputs(_ batch: Batch) throws -> (image: Tensor, mask: Tensor, flows: Tensor) {
+  static func inputs(_ batch: Batch, device: Device) throws -> (image: Tensor, mask: Tensor, flows: Tensor) {
     guard let previous = batch.masks[.previous], let backward = batch.flows[.previous], let forward = batch.flows[.next] else {
       throw TrainingError("a mask-propagation batch needs the previous mask and both flows")
     }
@@ -91,7 +91,7 @@ final class MaskPropagationTask: TrainingTask {
 
   func loss(_ batch: Batch, step: Int) throws -> LossTerms {
     guard let labels = try batch.labels?.to(device) else { throw TrainingError("the training batch has no labels") }
-    let (image, mask, flows) = try inputs(batch)
+    let (image, mask, flows) = try Self.inputs(batch, device: device)
     let output = try network.forward(image: image, warpedMask: mask, flowMagnitudes: flows)
     let foreground = try (labels .== 1).to(.float32).unsqueeze(1)
     let normalization = config.foreground.balancedLossNormalization.normalization

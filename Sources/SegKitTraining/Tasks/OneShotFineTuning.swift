@@ -48,6 +48,9 @@ public final class OneShotSegmenter: SequenceSegmenter {
     guard settings.steps >= 1, settings.gradientAccumulation >= 1, settings.learningRate > 0, settings.weightDecay >= 0 else {
       throw TrainingError("fine-tuning needs at least one step, one batch per step, a positive learning rate and no negative weight decay")
     }
+    guard !ModelZoo.maskRNNNames.contains(modelName) else {
+      throw TrainingError("\(modelName) segments with MaskRNNObjectsSegmenter (its fine-tuning: OneShotSegmenter.fineTunedCopy)")
+    }
     self.modelName = modelName
     self.parent = parent
     self.settings = settings
@@ -55,9 +58,24 @@ public final class OneShotSegmenter: SequenceSegmenter {
 
   public func start(firstFrame: Image, mask: Image?) throws -> Image {
     let object = try Image.objectMask(mask, of: firstFrame)
+    let model = try Self.fineTunedCopy(modelName: modelName, parent: parent, firstFrame: firstFrame, object: object,
+                                       settings: settings, shouldStop: shouldStop)
+    segmenter = try ImageSegmenter(model: model, device: settings.device, normalization: model.inputNormalization)
+    return object
+  }
 
-    let model = try ModelZoo.make(modelName, classes: 1)
+  /// A copy of the parent (`modelName`'s weights) fine-tuned on the first frame and one
+  /// object's 0/1 mask through the training loop, writing nothing. A MaskRNN copy reads
+  /// that mask, spoilt afresh each step, as its previous mask, with no flow.
+  public static func fineTunedCopy(
+    modelName: String, parent: StateDict, firstFrame: Image, object: Image, settings: FineTuningSettings,
+    shouldStop: () -> Bool = { false }
+  ) throws -> any SegmentationNetwork {
+    let model: any SegmentationNetwork
     do {
+      model = ModelZoo.maskRNNNames.contains(modelName)
+        ? try MaskRNN.matching(parent, encoder: String(modelName.dropFirst("maskrnn_".count)))
+        : try ModelZoo.make(modelName, classes: 1)
       try model.loadStateDict(parent)
     } catch {
       throw TrainingError("the parent weights do not fit \(modelName): \(error)")
@@ -86,8 +104,7 @@ public final class OneShotSegmenter: SequenceSegmenter {
     let schedule = try LearningRateSchedule(.constant(settings.learningRate))
     let outcome = try TrainingLoop(task: task, optimizer: optimizer, schedule: schedule, settings: loop).train(shouldStop: shouldStop)
     if case .interrupted = outcome { throw TrainingError.stopped }
-    segmenter = try ImageSegmenter(model: model, device: settings.device, normalization: model.inputNormalization)
-    return object
+    return model
   }
 
   public func next(_ frame: Image) throws -> Image {
@@ -161,9 +178,11 @@ final class FirstFrameTask: TrainingTask {
     augmentation.labelPadding = 0  // outside the frame is background
     // Scaled and rotated within the frame's own size, as OSVOS warps it.
     if augmentation.crop == nil { augmentation.crop = Size2(sample.image.height, sample.image.width) }
+    let source: any SampleSource = model is MaskRNN
+      ? FirstFrameWithPreviousMask(sample: sample, count: settings.steps * settings.gradientAccumulation, seed: settings.seed)
+      : OneSample(sample: sample)
     trainLoader = try DataLoader(
-      source: OneSample(sample: sample), augmentation: augmentation,
-      options: LoaderOptions(batchSize: 1, shuffle: false, seed: settings.seed, workers: 0))
+      source: source, augmentation: augmentation, options: LoaderOptions(batchSize: 1, shuffle: false, seed: settings.seed, workers: 0))
   }
 
   func parameterGroups() throws -> [ParameterGroup] { network.parameterGroups() }
@@ -172,9 +191,15 @@ final class FirstFrameTask: TrainingTask {
   func loss(_ batch: Batch, step: Int) throws -> LossTerms {
     guard let labels = batch.labels else { throw TrainingError("the first frame has no mask") }
     let device = network.parameters().first?.device ?? .cpu
-    let output = try network(try batch.images.to(device))
+    let logits: Tensor
+    if let maskRNN = network as? MaskRNN {
+      let (image, mask, flows) = try MaskPropagationTask.inputs(batch, device: device)
+      logits = try maskRNN.forward(image: image, warpedMask: mask, flowMagnitudes: flows).fused
+    } else {
+      logits = try network(try batch.images.to(device)).out
+    }
     let foreground = try (labels.to(device) .== 1).to(.float32).unsqueeze(1)
-    let out = try classBalancedSigmoidCrossEntropy(logits: output.out, labels: foreground, normalization: normalization)
+    let out = try classBalancedSigmoidCrossEntropy(logits: logits, labels: foreground, normalization: normalization)
     return LossTerms(total: out, parts: [("out", out)])
   }
 
@@ -186,4 +211,22 @@ struct OneSample: SampleSource {
   let sample: Sample
   var count: Int { 1 }
   func loadSample(at index: Int) throws -> Sample { sample }
+}
+
+/// The first frame for MaskRNN's fine-tuning: its "previous mask" the frame's own mask
+/// spoilt afresh for each read (`MaskPerturbation.training`, seeded by the index), no flow.
+struct FirstFrameWithPreviousMask: SampleSource {
+  let sample: Sample
+  let count: Int
+  let seed: UInt64
+
+  func loadSample(at index: Int) throws -> Sample {
+    guard let label = sample.label else { throw TrainingError("the first frame has no mask") }
+    var random = SeededRandom(seed, UInt64(index))
+    var drawn = sample
+    drawn.masks[.previous] = MaskPerturbation.training.apply(to: label, random: &random)
+    let zero = try FlowField(width: label.width, height: label.height, values: [Float](repeating: 0, count: 2 * label.width * label.height))
+    drawn.flows = [.previous: zero, .next: zero]
+    return drawn
+  }
 }
