@@ -217,7 +217,7 @@ struct VOSSegment: ParsableCommand {
     if ModelZoo.maskRNNNames.contains(modelName) {
       // Its fusion and localiser as the weights have them.
       let maskRNN = try MaskRNN.matching(parentState, encoder: String(modelName.dropFirst("maskrnn_".count)))
-      do { try maskRNN.loadStateDict(parentState) } catch {
+      do { try maskRNN.load(parentState) } catch {
         throw CommandError("--parent \(parent): the weights do not fit \(modelName): \(error)")
       }
       let fineTune = steps != nil

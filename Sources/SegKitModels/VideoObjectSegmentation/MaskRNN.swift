@@ -110,6 +110,14 @@ public final class MaskRNN: Module, SegmentationNetwork {
                 localisation: state.names.contains { $0.hasPrefix("localiser.") })
   }
 
+  /// Loads MaskRNN weights; a checkpoint without the localiser's `proposal_enlargement`
+  /// (made before it was kept) leaves the model's value.
+  @discardableResult
+  public func load(_ state: StateDict) throws -> LoadReport {
+    let key = "localiser.proposal_enlargement"
+    return try loadStateDict(state, skip: state.names.contains(key) ? nil : { $0 == key })
+  }
+
   /// A 0/1 mask [N, 1, H, W] as the streams read it.
   public func maskChannel(_ mask: Tensor) throws -> Tensor {
     inputNormalization.pixelDivisor == 1 ? try mask * 255 - 128 : try mask * 2 - 1

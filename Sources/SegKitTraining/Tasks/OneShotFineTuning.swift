@@ -73,10 +73,14 @@ public final class OneShotSegmenter: SequenceSegmenter {
   ) throws -> any SegmentationNetwork {
     let model: any SegmentationNetwork
     do {
-      model = ModelZoo.maskRNNNames.contains(modelName)
-        ? try MaskRNN.matching(parent, encoder: String(modelName.dropFirst("maskrnn_".count)))
-        : try ModelZoo.make(modelName, classes: 1)
-      try model.loadStateDict(parent)
+      if ModelZoo.maskRNNNames.contains(modelName) {
+        let maskRNN = try MaskRNN.matching(parent, encoder: String(modelName.dropFirst("maskrnn_".count)))
+        try maskRNN.load(parent)
+        model = maskRNN
+      } else {
+        model = try ModelZoo.make(modelName, classes: 1)
+        try model.loadStateDict(parent)
+      }
     } catch {
       throw TrainingError("the parent weights do not fit \(modelName): \(error)")
     }
