@@ -36,9 +36,29 @@ public final class MaskRNNSegmenter: SequenceSegmenter {
 
   public func next(_ frame: Image, following: Image?) throws -> Image { try step(frame, following: following) }
 
-  /// The object's probability [H, W] for the next frame; its mask (above ½) becomes the one carried on.
-  public func advance(_ frame: Image, following: Image?) throws -> Tensor {
-    let probability = try probabilities(frame, following: following)
+  /// A frame's flows to the frame before it and (when known) the one after.
+  public struct FrameFlows {
+    public let backward: FlowField
+    public let forward: FlowField?
+  }
+
+  /// `frame`'s flows (DIS) to the current frame and to `following`; the same for every
+  /// object of a sequence, so `MaskRNNObjectsSegmenter` computes them once per frame.
+  public func flows(_ frame: Image, following: Image?) throws -> FrameFlows {
+    guard let previous else { throw InferenceError("next(_:) before start(firstFrame:mask:): the sequence has not begun") }
+    guard frame.width == previous.frame.width, frame.height == previous.frame.height else {
+      throw InferenceError("a \(frame.width)×\(frame.height) frame in a \(previous.frame.width)×\(previous.frame.height) sequence")
+    }
+    let start = Date()
+    defer { flowSeconds += Date().timeIntervalSince(start) }
+    return FrameFlows(backward: try OpticalFlow.dis(from: frame, to: previous.frame, preset: flowPreset),
+                      forward: try following.map { try OpticalFlow.dis(from: frame, to: $0, preset: flowPreset) })
+  }
+
+  /// The object's probability [H, W] for the next frame (with its `flows` when already
+  /// computed); its mask (above ½) becomes the one carried on.
+  public func advance(_ frame: Image, following: Image?, flows: FrameFlows? = nil) throws -> Tensor {
+    let probability = try probabilities(frame, flows: try flows ?? self.flows(frame, following: following))
     previous = (frame, try Image(tensor: (probability .> 0.5).to(.float32).unsqueeze(0) / 255))
     return probability
   }
@@ -54,17 +74,14 @@ public final class MaskRNNSegmenter: SequenceSegmenter {
   }
 
   /// The object's probability [H, W] for `frame` after the current one, without moving on.
-  func probabilities(_ frame: Image, following: Image?) throws -> Tensor {
+  func probabilities(_ frame: Image, flows: FrameFlows) throws -> Tensor {
     guard let previous else { throw InferenceError("next(_:) before start(firstFrame:mask:): the sequence has not begun") }
-    guard frame.width == previous.frame.width, frame.height == previous.frame.height else {
-      throw InferenceError("a \(frame.width)×\(frame.height) frame in a \(previous.frame.width)×\(previous.frame.height) sequence")
+    guard flows.backward.width == frame.width, flows.backward.height == frame.height else {
+      throw InferenceError("a \(flows.backward.width)×\(flows.backward.height) flow for a \(frame.width)×\(frame.height) frame")
     }
-    let flowStart = Date()
-    let backward = try OpticalFlow.dis(from: frame, to: previous.frame, preset: flowPreset)
-    let forward = try following.map { try OpticalFlow.dis(from: frame, to: $0, preset: flowPreset) }
-    let warped = try FlowWarp.warp(mask: previous.mask, by: backward)
-    let magnitudes = try Tensor.cat([try Self.magnitude(backward), try forward.map(Self.magnitude) ?? Tensor.zeros([1, frame.height, frame.width])], dim: 0)
-    flowSeconds += Date().timeIntervalSince(flowStart)
+    let warped = try FlowWarp.warp(mask: previous.mask, by: flows.backward)
+    let magnitudes = try Tensor.cat([try Self.magnitude(flows.backward),
+                                     try flows.forward.map(Self.magnitude) ?? Tensor.zeros([1, frame.height, frame.width])], dim: 0)
     let networkStart = Date()
     let image = try model.inputNormalization.batch(frame).to(device)
     let mask = try (try warped.labelTensor() .!= 0).to(.float32).unsqueeze(0).unsqueeze(0).to(device)

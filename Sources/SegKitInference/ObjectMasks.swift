@@ -81,7 +81,9 @@ public final class MaskRNNObjectsSegmenter: SequenceSegmenter {
   public func next(_ frame: Image) throws -> Image { try next(frame, following: nil) }
 
   public func next(_ frame: Image, following: Image?) throws -> Image {
-    guard !objects.isEmpty else { throw InferenceError("next(_:) before start(firstFrame:mask:): the sequence has not begun") }
-    return try ObjectMasks.merge(try objects.map { ($0.id, try $0.segmenter.advance(frame, following: following)) })
+    guard let first = objects.first else { throw InferenceError("next(_:) before start(firstFrame:mask:): the sequence has not begun") }
+    // Every object's recurrence is at the same frame: the flows are computed once for all.
+    let flows = try first.segmenter.flows(frame, following: following)
+    return try ObjectMasks.merge(try objects.map { ($0.id, try $0.segmenter.advance(frame, following: following, flows: flows)) })
   }
 }
