@@ -34,7 +34,7 @@ func loaderFixture(count: Int) throws -> URL {
     try ImageIO.writeJPEG(image, to: root.appendingPathComponent("images/\(name).jpg"), quality: 90)
     try ImageIO.writePNG(mask, to: root.appendingPathComponent("masks/\(name).png"), palette: .pascal)
   }
-  FileManager.default.createFile(atPath: done.path, contents: nil)
+  try Data().write(to: done)
   return root
 }
 

@@ -62,7 +62,7 @@ final class MaskPropagationTests: XCTestCase {
     augmentation.crop = Size2(32, 48)
     let loader = try DataLoader(source: perturbed, augmentation: augmentation,
                                 options: LoaderOptions(batchSize: 2, shuffle: true, seed: 1, workers: 0))
-    var batches = loader.batches(epoch: 0)
+    let batches = loader.batches(epoch: 0)
     let batch = try XCTUnwrap(try batches.next())
     XCTAssertEqual(batch.images.shape, [2, 3, 32, 48])
     XCTAssertEqual(batch.masks[.previous]?.shape, [2, 32, 48])

@@ -50,7 +50,7 @@ final class InferenceTests: XCTestCase {
     let single = try ImageSegmenter(model: model)
     let logits = try Tensor([-2, 0.5, 0, 3], shape: [1, 1, 2, 2])
     XCTAssertEqual(try single.labels(fromScores: logits).pixels, [0, 1, 0, 1])
-    let averaged = try ImageSegmenter(borrowing: model, settings: try InferenceSettings(flip: true), device: .cpu)
+    let averaged = ImageSegmenter(borrowing: model, settings: try InferenceSettings(flip: true), device: .cpu)
     XCTAssertEqual(try averaged.labels(fromScores: try Tensor([0.2, 0.6, 0.5, 0.9], shape: [1, 1, 2, 2])).pixels, [0, 1, 0, 1])
     let classes = try Tensor([1, 0, 0, 2, 3, 1, 2, 0], shape: [1, 2, 2, 2])
     XCTAssertEqual(try single.labels(fromScores: classes).pixels, [1, 1, 1, 0])
