@@ -128,6 +128,18 @@ let package = Package(
       dependencies: ["SegKitTensor", "SegKitModels", "SegKitData", "SegKitTraining"],
       path: "Benchmarks/segkit-bench"
     ),
+    // The parsers of untrusted files as fuzz targets, and their libFuzzer driver
+    // (scripts/fuzz.sh builds it with -sanitize=fuzzer; plainly built it replays files).
+    .target(
+      name: "SegKitFuzzTargets",
+      dependencies: ["SegKitTensor", "SegKitData", "SegKitTraining"],
+      path: "Sources/SegKitFuzzTargets"
+    ),
+    .executableTarget(
+      name: "segkit-fuzz",
+      dependencies: ["SegKitFuzzTargets"],
+      path: "Sources/segkit-fuzz"
+    ),
     // Runs the Python oracle (PyTorch, torchvision) for the tests.
     .target(
       name: "SegKitTestSupport",
@@ -169,6 +181,12 @@ let package = Package(
       name: "SegKitCommandTests",
       dependencies: ["segkit", "SegKitTraining", "SegKitTestSupport"],
       path: "Tests/SegKitCommandTests"
+    ),
+    .testTarget(
+      name: "SegKitFuzzTests",
+      dependencies: ["SegKitFuzzTargets", "SegKitData", "SegKitTensor", "SegKitTestSupport"],
+      path: "Tests/SegKitFuzzTests",
+      exclude: ["Regressions"]
     ),
     .testTarget(
       name: "SegKitNNTests",

@@ -8,7 +8,7 @@ static void set_message(char *message, size_t size, const char *text) {
   if (message && size > 0) snprintf(message, size, "%s", text ? text : "unknown zlib error");
 }
 
-zi_status zi_inflate(const uint8_t *in, size_t in_size, uint8_t **out, size_t *out_size,
+zi_status zi_inflate(const uint8_t *in, size_t in_size, size_t max_out, uint8_t **out, size_t *out_size,
                      char *message, size_t message_size) {
   *out = NULL;
   *out_size = 0;
@@ -18,7 +18,8 @@ zi_status zi_inflate(const uint8_t *in, size_t in_size, uint8_t **out, size_t *o
     return ZI_ERR_MEMORY;
   }
   /* The inflated size is not stored; start at 4x and double as needed. */
-  size_t capacity = in_size * 4 + 64;
+  size_t capacity = in_size < max_out / 4 ? in_size * 4 + 64 : max_out + 1;
+  if (capacity > max_out + 1) capacity = max_out + 1;
   uint8_t *buffer = malloc(capacity);
   if (!buffer) {
     inflateEnd(&stream);
@@ -30,7 +31,15 @@ zi_status zi_inflate(const uint8_t *in, size_t in_size, uint8_t **out, size_t *o
   int result = Z_OK;
   while (result != Z_STREAM_END) {
     if (produced == capacity) {
-      uint8_t *grown = realloc(buffer, capacity * 2);
+      /* One byte past the limit tells a stream of exactly max_out bytes from a longer one. */
+      if (produced > max_out) {
+        free(buffer);
+        inflateEnd(&stream);
+        set_message(message, message_size, "inflates past the limit");
+        return ZI_ERR_LIMIT;
+      }
+      size_t grown_capacity = capacity <= max_out / 2 ? capacity * 2 : max_out + 1;
+      uint8_t *grown = realloc(buffer, grown_capacity);
       if (!grown) {
         free(buffer);
         inflateEnd(&stream);
@@ -38,7 +47,7 @@ zi_status zi_inflate(const uint8_t *in, size_t in_size, uint8_t **out, size_t *o
         return ZI_ERR_MEMORY;
       }
       buffer = grown;
-      capacity *= 2;
+      capacity = grown_capacity;
     }
     /* avail_in/avail_out are 32-bit: feed at most 1 GiB at a time. */
     size_t in_chunk = in_size - consumed, out_chunk = capacity - produced;
@@ -49,6 +58,12 @@ zi_status zi_inflate(const uint8_t *in, size_t in_size, uint8_t **out, size_t *o
     result = inflate(&stream, Z_NO_FLUSH);
     consumed += in_before - stream.avail_in;
     produced += out_before - stream.avail_out;
+    if (produced > max_out) {
+      free(buffer);
+      inflateEnd(&stream);
+      set_message(message, message_size, "inflates past the limit");
+      return ZI_ERR_LIMIT;
+    }
     if (result == Z_STREAM_END) break;
     if (result == Z_BUF_ERROR || (result == Z_OK && consumed == in_size && stream.avail_out > 0)) {
       /* No progress possible: the input ran out before the end marker. */

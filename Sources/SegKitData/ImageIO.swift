@@ -100,8 +100,8 @@ public enum ImageIO {
   private static func load(_ url: URL) throws -> Data {
     guard FileManager.default.fileExists(atPath: url.path) else { throw DataError("\(url.path): no such file") }
     do {
-      // Mapped: size(of:) then touches only the header pages.
-      return try Data(contentsOf: url, options: .mappedIfSafe)
+      // Read, not mapped: a file that shrinks while mapped kills the process with SIGBUS.
+      return try Data(contentsOf: url)
     } catch {
       throw DataError("\(url.path): cannot be read (\(error.localizedDescription))")
     }

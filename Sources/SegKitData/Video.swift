@@ -70,28 +70,31 @@ final class Locked<Value>: @unchecked Sendable {
 }
 
 /// A child's standard error, kept in a temporary file: unlike a pipe it never
-/// fills up and blocks the child while we are busy reading frames.
+/// fills up and blocks the child while we are busy reading frames. The file is
+/// unlinked as soon as it is open, so nothing is left in the temporary folder
+/// however the process ends (Ctrl-C, a kill); it lives on through the descriptor.
 final class StderrFile {
-  let url: URL
   let handle: FileHandle
 
   init() throws {
-    url = FileManager.default.temporaryDirectory.appendingPathComponent("segkit-ffmpeg-\(UUID().uuidString).log")
-    guard FileManager.default.createFile(atPath: url.path, contents: nil) else {
-      throw DataError("\(url.path): cannot create a log file for ffmpeg")
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("segkit-ffmpeg-\(UUID().uuidString).log")
+    let descriptor = open(url.path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+    guard descriptor >= 0 else {
+      throw DataError("\(url.path): cannot create a log file for ffmpeg (\(String(cString: strerror(errno))))")
     }
-    handle = try FileHandle(forWritingTo: url)
+    unlink(url.path)
+    handle = FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
   }
 
+  /// What the child wrote (its last 64 KiB), read without moving the shared file offset.
   func text() -> String {
-    let data = (try? Data(contentsOf: url)) ?? Data()
-    let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    var status = stat()
+    let size = fstat(handle.fileDescriptor, &status) == 0 ? Int(status.st_size) : 0
+    let start = max(0, size - (1 << 16))
+    var bytes = [UInt8](repeating: 0, count: size - start)
+    let count = bytes.withUnsafeMutableBytes { pread(handle.fileDescriptor, $0.baseAddress, $0.count, off_t(start)) }
+    let text = String(decoding: bytes.prefix(max(0, count)), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
     return text.isEmpty ? "no message" : text
-  }
-
-  deinit {
-    try? handle.close()
-    try? FileManager.default.removeItem(at: url)
   }
 }
 

@@ -171,7 +171,10 @@ public struct CheckpointStore {
       try? FileManager.default.removeItem(at: directory.appendingPathComponent(name))
     }
     if keep > 0 {
-      for old in saved().dropLast(keep) { try? FileManager.default.removeItem(at: old.url) }
+      // Checkpoints of later steps than this one are what a resume skipped (unreadable)
+      // or abandoned: neither counted nor deleted, so the one just written always stays.
+      let thisRun = saved().filter { $0.step <= checkpoint.metadata.step }
+      for old in thisRun.dropLast(keep) { try? FileManager.default.removeItem(at: old.url) }
     }
     return url
   }

@@ -9,18 +9,35 @@ import Foundation
 /// `SequenceSegmenter` (frames arriving one by one, e.g. from a video) the next
 /// frame is not known yet and its flow counts as zero.
 public final class MaskRNNSegmenter: SequenceSegmenter {
+  /// Which of the network's logits make the mask that is carried on: MaskRNN's own
+  /// (`full`) or a part of the network, for the ablation (`segkit vos ablation`). Each
+  /// stream is trained on its own loss too, so each is a segmenter by itself.
+  public enum Readout: String, CaseIterable, Sendable {
+    /// The appearance stream alone.
+    case appearance
+    /// The flow stream alone.
+    case flow
+    /// The two streams fused, without the localiser's box.
+    case streams
+    /// The fused logits gated by the localiser's box (MaskRNN; the same as `streams`
+    /// for a network without a localiser).
+    case full
+  }
+
   public let model: MaskRNN
   public let device: Device
   public let flowPreset: OpticalFlow.Preset
+  public let readout: Readout
   /// Seconds spent computing flow and in the network, for the benchmark.
   public private(set) var flowSeconds = 0.0
   public private(set) var networkSeconds = 0.0
   private var previous: (frame: Image, mask: Image)?
 
-  public init(model: MaskRNN, device: Device = .cpu, flowPreset: OpticalFlow.Preset = .fast) throws {
+  public init(model: MaskRNN, device: Device = .cpu, flowPreset: OpticalFlow.Preset = .fast, readout: Readout = .full) throws {
     self.model = model
     self.device = device
     self.flowPreset = flowPreset
+    self.readout = readout
     try model.to(device: device)
     model.eval()
   }
@@ -85,8 +102,14 @@ public final class MaskRNNSegmenter: SequenceSegmenter {
     let networkStart = Date()
     let image = try model.inputNormalization.batch(frame).to(device)
     let mask = try (try warped.labelTensor() .!= 0).to(.float32).unsqueeze(0).unsqueeze(0).to(device)
-    let logits = try Torch.withInferenceMode {
-      try model.forward(image: image, warpedMask: mask, flowMagnitudes: magnitudes.unsqueeze(0).to(device)).out
+    let logits = try Torch.withInferenceMode { () throws -> Tensor in
+      let output = try model.forward(image: image, warpedMask: mask, flowMagnitudes: magnitudes.unsqueeze(0).to(device))
+      switch readout {
+      case .appearance: return output.appearance.out
+      case .flow: return output.flow.out
+      case .streams: return output.fused
+      case .full: return output.out
+      }
     }
     let probability = try logits.sigmoid().squeeze(dim: 0).squeeze(dim: 0).to(.cpu)
     networkSeconds += Date().timeIntervalSince(networkStart)

@@ -50,17 +50,26 @@ public struct PredictionWriter {
     return out
   }
 
+  /// Where `segmentVideo` writes the overlay video of `video`: `<stem>_overlay.mp4` in `folder`.
+  public static func videoURL(for video: URL, in folder: URL) -> URL {
+    folder.appendingPathComponent("\(video.deletingPathExtension().lastPathComponent)_overlay.mp4")
+  }
+
   /// Segments every frame of a video with `segmenter` (started on the first frame,
   /// with `firstMask` for video object segmentation) into `<stem>_overlay.mp4` in
   /// `folder`, and with `frames` each frame's files into `<stem>/`. A failure part-way
   /// still finishes the video with the frames done so far, then rethrows.
   public func segmentVideo(
-    _ url: URL, with segmenter: any SequenceSegmenter, firstMask: Image? = nil, into folder: URL, frames: Bool
+    _ url: URL, with segmenter: any SequenceSegmenter, firstMask: Image? = nil, into folder: URL, frames: Bool,
+    replacing: Bool = false
   ) throws -> (video: URL, frames: Int) {
+    let stem = url.deletingPathExtension().lastPathComponent
+    let videoURL = Self.videoURL(for: url, in: folder)
+    guard replacing || !FileManager.default.fileExists(atPath: videoURL.path) else {
+      throw InferenceError("\(videoURL.path) exists: an earlier result is kept unless told to replace it")
+    }
     let reader = try VideoReader(url)
     defer { reader.close() }
-    let stem = url.deletingPathExtension().lastPathComponent
-    let videoURL = folder.appendingPathComponent("\(stem)_overlay.mp4")
     let frameFolder = folder.appendingPathComponent(stem)
     if frames {
       do {

@@ -2,11 +2,14 @@ import Foundation
 
 /// Creates and writes a run folder laid out as `RunLayout` says. A new run refuses
 /// a folder that already holds anything, so that no earlier run is overwritten;
-/// resuming accepts it (and creates it when missing). Making a writer only checks
-/// and creates the folder; files appear when written.
+/// resuming accepts it (and creates it when missing). The writer holds the folder's
+/// lock (`<run>/.lock`) while it lives, so a second training of the same run is
+/// refused rather than interleaving checkpoints. Making a writer only checks, creates
+/// and locks the folder; files appear when written.
 public struct RunWriter {
   public let layout: RunLayout
   public var url: URL { layout.url }
+  private let lock: RunLock
 
   public init(_ url: URL, resume: Bool = false) throws {
     let fm = FileManager.default
@@ -22,7 +25,7 @@ public struct RunWriter {
       } catch {
         throw TrainingError("cannot read the run folder \(path): \(error.localizedDescription)")
       }
-      if !resume && !contents.isEmpty {
+      if !resume && !contents.filter({ $0 != RunLock.fileName }).isEmpty {
         let shown = contents.prefix(4).joined(separator: ", ") + (contents.count > 4 ? ", …" : "")
         throw TrainingError(
           "run folder \(path) is not empty (\(shown)): resume that run or choose a new folder; nothing was changed")
@@ -37,6 +40,7 @@ public struct RunWriter {
     guard fm.isWritableFile(atPath: path) else {
       throw TrainingError("run folder \(path) is not writable")
     }
+    lock = try RunLock(folder: url)
     layout = RunLayout(url)
   }
 
@@ -71,4 +75,30 @@ public struct RunWriter {
     if !FileManager.default.isWritableFile(atPath: ancestor.path) { return "\(ancestor.path) is not writable" }
     return nil
   }
+}
+
+/// An advisory lock on a run folder (flock on `<run>/.lock`, which holds the owner's
+/// process id for the message), released when the holder exits, however it exits.
+final class RunLock {
+  static let fileName = ".lock"
+  private let descriptor: Int32
+
+  init(folder: URL) throws {
+    let path = folder.appendingPathComponent(Self.fileName).path
+    descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+    guard descriptor >= 0 else {
+      throw TrainingError("cannot create the run lock \(path): \(String(cString: strerror(errno)))")
+    }
+    guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
+      let holder = (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+      close(descriptor)
+      throw TrainingError("run folder \(folder.path) is in use by another training"
+        + (holder.isEmpty ? "" : " (process \(holder))") + "; wait for it to end or stop it; nothing was changed")
+    }
+    let pid = Array("\(getpid())\n".utf8)
+    _ = ftruncate(descriptor, 0)
+    _ = pid.withUnsafeBytes { pwrite(descriptor, $0.baseAddress, $0.count, 0) }
+  }
+
+  deinit { close(descriptor) }
 }

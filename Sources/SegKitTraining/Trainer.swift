@@ -17,6 +17,8 @@ public final class Trainer {
   public let loop: TrainingLoop
   public let device: Device
   public let role: ProcessRole
+  /// Holds the run folder's lock for as long as this trainer lives.
+  private let writer: RunWriter?
 
   /// Optimizer steps taken so far.
   public var step: Int { loop.step }
@@ -100,6 +102,7 @@ public final class Trainer {
     var sinks: [any TrainingSink] = role.writes ? [ConsoleSink(console)] : []
     if writes, let runFolder {
       let writer = try RunWriter(runFolder, resume: resume)
+      self.writer = writer
       let storedConfig = try writer.layout.storedConfig()
       try writer.writeConfig(config.yaml())
       try writer.writeManifest(manifest)
@@ -114,6 +117,7 @@ public final class Trainer {
       }
     } else {
       run = nil
+      writer = nil
       loop.sinks = sinks
     }
     warnings.forEach { loop.log("warning: \($0)") }

@@ -53,6 +53,9 @@ struct DataSynth: ParsableCommand {
   @Option(help: "Video layout: davis2017 or davis2016.")
   var layout: String?
 
+  @Flag(help: "Write into --out even if it already holds files (they may be replaced).")
+  var force = false
+
   func validate() throws {
     for (name, value) in [("--train", train), ("--val", val)] where (value ?? 0) < 0 {
       throw ValidationError("\(name) must not be negative")
@@ -71,6 +74,12 @@ struct DataSynth: ParsableCommand {
 
   func run() throws {
     let root = URL(fileURLWithPath: out)
+    // An existing dataset's split lists and class names would be replaced by the synthetic ones.
+    if !force, let existing = try? FileManager.default.contentsOfDirectory(atPath: root.path), !existing.isEmpty {
+      let shown = existing.sorted().prefix(3).joined(separator: ", ") + (existing.count > 3 ? ", …" : "")
+      throw ValidationError("--out \(out) already holds files (\(shown)): "
+        + "choose an empty or new folder, or --force to write into it")
+    }
     let start = Date()
     switch kind {
     case .semantic:

@@ -48,6 +48,9 @@ struct Predict: ParsableCommand {
   @Flag(help: "For a video, also write each frame's outputs to <output>/<stem>/.")
   var frames = false
 
+  @Flag(help: "Replace an existing <stem>_overlay.mp4 (image outputs in --output are always replaced).")
+  var force = false
+
   @OptionGroup var inference: InferenceArguments
 
   @Option(help: "Device: cpu, cuda, cuda:N or mps.")
@@ -91,6 +94,12 @@ struct Predict: ParsableCommand {
     let single: (url: URL, image: Image)?
     if case .image(let url) = input { single = (url, try ImageIO.read(url)) } else { single = nil }
     let folder = URL(fileURLWithPath: output)
+    if case .video(let url) = input, !force {
+      let video = PredictionWriter.videoURL(for: url, in: folder)
+      if FileManager.default.fileExists(atPath: video.path) {
+        throw ValidationError("\(video.path) exists: --force replaces it")
+      }
+    }
     try createFolder(folder)
     let writer = try PredictionWriter(palette: palette, raw: raw, color: color, overlay: overlay, alpha: alpha)
     let normalization = loaded.manifest.normalization
@@ -139,7 +148,7 @@ struct Predict: ParsableCommand {
       }
     case .video(let url):
       let result = try writer.segmentVideo(
-        url, with: FramewiseSegmenter(segmenter, shorterSide: shorterSide), into: folder, frames: frames)
+        url, with: FramewiseSegmenter(segmenter, shorterSide: shorterSide), into: folder, frames: frames, replacing: force)
       print("video: \(result.video.path) (\(result.frames) frames)")
       if frames { print("frames: \(folder.appendingPathComponent(Self.stem(url)).path)") }
     }

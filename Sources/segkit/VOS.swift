@@ -10,7 +10,7 @@ struct VOSCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "vos",
     abstract: "Video object segmentation: parent training, one-shot segmentation of DAVIS sequences, DAVIS evaluation.",
-    subcommands: [VOSTrain.self, VOSSegment.self, VOSEval.self]
+    subcommands: [VOSTrain.self, VOSSegment.self, VOSEval.self, VOSAblation.self]
   )
 }
 
@@ -169,7 +169,7 @@ struct VOSSegment: ParsableCommand {
   @Option(help: "Device: auto (the first CUDA device, else the CPU), cpu, cuda, cuda:N or mps.")
   var device = "auto"
 
-  @Flag(help: "Segment sequences whose results are already complete again.")
+  @Flag(help: "Segment sequences whose results are already complete again; replace an existing overlay video.")
   var overwrite = false
 
   @Flag(help: "Print a line per sequence even on a terminal (no progress bar).")
@@ -207,9 +207,13 @@ struct VOSSegment: ParsableCommand {
     settings.gradientAccumulation = gradientAccumulation
     settings.normalization = TrainingConfig.BalancedLossNormalization(rawValue: lossNormalization)?.normalization ?? .perPixel
     (settings.weightDecay, settings.referenceLearningRates) = (weightDecay, referenceLearningRates)
-    let (modelName, weights) = try parentWeights()
+    let (modelName, weights) = try parentWeights(parent, model: model)
     let parentState = try ModelLoader.readWeights(weights)
     let folder = URL(fileURLWithPath: out)
+    if let video, !overwrite {
+      let overlay = PredictionWriter.videoURL(for: URL(fileURLWithPath: video), in: folder)
+      if FileManager.default.fileExists(atPath: overlay.path) { throw ValidationError("\(overlay.path) exists: --overwrite replaces it") }
+    }
     try createFolder(folder)
     let stop = Interrupt.install(message: "stopping after this frame; finished sequences are kept (Ctrl-C again quits at once)")
     // A MaskRNN run segments recurrently; any other parent is fine-tuned per object (OSVOS).
@@ -250,24 +254,12 @@ struct VOSSegment: ParsableCommand {
     }
   }
 
-  /// The parent's model name and weight file, from a run folder or a file.
-  private func parentWeights() throws -> (String, URL) {
-    let parentURL = URL(fileURLWithPath: parent)
-    var isDirectory: ObjCBool = false
-    guard FileManager.default.fileExists(atPath: parentURL.path, isDirectory: &isDirectory) else {
-      throw ValidationError("--parent \(parent): no such file or folder")
-    }
-    guard isDirectory.boolValue else { return (model, parentURL) }
-    let run = try RunLayout.existing(parentURL)
-    return (try run.manifest().model, try run.latestCheckpointURL { warn($0) })
-  }
-
   private func segmentVideo(_ url: URL, firstMask: URL, with segmenter: any SequenceSegmenter, into folder: URL, stop: Interrupt) throws {
     let mask = try ImageIO.readLabel(firstMask)
     let writer = try PredictionWriter(palette: .pascal)
     let start = Date()
     do {
-      let result = try writer.segmentVideo(url, with: segmenter, firstMask: mask, into: folder, frames: true)
+      let result = try writer.segmentVideo(url, with: segmenter, firstMask: mask, into: folder, frames: true, replacing: overwrite)
       print("\(result.frames) frames, \(ObjectMasks.ids(in: mask).count) object(s), " + String(format: "%.1f s", Date().timeIntervalSince(start)))
       print("masks: \(folder.appendingPathComponent(url.deletingPathExtension().lastPathComponent).path)")
       print("video: \(result.video.path)")
@@ -375,5 +367,111 @@ struct DAVISArguments: ParsableArguments {
     return year == 2016
       ? try VideoDataset.davis2016(root: root, split: split, resolution: size)
       : try VideoDataset.davis2017(root: root, split: split, resolution: size)
+  }
+}
+
+/// The model name and weight file of `--parent`: a run folder (its model and latest
+/// checkpoint) or a weight file of `model`.
+func parentWeights(_ parent: String, model: String) throws -> (String, URL) {
+  let parentURL = URL(fileURLWithPath: parent)
+  var isDirectory: ObjCBool = false
+  guard FileManager.default.fileExists(atPath: parentURL.path, isDirectory: &isDirectory) else {
+    throw ValidationError("--parent \(parent): no such file or folder")
+  }
+  guard isDirectory.boolValue else { return (model, parentURL) }
+  let run = try RunLayout.existing(parentURL)
+  return (try run.manifest().model, try run.latestCheckpointURL { warn($0) })
+}
+
+struct VOSAblation: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "ablation",
+    abstract: "What each part of a MaskRNN buys: J&F of the appearance stream alone, the flow stream alone, both, and both with the localiser.",
+    discussion: """
+      Segments the DAVIS split four times with one trained MaskRNN (a `segkit vos train` \
+      run folder or its weights), each time carrying a different part's mask from frame to \
+      frame: the appearance stream's logits, the flow stream's, the two fused, the fused \
+      logits gated by the localiser's box (MaskRNN itself; skipped when the weights have no \
+      localiser). Each stream is trained on its own loss beside the fused one, so each is \
+      a segmenter on its own. No first-frame fine-tuning. Writes <out>/<part>/ (the DAVIS \
+      results layout, scored as `segkit vos eval` scores it) and <out>/ablation.csv, and \
+      prints the table.
+      """)
+
+  @Option(help: "The MaskRNN: a run folder (its model and latest checkpoint) or a weight file (with --model).")
+  var parent: String
+
+  @Option(help: "The model when --parent is a weight file.")
+  var model = "maskrnn_vgg16"
+
+  @OptionGroup var davis: DAVISArguments
+
+  @Option(help: "The output folder.")
+  var out: String
+
+  @Option(help: "Device: auto (the first CUDA device, else the CPU), cpu, cuda, cuda:N or mps.")
+  var device = "auto"
+
+  func validate() throws {
+    guard davis.davis != nil else { throw ValidationError("--davis ROOT and --year 2016|2017 are required") }
+  }
+
+  /// The table's rows, in order.
+  static let parts: [(readout: MaskRNNSegmenter.Readout, name: String)] = [
+    (.appearance, "appearance stream"), (.flow, "flow stream"), (.streams, "both streams"), (.full, "both + localisation"),
+  ]
+
+  func run() throws {
+    Torch.keepFreedMemory()
+    let (modelName, weights) = try parentWeights(parent, model: model)
+    guard ModelZoo.maskRNNNames.contains(modelName) else {
+      throw ValidationError("--parent \(parent): \(modelName) is not a MaskRNN (maskrnn_* models: \(ModelZoo.maskRNNNames.joined(separator: ", ")))")
+    }
+    let state = try ModelLoader.readWeights(weights)
+    let network = try MaskRNN.matching(state, encoder: String(modelName.dropFirst("maskrnn_".count)))
+    do { try network.load(state) } catch {
+      throw CommandError("--parent \(parent): the weights do not fit \(modelName): \(error)")
+    }
+    let dataset = try davis.dataset()
+    let folder = URL(fileURLWithPath: out)
+    try createFolder(folder)
+    let deviceChoice = try resolveDevice(device)
+    let stop = Interrupt.install(message: "stopping after this frame (Ctrl-C again quits at once)")
+    var rows: [(name: String, report: DAVISEvaluation.Report)] = []
+    print("DAVIS \(davis.year ?? 0) \(davis.split): \(dataset.sequences.count) sequences, \(modelName)")
+    for part in Self.parts {
+      if part.readout == .full && network.localiser == nil {
+        print("\(part.name): skipped, the weights have no localiser")
+        continue
+      }
+      let partFolder = folder.appendingPathComponent(part.readout.rawValue)
+      let segmentation = DAVISSegmentation(makeSegmenter: {
+        MaskRNNObjectsSegmenter(model: network, device: deviceChoice, readout: part.readout)
+      })
+      let start = Date()
+      do {
+        for sequence in dataset.sequences {
+          _ = try segmentation.segment(sequence, singleObject: davis.year == 2016, into: partFolder, shouldStop: { stop.requested })
+        }
+      } catch let error as TrainingError where error == .stopped {
+        print("stopped during \(part.name)")
+        throw ExitCode(130)
+      }
+      let report = try DAVISEvaluation.run(results: partFolder, dataset: dataset)
+      rows.append((part.name, report))
+      let global = report.global
+      print("\(part.name): J&F \(String(format: "%.4f", global[0].value))  J \(String(format: "%.4f", global[1].value))  "
+        + "F \(String(format: "%.4f", global[4].value))  (\(String(format: "%.1f s", Date().timeIntervalSince(start))))")
+      fflush(stdout)
+    }
+    let csv = "Part,J&F-Mean,J-Mean,F-Mean\n" + rows.map { row in
+      let global = row.report.global
+      return "\(row.name)," + String(format: "%.4f,%.4f,%.4f", global[0].value, global[1].value, global[4].value)
+    }.joined(separator: "\n") + "\n"
+    let csvURL = folder.appendingPathComponent("ablation.csv")
+    do { try Data(csv.utf8).write(to: csvURL, options: .atomic) } catch {
+      throw CommandError("\(csvURL.path): cannot be written (\(error.localizedDescription))")
+    }
+    print("table: \(csvURL.path)")
   }
 }

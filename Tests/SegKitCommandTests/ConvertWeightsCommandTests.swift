@@ -43,5 +43,20 @@ final class ConvertWeightsCommandTests: XCTestCase {
     XCTAssertFalse(FileManager.default.fileExists(atPath: failedOutput.path))
     XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: scratch.path).sorted(),
                    ["corrupt.pth", "mixed.pth", "out.safetensors", "reference.safetensors"], "no partial file is left behind")
+
+    // The input is never the output (by name or through a link); an existing output needs --force.
+    let original = try Data(contentsOf: pth)
+    let link = scratch.appendingPathComponent("link.pth")
+    try FileManager.default.createSymbolicLink(at: link, withDestinationURL: pth)
+    for target in [pth, link] {
+      let onItself = try SegKitCommand.run(["convert-weights", pth.path, target.path, "--force"])
+      XCTAssertNotEqual(onItself.status, 0)
+      XCTAssertTrue(onItself.error.contains("is the input itself"), onItself.error)
+    }
+    XCTAssertEqual(try Data(contentsOf: pth), original)
+    let existing = try SegKitCommand.run(["convert-weights", pth.path, reference.path])
+    XCTAssertNotEqual(existing.status, 0)
+    XCTAssertTrue(existing.error.contains("\(reference.path) exists: choose another name, or --force"), existing.error)
+    XCTAssertEqual(try SegKitCommand.run(["convert-weights", pth.path, reference.path, "--force"]).status, 0)
   }
 }

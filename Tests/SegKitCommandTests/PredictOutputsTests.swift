@@ -83,6 +83,15 @@ final class PredictOutputsTests: XCTestCase {
     // FFV1 is lossless, so frame 2 is exactly the image written.
     let labels = try ImageIO.readLabel(out.appendingPathComponent("clip/000002.png"))
     XCTAssertEqual(labels.pixels, try expectedLabels(image(2)).pixels)
+
+    // The overlay video is an earlier result: kept unless --force.
+    let videoURL = out.appendingPathComponent("clip_overlay.mp4")
+    let before = try Data(contentsOf: videoURL)
+    let again = try predict(["--input", clip.path, "--output", out.path])
+    XCTAssertNotEqual(again.status, 0)
+    XCTAssertTrue(again.error.contains("\(videoURL.path) exists: --force replaces it"), again.error)
+    XCTAssertEqual(try Data(contentsOf: videoURL), before)
+    XCTAssertEqual(try predict(["--input", clip.path, "--output", out.path, "--force"]).status, 0)
   }
 
   /// `--run` takes the model, classes and colormap from model.json (CamVid's here, as

@@ -143,6 +143,13 @@ final class TrainCommandTests: XCTestCase {
     let synth = try segkit(["data", "synth", "--kind", "video", "--out", data.path, "--train", "1", "--val", "1",
                             "--frames", "3", "--size", "64x48", "--objects", "2"])
     XCTAssertEqual(synth.status, 0, synth.error)
+    // A second synth would replace the dataset's split lists: refused unless --force.
+    let lists = data.appendingPathComponent("ImageSets/2017/val.txt")
+    let listed = try Data(contentsOf: lists)
+    let again = try segkit(["data", "synth", "--kind", "video", "--out", data.path, "--val", "3"])
+    XCTAssertNotEqual(again.status, 0)
+    XCTAssertTrue(again.error.contains("already holds files") && again.error.contains("--force"), again.error)
+    XCTAssertEqual(try Data(contentsOf: lists), listed)
     Torch.manualSeed(3)
     let parent = root.appendingPathComponent("osvos.safetensors")
     try StateDict(try ModelZoo.make("osvos_resnet18", classes: 1).stateDict()).save(to: parent)
@@ -179,6 +186,26 @@ final class TrainCommandTests: XCTestCase {
     let segmented = try segkit(["vos", "segment", "--parent", learned.path, "--davis", data.path, "--year", "2017",
                                 "--out", root.appendingPathComponent("results").path, "--device", "cpu", "--plain"])
     XCTAssertEqual(segmented.status, 0, segmented.error)
+    // The ablation: four rows, each part's results scored; an OSVOS parent is refused.
+    let ablationFolder = root.appendingPathComponent("ablation")
+    let ablation = try segkit(["vos", "ablation", "--parent", learned.path, "--davis", data.path, "--year", "2017",
+                               "--out", ablationFolder.path, "--device", "cpu"])
+    XCTAssertEqual(ablation.status, 0, ablation.error)
+    let table = try String(contentsOf: ablationFolder.appendingPathComponent("ablation.csv"), encoding: .utf8)
+    let rows = table.split(separator: "\n").map { $0.split(separator: ",").map(String.init) }
+    XCTAssertEqual(rows.map { $0.first ?? "" }, ["Part", "appearance stream", "flow stream", "both streams", "both + localisation"], table)
+    for row in rows.dropFirst() {
+      XCTAssertEqual(row.count, 4, table)
+      XCTAssertTrue(row.dropFirst().allSatisfy { Double($0).map { (0...1).contains($0) } ?? false }, table)
+    }
+    for part in ["appearance", "flow", "streams", "full"] {
+      let results = try FileManager.default.contentsOfDirectory(atPath: ablationFolder.appendingPathComponent(part).path)
+      XCTAssertEqual(results.count, 1, "\(part): one folder per validation sequence")
+    }
+    let osvosParent = try segkit(["vos", "ablation", "--parent", parent.path, "--model", "osvos_resnet18", "--davis", data.path,
+                                  "--year", "2017", "--out", root.appendingPathComponent("no-ablation").path])
+    XCTAssertNotEqual(osvosParent.status, 0)
+    XCTAssertTrue(osvosParent.error.contains("is not a MaskRNN"), osvosParent.error)
     let otherPreset = try segkit(common + ["--set", "flow_preset=medium", "--run", root.appendingPathComponent("medium").path])
     XCTAssertNotEqual(otherPreset.status, 0)
     XCTAssertTrue(otherPreset.error.contains("made with dis (preset fast)"), otherPreset.error)

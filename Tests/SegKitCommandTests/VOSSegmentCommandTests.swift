@@ -68,9 +68,10 @@ final class VOSSegmentCommandTests: XCTestCase {
     try writer.finish()
     let mask = try XCTUnwrap(sequence.frames.first?.label?.url)
     let out = root.appendingPathComponent("out")
-    let common = ["vos", "segment", "--parent", parent.path, "--model", "unet_resnet18", "--video", video.path,
-                  "--steps", "2", "--device", "cpu", "--out", out.path]
-    let run = try SegKitCommand.run(common + ["--first-mask", mask.path])
+    let once = ["vos", "segment", "--parent", parent.path, "--model", "unet_resnet18", "--video", video.path,
+                "--steps", "2", "--device", "cpu", "--out", out.path]
+    let common = once + ["--overwrite"]
+    let run = try SegKitCommand.run(once + ["--first-mask", mask.path])
     XCTAssertEqual(run.status, 0, run.error)
     XCTAssertTrue(run.output.contains("5 frames, 2 object(s)"), run.output)
     XCTAssertEqual(try VideoReader(out.appendingPathComponent("clip_overlay.mp4")).frameCount, 5)
@@ -80,6 +81,10 @@ final class VOSSegmentCommandTests: XCTestCase {
       XCTAssertTrue(Set(labels.pixels).isSubset(of: [0, 1, 2]), "\(Set(labels.pixels))")
       if index == 0 { XCTAssertEqual(labels.pixels, try ImageIO.readLabel(mask).pixels, "the first frame keeps its mask") }
     }
+    // The overlay video is an earlier result: kept unless --overwrite.
+    let again = try SegKitCommand.run(once + ["--first-mask", mask.path])
+    XCTAssertNotEqual(again.status, 0)
+    XCTAssertTrue(again.error.contains("clip_overlay.mp4 exists: --overwrite replaces it"), again.error)
 
     let empty = root.appendingPathComponent("empty.png"), small = root.appendingPathComponent("small.png")
     try ImageIO.writePNG(try Image(width: 48, height: 32, channels: 1, pixels: [UInt8](repeating: 0, count: 48 * 32)), to: empty)

@@ -67,6 +67,11 @@ final class DatasetTests: XCTestCase {
     XCTAssertThrowsError(try SegmentationDataset.voc(root: root, split: "trainval")) { error in
       XCTAssertTrue("\(error)".contains("trainval.txt"), "\(error)")
     }
+    // Ids become file names of predictions: one leading out of the dataset is an error naming its line.
+    try DataFixtures.write("2007_000032\n../../../outside\n", to: path(voc + "ImageSets/Segmentation/hostile.txt"))
+    XCTAssertThrowsError(try SegmentationDataset.voc(root: root, split: "hostile")) { error in
+      XCTAssertTrue("\(error)".contains("hostile.txt: line 2 names '../../../outside', which is not a plain name"), "\(error)")
+    }
   }
 
   func testVOCAugUsesVOCTrainPlusSBDMinusVOCVal() throws {
@@ -147,6 +152,10 @@ final class DatasetTests: XCTestCase {
     XCTAssertEqual(dataset.files.map(\.name), ["0001TP_006690"])
     XCTAssertEqual(dataset.classNames.count, 11)
     XCTAssertEqual(Array(try XCTUnwrap(try dataset.loadSample(at: 0).label).pixels[0..<12]), Array(0...10) + [255])
+    try DataFixtures.write("/SegNet/CamVid/train/0001TP_006690.png /SegNet/../../../etc/passwd\n", to: path("val.txt"))
+    XCTAssertThrowsError(try SegmentationDataset.camvid(root: root, split: "val")) { error in
+      XCTAssertTrue("\(error)".contains("val.txt: line 1 names 'SegNet/../../../etc/passwd', which is not a path inside"), "\(error)")
+    }
   }
 
   func testDAVIS2016GroupsFramesIntoSequences() throws {

@@ -111,6 +111,17 @@ final class CheckpointTests: XCTestCase {
     try store.save(try Checkpoint(model: model, optimizer: nil, metadata: try metadata(step: 2_000_000)))
     XCTAssertFalse(FileManager.default.fileExists(atPath: leftover.path))
     XCTAssertEqual(store.saved().map(\.step), [400, 1_500_000, 2_000_000])
+
+    // Resumed from step 300 past an unreadable step 1,500,000: the new checkpoints are kept
+    // (the later, unreadable one is neither counted nor deleted), so the next resume finds them.
+    let resumed = CheckpointStore(directory: root.appendingPathComponent("resumed"), keep: 2)
+    try resumed.save(try Checkpoint(model: model, optimizer: nil, metadata: try metadata(step: 900)))
+    try Data("cut off".utf8).write(to: resumed.url(forStep: 900))
+    for step in [400, 500, 600] {
+      try resumed.save(try Checkpoint(model: model, optimizer: nil, metadata: try metadata(step: step)))
+    }
+    XCTAssertEqual(resumed.saved().map(\.step), [500, 600, 900])
+    XCTAssertEqual(resumed.latest()?.checkpoint.metadata.step, 600)
   }
 
   func testEmptyStoreHasNoLatest() {

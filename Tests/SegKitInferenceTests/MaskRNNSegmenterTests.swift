@@ -37,4 +37,53 @@ final class MaskRNNSegmenterTests: XCTestCase {
       XCTAssertTrue("\($0)".contains("32×48 frame in a 64×48 sequence"), "\($0)")
     }
   }
+
+  /// The ablation's readouts: each carries its own part's mask, and on the first step
+  /// (one previous mask for all) each gives that part's probability, computed here
+  /// from the network directly.
+  func testReadoutsGiveEachPartsProbability() throws {
+    var options = Synthetic.VideoOptions()
+    (options.trainSequences, options.valSequences, options.frames) = (0, 1, 3)
+    (options.width, options.height, options.layout, options.seed) = (64, 48, .davis2016, 7)
+    let root = try Oracle.temporaryDirectory("segkit-maskrnn-readout")
+    defer { try? FileManager.default.removeItem(at: root) }
+    try Synthetic.writeVideo(to: root, options: options)
+    let sequence = try VideoDataset.davis2016(root: root, split: "val").sequences[0]
+    let frames = try sequence.frames.map { try ImageIO.read($0.image) }
+    let firstMask = try ImageIO.readLabel(try XCTUnwrap(sequence.frames[0].label?.url))
+
+    Torch.manualSeed(13)
+    let model = try MaskRNN(encoder: "resnet18")
+    // Freshly initialised streams give almost the same logits; opposite fuse biases tell them apart.
+    try Torch.withNoGrad {
+      for (name, parameter) in model.namedParameters() where name == "appearance.fuse.bias" || name == "flow.fuse.bias" {
+        try parameter.fill_(name.hasPrefix("appearance") ? 2 : -2)
+      }
+    }
+    let first = try MaskRNNSegmenter(model: model, flowPreset: .ultrafast)
+    _ = try first.start(firstFrame: frames[0], mask: firstMask)
+    let flows = try first.flows(frames[1], following: frames[2])
+    let warped = try FlowWarp.warp(mask: try Image.objectMask(firstMask, of: frames[0]), by: flows.backward)
+    let magnitudes = try [flows.backward, try XCTUnwrap(flows.forward)].map { try $0.tensor().pow(2).sum(dim: 0, keepDim: true).sqrt() }
+    let output = try Torch.withInferenceMode {
+      try model.forward(image: model.inputNormalization.batch(frames[1]),
+                        warpedMask: (try warped.labelTensor() .!= 0).to(.float32).unsqueeze(0).unsqueeze(0),
+                        flowMagnitudes: Tensor.cat(magnitudes, dim: 0).unsqueeze(0))
+    }
+    let expected: [MaskRNNSegmenter.Readout: Tensor] = [
+      .appearance: output.appearance.out, .flow: output.flow.out, .streams: output.fused, .full: output.out,
+    ]
+    XCTAssertNotNil(output.box, "the localiser gates the full readout")
+    for readout in MaskRNNSegmenter.Readout.allCases {
+      let segmenter = try MaskRNNSegmenter(model: model, flowPreset: .ultrafast, readout: readout)
+      _ = try segmenter.start(firstFrame: frames[0], mask: firstMask)
+      let probability = try segmenter.advance(frames[1], following: frames[2], flows: flows)
+      let logits = try XCTUnwrap(expected[readout])
+      let difference = try (probability - logits.sigmoid().squeeze(dim: 0).squeeze(dim: 0)).abs().max().item()
+      XCTAssertLessThan(difference, 1e-5, "\(readout)")
+    }
+    // The streams' logits differ, so the comparisons above tell the readouts apart.
+    let streamsApart = try (output.appearance.out - output.flow.out).abs().max().item()
+    XCTAssertGreaterThan(streamsApart, 1e-3)
+  }
 }

@@ -343,7 +343,7 @@ final class SerializationTests: XCTestCase {
     let cases: [(URL, String)] = [
       (try write("empty.pth", Data()), "empty"),
       (try write("random.pth", randomBytes), "not a weight file"),
-      (try write("half_zip.pth", zip.prefix(zip.count / 2)), "not a readable zip archive"),
+      (try write("half_zip.pth", zip.prefix(zip.count / 2)), "not a complete zip archive: no end record"),
       (try write("legacy_pickle_cut.pth", legacy.prefix(300)), "truncated"),
       (try write("legacy_data_cut.pth", legacy.dropLast(10)), "truncated"),
       (try write("safetensors_cut.safetensors", safetensors.dropLast(5)), "outside"),
@@ -384,6 +384,58 @@ final class SerializationTests: XCTestCase {
     for (url, expected) in cases {
       assertWeightFileError(try StateDict.load(contentsOf: url), file: url, mentions: expected)
     }
+  }
+
+  /// Bombs and traps of the zip format and of views: each refused with a clear error
+  /// before anything large is allocated.
+  func testZipAndViewBombsAreRefused() throws {
+    let folder = try temporaryFolder()
+    func le<T: FixedWidthInteger>(_ value: T) -> [UInt8] { withUnsafeBytes(of: value.littleEndian, Array.init) }
+    // A local header, then a ZIP64 end record whose central directory lies at 2^63 (ZIPFoundation trapped on it).
+    let local: [UInt8] = [0x50, 0x4B, 0x03, 0x04] + [UInt8](repeating: 0, count: 26)
+    let zip64End = le(UInt32(0x0606_4B50)) + le(UInt64(44)) + le(UInt16(45)) + le(UInt16(45)) + le(UInt32(0)) + le(UInt32(0))
+      + le(UInt64(1)) + le(UInt64(1)) + le(UInt64(46)) + le(UInt64(1) << 63)
+    let locator = le(UInt32(0x0706_4B50)) + le(UInt32(0)) + le(UInt64(local.count)) + le(UInt32(1))
+    let end = le(UInt32(0x0605_4B50)) + [UInt8](repeating: 0, count: 4) + le(UInt16(0xFFFF)) + le(UInt16(0xFFFF))
+      + le(UInt32(0xFFFF_FFFF)) + le(UInt32(0xFFFF_FFFF)) + le(UInt16(0))
+    let zip64 = folder.appendingPathComponent("zip64.pth")
+    try Data(local + zip64End + locator + end).write(to: zip64)
+    assertWeightFileError(try StateDict.load(contentsOf: zip64), file: zip64, mentions: "lies outside the")
+
+    // A download cut off before the zip's end: refused from the last 64 KiB, without a scan of the whole file.
+    let cut = folder.appendingPathComponent("cut.pth")
+    try Data(local + [UInt8](repeating: 0, count: 20 << 20)).write(to: cut)
+    assertWeightFileError(try StateDict.load(contentsOf: cut), file: cut, mentions: "no end record in its last 65557 bytes")
+
+    // data.pkl compressed, its stated size raised to 2 GiB, or lowered below what it inflates to.
+    try Oracle.run("""
+      import sys, zipfile, pickle, struct
+      folder = sys.argv[1]
+      for name, stated in (("huge", 1 << 31), ("liar", 10)):
+          path = f"{folder}/{name}.pth"
+          with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+              archive.writestr("archive/data.pkl", pickle.dumps({"w": list(range(5000))}, protocol=2))
+          data = bytearray(open(path, "rb").read())
+          central = data.rfind(b"PK\\x01\\x02")
+          data[central + 24:central + 28] = struct.pack("<I", stated)
+          local = data.find(b"PK\\x03\\x04")
+          data[local + 22:local + 26] = struct.pack("<I", stated)
+          open(path, "wb").write(data)
+      """, arguments: [folder.path])
+    let huge = folder.appendingPathComponent("huge.pth"), liar = folder.appendingPathComponent("liar.pth")
+    assertWeightFileError(try StateDict.load(contentsOf: huge), file: huge, mentions: "inflates to 2147483648 bytes, more than the limit")
+    assertWeightFileError(try StateDict.load(contentsOf: liar), file: liar, mentions: "inflates past its stated 10 bytes")
+
+    // A legacy file of 4 stored floats viewed as 2^30 elements of stride 0 (4 GiB once materialised).
+    let magic: [UInt8] = [0x80, 0x02, 0x8A, 0x0A, 0x6C, 0xFC, 0x9C, 0x46, 0xF9, 0x20, 0x6A, 0xA8, 0x50, 0x19, 0x2E]
+    let header = magic + PickleBytes().op(0x4D).raw([0xE9, 0x03]).stop() + PickleBytes().op(0x7D).stop()
+    let expanded = PickleBytes().op(0x7D).string("w").global("torch._utils", "_rebuild_tensor_v2")
+      .op(0x28).op(0x28).string("storage").global("torch", "FloatStorage").string("0").string("cpu").int(4).op(0x74).op(0x51)
+      .int(0).raw([0x4A] + le(Int32(1 << 30))).op(0x85).int(0).op(0x85).op(0x89).op(0x7D).op(0x74).op(0x52).op(0x73)
+    let stride0 = folder.appendingPathComponent("stride0.pth")
+    try (Data(header + expanded.stop() + PickleBytes().op(0x5D).string("0").op(0x61).stop()) + Data(le(UInt64(4))) + Data(count: 16))
+      .write(to: stride0)
+    assertWeightFileError(try StateDict.load(contentsOf: stride0), file: stride0, mentions: "an expanded view larger than 268435456 bytes once materialised")
   }
 
   // MARK: segkit convert-weights

@@ -16,23 +16,30 @@ final class RunFolderTests: XCTestCase {
 
   func testNewRunCreatesTheFolderAndAppendsTheLog() throws {
     let url = root.appendingPathComponent("runs/first")
-    let run = try RunWriter(url)
-    XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: url.path), [], "a writer writes no file by itself")
-    let log = try LogFileSink(run.layout.logURL)
-    try log.record(.message("step 1 loss 2.5"))
-    try log.record(.message("step 2 loss 2.0"))
-    try log.record(.scalars([("loss", 1)], step: 3))  // not a log line
-    try run.writeConfig("seed: 3\n")
-    XCTAssertEqual(try run.layout.storedConfig(), "seed: 3\n")
-    let lines = try String(contentsOf: run.layout.logURL, encoding: .utf8).split(separator: "\n")
-    XCTAssertEqual(lines.count, 2)
-    XCTAssertTrue(lines[0].hasSuffix(" step 1 loss 2.5"))
-    XCTAssertEqual(run.layout.checkpoints().directory, url.appendingPathComponent("checkpoints"))
+    let layout = RunLayout(url)
+    let lines: [Substring]
+    do {
+      let run = try RunWriter(url)
+      XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: url.path), [".lock"], "a writer writes no file but its lock")
+      // While it lives, a second writer of the folder (resuming or not) is refused, naming the holder.
+      let second = message { _ = try RunWriter(url, resume: true) }
+      XCTAssertTrue(second.contains("run folder \(url.path) is in use by another training (process \(getpid()))"), second)
+      let log = try LogFileSink(run.layout.logURL)
+      try log.record(.message("step 1 loss 2.5"))
+      try log.record(.message("step 2 loss 2.0"))
+      try log.record(.scalars([("loss", 1)], step: 3))  // not a log line
+      try run.writeConfig("seed: 3\n")
+      XCTAssertEqual(try run.layout.storedConfig(), "seed: 3\n")
+      lines = try String(contentsOf: run.layout.logURL, encoding: .utf8).split(separator: "\n")
+      XCTAssertEqual(lines.count, 2)
+      XCTAssertTrue(lines[0].hasSuffix(" step 1 loss 2.5"))
+      XCTAssertEqual(run.layout.checkpoints().directory, url.appendingPathComponent("checkpoints"))
+    }
 
-    // Resuming keeps what was there and appends.
+    // Once it is gone, resuming keeps what was there and appends.
     let resumed = try RunWriter(url, resume: true)
     try LogFileSink(resumed.layout.logURL).record(.message("resumed"))
-    let after = try String(contentsOf: run.layout.logURL, encoding: .utf8).split(separator: "\n")
+    let after = try String(contentsOf: layout.logURL, encoding: .utf8).split(separator: "\n")
     XCTAssertEqual(after.count, 3)
     XCTAssertEqual(after[0], lines[0])
   }

@@ -17,12 +17,14 @@ typedef enum {
   ZI_ERR_CORRUPT = 1,   /* not a zlib stream, or damaged */
   ZI_ERR_TRUNCATED = 2, /* the stream ends before its end marker */
   ZI_ERR_MEMORY = 3,
+  ZI_ERR_LIMIT = 4,     /* the stream inflates to more than `max_out` bytes */
 } zi_status;
 
-/* Inflates a whole zlib stream (header and Adler-32 included). On ZI_OK
-   `*out` holds `*out_size` bytes, released with `zi_free`; otherwise
-   `message` (of `message_size` bytes, may be NULL) receives zlib's reason. */
-zi_status zi_inflate(const uint8_t *in, size_t in_size, uint8_t **out, size_t *out_size,
+/* Inflates a whole zlib stream (header and Adler-32 included) to at most
+   `max_out` bytes (a few bytes may claim gigabytes). On ZI_OK `*out` holds
+   `*out_size` bytes, released with `zi_free`; otherwise `message` (of
+   `message_size` bytes, may be NULL) receives the reason. */
+zi_status zi_inflate(const uint8_t *in, size_t in_size, size_t max_out, uint8_t **out, size_t *out_size,
                      char *message, size_t message_size);
 
 void zi_free(void *buffer);

@@ -13,6 +13,8 @@ extension SegmentationDataset {
       guard parts.count == 2 else {
         throw DataError("\(list.path): line \(number + 1) is not \"<image> <annotation>\": \(line)")
       }
+      // SegNet's lists hold absolute paths of its machine: taken inside the root, never above it.
+      for part in parts { _ = try Layout.relativePath(String(part.drop { $0 == "/" }), in: list, line: number + 1) }
       let image = resolve(parts[0], in: root)
       return SampleFiles(name: image.deletingPathExtension().lastPathComponent, image: image,
                          label: .png(resolve(parts[1], in: root)))

@@ -284,6 +284,11 @@ enum Layout {
     return text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
   }
 
+  /// The lines of a list of ids (VOC's ImageSets), each a plain name (`plainName`).
+  static func names(_ url: URL, _ format: DatasetFormat) throws -> [String] {
+    try lines(url, format).enumerated().map { try plainName($1, in: url, line: $0 + 1) }
+  }
+
   /// `name` from line `line` of `list` as one plain file or folder name: no separators, not "." or "..".
   static func plainName(_ name: String, in list: URL, line: Int) throws -> String {
     guard !name.isEmpty, name != ".", name != "..", !name.contains("/"), !name.contains("\\") else {

@@ -28,7 +28,21 @@ public enum MATClass: Int, Sendable {
 }
 
 /// A minimal reader of Level 5 MAT-files (MATLAB v5 up to v7; v7.3 is HDF5 and not read).
+///
+/// Everything a file states is checked before use: dimensions are whole, non-negative
+/// numbers whose product stays under `maximumElements`; a compressed element inflates
+/// to at most `maximumInflatedBytes`; structs and cells nest at most `maximumDepth`
+/// deep; field names are at most 4,096 bytes long.
 public enum MATFile {
+  /// The most bytes one compressed element may inflate to (SBD's are under a megabyte).
+  nonisolated(unsafe) public static var maximumInflatedBytes = 1 << 28
+  /// The most values one array may hold (an 8,192 × 8,192 label map).
+  nonisolated(unsafe) public static var maximumElements = 1 << 26
+  /// The most elements of one struct or cell array.
+  static let maximumContainerElements = 1 << 20
+  /// How deep structs and cells may nest.
+  public static let maximumDepth = 64
+
   /// Every variable of the file by name.
   public static func read(_ url: URL) throws -> [String: MATValue] {
     let data: Data
@@ -76,7 +90,7 @@ public enum MATFile {
     guard case .numeric(_, let dims, let values) = value, dims.count == 2 else {
       throw DataError("\(url.path): '\(variable).\(field)' is not a 2-D numeric matrix")
     }
-    let (height, width) = (dims[0], dims[1])
+    let (height, width) = (dims[0], dims[1])  // their product is the values' count, checked on reading
     var pixels = [UInt8](repeating: 0, count: height * width)
     for x in 0..<width {
       for y in 0..<height {
@@ -160,9 +174,9 @@ private struct ElementReader {
       var inner = ElementReader(bytes: inflated[...], bigEndian: bigEndian)
       let (innerType, innerPayload) = try inner.element()
       guard innerType == MIType.matrix.rawValue else { return nil }
-      return try inner.matrix(innerPayload)
+      return try inner.matrix(innerPayload, depth: 0)
     case .matrix:
-      return try matrix(payload)
+      return try matrix(payload, depth: 0)
     default:
       return nil  // Anything else at top level (e.g. subsystem data) is not a variable.
     }
@@ -173,7 +187,10 @@ private struct ElementReader {
     var size = 0
     var message = [CChar](repeating: 0, count: 256)
     let status = payload.withUnsafeBufferPointer { input in
-      zi_inflate(input.baseAddress, input.count, &out, &size, &message, message.count)
+      zi_inflate(input.baseAddress, input.count, MATFile.maximumInflatedBytes, &out, &size, &message, message.count)
+    }
+    if status == ZI_ERR_LIMIT {
+      throw DataError("a compressed element inflates to more than \(MATFile.maximumInflatedBytes) bytes (MATFile.maximumInflatedBytes)")
     }
     guard status == ZI_OK, let out else {
       let reason = String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
@@ -184,7 +201,10 @@ private struct ElementReader {
   }
 
   /// An miMATRIX payload: flags, dimensions, name, then class-specific parts.
-  func matrix(_ payload: ArraySlice<UInt8>) throws -> (String, MATValue) {
+  func matrix(_ payload: ArraySlice<UInt8>, depth: Int) throws -> (String, MATValue) {
+    guard depth <= MATFile.maximumDepth else {
+      throw DataError("structs and cells nest more than \(MATFile.maximumDepth) deep")
+    }
     if payload.isEmpty { return ("", .numeric(class: .double, dimensions: [0, 0], values: [])) }
     var sub = ElementReader(bytes: payload, bigEndian: bigEndian)
     let (_, flagBytes) = try sub.element()
@@ -192,18 +212,29 @@ private struct ElementReader {
     let flags = UInt32(sub.load(4, at: flagBytes.startIndex))
     let classID = Int(flags & 0xFF)
     let dimensionElement = try sub.element()
-    let dimensions = try sub.integers(dimensionElement).map(Int.init)
+    let dimensions = try sub.integers(dimensionElement)
     let (_, nameBytes) = try sub.element()
     let name = String(decoding: nameBytes, as: UTF8.self)
-    let count = dimensions.reduce(1, *)
+    var count = 1
+    for dimension in dimensions {
+      guard dimension >= 0 else { throw DataError("array '\(name)' has a negative dimension (\(dimensions))") }
+      let (product, overflow) = count.multipliedReportingOverflow(by: dimension)
+      guard !overflow, product <= MATFile.maximumElements else {
+        throw DataError("array '\(name)' of dimensions \(dimensions) holds more than \(MATFile.maximumElements) values (MATFile.maximumElements)")
+      }
+      count = product
+    }
     switch classID {
+    case 1...2 where count > MATFile.maximumContainerElements:
+      throw DataError("the struct or cell array '\(name)' has \(count) elements, more than \(MATFile.maximumContainerElements)")
     case 1:  // cell
       var values: [MATValue] = []
-      for _ in 0..<count { values.append(try sub.nestedMatrix()) }
+      for _ in 0..<count { values.append(try sub.nestedMatrix(depth: depth + 1)) }
       return (name, .cell(dimensions: dimensions, values: values))
     case 2:  // struct
       let lengthElement = try sub.element()
-      let nameLength = Int(try sub.integers(lengthElement).first ?? 0)
+      let nameLength = try sub.integers(lengthElement).first ?? 0
+      guard (0...4096).contains(nameLength) else { throw DataError("struct '\(name)' has field names of \(nameLength) bytes") }
       let (_, namesBytes) = try sub.element()
       guard nameLength > 0 else { return (name, .structure(dimensions: dimensions, elements: Array(repeating: [:], count: count))) }
       let fieldNames = stride(from: namesBytes.startIndex, to: namesBytes.endIndex, by: nameLength).map { start in
@@ -212,14 +243,14 @@ private struct ElementReader {
       var elements: [[String: MATValue]] = []
       for _ in 0..<count {
         var fields: [String: MATValue] = [:]
-        for field in fieldNames { fields[field] = try sub.nestedMatrix() }
+        for field in fieldNames { fields[field] = try sub.nestedMatrix(depth: depth + 1) }
         elements.append(fields)
       }
       return (name, .structure(dimensions: dimensions, elements: elements))
     case 4:  // char
       let codeElement = try sub.element()
       let codes = try sub.numbers(codeElement)
-      return (name, .text(String(codes.map { Character(UnicodeScalar(UInt32($0)) ?? "?") })))
+      return (name, .text(String(codes.map { code in UInt32(exactly: code).flatMap(UnicodeScalar.init).map(Character.init) ?? "?" })))
     default:
       guard let matClass = MATClass(rawValue: classID) else { return (name, .unsupported(class: classID)) }
       let valueElement = try sub.element()
@@ -232,14 +263,18 @@ private struct ElementReader {
     }
   }
 
-  mutating func nestedMatrix() throws -> MATValue {
+  mutating func nestedMatrix(depth: Int) throws -> MATValue {
     let (type, payload) = try element()
     guard type == MIType.matrix.rawValue else { throw DataError("expected a nested array, found element type \(type)") }
-    return try matrix(payload).1
+    return try matrix(payload, depth: depth).1
   }
 
-  func integers(_ element: (type: UInt32, payload: ArraySlice<UInt8>)) throws -> [Int64] {
-    try numbers(element).map { Int64($0) }
+  /// Whole numbers (dimensions, lengths): NaN, fractions and values past Int's range are errors.
+  func integers(_ element: (type: UInt32, payload: ArraySlice<UInt8>)) throws -> [Int] {
+    try numbers(element).map { value in
+      guard let integer = Int(exactly: value) else { throw DataError("\(value) where a whole number (a size) belongs") }
+      return integer
+    }
   }
 
   /// The values of a numeric element, whatever its storage type.
@@ -248,10 +283,13 @@ private struct ElementReader {
       throw DataError("unsupported numeric element type \(element.type)")
     }
     let payload = element.payload
-    if type == .uint8 || type == .utf8 { return payload.map(Double.init) }
     let size = type.size
     let n = payload.count / size
+    guard n <= MATFile.maximumElements else {
+      throw DataError("an element of \(n) values, more than \(MATFile.maximumElements) (MATFile.maximumElements)")
+    }
     var values = [Double](repeating: 0, count: n)
+    if type == .uint8 || type == .utf8 { return payload.map(Double.init) }
     for i in 0..<n {
       let raw = load(size, at: payload.startIndex + i * size)
       switch type {

@@ -5,7 +5,7 @@ extension SegmentationDataset {
   /// `root` is the VOC2012 folder or one holding VOC2012 or VOCdevkit/VOC2012.
   public static func voc(root: URL, split: String) throws -> SegmentationDataset {
     let voc = try vocFolder(root, format: .voc)
-    let ids = try Layout.lines(voc.appendingPathComponent("ImageSets/Segmentation/\(split).txt"), .voc)
+    let ids = try Layout.names(voc.appendingPathComponent("ImageSets/Segmentation/\(split).txt"), .voc)
     let files = ids.map { id in
       SampleFiles(
         name: id, image: voc.appendingPathComponent("JPEGImages/\(id).jpg"),
@@ -34,7 +34,7 @@ extension SegmentationDataset {
       throw DataError("voc_aug has the splits train_aug (alias train) and val, not '\(split)'")
     }
     let splits = voc.appendingPathComponent("ImageSets/Segmentation")
-    let vocVal = try Layout.lines(splits.appendingPathComponent("val.txt"), .vocAug)
+    let vocVal = try Layout.names(splits.appendingPathComponent("val.txt"), .vocAug)
     let vocImage = { (id: String) in voc.appendingPathComponent("JPEGImages/\(id).jpg") }
     let vocLabel = { (id: String) in SampleFiles.LabelSource.png(voc.appendingPathComponent("SegmentationClass/\(id).png")) }
     if split == "val" {
@@ -48,10 +48,10 @@ extension SegmentationDataset {
     guard let sbdFolder = sbdCandidates.first(where: { Layout.isDirectory($0.appendingPathComponent("cls")) }) else {
       throw DataError("\(root.path): no SBD folder (dataset/cls) found; a voc_aug dataset is laid out as:\n\(DatasetFormat.vocAug.expectedLayout)")
     }
-    let vocTrain = try Layout.lines(splits.appendingPathComponent("train.txt"), .vocAug)
-    let vocTrainval = Set(try Layout.lines(splits.appendingPathComponent("trainval.txt"), .vocAug))
-    let sbdTrain = try Layout.lines(sbdFolder.appendingPathComponent("train.txt"), .vocAug)
-    let sbdVal = try Layout.lines(sbdFolder.appendingPathComponent("val.txt"), .vocAug)
+    let vocTrain = try Layout.names(splits.appendingPathComponent("train.txt"), .vocAug)
+    let vocTrainval = Set(try Layout.names(splits.appendingPathComponent("trainval.txt"), .vocAug))
+    let sbdTrain = try Layout.names(sbdFolder.appendingPathComponent("train.txt"), .vocAug)
+    let sbdVal = try Layout.names(sbdFolder.appendingPathComponent("val.txt"), .vocAug)
     let excluded = Set(vocVal)
     var seen = Set<String>()
     var files: [SampleFiles] = []

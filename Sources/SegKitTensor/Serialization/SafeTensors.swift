@@ -17,8 +17,8 @@ public enum SafeTensors {
   /// The tensors in file order and the file's string metadata.
   public static func read(contentsOf url: URL) throws -> (stateDict: StateDict, metadata: [String: String]) {
     try naming(url) {
-      // Mapped, so that tensor bytes are copied only once: from the page cache into libtorch.
-      let data = try Data(contentsOf: url, options: .alwaysMapped)
+      // Read, not mapped: a file that shrinks while mapped (a checkpoint still being written) kills the process with SIGBUS.
+      let data = try Data(contentsOf: url)
       return try data.withUnsafeBytes { try parse($0) }
     }
   }

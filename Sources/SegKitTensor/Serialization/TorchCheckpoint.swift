@@ -45,6 +45,13 @@ struct TensorRecipe {
     guard elementCount == 0 || lastIndex < storage.count else {
       throw FormatProblem("\(what) reaches beyond the storage's \(storage.count) elements")
     }
+    // Overlapping views (stride 0: expanded tensors) are materialised, so a few stored
+    // bytes could claim gigabytes: they may grow to `maximumExpandedBytes`.
+    let (bytes, bytesOverflow) = elementCount.multipliedReportingOverflow(by: storage.dtype.byteSize)
+    guard elementCount <= storage.count || (!bytesOverflow && bytes <= TorchCheckpoint.maximumExpandedBytes) else {
+      throw FormatProblem("\(what) holds \(elementCount) elements over a storage of \(storage.count): an expanded view "
+        + "larger than \(TorchCheckpoint.maximumExpandedBytes) bytes once materialised")
+    }
     self.storage = storage
     self.offset = offset
     self.shape = shape
@@ -63,6 +70,9 @@ struct TensorRecipe {
 /// Reads the state dict in a PyTorch `torch.save` file without Python and
 /// without running code: the zip format (torch >= 1.6) and the legacy format.
 enum TorchCheckpoint {
+  /// The most bytes an overlapping (expanded) view may take once materialised.
+  nonisolated(unsafe) static var maximumExpandedBytes = 1 << 28
+
   /// The legacy format's protocol version, its second pickle.
   static let legacyProtocolVersion = 1001
 
@@ -72,6 +82,7 @@ enum TorchCheckpoint {
   /// raw bytes, in the byte order `<archive>/byteorder` names (little when absent).
   static func loadZip(contentsOf url: URL) throws -> StateDict {
     try naming(url) {
+      try ZipDirectory.validate(url)
       let archive: Archive
       do {
         archive = try Archive(url: url, accessMode: .read)
@@ -126,19 +137,34 @@ enum TorchCheckpoint {
     return parts.count == 2 && parts[1] == "data.pkl"
   }
 
+  /// The most bytes a compressed entry may inflate to (torch compresses none; a
+  /// re-zipped checkpoint's largest storage must fit).
+  nonisolated(unsafe) static var maximumInflatedBytes = 1 << 30
+
   /// An entry's bytes, checked against its CRC. Sizes are checked against the
   /// file before anything is allocated, so that a corrupt directory cannot ask for
-  /// terabytes; a compressed entry (torch writes none) grows only as it inflates.
+  /// terabytes; a compressed entry (torch writes none) grows only as it inflates, and
+  /// no further than its stated size and `maximumInflatedBytes`.
   private static func contents(of entry: Entry, in archive: Archive, fileSize: UInt64) throws -> Data {
     guard entry.compressedSize <= fileSize, entry.isCompressed || entry.uncompressedSize == entry.compressedSize,
           let size = Int(exactly: entry.uncompressedSize) else {
       throw FormatProblem("zip entry '\(entry.path)' claims \(entry.uncompressedSize) bytes, more than the file holds")
     }
+    guard !entry.isCompressed || size <= maximumInflatedBytes else {
+      throw FormatProblem("zip entry '\(entry.path)' inflates to \(size) bytes, more than the limit of \(maximumInflatedBytes)")
+    }
     var data = Data()
     data.reserveCapacity(entry.isCompressed ? Int(entry.compressedSize) : size)
     let checksum: CRC32
     do {
-      checksum = try archive.extract(entry, bufferSize: max(1, min(size, 1 << 22))) { data.append($0) }
+      checksum = try archive.extract(entry, bufferSize: max(1, min(size, 1 << 22))) { chunk in
+        guard chunk.count <= size - data.count else {
+          throw FormatProblem("zip entry '\(entry.path)' inflates past its stated \(size) bytes")
+        }
+        data.append(chunk)
+      }
+    } catch let problem as FormatProblem {
+      throw problem
     } catch {
       throw FormatProblem("cannot read zip entry '\(entry.path)' (\(error))")
     }
@@ -156,7 +182,8 @@ enum TorchCheckpoint {
   /// count and the storage's raw bytes.
   static func loadLegacy(contentsOf url: URL) throws -> StateDict {
     try naming(url) {
-      let data = try Data(contentsOf: url, options: .alwaysMapped)
+      // Read, not mapped: a file that shrinks while mapped (one still being written) kills the process with SIGBUS.
+      let data = try Data(contentsOf: url)
       return try data.withUnsafeBytes { bytes in
         var offset = 0
         func nextPickle(_ persistentLoad: @escaping Unpickler.PersistentLoad = TorchCheckpoint.refusePersistentIDs) throws -> (PickleValue, PickleArena) {
