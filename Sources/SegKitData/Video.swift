@@ -360,6 +360,7 @@ public final class VideoWriter {
     process.standardError = stderr.handle
     try process.run()
     stdin = input.fileHandleForWriting
+    PartialFiles.register(partial)
   }
 
   deinit {
@@ -368,6 +369,7 @@ public final class VideoWriter {
       process.waitUntilExit()
       try? FileManager.default.removeItem(at: partial)
     }
+    PartialFiles.unregister(partial)
   }
 
   /// Appends a frame (RGB, or gray/RGBA converted) of the writer's size.
@@ -392,6 +394,7 @@ public final class VideoWriter {
   public func finish() throws {
     guard !finished else { return }
     finished = true
+    defer { PartialFiles.unregister(partial) }
     try? stdin.close()
     process.waitUntilExit()
     guard process.terminationStatus == 0 else {

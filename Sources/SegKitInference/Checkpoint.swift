@@ -50,9 +50,10 @@ public struct CheckpointMetadata {
     guard strings[Self.formatKey] == Self.formatValue else {
       throw InferenceError("\(file): not a SegKit training checkpoint (no \(Self.formatKey) = \(Self.formatValue) in its metadata)")
     }
+    // Bounded far above any real run (steps are at most 10^9), so the loop's arithmetic on them cannot overflow.
     func integer(_ key: String) throws -> Int {
-      guard let text = strings[key], let value = Int(text), value >= 0 else {
-        throw InferenceError("\(file): checkpoint metadata '\(key)' is missing or not a non-negative integer")
+      guard let text = strings[key], let value = Int(text), value >= 0, value <= 1 << 40 else {
+        throw InferenceError("\(file): checkpoint metadata '\(key)' is missing or not an integer in [0, 2^40]")
       }
       return value
     }

@@ -161,6 +161,7 @@ final class Interrupt: @unchecked Sendable {
     if first {
       FileHandle.standardError.write(Data("\n\(message)\n".utf8))
     } else {
+      PartialFiles.removeAll()
       exit(130)
     }
   }

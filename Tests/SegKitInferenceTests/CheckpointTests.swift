@@ -124,6 +124,28 @@ final class CheckpointTests: XCTestCase {
     XCTAssertEqual(resumed.latest()?.checkpoint.metadata.step, 600)
   }
 
+  /// Metadata near 2^63 (which made the loop's step arithmetic trap on --resume) is refused on reading.
+  func testHugeMetadataIsRefused() throws {
+    let url = root.appendingPathComponent("huge.safetensors")
+    for key in ["step", "epoch", "data_position"] {
+      var strings = ["segkit.format": "checkpoint-1", "step": "3", "epoch": "0", "data_position": "0", "seed": "1"]
+      strings[key] = "9223372036854775000"
+      try SafeTensors.write(StateDict([("w", try Tensor.ones([1]))]), metadata: strings, to: url)
+      XCTAssertThrowsError(try Checkpoint.read(contentsOf: url)) {
+        XCTAssertTrue("\($0)".contains("checkpoint metadata '\(key)' is missing or not an integer in [0, 2^40]"), "\($0)")
+      }
+    }
+  }
+
+  /// A second Ctrl-C exits at once; the files still being written are removed first.
+  func testPartialFilesAreRemovedOnRequest() throws {
+    let partial = root.appendingPathComponent(".model.safetensors.X.partial")
+    try Data("half".utf8).write(to: partial)
+    PartialFiles.register(partial)
+    PartialFiles.removeAll()
+    XCTAssertFalse(FileManager.default.fileExists(atPath: partial.path))
+  }
+
   func testEmptyStoreHasNoLatest() {
     XCTAssertNil(CheckpointStore(directory: root.appendingPathComponent("none")).latest())
   }

@@ -231,8 +231,12 @@ func writeAtomically(to url: URL, _ write: (FileHandle) throws -> Void) throws {
   guard FileManager.default.createFile(atPath: temporary.path, contents: nil) else {
     throw FormatProblem("cannot create a file in \(folder.path)")
   }
+  PartialFiles.register(temporary)
   var finished = false
-  defer { if !finished { try? FileManager.default.removeItem(at: temporary) } }
+  defer {
+    if !finished { try? FileManager.default.removeItem(at: temporary) }
+    PartialFiles.unregister(temporary)
+  }
   let file = try FileHandle(forWritingTo: temporary)
   do {
     try write(file)
