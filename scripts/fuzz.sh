@@ -13,7 +13,7 @@ seconds="${2:-600}"
 export LIBTORCH="${LIBTORCH:-$root/.deps/libtorch/torch}"
 # gold cannot link a libFuzzer binary here (an internal error); lld can.
 swift build -c release --scratch-path .build-fuzz --product segkit-fuzz \
-  -Xswiftc -sanitize=fuzzer -Xswiftc -DLIBFUZZER -Xswiftc -Xclang-linker -Xswiftc -fuse-ld=lld
+  -Xswiftc -sanitize=fuzzer -Xswiftc -DLIBFUZZER -Xswiftc -Xclang-linker -Xswiftc -fuse-ld=lld -Xcc -fsanitize=fuzzer-no-link
 corpus="fuzz/corpus/$target" crashes="fuzz/crashes/$target"
 mkdir -p "$corpus" "$crashes"
 cp -n Tests/SegKitFuzzTests/Regressions/"$target"/* "$corpus"/ 2>/dev/null || true
@@ -43,5 +43,5 @@ elif target in ("png", "jpeg"):
     image.save(f"{out}/seed.png"); image.save(f"{out}/seed.jpg", quality=90); image.convert("P").save(f"{out}/seed-palette.png")
 PY
 if [ "$target" = yaml ]; then cp configs/*.yaml "$corpus"/; fi
-.build-fuzz/release/segkit-fuzz "$target" -max_total_time="$seconds" -rss_limit_mb=4096 -malloc_limit_mb=2048 \
+SWIFT_BACKTRACE=enable=no .build-fuzz/release/segkit-fuzz "$target" -max_total_time="$seconds" -rss_limit_mb=4096 -malloc_limit_mb=2048 \
   -timeout=10 -artifact_prefix="$crashes/" "$corpus"

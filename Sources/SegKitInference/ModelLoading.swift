@@ -36,6 +36,9 @@ public enum ModelLoader {
     let fixed = ModelZoo.fixedClasses(of: name)
     let trained = fixed == nil ? try stored.flatMap { try trainedClasses($0, model: name) } : nil
     let count = classes ?? fixed ?? trained ?? fallbackClasses ?? 21
+    guard count <= 256 else {
+      throw InferenceError("\(name) with \(count) classes: label maps hold 8-bit ids, so at most 256 classes")
+    }
     var manifest = ModelManifest(model: name, task: count == 1 ? .foreground : .semantic, classes: count)
     let network = try build(manifest, weights: stored, from: weights)
     manifest.normalization = network.inputNormalization

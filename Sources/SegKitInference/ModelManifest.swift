@@ -92,8 +92,8 @@ public struct ModelManifest: Codable, Equatable, Sendable {
     } catch {
       throw InferenceError("\(url.path): not a valid model manifest (\(error))")
     }
-    guard manifest.classes >= 1, manifest.classes <= 4096 else {
-      throw InferenceError("\(url.path): 'classes' must be between 1 and 4096, got \(manifest.classes)")
+    guard manifest.classes >= 1, manifest.classes <= 256 else {
+      throw InferenceError("\(url.path): 'classes' must be between 1 and 256 (label maps hold 8-bit ids), got \(manifest.classes)")
     }
     if let stride = manifest.outputStride, ![8, 16, 32].contains(stride) {
       throw InferenceError("\(url.path): 'outputStride' must be 8, 16 or 32, got \(stride)")

@@ -27,7 +27,7 @@ struct ModelArguments: ParsableArguments {
   /// The model with its weights loaded, not yet on a device; `fallbackClasses` is
   /// the dataset's class count where there is a dataset.
   func load(run: RunLayout?, fallbackClasses: Int?, requireWeights: Bool) throws -> LoadedModel {
-    if let classes, classes < 1 { throw ValidationError("--classes must be at least 1, got \(classes)") }
+    if let classes, !(1...256).contains(classes) { throw ValidationError("--classes must be between 1 and 256 (label maps hold 8-bit ids), got \(classes)") }
     let weightsURL = weights.map { URL(fileURLWithPath: $0) }
     if let run {
       if let model, model != (try run.manifest()).model {

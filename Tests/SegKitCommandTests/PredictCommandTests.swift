@@ -64,6 +64,11 @@ final class PredictCommandTests: XCTestCase {
     let missing = try SegKitCommand.run(["predict", "--model", "fcn_resnet50", "--input", "/nonexistent.png"])
     XCTAssertNotEqual(missing.status, 0)
     XCTAssertTrue(missing.error.contains("/nonexistent.png"), missing.error)
+    // Label maps hold 8-bit ids: more than 256 classes would wrap.
+    let wide = try SegKitCommand.run(["predict", "--model", "fcn_resnet50", "--classes", "300",
+                                      "--input", dir.appendingPathComponent("image.png").path])
+    XCTAssertNotEqual(wide.status, 0)
+    XCTAssertTrue(wide.error.contains("--classes must be between 1 and 256"), wide.error)
   }
 }
 

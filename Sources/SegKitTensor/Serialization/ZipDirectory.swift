@@ -38,15 +38,20 @@ enum ZipDirectory {
     var directorySize = UInt64(tail.uint32(at: endRecord + 12))
     var directoryOffset = UInt64(tail.uint32(at: endRecord + 16))
 
-    if entryCount == 0xFFFF || directorySize == 0xFFFF_FFFF || directoryOffset == 0xFFFF_FFFF {
-      // ZIP64: a locator just before the end record points at the ZIP64 end record.
-      let locatorStart = endRecord - 20
-      guard locatorStart >= 0, tail.signature(at: locatorStart) == 0x0706_4B50 else {
-        throw FormatProblem("a ZIP64 archive without its end-record locator")
+    // ZIP64 (torch always writes it): a locator just before the end record, the ZIP64 end
+    // record just before the locator. ZIPFoundation takes the directory from the ZIP64
+    // record whenever the locator is there, so that is what is checked then.
+    let locatorStart = endRecord - 20
+    if locatorStart >= 0, tail.signature(at: locatorStart) == 0x0706_4B50 {
+      let locatorOffset = tailStart + UInt64(locatorStart)
+      guard locatorOffset >= 56, tail.uint64(at: locatorStart + 8) == locatorOffset - 56 else {
+        throw FormatProblem("the ZIP64 end record is not just before its locator")
       }
-      let record = try read(56, at: tail.uint64(at: locatorStart + 8))
-      guard record.signature(at: 0) == 0x0606_4B50 else { throw FormatProblem("the ZIP64 end record is not where its locator says") }
+      let record = try read(56, at: locatorOffset - 56)
+      guard record.signature(at: 0) == 0x0606_4B50 else { throw FormatProblem("the ZIP64 end record is damaged") }
       (entryCount, directorySize, directoryOffset) = (record.uint64(at: 32), record.uint64(at: 40), record.uint64(at: 48))
+    } else if entryCount == 0xFFFF || directorySize == 0xFFFF_FFFF || directoryOffset == 0xFFFF_FFFF {
+      throw FormatProblem("a ZIP64 archive without its end-record locator")
     }
     guard directoryOffset <= size, directorySize <= size - directoryOffset else {
       throw FormatProblem("the zip central directory (\(directorySize) bytes at \(directoryOffset)) lies outside the \(size)-byte file")
