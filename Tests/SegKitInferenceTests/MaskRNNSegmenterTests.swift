@@ -7,16 +7,21 @@ import XCTest
 /// frame gets a mask of its size from the previous one warped by DIS flow; misuse is
 /// a clear error.
 final class MaskRNNSegmenterTests: XCTestCase {
-  func testSegmentsASequenceRecurrently() throws {
+  /// The frames and first mask of one synthetic 64×48 DAVIS 2016 sequence.
+  static func sequence(frames count: Int, seed: UInt64) throws -> (frames: [Image], firstMask: Image) {
     var options = Synthetic.VideoOptions()
-    (options.trainSequences, options.valSequences, options.frames) = (0, 1, 4)
-    (options.width, options.height, options.layout, options.seed) = (64, 48, .davis2016, 6)
+    (options.trainSequences, options.valSequences, options.frames) = (0, 1, count)
+    (options.width, options.height, options.layout, options.seed) = (64, 48, .davis2016, seed)
     let root = try Oracle.temporaryDirectory("segkit-maskrnn")
     defer { try? FileManager.default.removeItem(at: root) }
     try Synthetic.writeVideo(to: root, options: options)
     let sequence = try VideoDataset.davis2016(root: root, split: "val").sequences[0]
-    let frames = try sequence.frames.map { try ImageIO.read($0.image) }
-    let firstMask = try ImageIO.readLabel(try XCTUnwrap(sequence.frames[0].label?.url))
+    return (try sequence.frames.map { try ImageIO.read($0.image) },
+            try ImageIO.readLabel(try XCTUnwrap(sequence.frames[0].label?.url)))
+  }
+
+  func testSegmentsASequenceRecurrently() throws {
+    let (frames, firstMask) = try Self.sequence(frames: 4, seed: 6)
 
     Torch.manualSeed(12)
     let segmenter = try MaskRNNSegmenter(model: try MaskRNN(encoder: "resnet18"), flowPreset: .ultrafast)
@@ -42,15 +47,7 @@ final class MaskRNNSegmenterTests: XCTestCase {
   /// (one previous mask for all) each gives that part's probability, computed here
   /// from the network directly.
   func testReadoutsGiveEachPartsProbability() throws {
-    var options = Synthetic.VideoOptions()
-    (options.trainSequences, options.valSequences, options.frames) = (0, 1, 3)
-    (options.width, options.height, options.layout, options.seed) = (64, 48, .davis2016, 7)
-    let root = try Oracle.temporaryDirectory("segkit-maskrnn-readout")
-    defer { try? FileManager.default.removeItem(at: root) }
-    try Synthetic.writeVideo(to: root, options: options)
-    let sequence = try VideoDataset.davis2016(root: root, split: "val").sequences[0]
-    let frames = try sequence.frames.map { try ImageIO.read($0.image) }
-    let firstMask = try ImageIO.readLabel(try XCTUnwrap(sequence.frames[0].label?.url))
+    let (frames, firstMask) = try Self.sequence(frames: 3, seed: 7)
 
     Torch.manualSeed(13)
     let model = try MaskRNN(encoder: "resnet18")
