@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # libFuzzer on one parser of untrusted files: bash scripts/fuzz.sh TARGET [SECONDS]
-# TARGET: mat, flo, pth, safetensors, yaml, png or jpeg (Sources/SegKitFuzzTargets).
+# TARGET: mat, flo, pth, safetensors, yaml, png, jpeg or flowcache (Sources/SegKitFuzzTargets).
 # Builds an instrumented segkit-fuzz in .build-fuzz (release, -sanitize=fuzzer),
 # starts from the regression files and any corpus in fuzz/corpus/TARGET, and keeps
 # what it finds there; a crashing input is written to fuzz/crashes/TARGET/. Copy it
@@ -8,7 +8,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
-target="${1:?usage: scripts/fuzz.sh mat|flo|pth|safetensors|yaml|png|jpeg [SECONDS]}"
+target="${1:?usage: scripts/fuzz.sh mat|flo|pth|safetensors|yaml|png|jpeg|flowcache [SECONDS]}"
 seconds="${2:-600}"
 export LIBTORCH="${LIBTORCH:-$root/.deps/libtorch/torch}"
 # gold cannot link a libFuzzer binary here (an internal error); lld can.
@@ -43,5 +43,6 @@ elif target in ("png", "jpeg"):
     image.save(f"{out}/seed.png"); image.save(f"{out}/seed.jpg", quality=90); image.convert("P").save(f"{out}/seed-palette.png")
 PY
 if [ "$target" = yaml ]; then cp configs/*.yaml "$corpus"/; fi
+if [ "$target" = flowcache ]; then printf '{"method":"dis","preset":"fast"}' > "$corpus/settings.json"; fi
 SWIFT_BACKTRACE=enable=no .build-fuzz/release/segkit-fuzz "$target" -max_total_time="$seconds" -rss_limit_mb=4096 -malloc_limit_mb=2048 \
   -timeout=10 -artifact_prefix="$crashes/" "$corpus"

@@ -9,6 +9,8 @@ import SegKitTraining
 /// and on every regression file under Tests/Fuzz/Regressions/<target>/.
 public enum FuzzTarget: String, CaseIterable, Sendable {
   case mat, flo, pth, safetensors, yaml, png, jpeg
+  /// A flow cache's settings.json.
+  case flowcache
 
   /// The file name extension its inputs get on disk (the readers take files).
   var fileExtension: String {
@@ -20,6 +22,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     case .yaml: return "yaml"
     case .png: return "png"
     case .jpeg: return "jpg"
+    case .flowcache: return "json"
     }
   }
 
@@ -37,6 +40,11 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
       var config = TrainingConfig()
       return (try? config.apply(contentsOf: url)) != nil
     case .png, .jpeg: return (try? ImageIO.read(url)) != nil
+    case .flowcache:
+      let folder = Self.scratch.appendingPathComponent("FlowCache")
+      try? FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+      guard (try? data.write(to: folder.appendingPathComponent("settings.json"))) != nil else { return false }
+      return (try? FlowCache(folder: folder)) != nil
     case .mat, .flo: return false
     }
   }

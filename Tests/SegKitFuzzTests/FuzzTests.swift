@@ -48,6 +48,13 @@ final class FuzzTests: XCTestCase {
     print("mutation fuzzing: " + report.joined(separator: "; "))
   }
 
+  /// The settings.json a flow cache writes when it is made.
+  private func flowCacheSettings(in folder: URL) throws -> [UInt8] {
+    let cache = folder.appendingPathComponent("FlowCache")
+    _ = try FlowCache(folder: cache)
+    return [UInt8](try Data(contentsOf: cache.appendingPathComponent("settings.json")))
+  }
+
   /// Valid files of every format: the fuzzer's starting points.
   private func makeSeeds() throws -> [FuzzTarget: [[UInt8]]] {
     let folder = try Oracle.temporaryDirectory("segkit-fuzz-seeds")
@@ -75,6 +82,7 @@ final class FuzzTests: XCTestCase {
       .mat: [try bytes("z.mat"), try bytes("plain.mat")], .pth: [try bytes("zip.pth"), try bytes("legacy.pth")],
       .safetensors: [try bytes("w.safetensors")], .flo: [try bytes("f.flo")], .png: [try bytes("i.png")],
       .jpeg: [try bytes("i.jpg")], .yaml: [[UInt8](try Data(contentsOf: config))],
+      .flowcache: [try flowCacheSettings(in: folder)],
     ]
   }
 }
