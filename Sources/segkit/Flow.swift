@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import SegKitData
+import SegKitInference
+import SegKitModels
 
 /// `segkit flow …`: dense optical flow between two frames, its `.flo` files, pictures and warps.
 struct FlowCommand: ParsableCommand {
@@ -21,7 +23,13 @@ struct FlowCompute: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "compute", abstract: "Write the flow from frame A to frame B (`segkit flow A.png B.png --out F.flo`).")
 
-  enum Method: String, ExpressibleByArgument, CaseIterable { case dis }
+  enum Method: String, ExpressibleByArgument, CaseIterable {
+    case dis
+    /// flownet2-pytorch's FlowNet2-S (its checkpoint loads as it is).
+    case flownet2s
+    /// DVSNet's thin FlowNetS (3/8 of the widths), with SegKit's weights.
+    case flownetsThin = "flownets_thin"
+  }
 
   @Argument(help: "Frame A (the flow starts here).")
   var from: String
@@ -32,11 +40,25 @@ struct FlowCompute: ParsableCommand {
   @Option(help: "The .flo file to write.")
   var out: String
 
-  @Option(help: "The method: dis (OpenCV's dense inverse search).")
+  @Option(help: "The method: dis (OpenCV's dense inverse search), flownet2s or flownets_thin (with --weights).")
   var method = Method.dis
 
   @Option(help: "DIS's preset: ultrafast, fast or medium (slower, finer).")
   var preset = "fast"
+
+  @Option(help: "The network's weights for flownet2s (flownet2-pytorch's FlowNet2-S_checkpoint.pth.tar as it is) or flownets_thin.")
+  var weights: String?
+
+  @Option(help: "Device for the networks: auto (the first CUDA device, else the CPU), cpu, cuda, cuda:N or mps.")
+  var device = "cpu"
+
+  func validate() throws {
+    switch (method, weights) {
+    case (.dis, .some): throw ValidationError("--weights is for the flow networks (flownet2s, flownets_thin), not dis")
+    case (.flownet2s, nil), (.flownetsThin, nil): throw ValidationError("--method \(method.rawValue) needs --weights")
+    default: break
+    }
+  }
 
   func run() throws {
     guard let chosen = OpticalFlow.Preset.allCases.first(where: { "\($0)" == preset }) else {
@@ -48,10 +70,17 @@ struct FlowCompute: ParsableCommand {
       throw CommandError("\(to) is \(b.width)×\(b.height), \(from) \(a.width)×\(a.height): the frames must be the same size")
     }
     let start = Date()
-    let flow = try OpticalFlow.dis(from: a, to: b, preset: chosen)
+    let flow: FlowField
+    switch method {
+    case .dis: flow = try OpticalFlow.dis(from: a, to: b, preset: chosen)
+    case .flownet2s, .flownetsThin:
+      let network = try NetworkFlow(widths: method == .flownet2s ? .full : .thin, weights: URL(fileURLWithPath: weights ?? ""),
+                                    device: try resolveDevice(device))
+      flow = try network.flow(from: a, to: b)
+    }
     try FlowFile.write(flow, to: output)
-    print("flow \(a.width)×\(a.height) (\(method.rawValue), \(preset)) in " + String(format: "%.2f s", Date().timeIntervalSince(start))
-      + ": \(output.path)")
+    print("flow \(a.width)×\(a.height) (\(method == .dis ? "dis, \(preset)" : method.rawValue)) in "
+      + String(format: "%.2f s", Date().timeIntervalSince(start)) + ": \(output.path)")
   }
 }
 

@@ -1,5 +1,6 @@
 import Foundation
 import SegKitData
+import SegKitInference
 import SegKitTestSupport
 import XCTest
 
@@ -63,6 +64,47 @@ final class FlowCommandTests: XCTestCase {
       XCTAssertTrue(result.error.contains(expected), result.error)
     }
     XCTAssertFalse(FileManager.default.fileExists(atPath: root.appendingPathComponent("x.png").path))
+    XCTAssertFalse(FileManager.default.fileExists(atPath: root.appendingPathComponent("x.flo").path))
+  }
+
+  /// `--method flownet2s --weights W` (here random weights in flownet2-pytorch's keys, as
+  /// a torch.save checkpoint holding `state_dict`): the network's flow at the frames' size.
+  func testNetworkMethods() throws {
+    let root = try Oracle.temporaryDirectory("segkit-flow-network")
+    defer { try? FileManager.default.removeItem(at: root) }
+    let (a, b) = (root.appendingPathComponent("a.png"), root.appendingPathComponent("b.png"))
+    let first = try Image(width: 40, height: 30, channels: 3, pixels: (0..<3600).map { UInt8(($0 * 7) % 256) })
+    try ImageIO.writePNG(first, to: a)
+    try ImageIO.writePNG(try Image(width: 40, height: 30, channels: 3, pixels: (0..<3600).map { UInt8(($0 * 7 + 21) % 256) }), to: b)
+    Torch.manualSeed(5)
+    let network = try FlowNetS(widths: .thin)
+    let weights = root.appendingPathComponent("thin.safetensors")
+    try StateDict(try network.stateDict()).save(to: weights)
+    let out = root.appendingPathComponent("f.flo")
+    let result = try SegKitCommand.run(["flow", a.path, b.path, "--method", "flownets_thin", "--weights", weights.path, "--out", out.path])
+    XCTAssertEqual(result.status, 0, result.error)
+    let field = try FlowFile.read(out)
+    XCTAssertEqual([field.width, field.height], [40, 30])
+    let expected = try NetworkFlow(widths: .thin, weights: weights).flow(from: try ImageIO.read(a), to: try ImageIO.read(b))
+    XCTAssertEqual(field, expected)
+
+    // FlowNet2-S from a .pth.tar of flownet2-pytorch's form: {"epoch", "best_EPE", "state_dict"}.
+    let full = try FlowNetS(widths: .full)
+    let checkpoint = root.appendingPathComponent("FlowNet2-S_checkpoint.pth.tar")
+    _ = try OracleTensors.run("""
+      inputs = load_inputs()
+      torch.save({"epoch": 1, "best_EPE": 2.5, "state_dict": {k: v for k, v in inputs.items()}}, "\(checkpoint.path)")
+      """, inputs: try full.stateDict().map { ($0.0, $0.1) })
+    let flownet2 = try SegKitCommand.run(["flow", a.path, b.path, "--method", "flownet2s", "--weights", checkpoint.path,
+                                          "--out", root.appendingPathComponent("g.flo").path])
+    XCTAssertEqual(flownet2.status, 0, flownet2.error)
+
+    for (arguments, message) in [(["--method", "flownet2s"], "needs --weights"), (["--weights", weights.path], "not dis"),
+                                 (["--method", "flownet2s", "--weights", weights.path], "not the weights of this FlowNetS")] {
+      let bad = try SegKitCommand.run(["flow", a.path, b.path, "--out", root.appendingPathComponent("x.flo").path] + arguments)
+      XCTAssertNotEqual(bad.status, 0)
+      XCTAssertTrue(bad.error.contains(message), bad.error)
+    }
     XCTAssertFalse(FileManager.default.fileExists(atPath: root.appendingPathComponent("x.flo").path))
   }
 }

@@ -1,0 +1,31 @@
+import Foundation
+
+/// Optical flow by a FlowNetS network with DIS's contract (`OpticalFlow.dis`): the
+/// `FlowField` from frame A to frame B in pixels, A(x) ≈ B(x + F(x)), at A's size.
+/// FlowNet2-S loads flownet2-pytorch's checkpoint (`state_dict` of its `.pth.tar`)
+/// unmodified; the thin FlowNetS loads SegKit's own weights.
+public final class NetworkFlow {
+  public let network: FlowNetS
+  public let device: Device
+
+  public init(widths: FlowNetS.Widths, weights: URL, device: Device = .cpu) throws {
+    network = try FlowNetS(widths: widths)
+    do {
+      try network.loadStateDict(try ModelLoader.readWeights(weights))
+    } catch {
+      throw InferenceError("\(weights.path): not the weights of this FlowNetS (\(error))")
+    }
+    self.device = device
+    try network.to(device: device)
+    network.eval()
+  }
+
+  public func flow(from a: Image, to b: Image) throws -> FlowField {
+    guard a.width == b.width, a.height == b.height else {
+      throw InferenceError("frames of \(a.width)×\(a.height) and \(b.width)×\(b.height): a flow needs two frames of one size")
+    }
+    func rgb(_ image: Image) throws -> Tensor { try (image.rgb().tensor() * 255).unsqueeze(0).to(device) }
+    let flow = try Torch.withInferenceMode { try network.flow(from: try rgb(a), to: try rgb(b)) }
+    return try FlowField(tensor: try flow.squeeze(dim: 0).to(.cpu))
+  }
+}
