@@ -1,0 +1,51 @@
+import Foundation
+import SegKitInference
+import SegKitTestSupport
+import XCTest
+
+/// DVSNet's flow path and its regions: warping the key frame's logits by the flow to
+/// the key frame, and the merge of overlapping regions by the larger maximum score
+/// against a numpy loop over the rule.
+final class DynamicKeyFramesTests: XCTestCase {
+  func testWarpPathLooksUpTheKeyFrame() throws {
+    Torch.manualSeed(41)
+    let logits = try Tensor.randn([1, 3, 8, 12])
+    // Every pixel's content was one pixel to the right in the key frame.
+    let flow = try Tensor.cat([try Tensor.ones([1, 1, 8, 12]), try Tensor.zeros([1, 1, 8, 12])], dim: 1)
+    let warped = try WarpPath.scores(keyLogits: logits, flowToKey: flow, size: Size2(8, 12))
+    XCTAssertTrue(try warped.narrow(dim: 3, start: 0, length: 11).allClose(logits.narrow(dim: 3, start: 1, length: 11), rtol: 1e-5, atol: 1e-5))
+    XCTAssertEqual(try warped.narrow(dim: 3, start: 11, length: 1).abs().max().item(), 0, accuracy: 1e-6, "outside the key frame: zero")
+    let scaled = try WarpPath.scores(keyLogits: logits, flowToKey: flow, scale: try Tensor.full([1, 3, 8, 12], 2), size: Size2(16, 24))
+    XCTAssertEqual(scaled.shape, [1, 3, 16, 24])
+    XCTAssertTrue(try scaled.allClose(try (warped * 2).interpolate(size: Size2(16, 24)), rtol: 1e-5, atol: 1e-5))
+    XCTAssertThrowsError(try WarpPath.scores(keyLogits: logits, flowToKey: try Tensor.zeros([1, 3, 8, 12]), size: Size2(8, 12)))
+  }
+
+  func testRegionsAndTheirMerge() throws {
+    let grid = try RegionGrid(rows: 2, columns: 2, overlap: 8)
+    let regions = try grid.regions(height: 40, width: 60)
+    XCTAssertEqual(regions.map { [$0.top, $0.left, $0.height, $0.width] },
+                   [[0, 0, 28, 38], [0, 22, 28, 38], [12, 0, 28, 38], [12, 22, 28, 38]])
+    XCTAssertEqual(try RegionGrid.whole.regions(height: 40, width: 60).map(\.height), [40])
+    XCTAssertThrowsError(try RegionGrid(rows: 0, columns: 2, overlap: 8))
+
+    Torch.manualSeed(42)
+    let scores = try regions.map { try Tensor.randn([5, $0.height, $0.width]) }
+    let merged = try grid.merge(scores, height: 40, width: 60)
+    let oracle = try OracleTensors.run(#"""
+      inputs = load_inputs()
+      regions = [(0, 0, 28, 38), (0, 22, 28, 38), (12, 0, 28, 38), (12, 22, 28, 38)]
+      best = np.full((40, 60), -np.inf); labels = np.zeros((40, 60), dtype=np.int64)
+      for r, (top, left, h, w) in enumerate(regions):
+          s = inputs[f"s{r}"].numpy()
+          for y in range(h):
+              for x in range(w):
+                  m = s[:, y, x].max()
+                  if m > best[top + y, left + x]:
+                      best[top + y, left + x] = m; labels[top + y, left + x] = s[:, y, x].argmax()
+      save("labels", torch.from_numpy(labels))
+      """#, inputs: scores.enumerated().map { ("s\($0.offset)", $0.element) })
+    XCTAssertEqual(try merged.toArray(Int64.self), try oracle["labels"].toArray(Int64.self))
+    XCTAssertThrowsError(try grid.merge(Array(scores.prefix(3)), height: 40, width: 60))
+  }
+}
