@@ -9,9 +9,11 @@ public final class NetworkFlow {
   public let device: Device
 
   public init(widths: FlowNetS.Widths, weights: URL, device: Device = .cpu) throws {
-    network = try FlowNetS(widths: widths)
+    let state = try ModelLoader.readWeights(weights)
+    // A thin FlowNetS trained as DVSNet's flow path carries its scale head; it is built to fit.
+    network = try FlowNetS(widths: widths, scaleClasses: state["predict_scale.weight"].map { $0.shape[0] })
     do {
-      try network.loadStateDict(try ModelLoader.readWeights(weights))
+      try network.loadStateDict(state)
     } catch {
       throw InferenceError("\(weights.path): not the weights of this FlowNetS (\(error))")
     }

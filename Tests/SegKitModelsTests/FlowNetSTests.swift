@@ -14,7 +14,7 @@ final class FlowNetSTests: XCTestCase {
     def deconv(i, o):
         return nn.Sequential(nn.ConvTranspose2d(i, o, 4, 2, 1, bias=True), nn.LeakyReLU(0.1))
     class OracleFlowNetS(nn.Module):
-        def __init__(self, e, d):
+        def __init__(self, e, d, k=None):
             super().__init__()
             self.conv1 = conv(6, e[0], 7, 2); self.conv2 = conv(e[0], e[1], 5, 2); self.conv3 = conv(e[1], e[2], 5, 2)
             self.conv3_1 = conv(e[2], e[3]); self.conv4 = conv(e[3], e[4], s=2); self.conv4_1 = conv(e[4], e[5])
@@ -25,6 +25,7 @@ final class FlowNetSTests: XCTestCase {
             self.predict_flow6 = nn.Conv2d(e[9], 2, 3, 1, 1); self.predict_flow5 = nn.Conv2d(c5, 2, 3, 1, 1)
             self.predict_flow4 = nn.Conv2d(c4, 2, 3, 1, 1); self.predict_flow3 = nn.Conv2d(c3, 2, 3, 1, 1)
             self.predict_flow2 = nn.Conv2d(c2, 2, 3, 1, 1)
+            if k: self.predict_scale = nn.Conv2d(c2, k, 3, 1, 1)
             for name in ("6_to_5", "5_to_4", "4_to_3", "3_to_2"):
                 setattr(self, "upsampled_flow" + name, nn.ConvTranspose2d(2, 2, 4, 2, 1, bias=False))
         def forward(self, frames):   # [N, 3, 2, H, W], RGB 0..255
@@ -38,15 +39,26 @@ final class FlowNetSTests: XCTestCase {
             cat4 = torch.cat((c4, self.deconv4(cat5), self.upsampled_flow5_to_4(f5)), 1); f4 = self.predict_flow4(cat4)
             cat3 = torch.cat((c3, self.deconv3(cat4), self.upsampled_flow4_to_3(f4)), 1); f3 = self.predict_flow3(cat3)
             cat2 = torch.cat((c2, self.deconv2(cat3), self.upsampled_flow3_to_2(f3)), 1); f2 = self.predict_flow2(cat2)
-            return nn.Upsample(scale_factor=4, mode="bilinear")(f2 * 20.0), f2, c6
+            scale = self.predict_scale(cat2) if hasattr(self, "predict_scale") else torch.zeros(1)
+            return nn.Upsample(scale_factor=4, mode="bilinear")(f2 * 20.0), f2, c6, scale
     """#
 
-  func check(_ widths: FlowNetS.Widths, name: String, height: Int, width: Int) throws {
+  func check(_ widths: FlowNetS.Widths, scaleClasses: Int? = nil, name: String, height: Int, width: Int) throws {
     Torch.manualSeed(21)
-    let network = try FlowNetS(widths: widths)
+    let network = try FlowNetS(widths: widths, scaleClasses: scaleClasses)
     network.eval()
-    // Small weights keep the LeakyReLU chain in a useful range.
-    try Torch.withNoGrad { for (_, parameter) in network.namedParameters() { try parameter.mul_(0.5) } }
+    // DVSNet's scale head starts as the identity: weights 0, bias 1.
+    if scaleClasses != nil {
+      let initial = try network.stateDict()
+      XCTAssertEqual(try initial.first { $0.0 == "predict_scale.weight" }?.1.abs().max().item(), 0)
+      XCTAssertEqual(try initial.first { $0.0 == "predict_scale.bias" }?.1.min().item(), 1)
+    }
+    // Small weights keep the LeakyReLU chain in a useful range; the scale head gets random ones.
+    try Torch.withNoGrad {
+      for (name, parameter) in network.namedParameters() {
+        if name == "predict_scale.weight" { try parameter.copy_(try Tensor.randn(parameter.shape) * 0.05) } else { try parameter.mul_(0.5) }
+      }
+    }
     let state = try network.stateDict()
     XCTAssertEqual(Array(state.map(\.0).prefix(3)), ["conv1.0.weight", "conv1.0.bias", "conv2.0.weight"])
     XCTAssertTrue(state.contains { $0.0 == "deconv5.0.weight" && $0.1.shape == [widths.encoder[9], widths.decoder[0], 4, 4] })
@@ -55,14 +67,20 @@ final class FlowNetSTests: XCTestCase {
     let first = try Tensor.rand([1, 3, height, width]) * 255, second = try Tensor.rand([1, 3, height, width]) * 255
     let oracle = try OracleTensors.run(Self.oracleNetwork + "\n" + #"""
       inputs = load_inputs()
-      net = OracleFlowNetS(\#(widths.encoder), \#(widths.decoder)).eval()
+      net = OracleFlowNetS(\#(widths.encoder), \#(widths.decoder), \#(scaleClasses.map(String.init) ?? "None")).eval()
       net.load_state_dict({k[6:]: v for k, v in inputs.items() if k.startswith("state/")})
       frames = torch.stack([inputs["first"], inputs["second"]], 2)
       with torch.no_grad():
-          flow, f2, c6 = net(frames)
-      save("flow", flow); save("flow2", f2); save("conv6_1", c6)
+          flow, f2, c6, scale = net(frames)
+      save("flow", flow); save("flow2", f2); save("conv6_1", c6); save("scale", scale)
       """#, inputs: [("first", first), ("second", second)] + state.map { ("state/\($0.0)", $0.1) })
-    let (flow2, coarser, features) = try Torch.withNoGrad { try network.forward(try FlowNetS.input(first: first, second: second)) }
+    let output = try Torch.withNoGrad { try network.forward(try FlowNetS.input(first: first, second: second)) }
+    let (flow2, coarser, features) = (output.flow2, output.coarser, output.features)
+    if scaleClasses != nil {
+      try assertMatchesOracle(output.scale, try oracle["scale"], rtol: 1e-4, atol: 1e-4, "\(name) predict_scale")
+    } else {
+      XCTAssertNil(output.scale)
+    }
     let flow = try Torch.withNoGrad { try network.flow(from: first, to: second) }
     XCTAssertEqual(flow.shape, [1, 2, height, width])
     XCTAssertEqual(coarser.map { $0.shape[2] }, [height / 32, height / 16, height / 8, height / 64].sorted(by: >))
@@ -74,7 +92,7 @@ final class FlowNetSTests: XCTestCase {
 
   func testFlowNet2SMatchesPyTorch() throws { try check(.full, name: "FlowNet2-S", height: 64, width: 128) }
 
-  func testThinFlowNetSMatchesPyTorch() throws { try check(.thin, name: "thin FlowNetS", height: 128, width: 192) }
+  func testThinFlowNetSMatchesPyTorch() throws { try check(.thin, scaleClasses: 19, name: "thin FlowNetS", height: 128, width: 192) }
 
   /// Other sizes are resized to multiples of 64 and the flow scaled back; a bad input is an error.
   func testAnySizeAndBadInput() throws {

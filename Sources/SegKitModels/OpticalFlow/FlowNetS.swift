@@ -11,6 +11,10 @@ import SegKitNN
 ///                 and the next level reads [encoder skip, upsampled features, upsampled flow]
 ///     output      `predict_flow2` × 20, bilinearly upsampled ×4: pixels at the input size
 ///
+/// DVSNet adds `predict_scale`: a 3×3 convolution on the finest level's input to one
+/// scale per class (weights 0, bias 1: the identity at the start), which multiplies the
+/// warped key-frame logits (`WarpPath`).
+///
 /// State-dict keys are flownet2-pytorch's (`conv1.0.weight`, `deconv5.0.weight`,
 /// `predict_flow6.weight`, `upsampled_flow6_to_5.weight`, …), so its FlowNet2-S
 /// checkpoint (`state_dict` of the `.pth.tar`) loads unmodified.
@@ -36,8 +40,10 @@ public final class FlowNetS: Module {
   let deconvolutions: [Sequential]
   let predictions: [Conv2d]
   let flowUpsamplers: [ConvTranspose2d]
+  /// DVSNet's per-class scale field head, when built with `scaleClasses`.
+  let scaleHead: Conv2d?
 
-  public init(widths: Widths = .full) throws {
+  public init(widths: Widths = .full, scaleClasses: Int? = nil) throws {
     guard widths.encoder.count == 10, widths.decoder.count == 4 else {
       throw ModelError("FlowNetS takes 10 encoder and 4 decoder widths, got \(widths.encoder.count) and \(widths.decoder.count)")
     }
@@ -62,19 +68,41 @@ public final class FlowNetS: Module {
     }
     predictions = try levelInputs.map { try Conv2d($0, 2, kernelSize: 3, padding: 1) }
     flowUpsamplers = try (0..<4).map { _ in try ConvTranspose2d(2, 2, kernelSize: 4, stride: 2, padding: 1, bias: false) }
+    if let scaleClasses {
+      guard (1...256).contains(scaleClasses) else { throw ModelError("FlowNetS: a scale field for \(scaleClasses) classes") }
+      scaleHead = try Conv2d(levelInputs[4], scaleClasses, kernelSize: 3, padding: 1)
+    } else {
+      scaleHead = nil
+    }
     super.init()
     let encoderNames = ["conv1", "conv2", "conv3", "conv3_1", "conv4", "conv4_1", "conv5", "conv5_1", "conv6", "conv6_1"]
     for (name, layer) in zip(encoderNames, encoder) { registerModule(name, layer) }
     for (level, layer) in deconvolutions.enumerated() { registerModule("deconv\(5 - level)", layer) }
     for (level, layer) in predictions.enumerated() { registerModule("predict_flow\(6 - level)", layer) }
     for (level, layer) in flowUpsamplers.enumerated() { registerModule("upsampled_flow\(6 - level)_to_\(5 - level)", layer) }
+    if let scaleHead {
+      registerModule("predict_scale", scaleHead)
+      try Torch.withNoGrad {
+        try scaleHead.weight.zero_()
+        try scaleHead.bias?.fill_(1)
+      }
+    }
   }
 
-  /// The network on its normalised input [N, 6, H, W] (H, W multiples of 64): the
-  /// finest flow `predict_flow2` [N, 2, H/4, W/4] (in units of 20 px), the coarser ones
-  /// (`predict_flow3`…`6`, for multi-scale training) and the deepest features (conv6_1,
-  /// [N, C, H/64, W/64], which DVSNet's decision network reads).
-  public func forward(_ x: Tensor) throws -> (flow2: Tensor, coarser: [Tensor], features: Tensor) {
+  /// What the network computes from one input.
+  public struct Output {
+    /// `predict_flow2` [N, 2, H/4, W/4], in units of 20 px.
+    public var flow2: Tensor
+    /// `predict_flow3`…`6`, finest first (for multi-scale training).
+    public var coarser: [Tensor]
+    /// conv6_1 [N, C, H/64, W/64], which DVSNet's decision network reads.
+    public var features: Tensor
+    /// The per-class scale field [N, K, H/4, W/4] (with `scaleClasses`).
+    public var scale: Tensor?
+  }
+
+  /// The network on its normalised input [N, 6, H, W] (H, W multiples of 64).
+  public func forward(_ x: Tensor) throws -> Output {
     guard x.rank == 4, x.shape[1] == 6, x.shape[2] % Self.sizeMultiple == 0, x.shape[3] % Self.sizeMultiple == 0 else {
       throw ModelError("FlowNetS takes [N, 6, H, W] with H and W multiples of \(Self.sizeMultiple); got \(x.shape)")
     }
@@ -93,7 +121,7 @@ public final class FlowNetS: Module {
       coarser.insert(flow, at: 0)
       level = try Tensor.cat([skips[index], try deconvolutions[index](level), try flowUpsamplers[index](flow)], dim: 1)
     }
-    return (try predictions[4](level), coarser, outputs[9])
+    return Output(flow2: try predictions[4](level), coarser: coarser, features: outputs[9], scale: try scaleHead.map { try $0(level) })
   }
 
   /// FlowNet2-S's input from two batches of RGB frames [N, 3, H, W] with values in
