@@ -225,11 +225,13 @@ public final class VideoReader {
   }
 
   private func stop() {
+    // Our end of the pipe closes first: ffmpeg blocked writing into a full pipe (a
+    // reader stopped early) then fails with EPIPE instead of waiting forever.
+    try? stdout?.close()
     if let process, process.isRunning {
       process.terminate()
       process.waitUntilExit()
     }
-    try? stdout?.close()
     process = nil
     stdout = nil
     stderr = nil

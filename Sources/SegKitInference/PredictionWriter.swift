@@ -58,11 +58,12 @@ public struct PredictionWriter {
   /// Segments every frame of a video with `segmenter` (started on the first frame,
   /// with `firstMask` for video object segmentation) into `<stem>_overlay.mp4` in
   /// `folder`, and with `frames` each frame's files into `<stem>/`. A failure part-way
-  /// still finishes the video with the frames done so far, then rethrows.
+  /// still finishes the video with the frames done so far, then rethrows; so does
+  /// `shouldStop` (asked after each frame; the result says `stopped`).
   public func segmentVideo(
     _ url: URL, with segmenter: any SequenceSegmenter, firstMask: Image? = nil, into folder: URL, frames: Bool,
-    replacing: Bool = false
-  ) throws -> (video: URL, frames: Int) {
+    replacing: Bool = false, shouldStop: () -> Bool = { false }
+  ) throws -> (video: URL, frames: Int, stopped: Bool) {
     let stem = url.deletingPathExtension().lastPathComponent
     let videoURL = Self.videoURL(for: url, in: folder)
     guard replacing || !FileManager.default.fileExists(atPath: videoURL.path) else {
@@ -79,8 +80,9 @@ public struct PredictionWriter {
       }
     }
     var writer: VideoWriter?
+    var stopped = false
     do {
-      while let frame = try reader.next() {
+      while !stopped, let frame = try reader.next() {
         let labels = reader.position == 1
           ? try segmenter.start(firstFrame: frame, mask: firstMask) : try segmenter.next(frame)
         if writer == nil {
@@ -89,6 +91,7 @@ public struct PredictionWriter {
         }
         try writer?.write(try blend(image: frame, labels: labels))
         if frames { try write(image: frame, labels: labels, stem: String(format: "%06d", reader.position - 1), into: frameFolder) }
+        stopped = shouldStop()
       }
     } catch {
       try? writer?.finish()
@@ -96,6 +99,6 @@ public struct PredictionWriter {
     }
     guard let writer else { throw InferenceError("\(url.path): the video has no frames") }
     try writer.finish()
-    return (videoURL, writer.frameCount)
+    return (videoURL, writer.frameCount, stopped)
   }
 }

@@ -11,7 +11,8 @@ struct Predict: ParsableCommand {
       output folder gets <stem>.png, the label map as a palette PNG (its indices are the class ids, its \
       colours the colormap; --raw: a plain gray PNG of the ids), and on request <stem>_color.png (the \
       colourised mask) and <stem>_overlay.jpg (the mask blended over the image). A video <stem> gives \
-      <stem>_overlay.mp4, and with --frames the per-frame files in <stem>/. The colormap is --colormap, \
+      <stem>_overlay.mp4, and with --frames the per-frame files in <stem>/; Ctrl-C stops after the \
+      current frame and leaves a playable video of the frames done (exit 130). The colormap is --colormap, \
       else the run's dataset's, else Pascal VOC's. --scales, --flip and --crop work as in `segkit eval`.
       """
   )
@@ -147,10 +148,13 @@ struct Predict: ParsableCommand {
         throw CommandError("\(failures.count) of \(urls.count) images failed:\n" + failures.map { "  \($0)" }.joined(separator: "\n"))
       }
     case .video(let url):
+      let stop = Interrupt.install(message: "stopping after this frame; the video keeps the frames done (Ctrl-C again quits at once)")
       let result = try writer.segmentVideo(
-        url, with: FramewiseSegmenter(segmenter, shorterSide: shorterSide), into: folder, frames: frames, replacing: force)
-      print("video: \(result.video.path) (\(result.frames) frames)")
+        url, with: FramewiseSegmenter(segmenter, shorterSide: shorterSide), into: folder, frames: frames, replacing: force,
+        shouldStop: { stop.requested })
+      print("video: \(result.video.path) (\(result.frames) frames\(result.stopped ? ", stopped early; it plays" : ""))")
       if frames { print("frames: \(folder.appendingPathComponent(Self.stem(url)).path)") }
+      if result.stopped { throw ExitCode(130) }
     }
   }
 

@@ -259,7 +259,12 @@ struct VOSSegment: ParsableCommand {
     let writer = try PredictionWriter(palette: .pascal)
     let start = Date()
     do {
-      let result = try writer.segmentVideo(url, with: segmenter, firstMask: mask, into: folder, frames: true, replacing: overwrite)
+      let result = try writer.segmentVideo(url, with: segmenter, firstMask: mask, into: folder, frames: true, replacing: overwrite,
+                                           shouldStop: { stop.requested })
+      if result.stopped {
+        print("stopped after \(result.frames) frames: \(result.video.path) holds them and plays")
+        throw ExitCode(130)
+      }
       print("\(result.frames) frames, \(ObjectMasks.ids(in: mask).count) object(s), " + String(format: "%.1f s", Date().timeIntervalSince(start)))
       print("masks: \(folder.appendingPathComponent(url.deletingPathExtension().lastPathComponent).path)")
       print("video: \(result.video.path)")

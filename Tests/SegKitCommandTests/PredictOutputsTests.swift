@@ -94,6 +94,39 @@ final class PredictOutputsTests: XCTestCase {
     XCTAssertEqual(try predict(["--input", clip.path, "--output", out.path, "--force"]).status, 0)
   }
 
+  /// Ctrl-C part-way through a video: predict stops after the frame in progress,
+  /// finishes the overlay video with the frames done (it plays) and exits 130; no
+  /// partial file is left.
+  func testInterruptLeavesAPlayableVideo() throws {
+    let clip = dir.appendingPathComponent("long.mkv")
+    let writer = try VideoWriter(url: clip, width: 64, height: 48, fps: 10, codec: .ffv1)
+    for i in 0..<300 { try writer.write(image(i % 7)) }
+    try writer.finish()
+    let out = dir.appendingPathComponent("stopped")
+    let process = Process()
+    process.executableURL = try SegKitCommand.executable()
+    process.arguments = ["predict", "--model", "lraspp_mobilenet_v3_large", "--weights", weights.path, "--input", clip.path,
+                         "--output", out.path, "--frames"]
+    let output = Pipe()
+    process.standardOutput = output
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    let frames = out.appendingPathComponent("long")
+    let deadline = Date().addingTimeInterval(60)
+    while Date() < deadline && ((try? FileManager.default.contentsOfDirectory(atPath: frames.path))?.count ?? 0) < 3 {
+      Thread.sleep(forTimeInterval: 0.05)
+    }
+    kill(process.processIdentifier, SIGINT)
+    let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    process.waitUntilExit()
+    XCTAssertEqual(process.terminationStatus, 130, text)
+    XCTAssertTrue(text.contains("stopped early; it plays"), text)
+    let video = try VideoReader(out.appendingPathComponent("long_overlay.mp4"))
+    XCTAssertGreaterThanOrEqual(video.frameCount, 3)
+    XCTAssertLessThan(video.frameCount, 300)
+    XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: out.path).filter { $0.hasPrefix(".") }, [])
+  }
+
   /// `--run` takes the model, classes and colormap from model.json (CamVid's here, as
   /// a run on CamVid writes it; the dataset itself is not on this machine) and the
   /// weights from the latest checkpoint.
