@@ -1,24 +1,31 @@
 #!/usr/bin/env bash
-# libFuzzer on one parser of untrusted files: bash scripts/fuzz.sh TARGET [SECONDS]
-# TARGET: mat, flo, pth, safetensors, yaml, png, jpeg or flowcache (Sources/SegKitFuzzTargets).
-# Builds an instrumented segkit-fuzz in .build-fuzz (release, -sanitize=fuzzer),
-# starts from the regression files and any corpus in fuzz/corpus/TARGET, and keeps
-# what it finds there; a crashing input is written to fuzz/crashes/TARGET/. Copy it
-# into Tests/SegKitFuzzTests/Regressions/TARGET/ once fixed, so the tests replay it.
+# libFuzzer on the parsers of untrusted files (Sources/SegKitFuzzTargets).
+#   bash scripts/fuzz.sh TARGET [SECONDS]   one target, for SECONDS (default 600)
+#   bash scripts/fuzz.sh smoke [RUNS]        every target, RUNS inputs each with a fixed
+#                                            seed (default 20000; the test command's smoke run)
+# TARGET: mat, flo, pth, safetensors, yaml, png, jpeg or flowcache.
+# Builds an instrumented segkit-fuzz in .build-fuzz (release, -sanitize=fuzzer), starts
+# from valid seed files and the regression files, and keeps what it finds in
+# fuzz/corpus/TARGET; a crashing input is written to fuzz/crashes/TARGET/ and the run
+# fails. Copy the input into Tests/SegKitFuzzTests/Regressions/TARGET/ once fixed, so
+# the tests replay it.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
-target="${1:?usage: scripts/fuzz.sh mat|flo|pth|safetensors|yaml|png|jpeg|flowcache [SECONDS]}"
-seconds="${2:-600}"
+usage="usage: scripts/fuzz.sh mat|flo|pth|safetensors|yaml|png|jpeg|flowcache [SECONDS] | smoke [RUNS]"
+target="${1:?$usage}"
 export LIBTORCH="${LIBTORCH:-$root/.deps/libtorch/torch}"
 # gold cannot link a libFuzzer binary here (an internal error); lld can.
 swift build -c release --scratch-path .build-fuzz --product segkit-fuzz \
   -Xswiftc -sanitize=fuzzer -Xswiftc -DLIBFUZZER -Xswiftc -Xclang-linker -Xswiftc -fuse-ld=lld -Xcc -fsanitize=fuzzer-no-link
-corpus="fuzz/corpus/$target" crashes="fuzz/crashes/$target"
-mkdir -p "$corpus" "$crashes"
-cp -n Tests/SegKitFuzzTests/Regressions/"$target"/* "$corpus"/ 2>/dev/null || true
-# Valid files to start from, written by the oracle's Python (scripts/setup-oracle.sh).
-"$root/.deps/oracle/bin/python" - "$target" "$corpus" <<'PY'
+
+# Fills fuzz/corpus/$1 with the regression files and valid seeds.
+seed_corpus() {
+  local target="$1" corpus="fuzz/corpus/$1"
+  mkdir -p "$corpus" "fuzz/crashes/$target"
+  cp -n Tests/SegKitFuzzTests/Regressions/"$target"/* "$corpus"/ 2>/dev/null || true
+  # Valid files to start from, written by the oracle's Python (scripts/setup-oracle.sh).
+  "$root/.deps/oracle/bin/python" - "$target" "$corpus" <<'PY'
 import sys, collections, numpy as np
 target, out = sys.argv[1], sys.argv[2]
 if target == "mat":
@@ -42,7 +49,28 @@ elif target in ("png", "jpeg"):
     image = Image.fromarray((np.arange(72).reshape(4, 6, 3) * 3).astype(np.uint8))
     image.save(f"{out}/seed.png"); image.save(f"{out}/seed.jpg", quality=90); image.convert("P").save(f"{out}/seed-palette.png")
 PY
-if [ "$target" = yaml ]; then cp configs/*.yaml "$corpus"/; fi
-if [ "$target" = flowcache ]; then printf '{"method":"dis","preset":"fast"}' > "$corpus/settings.json"; fi
-SWIFT_BACKTRACE=enable=no .build-fuzz/release/segkit-fuzz "$target" -max_total_time="$seconds" -rss_limit_mb=4096 -malloc_limit_mb=2048 \
-  -timeout=10 -artifact_prefix="$crashes/" "$corpus"
+  if [ "$target" = yaml ]; then cp configs/*.yaml "$corpus"/; fi
+  if [ "$target" = flowcache ]; then printf '{"method":"dis","preset":"fast"}' > "$corpus/settings.json"; fi
+}
+
+# The Swift runtime's backtracer would take the crash before libFuzzer could save the input.
+if [ "$target" = smoke ]; then
+  runs="${2:-20000}"
+  log="$(mktemp)"
+  trap 'rm -f "$log"' EXIT
+  for name in mat flo pth safetensors yaml png jpeg flowcache; do
+    seed_corpus "$name"
+    if ! SWIFT_BACKTRACE=enable=no .build-fuzz/release/segkit-fuzz "$name" -runs="$runs" -seed=1 -rss_limit_mb=4096 \
+      -malloc_limit_mb=2048 -timeout=10 -artifact_prefix="fuzz/crashes/$name/" "fuzz/corpus/$name" > "$log" 2>&1; then
+      tail -n 40 "$log"
+      echo "fuzz smoke: $name failed; the input is in fuzz/crashes/$name/" >&2
+      exit 1
+    fi
+    echo "fuzz smoke: $name: $(grep -E "^Done [0-9]+ runs" "$log" | tail -n 1)"
+  done
+  exit 0
+fi
+seconds="${2:-600}"
+seed_corpus "$target"
+SWIFT_BACKTRACE=enable=no .build-fuzz/release/segkit-fuzz "$target" -max_total_time="$seconds" -rss_limit_mb=4096 \
+  -malloc_limit_mb=2048 -timeout=10 -artifact_prefix="fuzz/crashes/$target/" "fuzz/corpus/$target"

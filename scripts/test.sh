@@ -25,4 +25,8 @@ if [ -n "$summary" ]; then
   failed="$(grep -cE "^Test Case '.*' failed" "$log" || true)"
   echo "$((executed - failed)) passed, $failed failed"
 fi
+# The fuzzing smoke run: libFuzzer on every parser of untrusted files, 20,000 inputs each.
+if [ "$status" -eq 0 ]; then
+  bash scripts/fuzz.sh smoke || status=$?
+fi
 exit "$status"
