@@ -45,17 +45,17 @@ extension Synthetic {
       return (shape, motion(about: (shape.cx, shape.cy), &rng, strength: 1))
     }
 
-    /// The colour at pixel (x, y) of the first or the second frame: the topmost surface
-    /// there, looked up at its point in the first frame's coordinates.
-    func color(_ x: Double, _ y: Double, second: Bool) -> [Double] {
+    /// The topmost surface at pixel (x, y) of the first or the second frame: its colour
+    /// (looked up at its point in the first frame's coordinates) and its motion.
+    func surface(_ x: Double, _ y: Double, second: Bool) -> (color: [Double], motion: Motion) {
       for (shape, motion) in shapes.reversed() {
         let (px, py) = second ? motion.invert(x, y) : (x, y)
         let (u, v) = shape.local(px, py)
-        if shape.contains(u, v) { return shape.texture.color(u * shape.radius, v * shape.radius) }
+        if shape.contains(u, v) { return (shape.texture.color(u * shape.radius, v * shape.radius), motion) }
       }
       let (px, py) = second ? backgroundMotion.invert(x, y) : (x, y)
       let pattern = backgroundTexture.color(px, py), smooth = background.color(px, py)
-      return (0..<3).map { 0.5 * pattern[$0] + 0.5 * smooth[$0] }
+      return ((0..<3).map { 0.5 * pattern[$0] + 0.5 * smooth[$0] }, backgroundMotion)
     }
 
     var first = [UInt8](repeating: 0, count: width * height * 3), second = first
@@ -63,19 +63,14 @@ extension Synthetic {
     for y in 0..<height {
       for x in 0..<width {
         let (cx, cy) = (Double(x), Double(y))
-        let a = color(cx, cy, second: false), b = color(cx, cy, second: true)
+        let a = surface(cx, cy, second: false), b = surface(cx, cy, second: true)
         let pixel = (y * width + x) * 3
         for c in 0..<3 {
-          first[pixel + c] = clamp(a[c])
-          second[pixel + c] = clamp(b[c])
+          first[pixel + c] = clamp(a.color[c])
+          second[pixel + c] = clamp(b.color[c])
         }
         // The first frame's point at (x, y) moves with the topmost surface there.
-        let moved: (Double, Double)
-        if let owner = shapes.reversed().first(where: { $0.shape.contains($0.shape.local(cx, cy).0, $0.shape.local(cx, cy).1) }) {
-          moved = owner.motion.apply(cx, cy)
-        } else {
-          moved = backgroundMotion.apply(cx, cy)
-        }
+        let moved = a.motion.apply(cx, cy)
         flow[y * width + x] = Float(moved.0 - cx)
         flow[width * height + y * width + x] = Float(moved.1 - cy)
       }

@@ -64,19 +64,13 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
 /// bit flips, byte overwrites with boundary values, 32- and 64-bit fields set to
 /// extremes, truncation, duplication and splices of the seed's own bytes.
 public struct Mutator {
-  private var state: UInt64
+  private var random: SeededRandom
 
-  public init(seed: UInt64) { state = seed }
+  public init(seed: UInt64) { random = SeededRandom(seed: seed) }
 
-  private mutating func next() -> UInt64 {
-    state &+= 0x9E37_79B9_7F4A_7C15
-    var z = state
-    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-    return z ^ (z >> 31)
-  }
+  private mutating func next() -> UInt64 { random.next() }
 
-  private mutating func below(_ bound: Int) -> Int { bound <= 1 ? 0 : Int(next() % UInt64(bound)) }
+  private mutating func below(_ bound: Int) -> Int { bound <= 1 ? 0 : random.below(bound) }
 
   public mutating func mutate(_ seed: [UInt8]) -> [UInt8] {
     var bytes = seed

@@ -10,7 +10,7 @@ public enum RegionConfidence {
   /// every reference pixel is void.
   public static func score(_ labels: Tensor, reference: Tensor, ignoreIndex: Int = 255) throws -> Double? {
     guard labels.shape == reference.shape else {
-      throw TorchError("confidence of labels \(labels.shape) against a reference of \(reference.shape)")
+      throw MetricsError("confidence of labels \(labels.shape) against a reference of \(reference.shape)")
     }
     let counted = try reference .!= Double(ignoreIndex)
     let total = try counted.to(.float64).sum().item()
