@@ -10,6 +10,7 @@
 #include <ATen/ops/cat.h>
 #include <ATen/ops/hardsigmoid.h>
 #include <ATen/ops/hardswish.h>
+#include <ATen/ops/linalg_vector_norm.h>
 #include <ATen/ops/hardtanh.h>
 #include <ATen/ops/leaky_relu.h>
 #include <ATen/ops/linear.h>
@@ -327,6 +328,8 @@ sk_status sk_reduce(sk_reduce_op op, sk_tensor t, const int64_t *dims, int64_t n
     case SK_AMIN: put(out, at::amin(x, d, keepdim)); return;
     case SK_VAR: put(out, at::var(x, od, /*unbiased=*/true, keepdim)); return;
     case SK_STD: put(out, at::std(x, od, /*unbiased=*/true, keepdim)); return;
+    // Its gradient is 0 at a zero vector, where sqrt(sum(x²)) would give NaN.
+    case SK_NORM2: put(out, at::linalg_vector_norm(x, 2, od, keepdim)); return;
     case SK_PROD:
       put(out, one_by_one([](const at::Tensor &a) { return a.prod(); },
                           [&](const at::Tensor &a, int64_t v) { return a.prod(v, keepdim); }));

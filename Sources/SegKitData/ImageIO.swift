@@ -1,11 +1,15 @@
 import CImageCodecs
 import Foundation
 
-/// Reading and writing JPEG and PNG files through libpng and libjpeg-turbo.
+/// Reading and writing JPEG and PNG files through libpng and libjpeg-turbo (and
+/// reading FlyingChairs' binary PPM frames).
 public enum ImageIO {
-  /// Decodes a JPEG or PNG (sniffed from content) to RGB (gray and palette expanded, alpha dropped).
+  /// Decodes a JPEG, PNG or binary PPM/PGM (sniffed from content) to RGB (gray and
+  /// palette expanded, alpha dropped).
   public static func read(_ url: URL) throws -> Image {
-    try decode(url, mode: IC_DECODE_RGB)
+    let data = try load(url)
+    if PortablePixmap.sniff(data) { return try PortablePixmap.decode(data, name: url.path).rgb() }
+    return try decode(data, url: url, mode: IC_DECODE_RGB)
   }
 
   /// Decodes keeping the stored channels: gray 1, RGB 3, with alpha 4 (gray + alpha as RGBA);
@@ -89,7 +93,7 @@ public enum ImageIO {
       default: return -1
       }
     }
-    if status == -1 { throw DataError("\(url.path): not a PNG or JPEG file (unrecognised content)") }
+    if status == -1 { throw DataError("\(url.path): not a PNG, JPEG or PPM file (unrecognised content)") }
     try check(status, url)
     defer { ic_free(pixels) }
     let count = Int(w) * Int(h) * Int(c)

@@ -11,6 +11,8 @@ public struct ModelManifest: Codable, Equatable, Sendable {
     case semantic
     /// One logit per pixel; foreground where it is positive (probability above ½).
     case foreground
+    /// Two frames in, the optical flow from the first to the second out (FlowNetS).
+    case flow
   }
 
   public var model: String

@@ -33,6 +33,19 @@ public enum ModelZoo {
   /// which take images.
   public static let maskRNNNames = videoObjectSegmentationNames.map { "maskrnn_" + $0.dropFirst("osvos_".count) }
 
+  /// Optical flow networks (`FlowNetS`): flownet2-pytorch's FlowNet2-S and DVSNet's
+  /// thin FlowNetS. They take frame pairs, so they are not among `names` either.
+  public static let flowNetworkNames = ["flownet2s", "flownets_thin"]
+
+  /// The widths of flow network `name`, or nil when it is not one.
+  public static func flowNetworkWidths(_ name: String) -> FlowNetS.Widths? {
+    switch name {
+    case "flownet2s": return .full
+    case "flownets_thin": return .thin
+    default: return nil
+    }
+  }
+
   /// Every model name: torchvision's six first, then each decoder over each encoder,
   /// then the video object segmentation networks.
   public static let names: [String] = {

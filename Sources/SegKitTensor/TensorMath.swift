@@ -166,6 +166,8 @@ extension Tensor {
   /// Sum over `dims` (all dimensions when empty).
   public func sum(dims: [Int] = [], keepDim: Bool = false) throws -> Tensor { try reduce(SK_SUM, dims, keepDim) }
   public func sum(dim: Int, keepDim: Bool = false) throws -> Tensor { try reduce(SK_SUM, [dim], keepDim) }
+  /// The Euclidean norm over `dims` (all when empty); its gradient at a zero vector is 0.
+  public func norm(dims: [Int] = [], keepDim: Bool = false) throws -> Tensor { try reduce(SK_NORM2, dims, keepDim) }
   public func mean(dims: [Int] = [], keepDim: Bool = false) throws -> Tensor { try reduce(SK_MEAN, dims, keepDim) }
   public func mean(dim: Int, keepDim: Bool = false) throws -> Tensor { try reduce(SK_MEAN, [dim], keepDim) }
   public func prod(dims: [Int] = [], keepDim: Bool = false) throws -> Tensor { try reduce(SK_PROD, dims, keepDim) }

@@ -69,6 +69,9 @@ public final class Trainer {
     case .foreground:
       let foreground = try ForegroundSegmentationTask(config: config, device: device, role: role)
       (task, manifest) = (foreground, foreground.manifest())
+    case .flow:
+      let flow = try FlowEstimationTask(config: config, device: device, role: role)
+      (task, manifest) = (flow, flow.manifest())
     }
     let totalSteps = config.totalSteps(trainingSamples: task.trainLoader.stepsPerEpoch * config.input.trainBatchSize)
     var settings = LoopSettings(totalSteps: totalSteps)

@@ -20,13 +20,19 @@ struct DataSynth: ParsableCommand {
       Pascal VOC layout (JPEGImages, SegmentationClass palette PNGs, ImageSets/Segmentation).
       video: moving, deforming, occluding textured objects in the DAVIS 2017 layout (palette
       masks of object ids), or with one object the DAVIS 2016 layout (0/255 masks).
+      flow: frame pairs with their exact optical flow, FlyingChairs-style (textured shapes
+      under their own motions over a moving textured background), in FlyingChairs' layout
+      (data/NNNNN_img1.ppm, _img2.ppm, _flow.flo; FlyingChairs_train_val.txt).
+      street: street scenes from a panning camera (sky, buildings, road, moving cars and
+      people) as 30-frame snippets in Cityscapes' layout (leftImg8bit_sequence, and the 20th
+      frame in leftImg8bit and gtFine label ids), for video semantic segmentation.
       The same seed and options always give the same files.
       """
   )
 
-  enum Kind: String, ExpressibleByArgument, CaseIterable { case semantic, video }
+  enum Kind: String, ExpressibleByArgument, CaseIterable { case semantic, video, flow, street }
 
-  @Option(help: "What to generate: semantic or video.")
+  @Option(help: "What to generate: semantic, video, flow or street.")
   var kind: Kind
 
   @Option(help: "Output folder (created if missing).")
@@ -35,17 +41,17 @@ struct DataSynth: ParsableCommand {
   @Option(help: "Random seed.")
   var seed: UInt64 = 0
 
-  @Option(help: "Training images (semantic) or sequences (video). Default 300 or 8.")
+  @Option(help: "Training images (semantic), sequences (video), pairs (flow) or snippets (street). Default 300, 8, 400 or 40.")
   var train: Int?
 
-  @Option(help: "Validation images (semantic) or sequences (video). Default 50 or 4.")
+  @Option(help: "Validation images (semantic), sequences (video), pairs (flow) or snippets (street). Default 50, 4, 40 or 8.")
   var val: Int?
 
-  @Option(help: "Image size, WIDTHxHEIGHT or one number for a square. Default 96x96 (semantic) or 128x96 (video).")
+  @Option(help: "Image size, WIDTHxHEIGHT or one number for a square. Default 96x96 (semantic), 128x96 (video, flow) or 128x64 (street).")
   var size: String?
 
-  @Option(help: "Frames per sequence (video).")
-  var frames = 24
+  @Option(help: "Frames per sequence (video; default 24) or snippet (street; default 30, the 20th annotated).")
+  var frames: Int?
 
   @Option(help: "Objects per sequence (video); by default 1 to 3 at random. 1 selects the DAVIS 2016 layout unless --layout says otherwise.")
   var objects: Int?
@@ -60,14 +66,14 @@ struct DataSynth: ParsableCommand {
     for (name, value) in [("--train", train), ("--val", val)] where (value ?? 0) < 0 {
       throw ValidationError("\(name) must not be negative")
     }
-    if frames < 1 { throw ValidationError("--frames must be at least 1") }
+    if let frames, !(1...1000).contains(frames) { throw ValidationError("--frames must be 1 to 1000") }
     if let size, (try? parseSize(size)) == nil {
       throw ValidationError("--size '\(size)' is not WIDTHxHEIGHT or N (positive, at most 4096)")
     }
     if let layout, Synthetic.VideoLayout(rawValue: layout) == nil {
       throw ValidationError("--layout '\(layout)': expected davis2017 or davis2016")
     }
-    if kind == .semantic && (objects != nil || layout != nil) {
+    if kind != .video && (objects != nil || layout != nil) {
       throw ValidationError("--objects and --layout apply to --kind video")
     }
   }
@@ -94,15 +100,39 @@ struct DataSynth: ParsableCommand {
     case .video:
       var options = Synthetic.VideoOptions()
       options.seed = seed
-      options.frames = frames
+      options.frames = frames ?? 24
       options.objects = objects
       if let train { options.trainSequences = train }
       if let val { options.valSequences = val }
       if let size { (options.width, options.height) = try parseSize(size) }
       options.layout = layout.flatMap(Synthetic.VideoLayout.init(rawValue:)) ?? (objects == 1 ? .davis2016 : .davis2017)
       try Synthetic.writeVideo(to: root, options: options)
-      print("wrote \(options.trainSequences) train + \(options.valSequences) val synthetic sequences of \(frames) frames "
+      print("wrote \(options.trainSequences) train + \(options.valSequences) val synthetic sequences of \(options.frames) frames "
         + "(\(options.width)x\(options.height)) in the \(options.layout.rawValue) layout to \(root.path)")
+    case .flow:
+      var options = Synthetic.FlowOptions()
+      options.seed = seed
+      if let train { options.trainCount = train }
+      if let val { options.valCount = val }
+      if let size { (options.width, options.height) = try parseSize(size) }
+      guard options.width >= 8, options.height >= 8 else { throw ValidationError("--size: flow pairs need at least 8x8 pixels") }
+      try Synthetic.writeFlowPairs(to: root, options: options)
+      print("wrote \(options.trainCount) train + \(options.valCount) val synthetic frame pairs with their flow "
+        + "(\(options.width)x\(options.height)) in the FlyingChairs layout to \(root.path)")
+    case .street:
+      var options = Synthetic.StreetOptions()
+      options.seed = seed
+      if let frames {
+        options.frames = frames
+        options.annotatedFrame = min(19, frames - 1)
+      }
+      if let train { options.trainSnippets = train }
+      if let val { options.valSnippets = val }
+      if let size { (options.width, options.height) = try parseSize(size) }
+      try Synthetic.writeStreet(to: root, options: options)
+      print("wrote \(options.trainSnippets) train + \(options.valSnippets) val synthetic street snippets of \(options.frames) frames "
+        + "(\(options.width)x\(options.height), frame \(options.annotatedFrame + 1) annotated; classes: "
+        + Synthetic.streetLabelIds.map(\.name).joined(separator: ", ") + ") in the Cityscapes layout to \(root.path)")
     }
     print(String(format: "took %.1f s", Date().timeIntervalSince(start)))
   }

@@ -155,7 +155,7 @@ sk_status sk_add_scaled_(sk_tensor a, sk_tensor b, double alpha);
 sk_status sk_lerp_(sk_tensor a, sk_tensor b, double weight);
 
 /* ---- reductions ------------------------------------------------------- */
-typedef enum { SK_SUM, SK_MEAN, SK_AMAX, SK_AMIN, SK_PROD, SK_VAR, SK_STD, SK_ALL, SK_ANY } sk_reduce_op;
+typedef enum { SK_SUM, SK_MEAN, SK_AMAX, SK_AMIN, SK_PROD, SK_VAR, SK_STD, SK_ALL, SK_ANY, SK_NORM2 } sk_reduce_op;
 /* ndim == 0 reduces over all dimensions. VAR and STD are unbiased. */
 sk_status sk_reduce(sk_reduce_op op, sk_tensor t, const int64_t *dims, int64_t ndim, int32_t keepdim,
                     sk_tensor *out);

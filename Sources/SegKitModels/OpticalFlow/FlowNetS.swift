@@ -43,6 +43,9 @@ public final class FlowNetS: Module {
   /// DVSNet's per-class scale field head, when built with `scaleClasses`.
   let scaleHead: Conv2d?
 
+  /// The classes of the scale field, or nil without one.
+  public var scaleClasses: Int? { scaleHead?.weight.shape[0] }
+
   public init(widths: Widths = .full, scaleClasses: Int? = nil) throws {
     guard widths.encoder.count == 10, widths.decoder.count == 4 else {
       throw ModelError("FlowNetS takes 10 encoder and 4 decoder widths, got \(widths.encoder.count) and \(widths.decoder.count)")
@@ -136,17 +139,28 @@ public final class FlowNetS: Module {
     return try Tensor.cat([(first - mean) / 255, (second - mean) / 255], dim: 1)
   }
 
+  /// The size frames of `height` × `width` are resized to: the next multiples of 64.
+  public static func inputSize(height: Int, width: Int) -> Size2 {
+    func rounded(_ side: Int) -> Int { max(sizeMultiple, (side + sizeMultiple - 1) / sizeMultiple * sizeMultiple) }
+    return Size2(rounded(height), rounded(width))
+  }
+
+  /// The network's output for two RGB frames (0…255, [N, 3, H, W], any size), resized
+  /// to `inputSize` first: `flow2` then holds the flow over the resized frames.
+  public func output(from first: Tensor, to second: Tensor) throws -> Output {
+    let size = Self.inputSize(height: first.shape[2], width: first.shape[3])
+    let resized = size == Size2(first.shape[2], first.shape[3])
+      ? (first, second) : (try first.interpolate(size: size), try second.interpolate(size: size))
+    return try forward(try Self.input(first: resized.0, second: resized.1))
+  }
+
   /// The flow from `first` to `second` (RGB, 0…255, [N, 3, H, W], any size) in pixels,
   /// [N, 2, H, W], channel 0 horizontal: first(x) ≈ second(x + flow(x)). Frames whose
   /// sides are not multiples of 64 are resized to the next ones and the flow is scaled back.
   public func flow(from first: Tensor, to second: Tensor) throws -> Tensor {
     let (height, width) = (first.shape[2], first.shape[3])
-    func rounded(_ side: Int) -> Int { max(Self.sizeMultiple, (side + Self.sizeMultiple - 1) / Self.sizeMultiple * Self.sizeMultiple) }
-    let size = Size2(rounded(height), rounded(width))
-    let resized = size == Size2(height, width)
-      ? (first, second) : (try first.interpolate(size: size), try second.interpolate(size: size))
-    let flow2 = try forward(try Self.input(first: resized.0, second: resized.1)).flow2
-    let flow = try (flow2 * Self.flowScale).interpolate(size: size)
+    let size = Self.inputSize(height: height, width: width)
+    let flow = try (try output(from: first, to: second).flow2 * Self.flowScale).interpolate(size: size)
     guard size != Size2(height, width) else { return flow }
     let scale = try Tensor([Float(width) / Float(size.width), Float(height) / Float(size.height)], shape: [1, 2, 1, 1]).to(flow.device)
     return try flow.interpolate(size: Size2(height, width)) * scale

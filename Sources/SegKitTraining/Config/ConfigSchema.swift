@@ -67,7 +67,8 @@ extension TrainingConfig {
   }
 
   static let table: [Setting] = [
-    Setting("task", "task", \.task, "semantic (a class per pixel) or foreground (one-channel foreground against background)"),
+    Setting("task", "task", \.task,
+            "semantic (a class per pixel), foreground (one-channel foreground against background) or flow (optical flow of frame pairs)"),
 
     Setting("dataset", "dataset", \.data.dataset, "dataset name (pascal_voc, cityscapes, ade20k, camvid, davis, folder, …)"),
     Setting("dataset_dir", "dataset", \.data.datasetDir, "dataset root folder (required)"),
@@ -165,6 +166,9 @@ extension TrainingConfig {
             "probability that a part of the previous mask is dropped", task: .foreground),
     Setting("box_loss_weight", "MaskRNN (maskrnn_* models)", \.maskRNN.boxLossWeight,
             "weight of the localiser's smooth-L1 box loss", task: .foreground),
+
+    Setting("flow_loss_weights", "loss", \.flow.lossWeights,
+            "weights of the end-point errors at 1/4, 1/8, 1/16, 1/32 and 1/64 of the input (FlowNet's)", task: .flow),
 
     Setting("eval_crop_size", "evaluation", \.evaluation.evalCropSize, "evaluation crop [height, width]; null: whole images"),
     Setting("eval_scales", "evaluation", \.evaluation.evalScales, "input scales averaged at evaluation"),

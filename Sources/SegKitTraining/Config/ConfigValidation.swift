@@ -25,6 +25,14 @@ extension TrainingConfig {
       require((0...64).contains(m.perturbationShift), "perturbation_shift", "must be 0 to 64", "\(m.perturbationShift)")
       require((0...1).contains(m.perturbationDrop), "perturbation_drop", "must be in [0, 1]", "\(m.perturbationDrop)")
       require(m.boxLossWeight >= 0 && m.boxLossWeight.isFinite, "box_loss_weight", "must be non-negative", "\(m.boxLossWeight)")
+    } else if ModelZoo.flowNetworkNames.contains(model.name) || task == .flow {
+      require(task == .flow, "task", "must be flow for \(model.name) (a flow network)", task.rawValue)
+      require(ModelZoo.flowNetworkNames.contains(model.name), "model", "must be a flow network for task flow (\(ModelZoo.flowNetworkNames.joined(separator: ", ")))", model.name)
+      require(data.dataset == "flying_chairs", "dataset", "must be flying_chairs for task flow (frame pairs with their flow)", data.dataset)
+      require(input.trainCropSize.allSatisfy { $0 % FlowNetS.sizeMultiple == 0 }, "train_crop_size",
+              "must be multiples of \(FlowNetS.sizeMultiple) for a flow network", "\(input.trainCropSize)")
+      require(flow.lossWeights.count == 5 && flow.lossWeights.allSatisfy { $0 >= 0 && $0.isFinite }, "flow_loss_weights",
+              "must be five non-negative weights (1/4 to 1/64)", "\(flow.lossWeights)")
     } else if !ModelZoo.names.contains(model.name) {
       let close = ModelZoo.closeMatches(to: model.name, limit: 3)
       let hint = close.isEmpty ? "" : " (did you mean \(close.map { "'\($0)'" }.joined(separator: ", "))?)"

@@ -47,6 +47,8 @@ public struct TrainingConfig: Equatable, Sendable {
   public var foreground = ForegroundSettings()
   /// MaskRNN's settings (task foreground, `maskrnn_*` models).
   public var maskRNN = MaskRNNSettings()
+  /// Settings of task flow only.
+  public var flow = FlowSettings()
   public var evaluation = EvaluationSettings()
   public var run = RunSettings()
 
@@ -151,6 +153,11 @@ public struct TrainingConfig: Equatable, Sendable {
   }
 
   /// MaskRNN's parts and data (task foreground with a `maskrnn_*` model).
+  public struct FlowSettings: Equatable, Sendable {
+    /// FlowNet's weights of the end-point errors at 1/4, 1/8, … 1/64 of the input.
+    public var lossWeights = [0.32, 0.08, 0.02, 0.01, 0.005]
+  }
+
   public struct MaskRNNSettings: Equatable, Sendable {
     public var fusion = MaskRNN.Fusion.sum
     public var localisation = true

@@ -238,7 +238,9 @@ public final class TrainingLoop {
   @discardableResult
   public func validate() throws -> ValidationReport? {
     guard let report = try task.validate(step: step) else { return nil }
-    if let headline = report.headline, !headline.value.isNaN { best = max(best ?? -.infinity, headline.value) }
+    if let headline = report.headline, !headline.value.isNaN {
+      best = report.lowerIsBetter ? min(best ?? .infinity, headline.value) : max(best ?? -.infinity, headline.value)
+    }
     if !report.scalars.isEmpty { self.report(.scalars(report.scalars, step: step)) }
     if !report.images.isEmpty { self.report(.images(report.images, step: step)) }
     log("validation at step \(step): \(report.summary)")

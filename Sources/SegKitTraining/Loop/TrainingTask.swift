@@ -33,8 +33,10 @@ public struct LossTerms {
 
 /// The result of one validation, as the loop logs it.
 public struct ValidationReport {
-  /// The metrics, the first being the headline (higher is better; "best" follows it).
+  /// The metrics, the first being the headline ("best" follows it).
   public var metrics: [(name: String, value: Double)]
+  /// Whether a smaller headline is better (an end-point error), not a larger one (an IoU).
+  public var lowerIsBetter: Bool
   /// TensorBoard scalars, e.g. ("val/mIoU", 0.9).
   public var scalars: [(tag: String, value: Double)]
   /// TensorBoard images, e.g. ("val/prediction", colourised labels).
@@ -43,8 +45,9 @@ public struct ValidationReport {
   public var summary: String
 
   public init(metrics: [(name: String, value: Double)], scalars: [(tag: String, value: Double)] = [],
-              images: [(tag: String, image: Image)] = [], summary: String) {
+              images: [(tag: String, image: Image)] = [], summary: String, lowerIsBetter: Bool = false) {
     self.metrics = metrics
+    self.lowerIsBetter = lowerIsBetter
     self.scalars = scalars
     self.images = images
     self.summary = summary

@@ -1,0 +1,71 @@
+import Foundation
+
+/// Short video snippets for video semantic segmentation: each snippet's frames in
+/// order and the one frame that is annotated, as Cityscapes' `leftImg8bit_sequence`
+/// ships them (30-frame snippets around each fine annotation, the 20th annotated).
+public struct VideoSnippets: Sendable {
+  public struct Snippet: Sendable, Hashable {
+    /// "<city>_<snippet>", e.g. "frankfurt_000000".
+    public let name: String
+    public let frames: [URL]
+    /// The index in `frames` of the annotated frame, and its label file.
+    public let annotated: Int
+    public let label: URL
+  }
+
+  public let root: URL
+  public let split: String
+  public let snippets: [Snippet]
+  public let colormap: Colormap
+  public let labelMapping: LabelMapping
+
+  public var classNames: [String] { colormap.classNames }
+
+  public static let cityscapesLayout = """
+      <root>/leftImg8bit_sequence/<split>/<city>/<city>_<snippet>_<frame>_leftImg8bit.png   every frame
+      <root>/gtFine/<split>/<city>/<city>_<snippet>_<frame>_gtFine_labelIds.png              the annotated frame
+    """
+
+  /// Cityscapes' sequences of `split`: every snippet with a fine annotation of one of its
+  /// frames (label ids mapped to the 19 train ids as for `SegmentationDataset.cityscapes`).
+  public static func cityscapes(root: URL, split: String) throws -> VideoSnippets {
+    let sequences = root.appendingPathComponent("leftImg8bit_sequence/\(split)")
+    guard Layout.isDirectory(sequences) else {
+      throw DataError("\(sequences.path): no such folder (split '\(split)'); Cityscapes sequences are laid out as:\n\(cityscapesLayout)")
+    }
+    let suffix = "_leftImg8bit.png"
+    var snippets: [Snippet] = []
+    for city in try Layout.contents(sequences) where Layout.isDirectory(city) {
+      // <city>_<snippet>_<frame>: the snippet and frame are the last two "_" fields.
+      var frames: [String: [(Int, URL)]] = [:]
+      for file in try Layout.contents(city) where file.lastPathComponent.hasSuffix(suffix) {
+        let fields = file.lastPathComponent.dropLast(suffix.count).split(separator: "_")
+        guard fields.count >= 3, let frame = Int(fields[fields.count - 1]) else {
+          throw DataError("\(file.path): not named <city>_<snippet>_<frame>_leftImg8bit.png")
+        }
+        frames[fields.dropLast().joined(separator: "_"), default: []].append((frame, file))
+      }
+      for (name, members) in frames.sorted(by: { $0.key < $1.key }) {
+        let ordered = members.sorted { $0.0 < $1.0 }
+        let labels = ordered.map { frame, _ in
+          root.appendingPathComponent(String(format: "gtFine/%@/%@/%@_%06d_gtFine_labelIds.png", split, city.lastPathComponent, name, frame))
+        }
+        guard let annotated = labels.firstIndex(where: Layout.exists) else { continue }
+        snippets.append(Snippet(name: name, frames: ordered.map(\.1), annotated: annotated, label: labels[annotated]))
+      }
+    }
+    guard !snippets.isEmpty else {
+      throw DataError("\(sequences.path): no snippet with an annotated frame; Cityscapes sequences are laid out as:\n\(cityscapesLayout)")
+    }
+    return VideoSnippets(root: root, split: split, snippets: snippets, colormap: .cityscapes, labelMapping: .cityscapes)
+  }
+
+  /// The annotated frame's label, mapped to train ids (invalid values are an error naming the file).
+  public func label(of snippet: Snippet) throws -> Image {
+    let (label, invalid) = labelMapping.apply(try ImageIO.readLabel(snippet.label))
+    guard invalid.isEmpty else {
+      throw DataError("\(snippet.label.path): label \(LabelMapping.describe(invalid)) not valid for this dataset")
+    }
+    return label
+  }
+}
