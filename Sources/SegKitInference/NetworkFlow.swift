@@ -22,6 +22,16 @@ public final class NetworkFlow {
     network.eval()
   }
 
+  /// The flow network of a `task: flow` run folder (its manifest names it), with the
+  /// run's latest checkpoint or final weights.
+  public convenience init(run: RunLayout, device: Device = .cpu) throws {
+    let manifest = try run.manifest()
+    guard manifest.task == .flow, let widths = ModelZoo.flowNetworkWidths(manifest.model) else {
+      throw InferenceError("\(run.url.path): a run of \(manifest.model) (task \(manifest.task.rawValue)), not of a flow network")
+    }
+    try self.init(widths: widths, weights: try run.latestCheckpointURL(), device: device)
+  }
+
   public func flow(from a: Image, to b: Image) throws -> FlowField {
     guard a.width == b.width, a.height == b.height else {
       throw InferenceError("frames of \(a.width)×\(a.height) and \(b.width)×\(b.height): a flow needs two frames of one size")

@@ -10,7 +10,7 @@ struct SegKit: ParsableCommand {
     abstract: "Image and video segmentation on libtorch.",
     version: version,
     subcommands: [
-      Info.self, Models.self, Predict.self, ConvertWeights.self, DataCommand.self, Train.self, Eval.self, VOSCommand.self,
+      Info.self, Models.self, Predict.self, ConvertWeights.self, DataCommand.self, Train.self, Eval.self, VOSCommand.self, DVSCommand.self,
       FlowCommand.self,
     ]
   )

@@ -1,0 +1,340 @@
+import ArgumentParser
+import Foundation
+import SegKitData
+import SegKitInference
+import SegKitTensor
+import SegKitTraining
+
+/// `segkit dvs …`: video semantic segmentation with dynamic key frames (DVSNet).
+struct DVSCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "dvs",
+    abstract: "Video semantic segmentation with dynamic key frames (DVSNet): decision samples, decision training, evaluation.",
+    discussion: """
+      The pieces: a segmentation run (`segkit train`, any semantic model), a flow network \
+      (a `task: flow` run of flownets_thin, or FlowNet2-S weights) and a decision network \
+      trained here on samples from both. Each frame is split into regions (--regions, \
+      --overlap); a region with a key frame runs the flow network from itself to its key, \
+      and the decision network predicts from the flow network's features how many of the \
+      region's pixels the warped key labels would get right (the confidence score, percent). \
+      Below the target the region is segmented and becomes its own key; otherwise the key's \
+      logits are warped by the flow.
+      """,
+    subcommands: [DVSFeatures.self, DVSTrainDecision.self, DVSEval.self]
+  )
+}
+
+/// The networks of the two paths and the regions.
+struct DVSArguments: ParsableArguments {
+  @OptionGroup var model: ModelArguments
+
+  @Option(help: "The flow network: a `task: flow` run folder, or a weight file with --flow-model.")
+  var flow: String
+
+  @Option(help: "The flow network of a weight file: flownets_thin (DVSNet's) or flownet2s.")
+  var flowModel = "flownets_thin"
+
+  @Option(help: "Regions per frame, ROWSxCOLUMNS (DVSNet: 2x2; seed 004: 1x1).")
+  var regions = "1x1"
+
+  @Option(help: "Pixels by which each region reaches across its inner edges (DVSNet: 64).")
+  var overlap = 0
+
+  @Option(help: "Device: auto (the first CUDA device, else the CPU), cpu, cuda, cuda:N or mps.")
+  var device = "auto"
+
+  func grid() throws -> RegionGrid {
+    let parts = regions.lowercased().split(separator: "x").map { Int($0) }
+    guard parts.count == 2, let rows = parts[0], let columns = parts[1] else {
+      throw ValidationError("--regions '\(regions)' is not ROWSxCOLUMNS (e.g. 2x2)")
+    }
+    do { return try RegionGrid(rows: rows, columns: columns, overlap: overlap) } catch let error as InferenceError {
+      throw ValidationError("--regions/--overlap: \(error.message)")
+    }
+  }
+
+  /// The segmenter of `policy` with the segmentation model on its device.
+  func segmenter(policy: DynamicKeyFrameSegmenter.Policy, decision: DecisionNetwork?) throws -> DynamicKeyFrameSegmenter {
+    let chosen = try resolveDevice(device)
+    let run = try model.run()
+    let loaded = try model.load(run: run?.layout, fallbackClasses: nil, requireWeights: true)
+    guard loaded.manifest.task == .semantic else {
+      throw ValidationError("the segmentation path needs a semantic model; \(loaded.manifest.model) is a \(loaded.manifest.task.rawValue) model")
+    }
+    let image = try ImageSegmenter(model: loaded.network, device: chosen, normalization: loaded.manifest.normalization)
+    let flowNetwork = try self.flowNetwork(device: chosen)
+    try decision?.to(device: chosen)
+    return try DynamicKeyFrameSegmenter(segmenter: image, flowNetwork: flowNetwork, decision: decision, grid: try grid(), policy: policy)
+  }
+
+  func flowNetwork(device: Device) throws -> FlowNetS {
+    let url = URL(fileURLWithPath: flow)
+    var isDirectory: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) else {
+      throw ValidationError("--flow \(flow): no such file or folder")
+    }
+    if isDirectory.boolValue { return try NetworkFlow(run: try RunLayout.existing(url), device: device).network }
+    guard let widths = ModelZoo.flowNetworkWidths(flowModel) else {
+      throw ValidationError("--flow-model \(flowModel): expected \(ModelZoo.flowNetworkNames.joined(separator: " or "))")
+    }
+    return try NetworkFlow(widths: widths, weights: url, device: device).network
+  }
+}
+
+/// Where the video snippets come from.
+struct SnippetArguments: ParsableArguments {
+  @Option(help: "Cityscapes root with leftImg8bit_sequence/ and gtFine/ (or `segkit data synth --kind street`'s folder).")
+  var cityscapes: String
+
+  @Option(help: "The split: train or val.")
+  var split = "val"
+
+  func dataset() throws -> VideoSnippets {
+    try VideoSnippets.cityscapes(root: URL(fileURLWithPath: cityscapes), split: split)
+  }
+}
+
+struct DVSFeatures: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "features",
+    abstract: "Write decision samples: flow features and warp-path confidence scores of frame pairs (seed 004's X and Y).",
+    discussion: """
+      For every snippet, frames from the last back to --max-distance in steps of --stride \
+      are current frames, each paired with the keys 0 … --max-distance frames before it. \
+      Per pair and region: the flow network's conv6_1 features (current → key) and the \
+      percentage of pixels where the warped key segmentation equals the segmentation of the \
+      current frame (DVSNet's target; void ignored). Written as one safetensors file \
+      (features, scores, distances) for `segkit dvs train-decision`.
+      """)
+
+  @OptionGroup var networks: DVSArguments
+  @OptionGroup var snippets: SnippetArguments
+
+  @Option(help: "The largest key-to-current distance in frames (DVSNet's lists: 9).")
+  var maxDistance = 9
+
+  @Option(help: "Frames between successive current frames of a snippet.")
+  var stride = 5
+
+  @Option(help: "The samples file to write (.safetensors).")
+  var out: String
+
+  func validate() throws {
+    guard (0...100).contains(maxDistance) else { throw ValidationError("--max-distance must be 0 to 100") }
+    guard stride >= 1 else { throw ValidationError("--stride must be at least 1") }
+  }
+
+  func run() throws {
+    let outURL = try writableFile(out, option: "--out")
+    let segmenter = try networks.segmenter(policy: .everyFrame, decision: nil)
+    let dataset = try snippets.dataset()
+    let stop = Interrupt.install(message: "stopping after this snippet (Ctrl-C again quits at once)")
+    var features: [Tensor] = [], scores: [Float] = [], distances: [Float] = []
+    var byDistance = [(sum: Double, count: Int)](repeating: (0, 0), count: maxDistance + 1)
+    let start = Date()
+    for (index, snippet) in dataset.snippets.enumerated() {
+      if stop.requested { throw ExitCode(130) }
+      let frames = try snippet.frames.map { try ImageIO.read($0) }
+      for current in Swift.stride(from: frames.count - 1, through: maxDistance, by: -stride) {
+        for distance in 0...maxDistance {
+          for sample in try segmenter.decisionSamples(current: frames[current], key: frames[current - distance]) {
+            guard let score = sample.score else { continue }
+            features.append(sample.features)
+            scores.append(Float(score))
+            distances.append(Float(distance))
+            byDistance[distance].sum += score
+            byDistance[distance].count += 1
+          }
+        }
+      }
+      warn("\(index + 1)/\(dataset.snippets.count) snippets, \(scores.count) samples", prefix: "")
+    }
+    guard !scores.isEmpty else {
+      throw CommandError("no samples: every snippet has fewer than --max-distance + 1 = \(maxDistance + 1) frames")
+    }
+    let samples = try DecisionSamples(
+      features: try Tensor.cat(features, dim: 0), scores: try Tensor(scores, shape: [scores.count]),
+      distances: try Tensor(distances, shape: [distances.count]))
+    try samples.write(to: outURL)
+    print("\(samples.count) samples from \(dataset.snippets.count) snippets of \(dataset.split) (\(String(format: "%.1f s", Date().timeIntervalSince(start)))): \(outURL.path)")
+    print("mean confidence score by key distance: " + byDistance.enumerated().filter { $0.element.count > 0 }
+      .map { String(format: "%d: %.1f", $0.offset, $0.element.sum / Double($0.element.count)) }.joined(separator: ", "))
+  }
+}
+
+struct DVSTrainDecision: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "train-decision",
+    abstract: "Train DVSNet's decision network on decision samples; keeps the epoch with the lowest validation error.",
+    discussion: """
+      DVSNet's recipe by default: mean squared error of the predicted confidence score, Adam \
+      at 0.002 × 0.99 per epoch, batch 32, dropout 0.5, 100 epochs. Prints the training and \
+      validation root-mean-square errors per epoch; writes OUT/decision.safetensors (the best \
+      epoch by validation error) and OUT/history.csv.
+      """)
+
+  @Option(help: "Training samples (`segkit dvs features` on the training split).")
+  var train: String
+
+  @Option(help: "Validation samples.")
+  var val: String
+
+  @Option(help: "Output folder.")
+  var out: String
+
+  @Option(help: "Epochs.") var epochs = 100
+  @Option(help: "Batch size.") var batchSize = 32
+  @Option(help: "Initial learning rate.") var learningRate = 0.002
+  @Option(help: "Learning-rate factor per epoch.") var decay = 0.99
+  @Option(help: "The grid the features are resized to, HxW (DVSNet: 4x8; seed 004: 4x5).") var grid = "4x8"
+  @Option(help: "Random seed.") var seed: UInt64 = 0
+
+  func run() throws {
+    let size = grid.lowercased().split(separator: "x").compactMap { Int($0) }
+    guard size.count == 2, size.allSatisfy({ (1...64).contains($0) }) else { throw ValidationError("--grid '\(grid)' is not HxW (1 to 64 each)") }
+    let folder = URL(fileURLWithPath: out)
+    try createFolder(folder)
+    let training = try DecisionSamples.read(URL(fileURLWithPath: train))
+    let validation = try DecisionSamples.read(URL(fileURLWithPath: val))
+    var trainer = DecisionNetworkTraining()
+    (trainer.epochs, trainer.batchSize, trainer.learningRate, trainer.decay, trainer.seed) = (epochs, batchSize, learningRate, decay, seed)
+    trainer.grid = Size2(size[0], size[1])
+    print("decision network on \(training.count) training and \(validation.count) validation samples, \(epochs) epochs")
+    let start = Date()
+    let (network, history, best) = try trainer.train(training, validation: validation) { epoch in
+      if epoch.epoch == 1 || epoch.epoch % 10 == 0 || epoch.epoch == epochs {
+        print(String(format: "epoch %d/%d: train RMS %.3f, val RMS %.3f", epoch.epoch, epochs, epoch.trainRMS, epoch.validationRMS))
+        fflush(stdout)
+      }
+    }
+    let weights = folder.appendingPathComponent("decision.safetensors")
+    try DecisionNetworkFile.write(network, to: weights, metadata: ["epoch": String(best.epoch)])
+    let csv = "epoch,train_rms,val_rms\n" + history.map { String(format: "%d,%.4f,%.4f", $0.epoch, $0.trainRMS, $0.validationRMS) }.joined(separator: "\n") + "\n"
+    let csvURL = folder.appendingPathComponent("history.csv")
+    do { try Data(csv.utf8).write(to: csvURL, options: .atomic) } catch {
+      throw CommandError("\(csvURL.path): cannot be written (\(error.localizedDescription))")
+    }
+    // The spread of the targets: an RMS error is only small against it.
+    let spread = try Torch.withNoGrad { try (validation.scores - validation.scores.mean()).pow(2).mean().item().squareRoot() }
+    print(String(format: "best epoch %d: val RMS %.3f (the validation scores' own standard deviation: %.3f); %.1f s", best.epoch,
+                 best.validationRMS, spread, Date().timeIntervalSince(start)))
+    print("weights: \(weights.path)")
+  }
+}
+
+struct DVSEval: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "eval",
+    abstract: "Score dynamic key frames on video snippets: mIoU on the annotated frames, frames per second, paths taken.",
+    discussion: """
+      Each snippet runs from its first frame (or --frames-before the annotated one) to its \
+      annotated frame, as a new video. --policy: fast, balanced or slow (targets 70, 80, 90), \
+      target:T, interval:K (a key every K frames, Deep Feature Flow's schedule) or \
+      every-frame (the segmentation network alone). --sweep runs every-frame, intervals and a \
+      range of targets and writes OUT/sweep.csv and OUT/sweep.png (mIoU against frames per \
+      second). Frames per second count the networks' work, not decoding.
+      """)
+
+  @OptionGroup var networks: DVSArguments
+  @OptionGroup var snippets: SnippetArguments
+
+  @Option(help: "The decision network (OUT/decision.safetensors of `segkit dvs train-decision`); needed by target policies.")
+  var decision: String?
+
+  @Option(help: "fast, balanced, slow, target:T, interval:K or every-frame.")
+  var policy = "balanced"
+
+  @Flag(help: "DVSNet's dynamic target: 1 lower after each segmentation step, 0.1 higher after each flow step.")
+  var dynamic = false
+
+  @Flag(help: "Run every-frame, intervals 2, 3, 5, 10 and targets 50 … 95; write OUT/sweep.csv and OUT/sweep.png.")
+  var sweep = false
+
+  @Option(help: "Frames before the annotated one where each snippet starts (default: its first frame).")
+  var framesBefore: Int?
+
+  @Option(help: "Output folder for --sweep.")
+  var out: String?
+
+  func validate() throws {
+    if sweep && out == nil { throw ValidationError("--sweep writes a table and a plot: pass --out DIR") }
+    if let framesBefore, framesBefore < 0 { throw ValidationError("--frames-before must not be negative") }
+  }
+
+  static func parsePolicy(_ text: String, dynamic: Bool) throws -> DynamicKeyFrameSegmenter.Policy {
+    if let preset = DynamicKeyFrameSegmenter.Policy.preset(text) {
+      guard case .target(let t, _) = preset else { return preset }
+      return .target(t, dynamic: dynamic)
+    }
+    if text == "every-frame" { return .everyFrame }
+    if text.hasPrefix("target:"), let t = Double(text.dropFirst("target:".count)), (0...100).contains(t) {
+      return .target(t, dynamic: dynamic)
+    }
+    if text.hasPrefix("interval:"), let k = Int(text.dropFirst("interval:".count)), k >= 1 { return .fixedInterval(k) }
+    throw ValidationError("--policy '\(text)': expected fast, balanced, slow, target:T (0 to 100), interval:K (K ≥ 1) or every-frame")
+  }
+
+  func run() throws {
+    let decisionNetwork = try decision.map { try DecisionNetworkFile.read(URL(fileURLWithPath: $0)) }
+    let policies: [DynamicKeyFrameSegmenter.Policy] = sweep
+      ? [.everyFrame] + [2, 3, 5, 10].map { .fixedInterval($0) } + (decisionNetwork == nil ? [] : [50.0, 60, 70, 75, 80, 85, 90, 95].map { .target($0, dynamic: dynamic) })
+      : [try Self.parsePolicy(policy, dynamic: dynamic)]
+    if decisionNetwork == nil, policies.contains(where: { if case .target = $0 { return true } else { return false } }) {
+      throw ValidationError("--policy \(policy) decides by the decision network: pass --decision FILE")
+    }
+    if sweep && decisionNetwork == nil { warn("no --decision: the sweep has no target policies") }
+    let dataset = try snippets.dataset()
+    let stop = Interrupt.install(message: "stopping after this snippet (Ctrl-C again quits at once)")
+    print("\(dataset.snippets.count) snippets of \(dataset.split), regions \(networks.regions) (overlap \(networks.overlap) px)")
+    print("policy                        mIoU    fps      seg steps  flow steps")
+    var results: [DynamicKeyFrameEvaluation.Result] = []
+    for policy in policies {
+      let segmenter = try networks.segmenter(policy: policy, decision: decisionNetwork)
+      let result: DynamicKeyFrameEvaluation.Result
+      do {
+        result = try DynamicKeyFrameEvaluation.run(segmenter, on: dataset, framesBefore: framesBefore, shouldStop: { stop.requested })
+      } catch let error as InferenceError where error == .stopped {
+        print("stopped during \(policy)")
+        throw ExitCode(130)
+      }
+      results.append(result)
+      print(Self.row(result))
+      fflush(stdout)
+    }
+    guard sweep, let out else { return }
+    let folder = URL(fileURLWithPath: out)
+    try createFolder(folder)
+    let csv = "policy,mIoU,fps,segmentation_steps,flow_steps,segmentation_share\n" + results.map {
+      String(format: "%@,%.4f,%.3f,%d,%d,%.4f", $0.policy, $0.scores.meanIoU, $0.framesPerSecond, $0.counts.segmentationSteps,
+             $0.counts.flowSteps, $0.segmentationShare)
+    }.joined(separator: "\n") + "\n"
+    let csvURL = folder.appendingPathComponent("sweep.csv")
+    do { try Data(csv.utf8).write(to: csvURL, options: .atomic) } catch {
+      throw CommandError("\(csvURL.path): cannot be written (\(error.localizedDescription))")
+    }
+    print("table: \(csvURL.path)")
+    let plotURL = folder.appendingPathComponent("sweep.png")
+    try ImageIO.writePNG(Self.plot(results, policies: policies).render(), to: plotURL)
+    print("plot: \(plotURL.path)")
+  }
+
+  /// mIoU (percent) against frames per second: per-frame segmentation as one point, the
+  /// fixed intervals and the targets as curves.
+  static func plot(_ results: [DynamicKeyFrameEvaluation.Result], policies: [DynamicKeyFrameSegmenter.Policy]) -> Plot {
+    var plot = Plot(title: "mIoU against speed", xLabel: "frames per second", yLabel: "mIoU (%)")
+    func points(_ keep: (DynamicKeyFrameSegmenter.Policy) -> Bool) -> [(x: Double, y: Double)] {
+      zip(policies, results).filter { keep($0.0) }.map { (x: $0.1.framesPerSecond, y: 100 * $0.1.scores.meanIoU) }
+    }
+    plot.series = [
+      Plot.Series(name: "every frame", color: [40, 40, 40], points: points { $0 == .everyFrame }, joined: false),
+      Plot.Series(name: "fixed interval", color: [230, 120, 20], points: points { if case .fixedInterval = $0 { return true } else { return false } }),
+      Plot.Series(name: "DVS targets", color: [30, 100, 220], points: points { if case .target = $0 { return true } else { return false } }),
+    ].filter { !$0.points.isEmpty }
+    return plot
+  }
+
+  static func row(_ result: DynamicKeyFrameEvaluation.Result) -> String {
+    result.policy.padding(toLength: 28, withPad: " ", startingAt: 0)
+      + String(format: "  %.4f  %7.2f  %9d  %10d", result.scores.meanIoU, result.framesPerSecond, result.counts.segmentationSteps, result.counts.flowSteps)
+  }
+}
