@@ -125,7 +125,7 @@ let package = Package(
     // Benchmarks against PyTorch eager (Benchmarks/run.sh).
     .executableTarget(
       name: "segkit-bench",
-      dependencies: ["SegKitTensor", "SegKitModels", "SegKitData", "SegKitTraining"],
+      dependencies: ["SegKitTensor", "SegKitModels", "SegKitData", "SegKitInference", "SegKitTraining"],
       path: "Benchmarks/segkit-bench"
     ),
     // The parsers of untrusted files as fuzz targets, and their libFuzzer driver

@@ -7,6 +7,7 @@
 #   Benchmarks/run.sh train [MODEL] [BATCH] [CROP] [STEPS] [WORKERS]
 #   Benchmarks/run.sh finetune [osvos_vgg16|osvos_resnet18] [HEIGHT] [WIDTH] [STEPS] [FRAMES]
 #   Benchmarks/run.sh maskrnn [HEIGHT] [WIDTH] [FRAMES]   (SegKit only, beside OSVOS)
+#   Benchmarks/run.sh dvs [MODEL] [HEIGHT] [WIDTH] [FRAMES]   (SegKit only: DVSNet's two paths per frame)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"

@@ -85,9 +85,13 @@ case "maskrnn":
   let numbers = arguments.dropFirst().map { Int($0) }
   let value = { (i: Int, fallback: Int) in numbers.count > i ? numbers[i] ?? fallback : fallback }
   try maskRNNBenchmark(height: value(0, 480), width: value(1, 854), frames: value(2, 10))
+case "dvs":
+  let rest = Array(arguments.dropFirst())
+  let number = { (i: Int, fallback: Int) in rest.count > i ? Int(rest[i]) ?? fallback : fallback }
+  try dvsBenchmark(model: rest.first ?? "deeplabv3plus_resnet50", height: number(1, 512), width: number(2, 1024), frames: number(3, 10))
 default:
   FileHandle.standardError.write(
-    "usage: segkit-bench op-overhead [ITERATIONS] | inference MODEL [SIZE] [RUNS] | loader [WORKERS] [IMAGES] [BATCH] [CROP] | train [MODEL] [BATCH] [CROP] [STEPS] [WORKERS] | finetune [MODEL] [HEIGHT] [WIDTH] [STEPS] [FRAMES] | maskrnn [HEIGHT] [WIDTH] [FRAMES]\n"
+    "usage: segkit-bench op-overhead [ITERATIONS] | inference MODEL [SIZE] [RUNS] | loader [WORKERS] [IMAGES] [BATCH] [CROP] | train [MODEL] [BATCH] [CROP] [STEPS] [WORKERS] | finetune [MODEL] [HEIGHT] [WIDTH] [STEPS] [FRAMES] | maskrnn [HEIGHT] [WIDTH] [FRAMES] | dvs [MODEL] [HEIGHT] [WIDTH] [FRAMES]\n"
       .data(using: .utf8)!)
   exit(2)
 }

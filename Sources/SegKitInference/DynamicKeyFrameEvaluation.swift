@@ -45,7 +45,7 @@ public enum DynamicKeyFrameEvaluation {
       segmenter.reset()
       let clock = Date()
       var last: DynamicKeyFrameSegmenter.Step?
-      for frame in frames { last = try segmenter.next(frame) }
+      for frame in frames { last = try segmenter.step(frame) }
       seconds += Date().timeIntervalSince(clock)
       try matrix.update(predictions: last!.labels, labels: try Tensor(truth.pixels.map(Int64.init), shape: [truth.height, truth.width]))
     }

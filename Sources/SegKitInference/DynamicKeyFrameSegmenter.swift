@@ -7,7 +7,8 @@ import Foundation
 /// flow network runs on every region that has a key; its deepest features feed the
 /// decision network, whose predicted confidence score against the target decides.
 ///
-/// Frames go in order through `next`; `reset` starts a new video.
+/// Frames go in order through `step` (or `next`, as a `SequenceSegmenter`); `reset`
+/// starts a new video.
 public final class DynamicKeyFrameSegmenter {
   /// How a region chooses its path.
   public enum Policy: Sendable, Equatable, CustomStringConvertible {
@@ -66,6 +67,8 @@ public final class DynamicKeyFrameSegmenter {
   public let decision: DecisionNetwork?
   public let grid: RegionGrid
   public let policy: Policy
+  /// Where the key logits are warped (DVSNet: at the flow's resolution).
+  public let warpResolution: WarpPath.Resolution
   public private(set) var counts = Counts()
   /// The target in force (moves with a dynamic policy).
   public private(set) var target: Double
@@ -77,7 +80,10 @@ public final class DynamicKeyFrameSegmenter {
   }
   private var keys: [Key?] = []
 
-  public init(segmenter: ImageSegmenter, flowNetwork: FlowNetS, decision: DecisionNetwork?, grid: RegionGrid, policy: Policy) throws {
+  public init(
+    segmenter: ImageSegmenter, flowNetwork: FlowNetS, decision: DecisionNetwork?, grid: RegionGrid, policy: Policy,
+    warpResolution: WarpPath.Resolution = .flow
+  ) throws {
     switch policy {
     case .target(let t, _):
       guard decision != nil else { throw InferenceError("a target policy needs a decision network") }
@@ -98,6 +104,7 @@ public final class DynamicKeyFrameSegmenter {
     self.decision = decision
     self.grid = grid
     self.policy = policy
+    self.warpResolution = warpResolution
     flowNetwork.eval()
     decision?.eval()
   }
@@ -109,7 +116,7 @@ public final class DynamicKeyFrameSegmenter {
   }
 
   /// Segments the next frame of the video.
-  public func next(_ frame: Image) throws -> Step {
+  public func step(_ frame: Image) throws -> Step {
     try Torch.withInferenceMode {
       let device = segmenter.device
       let normalized = try segmenter.normalization.batch(frame).to(device)
@@ -134,7 +141,7 @@ public final class DynamicKeyFrameSegmenter {
             } else {
               result = try WarpPath.scores(
                 keyLogits: key.logits, flowToKey: try Self.flowInGridPixels(output.flow2), scale: output.scale,
-                size: Size2(region.height, region.width))
+                size: Size2(region.height, region.width), resolution: warpResolution)
               keys[index]?.age += 1
               counts.flowSteps += 1
               if case .target(_, true) = policy { target += 0.1 }
@@ -176,7 +183,7 @@ public final class DynamicKeyFrameSegmenter {
         let reference = try segmenter.scores(batch: try Self.crop(currentInput, region)).argmax(dim: 1)
         let warped = try WarpPath.scores(
           keyLogits: keyLogits, flowToKey: try Self.flowInGridPixels(output.flow2), scale: output.scale,
-          size: Size2(region.height, region.width)).to(.cpu).argmax(dim: 1)
+          size: Size2(region.height, region.width), resolution: warpResolution).to(.cpu).argmax(dim: 1)
         let score = try RegionConfidence.score(warped, reference: reference, ignoreIndex: ignoreIndex)
         return (try output.features.to(.cpu), score)
       }
@@ -191,6 +198,18 @@ public final class DynamicKeyFrameSegmenter {
 
   static func crop(_ x: Tensor, _ region: RegionGrid.Region) throws -> Tensor {
     try x.narrow(dim: 2, start: region.top, length: region.height).narrow(dim: 3, start: region.left, length: region.width)
+  }
+}
+
+extension DynamicKeyFrameSegmenter: SequenceSegmenter {
+  /// Starts a new video (semantic segmentation takes no first mask).
+  public func start(firstFrame: Image, mask: Image?) throws -> Image {
+    reset()
+    return try next(firstFrame)
+  }
+
+  public func next(_ frame: Image) throws -> Image {
+    try Image(tensor: try step(frame).labels.unsqueeze(0).to(.uint8))
   }
 }
 

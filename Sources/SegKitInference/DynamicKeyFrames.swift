@@ -3,28 +3,50 @@ import Foundation
 /// DVSNet's flow path: the current frame's class scores carried over from the key
 /// frame's. The key frame's logits, resized to the flow's resolution, are sampled at
 /// x + F(x) with F the flow from the current frame to the key frame (so each pixel of
-/// the current frame looks up where its content was in the key frame), multiplied
-/// by the flow network's per-class scale field when there is one, and resized to
-/// the output size; their argmax is the warp path's segmentation.
+/// the current frame looks up where its content was in the key frame; points outside
+/// the key frame take its border's values, as DVSNet clamps), multiplied by the flow
+/// network's per-class scale field when there is one, and resized to the output
+/// size; their argmax is the warp path's segmentation.
+///
+/// At `.output` resolution the flow and the scale field are upsampled to the output
+/// size instead (the flow's vectors scaled with it) and the key logits warped there:
+/// thin objects survive that DVSNet's 1/8-resolution warp blurs away.
 public enum WarpPath {
+  public enum Resolution: String, Sendable, CaseIterable {
+    /// At the flow's resolution, then upsampled (DVSNet).
+    case flow
+    /// At the output size, the flow upsampled.
+    case output
+  }
+
   /// - Parameters:
   ///   - keyLogits: [N, C, h, w], the segmentation network's output on the key frame.
   ///   - flowToKey: [N, 2, h', w'], current frame → key frame, in pixels of h'×w'.
   ///   - scale: [N, C, h', w'] or nil.
   ///   - size: the output's height and width.
-  public static func scores(keyLogits: Tensor, flowToKey: Tensor, scale: Tensor? = nil, size: Size2) throws -> Tensor {
+  public static func scores(
+    keyLogits: Tensor, flowToKey: Tensor, scale: Tensor? = nil, size: Size2, resolution: Resolution = .flow
+  ) throws -> Tensor {
     guard keyLogits.rank == 4, flowToKey.rank == 4, flowToKey.shape[1] == 2, flowToKey.shape[0] == keyLogits.shape[0] else {
       throw InferenceError("the warp path takes [N, C, h, w] logits and an [N, 2, h', w'] flow; got \(keyLogits.shape) and \(flowToKey.shape)")
     }
     let flowSize = Size2(flowToKey.shape[2], flowToKey.shape[3])
-    let atFlow = keyLogits.shape[2] == flowSize.height && keyLogits.shape[3] == flowSize.width
-      ? keyLogits : try keyLogits.interpolate(size: flowSize)
-    var warped = try FlowWarp.warp(atFlow, by: flowToKey)
-    if let scale {
-      guard scale.shape == warped.shape else { throw InferenceError("a scale field of \(scale.shape) for warped logits of \(warped.shape)") }
-      warped = try warped * scale
+    if let scale, scale.shape[0] != keyLogits.shape[0] || scale.shape[1] != keyLogits.shape[1] || scale.shape[2] != flowSize.height || scale.shape[3] != flowSize.width {
+      throw InferenceError("a scale field of \(scale.shape) for logits of \(keyLogits.shape) and a flow of \(flowToKey.shape)")
     }
-    return flowSize == size ? warped : try warped.interpolate(size: size)
+    let target = resolution == .flow ? flowSize : size
+    var flow = flowToKey, field = scale
+    if target != flowSize {
+      let factors = try Tensor([Float(target.width) / Float(flowSize.width), Float(target.height) / Float(flowSize.height)], shape: [1, 2, 1, 1])
+        .to(flowToKey.device)
+      flow = try flowToKey.interpolate(size: target) * factors
+      field = try scale?.interpolate(size: target)
+    }
+    let resized = keyLogits.shape[2] == target.height && keyLogits.shape[3] == target.width
+      ? keyLogits : try keyLogits.interpolate(size: target)
+    var warped = try FlowWarp.warp(resized, by: flow, padding: .border)
+    if let field { warped = try warped * field }
+    return target == size ? warped : try warped.interpolate(size: size)
   }
 }
 

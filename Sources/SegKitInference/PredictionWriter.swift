@@ -59,10 +59,11 @@ public struct PredictionWriter {
   /// with `firstMask` for video object segmentation) into `<stem>_overlay.mp4` in
   /// `folder`, and with `frames` each frame's files into `<stem>/`. A failure part-way
   /// still finishes the video with the frames done so far, then rethrows; so does
-  /// `shouldStop` (asked after each frame; the result says `stopped`).
+  /// `shouldStop` (asked after each frame; the result says `stopped`). `annotate`
+  /// draws on each blended frame (given its labels) before it is written.
   public func segmentVideo(
     _ url: URL, with segmenter: any SequenceSegmenter, firstMask: Image? = nil, into folder: URL, frames: Bool,
-    replacing: Bool = false, shouldStop: () -> Bool = { false }
+    replacing: Bool = false, annotate: ((inout Image, Image) throws -> Void)? = nil, shouldStop: () -> Bool = { false }
   ) throws -> (video: URL, frames: Int, stopped: Bool) {
     let stem = url.deletingPathExtension().lastPathComponent
     let videoURL = Self.videoURL(for: url, in: folder)
@@ -89,7 +90,9 @@ public struct PredictionWriter {
           writer = try VideoWriter(url: videoURL, width: labels.width, height: labels.height,
                                    fps: reader.fps > 0 ? reader.fps : 25)
         }
-        try writer?.write(try blend(image: frame, labels: labels))
+        var shown = try blend(image: frame, labels: labels)
+        try annotate?(&shown, labels)
+        try writer?.write(shown)
         if frames { try write(image: frame, labels: labels, stem: String(format: "%06d", reader.position - 1), into: frameFolder) }
         stopped = shouldStop()
       }

@@ -20,7 +20,7 @@ struct DVSCommand: ParsableCommand {
       Below the target the region is segmented and becomes its own key; otherwise the key's \
       logits are warped by the flow.
       """,
-    subcommands: [DVSFeatures.self, DVSTrainDecision.self, DVSEval.self]
+    subcommands: [DVSFeatures.self, DVSTrainDecision.self, DVSEval.self, DVSVideo.self]
   )
 }
 
@@ -40,6 +40,9 @@ struct DVSArguments: ParsableArguments {
   @Option(help: "Pixels by which each region reaches across its inner edges (DVSNet: 64).")
   var overlap = 0
 
+  @Option(help: "Where key logits are warped: flow (at the flow's resolution, DVSNet) or output (the flow upsampled to the region).")
+  var warpAt = "flow"
+
   @Option(help: "Device: auto (the first CUDA device, else the CPU), cpu, cuda, cuda:N or mps.")
   var device = "auto"
 
@@ -55,6 +58,12 @@ struct DVSArguments: ParsableArguments {
 
   /// The segmenter of `policy` with the segmentation model on its device.
   func segmenter(policy: DynamicKeyFrameSegmenter.Policy, decision: DecisionNetwork?) throws -> DynamicKeyFrameSegmenter {
+    try segmenterAndManifest(policy: policy, decision: decision).segmenter
+  }
+
+  func segmenterAndManifest(policy: DynamicKeyFrameSegmenter.Policy, decision: DecisionNetwork?) throws
+    -> (segmenter: DynamicKeyFrameSegmenter, manifest: ModelManifest)
+  {
     let chosen = try resolveDevice(device)
     let run = try model.run()
     let loaded = try model.load(run: run?.layout, fallbackClasses: nil, requireWeights: true)
@@ -64,7 +73,10 @@ struct DVSArguments: ParsableArguments {
     let image = try ImageSegmenter(model: loaded.network, device: chosen, normalization: loaded.manifest.normalization)
     let flowNetwork = try self.flowNetwork(device: chosen)
     try decision?.to(device: chosen)
-    return try DynamicKeyFrameSegmenter(segmenter: image, flowNetwork: flowNetwork, decision: decision, grid: try grid(), policy: policy)
+    guard let resolution = WarpPath.Resolution(rawValue: warpAt) else { throw ValidationError("--warp-at '\(warpAt)': expected flow or output") }
+    return (try DynamicKeyFrameSegmenter(segmenter: image, flowNetwork: flowNetwork, decision: decision, grid: try grid(), policy: policy,
+                                         warpResolution: resolution),
+            loaded.manifest)
   }
 
   func flowNetwork(device: Device) throws -> FlowNetS {
@@ -187,9 +199,11 @@ struct DVSTrainDecision: ParsableCommand {
   @Option(help: "Initial learning rate.") var learningRate = 0.002
   @Option(help: "Learning-rate factor per epoch.") var decay = 0.99
   @Option(help: "The grid the features are resized to, HxW (DVSNet: 4x8; seed 004: 4x5).") var grid = "4x8"
+  @Option(help: "Dropout after the first three fully connected layers (DVSNet: 0.5, a keep probability of 0.5).") var dropout = 0.5
   @Option(help: "Random seed.") var seed: UInt64 = 0
 
   func run() throws {
+    guard (0..<1).contains(dropout) else { throw ValidationError("--dropout must be in [0, 1), got \(dropout)") }
     let size = grid.lowercased().split(separator: "x").compactMap { Int($0) }
     guard size.count == 2, size.allSatisfy({ (1...64).contains($0) }) else { throw ValidationError("--grid '\(grid)' is not HxW (1 to 64 each)") }
     let folder = URL(fileURLWithPath: out)
@@ -199,6 +213,7 @@ struct DVSTrainDecision: ParsableCommand {
     var trainer = DecisionNetworkTraining()
     (trainer.epochs, trainer.batchSize, trainer.learningRate, trainer.decay, trainer.seed) = (epochs, batchSize, learningRate, decay, seed)
     trainer.grid = Size2(size[0], size[1])
+    trainer.dropout = dropout
     print("decision network on \(training.count) training and \(validation.count) validation samples, \(epochs) epochs")
     let start = Date()
     let (network, history, best) = try trainer.train(training, validation: validation) { epoch in
@@ -336,5 +351,116 @@ struct DVSEval: ParsableCommand {
   static func row(_ result: DynamicKeyFrameEvaluation.Result) -> String {
     result.policy.padding(toLength: 28, withPad: " ", startingAt: 0)
       + String(format: "  %.4f  %7.2f  %9d  %10d", result.scores.meanIoU, result.framesPerSecond, result.counts.segmentationSteps, result.counts.flowSteps)
+  }
+}
+
+struct DVSVideo: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "video",
+    abstract: "Segment a video with dynamic key frames into an annotated video: overlays or colour masks, boxes and distances.",
+    discussion: """
+      Writes OUT/<stem>_overlay.mp4 with as many frames as the input: the labels' colours \
+      blended over each frame (--alpha; 1 gives the colour masks alone), and with --boxes a \
+      box around each connected region of the named classes, captioned with its class and \
+      the ground distance a pinhole camera gives: Z = focal length × camera height / (rows \
+      between the box's lowest row and the horizon). That assumes flat ground, a level camera \
+      at --camera-height metres, the horizon at --horizon (row) and the object standing on \
+      its lowest pixel; it is a geometric estimate, not a measured range, and boxes that do \
+      not reach below the horizon get none. Ends with frames per second and the paths taken. \
+      Ctrl-C stops after the current frame and leaves a playable video of the frames done.
+      """)
+
+  @Argument(help: "The video (mp4, avi, mov, mkv, webm, …).")
+  var input: String
+
+  @OptionGroup var networks: DVSArguments
+
+  @Option(help: "The decision network (needed by target policies).")
+  var decision: String?
+
+  @Option(help: "fast, balanced, slow, target:T, interval:K or every-frame.")
+  var policy = "balanced"
+
+  @Flag(help: "DVSNet's dynamic target.")
+  var dynamic = false
+
+  @Option(help: "Output folder.")
+  var out: String
+
+  @Option(help: "Opacity of the colours over the frames, 0 to 1 (1: colour masks).")
+  var alpha = 0.5
+
+  @Option(help: "Comma-separated class names to box (e.g. car,person); none by default.")
+  var boxes: String?
+
+  @Option(help: "The smallest region boxed, in pixels.")
+  var minimumBoxArea = 40
+
+  @Option(help: "Camera height above the ground, metres.")
+  var cameraHeight = 1.5
+
+  @Option(help: "Focal length in pixels (default: the frame width, a 53° horizontal field of view).")
+  var focalLength: Double?
+
+  @Option(help: "Image row of the horizon (default: the middle row).")
+  var horizon: Double?
+
+  @Flag(help: "Replace an existing output video.")
+  var overwrite = false
+
+  func run() throws {
+    let inputURL = URL(fileURLWithPath: input)
+    guard FileManager.default.fileExists(atPath: inputURL.path) else { throw ValidationError("\(input): no such file") }
+    guard (0...1).contains(alpha) else { throw ValidationError("--alpha must be in [0, 1], got \(alpha)") }
+    let folder = URL(fileURLWithPath: out)
+    let videoURL = PredictionWriter.videoURL(for: inputURL, in: folder)
+    if FileManager.default.fileExists(atPath: videoURL.path) && !overwrite {
+      throw ValidationError("\(videoURL.path) exists: --overwrite replaces it")
+    }
+    let decisionNetwork = try decision.map { try DecisionNetworkFile.read(URL(fileURLWithPath: $0)) }
+    let chosen = try DVSEval.parsePolicy(policy, dynamic: dynamic)
+    if case .target = chosen, decisionNetwork == nil {
+      throw ValidationError("--policy \(policy) decides by the decision network: pass --decision FILE")
+    }
+    let (segmenter, manifest) = try networks.segmenterAndManifest(policy: chosen, decision: decisionNetwork)
+    let colormap = try manifest.colormap()
+    var boxed: [UInt8: String] = [:]
+    for name in boxes?.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) ?? [] {
+      guard let index = manifest.classNames.firstIndex(of: name) else {
+        throw ValidationError("--boxes: the model has no class '\(name)' (its classes: \(manifest.classNames.joined(separator: ", ")))")
+      }
+      boxed[UInt8(index)] = name
+    }
+    try createFolder(folder)
+    let writer = try PredictionWriter(palette: colormap, alpha: alpha)
+    var camera: GroundPlaneCamera?
+    let cameraHeight = self.cameraHeight, focalLength = self.focalLength, horizon = self.horizon, minimumBoxArea = self.minimumBoxArea
+    let annotate: ((inout Image, Image) throws -> Void)? = boxed.isEmpty ? nil : { frame, labels in
+      if camera == nil {
+        camera = try GroundPlaneCamera(height: cameraHeight, focalLength: focalLength ?? Double(labels.width),
+                                       horizon: horizon ?? Double(labels.height) / 2)
+      }
+      for box in ObjectBoxes.find(in: labels, classes: Set(boxed.keys), minimumArea: minimumBoxArea) {
+        let color = colormap.colors.indices.contains(Int(box.label)) ? colormap.colors[Int(box.label)] : (255, 255, 255)
+        frame.strokeRectangle(x: box.left, y: box.top, width: box.right - box.left + 1, height: box.bottom - box.top + 1,
+                              color: [color.0, color.1, color.2], thickness: 2)
+        let caption = (boxed[box.label] ?? "") + (camera!.distance(toGroundRow: box.bottom).map { String(format: " %.1fM", $0) } ?? "")
+        let size = BitmapFont.size(of: caption)
+        let y = max(0, box.top - size.height - 3)
+        frame.fill(x: box.left, y: y, width: size.width + 4, height: size.height + 3, color: [20, 20, 20])
+        BitmapFont.draw(caption, into: &frame, x: box.left + 2, y: y + 2, color: [255, 255, 255])
+      }
+    }
+    let stop = Interrupt.install(message: "stopping after this frame; the video keeps the frames done (Ctrl-C again quits at once)")
+    let start = Date()
+    let result = try writer.segmentVideo(inputURL, with: segmenter, into: folder, frames: false, replacing: overwrite,
+                                         annotate: annotate, shouldStop: { stop.requested })
+    let seconds = Date().timeIntervalSince(start)
+    let counts = segmenter.counts
+    print("video: \(result.video.path) (\(result.frames) frames\(result.stopped ? ", stopped early; it plays" : ""))")
+    print(String(format: "%.2f frames/s (decoding and encoding included); %d segmentation steps, %d flow steps over %d regions a frame (%@)",
+                 Double(result.frames) / max(seconds, 1e-9), counts.segmentationSteps, counts.flowSteps,
+                 try networks.grid().rows * networks.grid().columns, chosen.description))
+    if result.stopped { throw ExitCode(130) }
   }
 }

@@ -35,7 +35,7 @@ final class DynamicKeyFrameSegmenterTests: XCTestCase {
   func testEveryFrameIsTheImageSegmenter() throws {
     let segmenter = try makeSegmenter(.everyFrame)
     for frame in Self.frames.prefix(3) {
-      let step = try segmenter.next(frame)
+      let step = try segmenter.step(frame)
       let expected = try segmenter.segmenter.labels(frame)
       XCTAssertEqual(try step.labels.toArray(Int64.self), expected.pixels.map(Int64.init))
       XCTAssertEqual(step.segmented, [true])
@@ -46,17 +46,17 @@ final class DynamicKeyFrameSegmenterTests: XCTestCase {
   func testFixedIntervalKeysEveryKthFrameOfEachRegion() throws {
     let segmenter = try makeSegmenter(.fixedInterval(3), grid: try RegionGrid(rows: 2, columns: 2, overlap: 8))
     var keyed: [[Bool]] = []
-    for frame in Self.frames { keyed.append(try segmenter.next(frame).segmented) }
+    for frame in Self.frames { keyed.append(try segmenter.step(frame).segmented) }
     XCTAssertEqual(keyed.map { $0 == [true, true, true, true] }, [true, false, false, true, false, false, true])
     XCTAssertEqual(segmenter.counts, .init(frames: 7, segmentationSteps: 12, flowSteps: 16))
     segmenter.reset()
-    XCTAssertEqual(try segmenter.next(Self.frames[4]).segmented, [true, true, true, true], "a new video starts with keys")
+    XCTAssertEqual(try segmenter.step(Self.frames[4]).segmented, [true, true, true, true], "a new video starts with keys")
   }
 
   func testFlowPathWarpsTheKeyLogits() throws {
     let segmenter = try makeSegmenter(.fixedInterval(10))
-    _ = try segmenter.next(Self.frames[0])
-    let step = try segmenter.next(Self.frames[2])
+    _ = try segmenter.step(Self.frames[0])
+    let step = try segmenter.step(Self.frames[2])
     XCTAssertEqual(step.segmented, [false])
     let key = try segmenter.segmenter.scores(Self.frames[0])
     let pixels = { (image: Image) in try (image.rgb().tensor() * 255).unsqueeze(0) }
@@ -67,18 +67,18 @@ final class DynamicKeyFrameSegmenterTests: XCTestCase {
 
   func testTargetFollowsTheDecisionNetwork() throws {
     let confident = try makeSegmenter(.target(50, dynamic: false), decisionOutput: 80)
-    for frame in Self.frames.prefix(4) { _ = try confident.next(frame) }
+    for frame in Self.frames.prefix(4) { _ = try confident.step(frame) }
     XCTAssertEqual(confident.counts, .init(frames: 4, segmentationSteps: 1, flowSteps: 3))
-    let last = try confident.next(Self.frames[4])
+    let last = try confident.step(Self.frames[4])
     XCTAssertEqual(try XCTUnwrap(last.predictedScores[0]), 80, accuracy: 1e-4)
 
     let doubtful = try makeSegmenter(.target(50, dynamic: false), decisionOutput: 20)
-    for frame in Self.frames.prefix(4) { _ = try doubtful.next(frame) }
+    for frame in Self.frames.prefix(4) { _ = try doubtful.step(frame) }
     XCTAssertEqual(doubtful.counts, .init(frames: 4, segmentationSteps: 4, flowSteps: 0))
 
     // Dynamic: 1 lower per segmentation step, 0.1 higher per flow step.
     let dynamic = try makeSegmenter(.target(81, dynamic: true), decisionOutput: 80)
-    for frame in Self.frames.prefix(5) { _ = try dynamic.next(frame) }
+    for frame in Self.frames.prefix(5) { _ = try dynamic.step(frame) }
     // Frame 0 keys (81 → 80); 80 is not below 80, so frame 1 warps (→ 80.1); frame 2 keys (→ 79.1), then warps.
     XCTAssertEqual(dynamic.counts, .init(frames: 5, segmentationSteps: 2, flowSteps: 3))
     XCTAssertEqual(dynamic.target, 79.3, accuracy: 1e-9)

@@ -69,3 +69,39 @@ public struct VideoSnippets: Sendable {
     return label
   }
 }
+
+/// Frame pairs of video snippets for training the flow path: every frame of every
+/// snippet with each earlier frame up to `maximumDistance` before it as its key. A
+/// sample's image is the current frame, `frames[.key]` the key frame; no labels.
+public struct KeyFramePairs: SampleSource {
+  public let snippets: VideoSnippets
+  public let maximumDistance: Int
+  let items: [(snippet: Int, current: Int, key: Int)]
+
+  public init(_ snippets: VideoSnippets, maximumDistance: Int) throws {
+    guard (1...1000).contains(maximumDistance) else {
+      throw DataError("key-frame pairs up to \(maximumDistance) frames apart: the distance must be 1 to 1000")
+    }
+    self.snippets = snippets
+    self.maximumDistance = maximumDistance
+    var items: [(Int, Int, Int)] = []
+    for (index, snippet) in snippets.snippets.enumerated() {
+      for current in 0..<snippet.frames.count {
+        for distance in 1...maximumDistance where current - distance >= 0 { items.append((index, current, current - distance)) }
+      }
+    }
+    self.items = items
+  }
+
+  public var count: Int { items.count }
+
+  public func loadSample(at index: Int) throws -> Sample {
+    let item = items[index]
+    let snippet = snippets.snippets[item.snippet]
+    let current = try ImageIO.read(snippet.frames[item.current]), key = try ImageIO.read(snippet.frames[item.key])
+    guard current.width == key.width, current.height == key.height else {
+      throw DataError("\(snippet.frames[item.key].path): \(key.width)×\(key.height), but the snippet's frame \(item.current) is \(current.width)×\(current.height)")
+    }
+    return Sample(name: "\(snippet.name)/\(item.current)-\(item.key)", image: current, label: nil, frames: [.key: key])
+  }
+}

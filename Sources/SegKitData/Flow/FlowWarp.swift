@@ -1,6 +1,7 @@
 import SegKitTensor
 
-/// Backward warping: out(x) = input(x + F(x)), bilinear, zero outside the image.
+/// Backward warping: out(x) = input(x + F(x)), bilinear, zero outside the image (or,
+/// with `.border` padding, the nearest border value, as DVSNet's warp clamps).
 ///
 /// Direction matters. To carry frame t−1's mask (or logits) to frame t, warp it with
 /// the flow from t to t−1: each pixel x of frame t looks up where its content was in
@@ -9,7 +10,7 @@ import SegKitTensor
 public enum FlowWarp {
   /// `input` [C, H, W] or [N, C, H, W], `flow` [2, H, W] or [N, 2, H, W] of the same
   /// height and width; float input, result of the input's shape.
-  public static func warp(_ input: Tensor, by flow: Tensor) throws -> Tensor {
+  public static func warp(_ input: Tensor, by flow: Tensor, padding: GridPadding = .zeros) throws -> Tensor {
     let batched = input.rank == 4
     let x = batched ? input : try input.unsqueeze(0)
     let f = flow.rank == 4 ? flow : try flow.unsqueeze(0)
@@ -27,7 +28,7 @@ public enum FlowWarp {
     let gridY = try ((flowY + ys) * 2 + 1) / Double(height) - 1
     var grid = try Tensor.stack([gridX, gridY], dim: 3)
     if grid.shape[0] != x.shape[0] { grid = try grid.expand([x.shape[0], height, width, 2]) }
-    let warped = try x.to(.float32).gridSample(grid: grid, mode: .bilinear, padding: .zeros, alignCorners: false)
+    let warped = try x.to(.float32).gridSample(grid: grid, mode: .bilinear, padding: padding, alignCorners: false)
     return batched ? warped : try warped.squeeze(dim: 0)
   }
 

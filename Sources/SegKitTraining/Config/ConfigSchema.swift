@@ -169,6 +169,11 @@ extension TrainingConfig {
 
     Setting("flow_loss_weights", "loss", \.flow.lossWeights,
             "weights of the end-point errors at 1/4, 1/8, 1/16, 1/32 and 1/64 of the input (FlowNet's)", task: .flow),
+    Setting("segmentation_run", "loss", \.flow.segmentationRun,
+            "dataset cityscapes: train the flow path end to end, warping this run's key-frame logits to its own output on the current frame",
+            task: .flow),
+    Setting("max_key_distance", "loss", \.flow.maximumKeyDistance, "dataset cityscapes: keys up to this many frames before the current one", task: .flow),
+    Setting("warp_at", "loss", \.flow.warpAt, "dataset cityscapes: warp the key logits at the flow's resolution (flow, DVSNet) or the output's (output)", task: .flow),
 
     Setting("eval_crop_size", "evaluation", \.evaluation.evalCropSize, "evaluation crop [height, width]; null: whole images"),
     Setting("eval_scales", "evaluation", \.evaluation.evalScales, "input scales averaged at evaluation"),

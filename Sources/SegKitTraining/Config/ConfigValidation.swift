@@ -28,7 +28,13 @@ extension TrainingConfig {
     } else if ModelZoo.flowNetworkNames.contains(model.name) || task == .flow {
       require(task == .flow, "task", "must be flow for \(model.name) (a flow network)", task.rawValue)
       require(ModelZoo.flowNetworkNames.contains(model.name), "model", "must be a flow network for task flow (\(ModelZoo.flowNetworkNames.joined(separator: ", ")))", model.name)
-      require(data.dataset == "flying_chairs", "dataset", "must be flying_chairs for task flow (frame pairs with their flow)", data.dataset)
+      require(["flying_chairs", "cityscapes"].contains(data.dataset), "dataset",
+              "must be flying_chairs (pairs with their flow) or cityscapes (video snippets, with segmentation_run) for task flow", data.dataset)
+      if data.dataset == "cityscapes" {
+        require(flow.segmentationRun != nil, "segmentation_run", "must name a segmentation run for warp-path training on cityscapes", "null")
+        require((1...100).contains(flow.maximumKeyDistance), "max_key_distance", "must be 1 to 100", "\(flow.maximumKeyDistance)")
+        require(["flow", "output"].contains(flow.warpAt), "warp_at", "must be flow or output", flow.warpAt)
+      }
       require(input.trainCropSize.allSatisfy { $0 % FlowNetS.sizeMultiple == 0 }, "train_crop_size",
               "must be multiples of \(FlowNetS.sizeMultiple) for a flow network", "\(input.trainCropSize)")
       require(flow.lossWeights.count == 5 && flow.lossWeights.allSatisfy { $0 >= 0 && $0.isFinite }, "flow_loss_weights",

@@ -156,6 +156,13 @@ public struct TrainingConfig: Equatable, Sendable {
   public struct FlowSettings: Equatable, Sendable {
     /// FlowNet's weights of the end-point errors at 1/4, 1/8, … 1/64 of the input.
     public var lossWeights = [0.32, 0.08, 0.02, 0.01, 0.005]
+    /// Warp-path training (dataset cityscapes): the segmentation run whose network is
+    /// warped and imitated, frozen.
+    public var segmentationRun: String? = nil
+    /// Warp-path training: the largest distance between a key and its current frame.
+    public var maximumKeyDistance = 9
+    /// Warp-path training: where the key logits are warped (flow or output).
+    public var warpAt = "flow"
   }
 
   public struct MaskRNNSettings: Equatable, Sendable {

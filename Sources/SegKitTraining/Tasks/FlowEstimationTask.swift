@@ -1,16 +1,37 @@
 import Foundation
 
-/// Optical flow: a FlowNetS (`flownet2s`, `flownets_thin`) trained on frame pairs with
-/// their true flow (FlyingChairs' layout; `segkit data synth --kind flow` makes
-/// synthetic ones) by FlowNet's multi-scale end-point error, scored on the
-/// validation pairs by the end-point error at full resolution, beside the error of
-/// predicting no motion at all.
+/// Optical flow: a FlowNetS (`flownet2s`, `flownets_thin`) trained in one of two ways.
+///
+/// - On frame pairs with their true flow (dataset flying_chairs; `segkit data synth
+///   --kind flow` makes synthetic ones): FlowNet's multi-scale end-point error, scored
+///   on the validation pairs by the end-point error at full resolution, beside the
+///   error of predicting no motion at all.
+/// - As DVSNet's flow path (dataset cityscapes, video snippets; `segmentation_run`):
+///   the frozen segmentation network's logits on a key frame, warped by the flow from
+///   the current frame to the key and multiplied by the network's per-class scale
+///   field, against that network's own labels on the current frame (cross-entropy).
+///   No flow ground truth is needed; validation reports how many pixels the warp path
+///   labels as the segmentation path does (DVSNet's confidence score).
 public final class FlowEstimationTask: TrainingTask {
   public let config: TrainingConfig
   public let network: FlowNetS
   public let device: Device
   public let trainLoader: DataLoader
   let validation: (any SampleSource)?
+  let teacher: Teacher?
+
+  /// The frozen segmentation network of warp-path training.
+  struct Teacher {
+    let network: any SegmentationNetwork
+    let mean: Tensor, std: Tensor, pixelDivisor: Double
+    let resolution: WarpPath.Resolution
+    let validation: VideoSnippets?
+
+    /// Logits of frames given as 0…255 RGB.
+    func logits(_ pixels: Tensor) throws -> Tensor {
+      try Torch.withNoGrad { try network(((pixels / pixelDivisor) - mean) / std).out }
+    }
+  }
 
   public var model: Module { network }
   public var summary: String {
@@ -32,14 +53,33 @@ public final class FlowEstimationTask: TrainingTask {
         throw TrainingError("cannot open the \(split) split of flying_chairs at \(datasetDir): \(error)")
       }
     }
-    let trainSet = try open(config.data.trainSplit)
+    let trainSet: any SampleSource
+    if config.data.dataset == "cityscapes" {
+      let teacher = try Self.teacher(config, datasetDir: datasetDir, device: device)
+      self.teacher = teacher
+      do {
+        trainSet = try KeyFramePairs(try VideoSnippets.cityscapes(root: URL(fileURLWithPath: datasetDir), split: config.data.trainSplit),
+                                     maximumDistance: config.flow.maximumKeyDistance)
+      } catch {
+        throw TrainingError("cannot open the \(config.data.trainSplit) sequences of cityscapes at \(datasetDir): \(error)")
+      }
+    } else {
+      teacher = nil
+      trainSet = try open(config.data.trainSplit)
+    }
     Torch.manualSeed(UInt64(config.run.seed))
-    network = try FlowNetS(widths: widths)
+    // The warp path multiplies the warped logits by a per-class scale field.
+    network = try FlowNetS(widths: widths, scaleClasses: teacher?.network.classes)
     if let path = config.initialization.initialCheckpoint {
       do {
         let state = try StateDict.load(contentsOf: URL(fileURLWithPath: path))
-        // A SegKit checkpoint also holds its optimizer's state.
-        try network.loadStateDict(state, strict: true, rename: { $0.hasPrefix(Checkpoint.optimizerPrefix) ? nil : $0 })
+        // A SegKit checkpoint also holds its optimizer's state; a flow network trained on
+        // true flow has no scale field yet, which then starts as the identity.
+        let report = try network.loadStateDict(state, strict: false, rename: { $0.hasPrefix(Checkpoint.optimizerPrefix) ? nil : $0 })
+        let missing = report.missing.filter { !$0.hasPrefix("predict_scale.") }
+        guard missing.isEmpty, report.unexpected.isEmpty else {
+          throw TrainingError("missing \(missing.prefix(5).joined(separator: ", ")); unexpected \(report.unexpected.prefix(5).joined(separator: ", "))")
+        }
       } catch {
         throw TrainingError("initial_checkpoint \(path) does not fit \(config.model.name): \(error)")
       }
@@ -55,7 +95,7 @@ public final class FlowEstimationTask: TrainingTask {
     guard trainLoader.stepsPerEpoch > 0 else {
       throw TrainingError("the \(config.data.trainSplit) split has \(trainSet.count) pairs, fewer than one batch (train_batch_size \(config.input.trainBatchSize)) per process")
     }
-    if config.data.valSplit.isEmpty {
+    if config.data.valSplit.isEmpty || teacher != nil {
       validation = nil
     } else {
       let valSet = try open(config.data.valSplit)
@@ -65,12 +105,39 @@ public final class FlowEstimationTask: TrainingTask {
     self.config = config
   }
 
+  /// The segmentation run to imitate, frozen, with the validation snippets.
+  static func teacher(_ config: TrainingConfig, datasetDir: String, device: Device) throws -> Teacher {
+    guard let run = config.flow.segmentationRun else { throw TrainingError("'segmentation_run' is not set") }
+    let loaded: LoadedModel
+    do { loaded = try ModelLoader.load(run: try RunLayout.existing(URL(fileURLWithPath: run))) } catch {
+      throw TrainingError("segmentation_run \(run): \(error)")
+    }
+    guard loaded.manifest.task == .semantic else {
+      throw TrainingError("segmentation_run \(run): a \(loaded.manifest.task.rawValue) model; the warp path needs a semantic one")
+    }
+    try loaded.network.to(device: device)
+    loaded.network.eval()
+    let normalization = loaded.manifest.normalization
+    guard normalization.channelOrder == .rgb else { throw TrainingError("segmentation_run \(run): BGR input is not supported here") }
+    var validation: VideoSnippets?
+    if !config.data.valSplit.isEmpty {
+      do { validation = try VideoSnippets.cityscapes(root: URL(fileURLWithPath: datasetDir), split: config.data.valSplit) } catch {
+        throw TrainingError("cannot open the \(config.data.valSplit) sequences of cityscapes at \(datasetDir): \(error)")
+      }
+    }
+    return Teacher(
+      network: loaded.network, mean: try Tensor(normalization.mean, shape: [1, 3, 1, 1]).to(device),
+      std: try Tensor(normalization.std, shape: [1, 3, 1, 1]).to(device), pixelDivisor: Double(normalization.pixelDivisor),
+      resolution: WarpPath.Resolution(rawValue: config.flow.warpAt) ?? .flow, validation: validation)
+  }
+
   public func parameterGroups() throws -> [ParameterGroup] {
     network.parameterGroups(lastLayer: { _ in false }, lastLayerMultiplier: 1,
                             noDecayOnBiasAndNorm: config.optimizer.noDecayOnBiasAndNorm)
   }
 
   public func loss(_ batch: Batch, step: Int) throws -> LossTerms {
+    if let teacher { return try warpPathLoss(batch, teacher) }
     guard let second = batch.frames[.next], let flow = batch.flows[.next] else {
       throw TrainingError("a flow batch needs second frames and flows (\(batch.names.joined(separator: ", ")))")
     }
@@ -85,8 +152,60 @@ public final class FlowEstimationTask: TrainingTask {
     return LossTerms(total: total, parts: [("epe", finest)])
   }
 
-  /// The mean end-point error over the validation pairs at their full size, and that of zero flow.
+  /// Cross-entropy of the warp path's scores against the segmentation path's labels on the current frame.
+  func warpPathLoss(_ batch: Batch, _ teacher: Teacher) throws -> LossTerms {
+    guard let keyFrames = batch.frames[.key] else { throw TrainingError("a warp-path batch needs key frames (\(batch.names.joined(separator: ", ")))") }
+    let current = try batch.images.to(device), key = try keyFrames.to(device)
+    let keyLogits = try teacher.logits(key), labels = try teacher.logits(current).argmax(dim: 1)
+    let output = try network.forward(try FlowNetS.input(first: current, second: key))
+    let scores = try WarpPath.scores(
+      keyLogits: keyLogits, flowToKey: try output.flow2 * (FlowNetS.flowScale / 4), scale: output.scale,
+      size: Size2(current.shape[2], current.shape[3]), resolution: teacher.resolution)
+    let loss = try softmaxCrossEntropy(logits: scores, labels: labels)
+    let agreement = try Torch.withNoGrad { try (scores.argmax(dim: 1) .== labels).to(.float32).mean() * 100 }
+    return LossTerms(total: loss, parts: [("warp", loss), ("agreement", agreement)])
+  }
+
+  /// Warp-path training: the confidence score (percent of pixels where the warp path
+  /// agrees with the segmentation path) of each validation snippet's annotated frame
+  /// from the keys 1 … max_key_distance frames before it, averaged.
+  func validateWarpPath(_ teacher: Teacher, _ snippets: VideoSnippets) throws -> ValidationReport {
+    let wasTraining = network.isTraining
+    network.eval()
+    defer { if wasTraining { network.train() } }
+    var (sum, farthest, count, farCount) = (0.0, 0.0, 0, 0)
+    func pixels(_ image: Image) throws -> Tensor { try (image.rgb().tensor() * 255).unsqueeze(0).to(device) }
+    for snippet in snippets.snippets {
+      let current = try pixels(try ImageIO.read(snippet.frames[snippet.annotated]))
+      let labels = try teacher.logits(current).argmax(dim: 1)
+      for distance in 1...config.flow.maximumKeyDistance where snippet.annotated - distance >= 0 {
+        let key = try pixels(try ImageIO.read(snippet.frames[snippet.annotated - distance]))
+        let score = try Torch.withInferenceMode { () -> Double? in
+          let output = try network.output(from: current, to: key)
+          let warped = try WarpPath.scores(
+            keyLogits: try teacher.logits(key), flowToKey: try output.flow2 * (FlowNetS.flowScale / 4), scale: output.scale,
+            size: Size2(current.shape[2], current.shape[3]), resolution: teacher.resolution)
+          return try RegionConfidence.score(warped.argmax(dim: 1), reference: labels)
+        }
+        guard let score else { continue }
+        (sum, count) = (sum + score, count + 1)
+        if distance == config.flow.maximumKeyDistance { (farthest, farCount) = (farthest + score, farCount + 1) }
+      }
+    }
+    let (mean, far) = (sum / Double(max(count, 1)), farthest / Double(max(farCount, 1)))
+    return ValidationReport(
+      metrics: [("warp agreement", mean), ("agreement at distance \(config.flow.maximumKeyDistance)", far)],
+      scalars: [("val/warp_agreement", mean), ("val/warp_agreement_farthest", far)],
+      summary: String(format: "warp agreement %.2f %% (%.2f %% at distance %d; %d pairs)", mean, far, config.flow.maximumKeyDistance, count))
+  }
+
+  /// The mean end-point error over the validation pairs at their full size, and that of
+  /// zero flow (or, in warp-path training, the warp path's agreement).
   public func validate(step: Int) throws -> ValidationReport? {
+    if let teacher {
+      guard let snippets = teacher.validation else { return nil }
+      return try validateWarpPath(teacher, snippets)
+    }
     guard let validation else { return nil }
     let wasTraining = network.isTraining
     network.eval()

@@ -1,0 +1,103 @@
+import Foundation
+import SegKitData
+import SegKitInference
+import SegKitTestSupport
+import SegKitTraining
+import XCTest
+
+/// `segkit dvs features`, `train-decision` and `eval` end to end on tiny street
+/// snippets with untrained networks (what is checked is the plumbing: files, counts,
+/// table, plot and errors; trained numbers are the main job's), and `data synth
+/// --kind street|flow`.
+final class DVSCommandTests: XCTestCase {
+  func testFeaturesDecisionTrainingAndSweep() throws {
+    let root = try Oracle.temporaryDirectory("segkit-dvs-command")
+    defer { try? FileManager.default.removeItem(at: root) }
+    let data = root.appendingPathComponent("street")
+    let synth = try SegKitCommand.run(["data", "synth", "--kind", "street", "--out", data.path, "--train", "2", "--val", "1",
+                                       "--frames", "8", "--size", "64x64"])
+    XCTAssertEqual(synth.status, 0, synth.error)
+    XCTAssertTrue(synth.output.contains("frame 8 annotated"), synth.output)
+
+    Torch.manualSeed(7)
+    let segmentation = root.appendingPathComponent("fcn.safetensors"), flow = root.appendingPathComponent("flownets.safetensors")
+    try StateDict(try ModelZoo.make("fcn32s_resnet18", classes: 19).stateDict()).save(to: segmentation)
+    try StateDict(try FlowNetS(widths: .thin).stateDict()).save(to: flow)
+    let networks = ["--model", "fcn32s_resnet18", "--weights", segmentation.path, "--flow", flow.path, "--device", "cpu"]
+
+    for split in ["train", "val"] {
+      let features = try SegKitCommand.run(["dvs", "features"] + networks + [
+        "--cityscapes", data.path, "--split", split, "--max-distance", "2", "--stride", "3", "--regions", "1x2",
+        "--out", root.appendingPathComponent("\(split).safetensors").path])
+      XCTAssertEqual(features.status, 0, features.error)
+    }
+    // Current frames 7, 4 (and not 1: too close to the start), keys 0…2 back, two regions.
+    let samples = try DecisionSamples.read(root.appendingPathComponent("train.safetensors"))
+    XCTAssertEqual(samples.count, 2 * 2 * 3 * 2)
+    XCTAssertEqual(try samples.distances.toArray(Float.self).prefix(6), [0, 0, 1, 1, 2, 2])
+    XCTAssertEqual(samples.features.shape.dropFirst(), [384, 1, 1])
+    XCTAssertTrue(try samples.scores.toArray(Float.self).allSatisfy { (0...100).contains($0) })
+    XCTAssertEqual(try samples.scores.toArray(Float.self).prefix(2), [100, 100], "a frame warped onto itself by near-zero flow agrees")
+
+    let decisionFolder = root.appendingPathComponent("decision")
+    let trained = try SegKitCommand.run(["dvs", "train-decision", "--train", root.appendingPathComponent("train.safetensors").path,
+                                         "--val", root.appendingPathComponent("val.safetensors").path, "--out", decisionFolder.path,
+                                         "--epochs", "3"])
+    XCTAssertEqual(trained.status, 0, trained.error)
+    XCTAssertTrue(trained.output.contains("epoch 3/3: train RMS"), trained.output)
+    XCTAssertEqual(try String(contentsOf: decisionFolder.appendingPathComponent("history.csv"), encoding: .utf8)
+      .split(separator: "\n").count, 4)
+    let decision = decisionFolder.appendingPathComponent("decision.safetensors")
+    XCTAssertEqual(try DecisionNetworkFile.read(decision).grid, Size2(4, 8))
+
+    let sweepFolder = root.appendingPathComponent("sweep")
+    let sweep = try SegKitCommand.run(["dvs", "eval"] + networks + ["--cityscapes", data.path, "--decision", decision.path,
+                                                                  "--sweep", "--out", sweepFolder.path])
+    XCTAssertEqual(sweep.status, 0, sweep.error)
+    let rows = try String(contentsOf: sweepFolder.appendingPathComponent("sweep.csv"), encoding: .utf8).split(separator: "\n")
+    XCTAssertEqual(rows.count, 1 + 1 + 4 + 8)
+    XCTAssertTrue(rows[1].hasPrefix("every frame,"), String(rows[1]))
+    // Every frame: the 8 frames of the one snippet, each segmented.
+    XCTAssertTrue(rows[1].hasSuffix(",8,0,1.0000"), String(rows[1]))
+    XCTAssertTrue(rows[2].hasPrefix("key every 2 frames,") && rows[2].hasSuffix(",4,4,0.5000"), String(rows[2]))
+    let plot = try ImageIO.read(sweepFolder.appendingPathComponent("sweep.png"))
+    XCTAssertEqual([plot.width, plot.height], [720, 480])
+
+    let single = try SegKitCommand.run(["dvs", "eval"] + networks + ["--cityscapes", data.path, "--policy", "interval:3"])
+    XCTAssertEqual(single.status, 0, single.error)
+    XCTAssertTrue(single.output.contains("key every 3 frames"), single.output)
+
+    // Bad input names what is wrong.
+    let noDecision = try SegKitCommand.run(["dvs", "eval"] + networks + ["--cityscapes", data.path, "--policy", "balanced"])
+    XCTAssertNotEqual(noDecision.status, 0)
+    XCTAssertTrue(noDecision.error.contains("--decision"), noDecision.error)
+    let badPolicy = try SegKitCommand.run(["dvs", "eval"] + networks + ["--cityscapes", data.path, "--policy", "target:500"])
+    XCTAssertNotEqual(badPolicy.status, 0)
+    XCTAssertTrue(badPolicy.error.contains("--policy 'target:500'"), badPolicy.error)
+    let notSamples = try SegKitCommand.run(["dvs", "train-decision", "--train", segmentation.path, "--val", segmentation.path,
+                                            "--out", root.appendingPathComponent("x").path])
+    XCTAssertNotEqual(notSamples.status, 0)
+    XCTAssertTrue(notSamples.error.contains("not a decision-sample file"), notSamples.error)
+    // A video in, an annotated video of as many frames out.
+    let video = root.appendingPathComponent("street.mp4")
+    let snippet = try VideoSnippets.cityscapes(root: data, split: "val").snippets[0]
+    let videoWriter = try VideoWriter(url: video, width: 64, height: 64, fps: 10)
+    for frame in snippet.frames { try videoWriter.write(try ImageIO.read(frame)) }
+    try videoWriter.finish()
+    let annotated = try SegKitCommand.run(["dvs", "video", video.path] + networks + ["--policy", "interval:3", "--out", root.appendingPathComponent("video").path])
+    XCTAssertEqual(annotated.status, 0, annotated.error)
+    XCTAssertTrue(annotated.output.contains("(8 frames)") && annotated.output.contains("3 segmentation steps, 5 flow steps"), annotated.output)
+    let reader = try VideoReader(root.appendingPathComponent("video/street_overlay.mp4"))
+    XCTAssertEqual(try reader.readAll().count, 8)
+    let again = try SegKitCommand.run(["dvs", "video", video.path] + networks + ["--policy", "interval:3", "--out", root.appendingPathComponent("video").path])
+    XCTAssertNotEqual(again.status, 0)
+    XCTAssertTrue(again.error.contains("--overwrite"), again.error)
+    let noNames = try SegKitCommand.run(["dvs", "video", video.path] + networks + ["--policy", "every-frame", "--boxes", "car", "--out", root.appendingPathComponent("video2").path])
+    XCTAssertNotEqual(noNames.status, 0)
+    XCTAssertTrue(noNames.error.contains("no class 'car'"), noNames.error)
+
+    let badRegions = try SegKitCommand.run(["dvs", "eval"] + networks + ["--cityscapes", data.path, "--policy", "every-frame", "--regions", "2by2"])
+    XCTAssertNotEqual(badRegions.status, 0)
+    XCTAssertTrue(badRegions.error.contains("--regions '2by2'"), badRegions.error)
+  }
+}
