@@ -5,7 +5,10 @@
 # - video (OSVOS): generate synthetic DAVIS 2017 sequences, train a parent network,
 #   fine-tune it on each validation sequence's first frame and segment the rest,
 #   score the results as davis2017-evaluation does, and segment one sequence as a
-#   video file from its first mask into an overlay video.
+#   video file from its first mask into an overlay video;
+# - video semantic segmentation (DVSNet): generate synthetic street snippets and flow
+#   pairs, train the segmentation path, the thin FlowNetS (on true flow, then as the
+#   warp path), the decision network, and sweep the policies (table and plot).
 # Everything lands in runs/demo/ (git-ignored); a second run starts it afresh.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -39,6 +42,26 @@ ffmpeg -loglevel error -y -framerate 12 -i "$demo/davis/JPEGImages/480p/$clip/%0
 "$segkit" vos segment --parent "$demo/parent" --video "$demo/$clip.mp4" \
   --first-mask "$demo/davis/Annotations/480p/$clip/00000.png" --out "$demo/video"
 
+# Video semantic segmentation with dynamic key frames.
+"$segkit" data synth --kind street --out "$demo/street" --seed 0
+"$segkit" data synth --kind flow --out "$demo/chairs" --seed 0
+"$segkit" train --config configs/street-cpu.yaml --set "dataset_dir=$demo/street" --run "$demo/street-seg" --plain
+"$segkit" train --config configs/flownets-thin-synthetic.yaml --set "dataset_dir=$demo/chairs" --run "$demo/flow" --plain
+"$segkit" train --config configs/flownets-thin-warp-street.yaml --set "dataset_dir=$demo/street" \
+  --set "initial_checkpoint=$demo/flow/model.safetensors" --set "segmentation_run=$demo/street-seg" --run "$demo/warp" --plain
+for split in train val; do
+  "$segkit" dvs features --run "$demo/street-seg" --flow "$demo/warp" --cityscapes "$demo/street" --split "$split" \
+    --out "$demo/dvs/$split.safetensors"
+done
+"$segkit" dvs train-decision --train "$demo/dvs/train.safetensors" --val "$demo/dvs/val.safetensors" --out "$demo/dvs" --epochs 50
+"$segkit" dvs eval --run "$demo/street-seg" --flow "$demo/warp" --decision "$demo/dvs/decision.safetensors" \
+  --cityscapes "$demo/street" --sweep --out "$demo/dvs/sweep"
+street="$(ls "$demo/street/leftImg8bit_sequence/val/synth" | head -n 1)"
+ffmpeg -loglevel error -y -framerate 15 -pattern_type glob -i "$demo/street/leftImg8bit_sequence/val/synth/${street%_000000_leftImg8bit.png}_*_leftImg8bit.png" \
+  -pix_fmt yuv420p "$demo/street.mp4"
+"$segkit" dvs video "$demo/street.mp4" --run "$demo/street-seg" --flow "$demo/warp" --decision "$demo/dvs/decision.safetensors" \
+  --policy balanced --boxes car,person --alpha 0.4 --out "$demo/dvs/video"
+
 miou="$(python3 -c 'import json, sys; print(round(json.load(open(sys.argv[1]))["mIoU"], 4))' "$demo/eval.json")"
 jf="$(python3 -c 'import json, sys; print(round(json.load(open(sys.argv[1]))["global"]["J&F-Mean"], 4))' "$demo/vos-eval.json")"
 echo
@@ -47,5 +70,6 @@ echo "run folders:  $demo/train, $demo/parent   (tensorboard --logdir $demo)"
 echo "evaluation:   $demo/eval.json, $demo/vos-eval.json"
 echo "predictions:  $demo/predictions (labels, colour masks, overlays)"
 echo "video:        $demo/vos-results (DAVIS results layout), $demo/video/${clip}_overlay.mp4"
+echo "DVSNet:       $demo/dvs/sweep/sweep.csv, $demo/dvs/sweep/sweep.png, $demo/dvs/video/street_overlay.mp4"
 echo "J&F on the synthetic DAVIS validation split: $jf"
 echo "mIoU on the synthetic validation split: $miou"

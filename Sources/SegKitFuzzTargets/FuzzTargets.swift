@@ -9,6 +9,8 @@ import SegKitTraining
 /// and on every regression file under Tests/Fuzz/Regressions/<target>/.
 public enum FuzzTarget: String, CaseIterable, Sendable {
   case mat, flo, pth, safetensors, yaml, png, jpeg
+  /// Binary PPM/PGM frames (FlyingChairs').
+  case ppm
   /// A flow cache's settings.json.
   case flowcache
 
@@ -22,6 +24,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     case .yaml: return "yaml"
     case .png: return "png"
     case .jpeg: return "jpg"
+    case .ppm: return "ppm"
     case .flowcache: return "json"
     }
   }
@@ -32,6 +35,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
   public func run(_ data: Data) -> Bool {
     if self == .mat { return (try? MATFile.read(data)) != nil }
     if self == .flo { return (try? FlowFile.decode(data, name: "fuzz.flo")) != nil }
+    if self == .ppm { return (try? PortablePixmap.decode(data, name: "fuzz.ppm")) != nil }
     let url = Self.scratch.appendingPathComponent("input.\(fileExtension)")
     guard (try? data.write(to: url)) != nil else { return false }
     switch self {
@@ -45,7 +49,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
       try? FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
       guard (try? data.write(to: folder.appendingPathComponent("settings.json"))) != nil else { return false }
       return (try? FlowCache(folder: folder)) != nil
-    case .mat, .flo: return false
+    case .mat, .flo, .ppm: return false
     }
   }
 

@@ -4,7 +4,7 @@ import Foundation
 /// snippet runs from its first frame to its annotated frame (a new video each time),
 /// and the annotated frame's labels enter the confusion matrix. Frames per second
 /// count the segmenter's own work on every frame run (decoding excluded: the frames of
-/// a snippet are read before its clock starts).
+/// a snippet are read before its clock starts; two untimed frames warm the networks up).
 public enum DynamicKeyFrameEvaluation {
   public struct Result: Sendable {
     public let policy: String
@@ -31,6 +31,13 @@ public enum DynamicKeyFrameEvaluation {
     let classes = segmenter.segmenter.model.classes
     var matrix = ConfusionMatrix(numClasses: classes, ignoreIndex: ignoreIndex)
     var seconds = 0.0
+    // One untimed frame first: the first pass of each network at a new size pays for
+    // allocations and kernel choices that every later frame reuses.
+    if let snippet = dataset.snippets.first, let frame = snippet.frames.first {
+      segmenter.reset()
+      _ = try segmenter.step(try ImageIO.read(frame))
+      _ = try segmenter.step(try ImageIO.read(snippet.frames[min(1, snippet.frames.count - 1)]))
+    }
     segmenter.reset()
     let start = segmenter.counts
     for (index, snippet) in dataset.snippets.enumerated() {

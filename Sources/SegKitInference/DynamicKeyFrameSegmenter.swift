@@ -21,12 +21,12 @@ public final class DynamicKeyFrameSegmenter {
     /// by 0.1 after each flow step, as DVSNet's `--dynamic`.
     case target(Double, dynamic: Bool)
 
-    /// Named operating points: fast (target 70), balanced (80), slow (90, DVSNet's default).
+    /// Named operating points: fast (target 80), balanced (90, DVSNet's default), slow (95).
     public static func preset(_ name: String) -> Policy? {
       switch name {
-      case "fast": return .target(70, dynamic: false)
-      case "balanced": return .target(80, dynamic: false)
-      case "slow": return .target(90, dynamic: false)
+      case "fast": return .target(80, dynamic: false)
+      case "balanced": return .target(90, dynamic: false)
+      case "slow": return .target(95, dynamic: false)
       default: return nil
       }
     }
@@ -69,6 +69,8 @@ public final class DynamicKeyFrameSegmenter {
   public let policy: Policy
   /// Where the key logits are warped (DVSNet: at the flow's resolution).
   public let warpResolution: WarpPath.Resolution
+  /// The factor regions are resized by for the flow network (DVSNet: 0.5).
+  public let flowScale: Double
   public private(set) var counts = Counts()
   /// The target in force (moves with a dynamic policy).
   public private(set) var target: Double
@@ -82,8 +84,9 @@ public final class DynamicKeyFrameSegmenter {
 
   public init(
     segmenter: ImageSegmenter, flowNetwork: FlowNetS, decision: DecisionNetwork?, grid: RegionGrid, policy: Policy,
-    warpResolution: WarpPath.Resolution = .flow
+    warpResolution: WarpPath.Resolution = .flow, flowScale: Double = 1
   ) throws {
+    guard flowScale > 0, flowScale <= 16 else { throw InferenceError("a flow input scale of \(flowScale): expected more than 0 and at most 16") }
     switch policy {
     case .target(let t, _):
       guard decision != nil else { throw InferenceError("a target policy needs a decision network") }
@@ -105,6 +108,7 @@ public final class DynamicKeyFrameSegmenter {
     self.grid = grid
     self.policy = policy
     self.warpResolution = warpResolution
+    self.flowScale = flowScale
     flowNetwork.eval()
     decision?.eval()
   }
@@ -132,11 +136,12 @@ public final class DynamicKeyFrameSegmenter {
           let interval: Int? = if case .fixedInterval(let k) = policy { k } else { nil }
           let due = policy == .everyFrame || interval.map { key.age + 1 >= $0 } == true
           if !due {
-            let output = try flowNetwork.output(from: current, to: key.frame)
-            if let decision {
+            let output = try flowNetwork.output(from: current, to: key.frame, scale: flowScale)
+            // Only a target policy asks the decision network.
+            if case .target = policy, let decision {
               prediction = try decision.forward(output.features).item()
             }
-            if case .target = policy, let prediction, prediction < target {
+            if let prediction, prediction < target {
               // Below the target: the segmentation path below.
             } else {
               result = try WarpPath.scores(
@@ -178,7 +183,7 @@ public final class DynamicKeyFrameSegmenter {
       let (currentInput, keyInput) = (try segmenter.normalization.batch(current).to(device), try segmenter.normalization.batch(key).to(device))
       let (currentPixels, keyPixels) = (try Self.pixels(current).to(device), try Self.pixels(key).to(device))
       return try grid.regions(height: current.height, width: current.width).map { region in
-        let output = try flowNetwork.output(from: try Self.crop(currentPixels, region), to: try Self.crop(keyPixels, region))
+        let output = try flowNetwork.output(from: try Self.crop(currentPixels, region), to: try Self.crop(keyPixels, region), scale: flowScale)
         let keyLogits = try segmenter.scores(batch: try Self.crop(keyInput, region)).to(device)
         let reference = try segmenter.scores(batch: try Self.crop(currentInput, region)).argmax(dim: 1)
         let warped = try WarpPath.scores(
@@ -209,7 +214,7 @@ extension DynamicKeyFrameSegmenter: SequenceSegmenter {
   }
 
   public func next(_ frame: Image) throws -> Image {
-    try Image(tensor: try step(frame).labels.unsqueeze(0).to(.uint8))
+    try Image(tensor: try step(frame).labels.to(.uint8))
   }
 }
 

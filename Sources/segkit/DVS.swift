@@ -40,8 +40,11 @@ struct DVSArguments: ParsableArguments {
   @Option(help: "Pixels by which each region reaches across its inner edges (DVSNet: 64).")
   var overlap = 0
 
-  @Option(help: "Where key logits are warped: flow (at the flow's resolution, DVSNet) or output (the flow upsampled to the region).")
-  var warpAt = "flow"
+  @Option(help: "Where key logits are warped: flow (at the flow's resolution, DVSNet) or output (the flow upsampled to the region); default: the flow run's warp_at, else flow.")
+  var warpAt: String?
+
+  @Option(help: "Factor regions are resized by for the flow network (DVSNet: 0.5); default: the flow run's flow_input_scale, else 1.")
+  var flowScale: Double?
 
   @Option(help: "Device: auto (the first CUDA device, else the CPU), cpu, cuda, cuda:N or mps.")
   var device = "auto"
@@ -73,9 +76,14 @@ struct DVSArguments: ParsableArguments {
     let image = try ImageSegmenter(model: loaded.network, device: chosen, normalization: loaded.manifest.normalization)
     let flowNetwork = try self.flowNetwork(device: chosen)
     try decision?.to(device: chosen)
-    guard let resolution = WarpPath.Resolution(rawValue: warpAt) else { throw ValidationError("--warp-at '\(warpAt)': expected flow or output") }
+    // A warp-path run says how its flow network was trained to be used.
+    let flowRun = try? TrainingConfig.resolve(file: RunLayout(URL(fileURLWithPath: flow)).configURL)
+    let warp = warpAt ?? (flowRun?.data.dataset == "cityscapes" ? flowRun?.flow.warpAt : nil) ?? "flow"
+    guard let resolution = WarpPath.Resolution(rawValue: warp) else { throw ValidationError("--warp-at '\(warp)': expected flow or output") }
+    let scale = flowScale ?? (flowRun?.data.dataset == "cityscapes" ? flowRun?.flow.inputScale : nil) ?? 1
+    guard scale > 0, scale <= 16 else { throw ValidationError("--flow-scale must be more than 0 and at most 16, got \(scale)") }
     return (try DynamicKeyFrameSegmenter(segmenter: image, flowNetwork: flowNetwork, decision: decision, grid: try grid(), policy: policy,
-                                         warpResolution: resolution),
+                                         warpResolution: resolution, flowScale: scale),
             loaded.manifest)
   }
 
@@ -243,7 +251,7 @@ struct DVSEval: ParsableCommand {
     abstract: "Score dynamic key frames on video snippets: mIoU on the annotated frames, frames per second, paths taken.",
     discussion: """
       Each snippet runs from its first frame (or --frames-before the annotated one) to its \
-      annotated frame, as a new video. --policy: fast, balanced or slow (targets 70, 80, 90), \
+      annotated frame, as a new video. --policy: fast, balanced or slow (targets 80, 90, 95), \
       target:T, interval:K (a key every K frames, Deep Feature Flow's schedule) or \
       every-frame (the segmentation network alone). --sweep runs every-frame, intervals and a \
       range of targets and writes OUT/sweep.csv and OUT/sweep.png (mIoU against frames per \
@@ -262,7 +270,7 @@ struct DVSEval: ParsableCommand {
   @Flag(help: "DVSNet's dynamic target: 1 lower after each segmentation step, 0.1 higher after each flow step.")
   var dynamic = false
 
-  @Flag(help: "Run every-frame, intervals 2, 3, 5, 10 and targets 50 … 95; write OUT/sweep.csv and OUT/sweep.png.")
+  @Flag(help: "Run every-frame, intervals 2, 3, 5, 10 and targets 50 … 98; write OUT/sweep.csv and OUT/sweep.png.")
   var sweep = false
 
   @Option(help: "Frames before the annotated one where each snippet starts (default: its first frame).")
@@ -292,7 +300,7 @@ struct DVSEval: ParsableCommand {
   func run() throws {
     let decisionNetwork = try decision.map { try DecisionNetworkFile.read(URL(fileURLWithPath: $0)) }
     let policies: [DynamicKeyFrameSegmenter.Policy] = sweep
-      ? [.everyFrame] + [2, 3, 5, 10].map { .fixedInterval($0) } + (decisionNetwork == nil ? [] : [50.0, 60, 70, 75, 80, 85, 90, 95].map { .target($0, dynamic: dynamic) })
+      ? [.everyFrame] + [2, 3, 5, 10].map { .fixedInterval($0) } + (decisionNetwork == nil ? [] : [50.0, 60, 70, 80, 85, 90, 92, 94, 96, 98].map { .target($0, dynamic: dynamic) })
       : [try Self.parsePolicy(policy, dynamic: dynamic)]
     if decisionNetwork == nil, policies.contains(where: { if case .target = $0 { return true } else { return false } }) {
       throw ValidationError("--policy \(policy) decides by the decision network: pass --decision FILE")
@@ -458,9 +466,9 @@ struct DVSVideo: ParsableCommand {
     let seconds = Date().timeIntervalSince(start)
     let counts = segmenter.counts
     print("video: \(result.video.path) (\(result.frames) frames\(result.stopped ? ", stopped early; it plays" : ""))")
-    print(String(format: "%.2f frames/s (decoding and encoding included); %d segmentation steps, %d flow steps over %d regions a frame (%@)",
-                 Double(result.frames) / max(seconds, 1e-9), counts.segmentationSteps, counts.flowSteps,
-                 try networks.grid().rows * networks.grid().columns, chosen.description))
+    print(String(format: "%.2f frames/s (decoding and encoding included); %d segmentation steps, %d flow steps in %@ regions (%@)",
+                 Double(result.frames) / max(seconds, 1e-9), counts.segmentationSteps, counts.flowSteps, networks.regions,
+                 chosen.description))
     if result.stopped { throw ExitCode(130) }
   }
 }

@@ -55,7 +55,7 @@ final class DVSCommandTests: XCTestCase {
                                                                   "--sweep", "--out", sweepFolder.path])
     XCTAssertEqual(sweep.status, 0, sweep.error)
     let rows = try String(contentsOf: sweepFolder.appendingPathComponent("sweep.csv"), encoding: .utf8).split(separator: "\n")
-    XCTAssertEqual(rows.count, 1 + 1 + 4 + 8)
+    XCTAssertEqual(rows.count, 1 + 1 + 4 + 10)
     XCTAssertTrue(rows[1].hasPrefix("every frame,"), String(rows[1]))
     // Every frame: the 8 frames of the one snippet, each segmented.
     XCTAssertTrue(rows[1].hasSuffix(",8,0,1.0000"), String(rows[1]))
@@ -86,7 +86,7 @@ final class DVSCommandTests: XCTestCase {
     try videoWriter.finish()
     let annotated = try SegKitCommand.run(["dvs", "video", video.path] + networks + ["--policy", "interval:3", "--out", root.appendingPathComponent("video").path])
     XCTAssertEqual(annotated.status, 0, annotated.error)
-    XCTAssertTrue(annotated.output.contains("(8 frames)") && annotated.output.contains("3 segmentation steps, 5 flow steps"), annotated.output)
+    XCTAssertTrue(annotated.output.contains("(8 frames)") && annotated.output.contains("3 segmentation steps, 5 flow steps in 1x1 regions"), annotated.output)
     let reader = try VideoReader(root.appendingPathComponent("video/street_overlay.mp4"))
     XCTAssertEqual(try reader.readAll().count, 8)
     let again = try SegKitCommand.run(["dvs", "video", video.path] + networks + ["--policy", "interval:3", "--out", root.appendingPathComponent("video").path])

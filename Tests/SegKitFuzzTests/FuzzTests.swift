@@ -81,7 +81,7 @@ final class FuzzTests: XCTestCase {
     return [
       .mat: [try bytes("z.mat"), try bytes("plain.mat")], .pth: [try bytes("zip.pth"), try bytes("legacy.pth")],
       .safetensors: [try bytes("w.safetensors")], .flo: [try bytes("f.flo")], .png: [try bytes("i.png")],
-      .jpeg: [try bytes("i.jpg")], .yaml: [[UInt8](try Data(contentsOf: config))],
+      .jpeg: [try bytes("i.jpg")], .ppm: [[UInt8](try PortablePixmap.encode(image)), [UInt8]("P5 2 1 15\n".utf8) + [15, 5]], .yaml: [[UInt8](try Data(contentsOf: config))],
       .flowcache: [try flowCacheSettings(in: folder)],
     ]
   }

@@ -12,8 +12,8 @@ import XCTest
 final class DynamicKeyFrameSegmenterTests: XCTestCase {
   static let frames: [Image] = Synthetic.streetSnippet(seed: 1, split: "val", index: 0, frames: 7, width: 64, height: 64).frames
 
-  func makeSegmenter(_ policy: DynamicKeyFrameSegmenter.Policy, grid: RegionGrid = .whole, decisionOutput: Double? = nil)
-    throws -> DynamicKeyFrameSegmenter
+  func makeSegmenter(_ policy: DynamicKeyFrameSegmenter.Policy, grid: RegionGrid = .whole, decisionOutput: Double? = nil,
+                     flowScale: Double = 1) throws -> DynamicKeyFrameSegmenter
   {
     Torch.manualSeed(3)
     let image = try ImageSegmenter(model: try ModelZoo.make("fcn32s_resnet18", classes: 4))
@@ -29,7 +29,8 @@ final class DynamicKeyFrameSegmenterTests: XCTestCase {
       }
       decision = network
     }
-    return try DynamicKeyFrameSegmenter(segmenter: image, flowNetwork: flow, decision: decision, grid: grid, policy: policy)
+    return try DynamicKeyFrameSegmenter(segmenter: image, flowNetwork: flow, decision: decision, grid: grid, policy: policy,
+                                        flowScale: flowScale)
   }
 
   func testEveryFrameIsTheImageSegmenter() throws {
@@ -54,15 +55,20 @@ final class DynamicKeyFrameSegmenterTests: XCTestCase {
   }
 
   func testFlowPathWarpsTheKeyLogits() throws {
-    let segmenter = try makeSegmenter(.fixedInterval(10))
-    _ = try segmenter.step(Self.frames[0])
-    let step = try segmenter.step(Self.frames[2])
-    XCTAssertEqual(step.segmented, [false])
-    let key = try segmenter.segmenter.scores(Self.frames[0])
-    let pixels = { (image: Image) in try (image.rgb().tensor() * 255).unsqueeze(0) }
-    let output = try Torch.withInferenceMode { try segmenter.flowNetwork.output(from: try pixels(Self.frames[2]), to: try pixels(Self.frames[0])) }
-    let warped = try WarpPath.scores(keyLogits: key, flowToKey: try output.flow2 * 5, size: Size2(64, 64))
-    XCTAssertEqual(try step.labels.toArray(Int64.self), try warped.argmax(dim: 1).toArray(Int64.self))
+    for scale in [1.0, 2.0] {
+      let segmenter = try makeSegmenter(.fixedInterval(10), flowScale: scale)
+      _ = try segmenter.step(Self.frames[0])
+      let step = try segmenter.step(Self.frames[2])
+      XCTAssertEqual(step.segmented, [false])
+      let key = try segmenter.segmenter.scores(Self.frames[0])
+      let pixels = { (image: Image) in try (image.rgb().tensor() * 255).unsqueeze(0) }
+      let output = try Torch.withInferenceMode {
+        try segmenter.flowNetwork.output(from: try pixels(Self.frames[2]), to: try pixels(Self.frames[0]), scale: scale)
+      }
+      XCTAssertEqual(output.flow2.shape, [1, 2, 16 * Int(scale), 16 * Int(scale)], "the flow at 1/4 of the scaled frame")
+      let warped = try WarpPath.scores(keyLogits: key, flowToKey: try output.flow2 * 5, size: Size2(64, 64))
+      XCTAssertEqual(try step.labels.toArray(Int64.self), try warped.argmax(dim: 1).toArray(Int64.self), "scale \(scale)")
+    }
   }
 
   func testTargetFollowsTheDecisionNetwork() throws {

@@ -145,10 +145,12 @@ public final class FlowNetS: Module {
     return Size2(rounded(height), rounded(width))
   }
 
-  /// The network's output for two RGB frames (0…255, [N, 3, H, W], any size), resized
-  /// to `inputSize` first: `flow2` then holds the flow over the resized frames.
-  public func output(from first: Tensor, to second: Tensor) throws -> Output {
-    let size = Self.inputSize(height: first.shape[2], width: first.shape[3])
+  /// The network's output for two RGB frames (0…255, [N, 3, H, W], any size), scaled by
+  /// `scale` (DVSNet runs its flow at half the segmentation's resolution) and resized to
+  /// `inputSize` first: `flow2` then holds the flow over the resized frames.
+  public func output(from first: Tensor, to second: Tensor, scale: Double = 1) throws -> Output {
+    guard scale > 0, scale <= 16 else { throw ModelError("FlowNetS: an input scale of \(scale); expected (0, 16]") }
+    let size = Self.inputSize(height: Int((Double(first.shape[2]) * scale).rounded()), width: Int((Double(first.shape[3]) * scale).rounded()))
     let resized = size == Size2(first.shape[2], first.shape[3])
       ? (first, second) : (try first.interpolate(size: size), try second.interpolate(size: size))
     return try forward(try Self.input(first: resized.0, second: resized.1))

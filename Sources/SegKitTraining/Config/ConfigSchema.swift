@@ -173,6 +173,8 @@ extension TrainingConfig {
             "dataset cityscapes: train the flow path end to end, warping this run's key-frame logits to its own output on the current frame",
             task: .flow),
     Setting("max_key_distance", "loss", \.flow.maximumKeyDistance, "dataset cityscapes: keys up to this many frames before the current one", task: .flow),
+    Setting("flow_input_scale", "loss", \.flow.inputScale,
+            "dataset cityscapes: frames resized by this for the flow network (DVSNet: 0.5; `segkit dvs` reads it from the run)", task: .flow),
     Setting("warp_at", "loss", \.flow.warpAt, "dataset cityscapes: warp the key logits at the flow's resolution (flow, DVSNet) or the output's (output)", task: .flow),
 
     Setting("eval_crop_size", "evaluation", \.evaluation.evalCropSize, "evaluation crop [height, width]; null: whole images"),

@@ -34,6 +34,7 @@ extension TrainingConfig {
         require(flow.segmentationRun != nil, "segmentation_run", "must name a segmentation run for warp-path training on cityscapes", "null")
         require((1...100).contains(flow.maximumKeyDistance), "max_key_distance", "must be 1 to 100", "\(flow.maximumKeyDistance)")
         require(["flow", "output"].contains(flow.warpAt), "warp_at", "must be flow or output", flow.warpAt)
+        require(flow.inputScale > 0 && flow.inputScale <= 16, "flow_input_scale", "must be more than 0 and at most 16", "\(flow.inputScale)")
       }
       require(input.trainCropSize.allSatisfy { $0 % FlowNetS.sizeMultiple == 0 }, "train_crop_size",
               "must be multiples of \(FlowNetS.sizeMultiple) for a flow network", "\(input.trainCropSize)")

@@ -163,6 +163,8 @@ public struct TrainingConfig: Equatable, Sendable {
     public var maximumKeyDistance = 9
     /// Warp-path training: where the key logits are warped (flow or output).
     public var warpAt = "flow"
+    /// Warp-path training: the factor frames are resized by for the flow network.
+    public var inputScale = 1.0
   }
 
   public struct MaskRNNSettings: Equatable, Sendable {

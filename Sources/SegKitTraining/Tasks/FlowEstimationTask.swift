@@ -157,7 +157,7 @@ public final class FlowEstimationTask: TrainingTask {
     guard let keyFrames = batch.frames[.key] else { throw TrainingError("a warp-path batch needs key frames (\(batch.names.joined(separator: ", ")))") }
     let current = try batch.images.to(device), key = try keyFrames.to(device)
     let keyLogits = try teacher.logits(key), labels = try teacher.logits(current).argmax(dim: 1)
-    let output = try network.forward(try FlowNetS.input(first: current, second: key))
+    let output = try network.output(from: current, to: key, scale: config.flow.inputScale)
     let scores = try WarpPath.scores(
       keyLogits: keyLogits, flowToKey: try output.flow2 * (FlowNetS.flowScale / 4), scale: output.scale,
       size: Size2(current.shape[2], current.shape[3]), resolution: teacher.resolution)
@@ -181,7 +181,7 @@ public final class FlowEstimationTask: TrainingTask {
       for distance in 1...config.flow.maximumKeyDistance where snippet.annotated - distance >= 0 {
         let key = try pixels(try ImageIO.read(snippet.frames[snippet.annotated - distance]))
         let score = try Torch.withInferenceMode { () -> Double? in
-          let output = try network.output(from: current, to: key)
+          let output = try network.output(from: current, to: key, scale: config.flow.inputScale)
           let warped = try WarpPath.scores(
             keyLogits: try teacher.logits(key), flowToKey: try output.flow2 * (FlowNetS.flowScale / 4), scale: output.scale,
             size: Size2(current.shape[2], current.shape[3]), resolution: teacher.resolution)
