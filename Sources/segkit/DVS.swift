@@ -114,6 +114,44 @@ struct SnippetArguments: ParsableArguments {
   }
 }
 
+/// How each region chooses its path.
+struct PolicyArguments: ParsableArguments {
+  @Option(help: "The decision network (OUT/decision.safetensors of `segkit dvs train-decision`); needed by target policies.")
+  var decision: String?
+
+  @Option(help: "fast, balanced or slow (targets 80, 90, 95), target:T, interval:K or every-frame.")
+  var policy = "balanced"
+
+  @Flag(help: "DVSNet's dynamic target: 1 lower after each segmentation step, 0.1 higher after each flow step.")
+  var dynamic = false
+
+  func decisionNetwork() throws -> DecisionNetwork? {
+    try decision.map { try DecisionNetworkFile.read(URL(fileURLWithPath: $0)) }
+  }
+
+  /// --policy, checked against the decision network it needs.
+  func chosen(decision network: DecisionNetwork?) throws -> DynamicKeyFrameSegmenter.Policy {
+    let chosen = try Self.parse(policy, dynamic: dynamic)
+    if case .target = chosen, network == nil {
+      throw ValidationError("--policy \(policy) decides by the decision network: pass --decision FILE")
+    }
+    return chosen
+  }
+
+  static func parse(_ text: String, dynamic: Bool) throws -> DynamicKeyFrameSegmenter.Policy {
+    if let preset = DynamicKeyFrameSegmenter.Policy.preset(text) {
+      guard case .target(let t, _) = preset else { return preset }
+      return .target(t, dynamic: dynamic)
+    }
+    if text == "every-frame" { return .everyFrame }
+    if text.hasPrefix("target:"), let t = Double(text.dropFirst("target:".count)), (0...100).contains(t) {
+      return .target(t, dynamic: dynamic)
+    }
+    if text.hasPrefix("interval:"), let k = Int(text.dropFirst("interval:".count)), k >= 1 { return .fixedInterval(k) }
+    throw ValidationError("--policy '\(text)': expected fast, balanced, slow, target:T (0 to 100), interval:K (K ≥ 1) or every-frame")
+  }
+}
+
 struct DVSFeatures: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "features",
@@ -260,15 +298,7 @@ struct DVSEval: ParsableCommand {
 
   @OptionGroup var networks: DVSArguments
   @OptionGroup var snippets: SnippetArguments
-
-  @Option(help: "The decision network (OUT/decision.safetensors of `segkit dvs train-decision`); needed by target policies.")
-  var decision: String?
-
-  @Option(help: "fast, balanced, slow, target:T, interval:K or every-frame.")
-  var policy = "balanced"
-
-  @Flag(help: "DVSNet's dynamic target: 1 lower after each segmentation step, 0.1 higher after each flow step.")
-  var dynamic = false
+  @OptionGroup var policy: PolicyArguments
 
   @Flag(help: "Run every-frame, intervals 2, 3, 5, 10 and targets 50 … 98; write OUT/sweep.csv and OUT/sweep.png.")
   var sweep = false
@@ -284,27 +314,12 @@ struct DVSEval: ParsableCommand {
     if let framesBefore, framesBefore < 0 { throw ValidationError("--frames-before must not be negative") }
   }
 
-  static func parsePolicy(_ text: String, dynamic: Bool) throws -> DynamicKeyFrameSegmenter.Policy {
-    if let preset = DynamicKeyFrameSegmenter.Policy.preset(text) {
-      guard case .target(let t, _) = preset else { return preset }
-      return .target(t, dynamic: dynamic)
-    }
-    if text == "every-frame" { return .everyFrame }
-    if text.hasPrefix("target:"), let t = Double(text.dropFirst("target:".count)), (0...100).contains(t) {
-      return .target(t, dynamic: dynamic)
-    }
-    if text.hasPrefix("interval:"), let k = Int(text.dropFirst("interval:".count)), k >= 1 { return .fixedInterval(k) }
-    throw ValidationError("--policy '\(text)': expected fast, balanced, slow, target:T (0 to 100), interval:K (K ≥ 1) or every-frame")
-  }
-
   func run() throws {
-    let decisionNetwork = try decision.map { try DecisionNetworkFile.read(URL(fileURLWithPath: $0)) }
+    let decisionNetwork = try policy.decisionNetwork()
     let policies: [DynamicKeyFrameSegmenter.Policy] = sweep
-      ? [.everyFrame] + [2, 3, 5, 10].map { .fixedInterval($0) } + (decisionNetwork == nil ? [] : [50.0, 60, 70, 80, 85, 90, 92, 94, 96, 98].map { .target($0, dynamic: dynamic) })
-      : [try Self.parsePolicy(policy, dynamic: dynamic)]
-    if decisionNetwork == nil, policies.contains(where: { if case .target = $0 { return true } else { return false } }) {
-      throw ValidationError("--policy \(policy) decides by the decision network: pass --decision FILE")
-    }
+      ? [.everyFrame] + [2, 3, 5, 10].map { .fixedInterval($0) }
+        + (decisionNetwork == nil ? [] : [50.0, 60, 70, 80, 85, 90, 92, 94, 96, 98].map { .target($0, dynamic: policy.dynamic) })
+      : [try policy.chosen(decision: decisionNetwork)]
     if sweep && decisionNetwork == nil { warn("no --decision: the sweep has no target policies") }
     let dataset = try snippets.dataset()
     let stop = Interrupt.install(message: "stopping after this snippet (Ctrl-C again quits at once)")
@@ -382,15 +397,7 @@ struct DVSVideo: ParsableCommand {
   var input: String
 
   @OptionGroup var networks: DVSArguments
-
-  @Option(help: "The decision network (needed by target policies).")
-  var decision: String?
-
-  @Option(help: "fast, balanced, slow, target:T, interval:K or every-frame.")
-  var policy = "balanced"
-
-  @Flag(help: "DVSNet's dynamic target.")
-  var dynamic = false
+  @OptionGroup var policy: PolicyArguments
 
   @Option(help: "Output folder.")
   var out: String
@@ -425,11 +432,8 @@ struct DVSVideo: ParsableCommand {
     if FileManager.default.fileExists(atPath: videoURL.path) && !overwrite {
       throw ValidationError("\(videoURL.path) exists: --overwrite replaces it")
     }
-    let decisionNetwork = try decision.map { try DecisionNetworkFile.read(URL(fileURLWithPath: $0)) }
-    let chosen = try DVSEval.parsePolicy(policy, dynamic: dynamic)
-    if case .target = chosen, decisionNetwork == nil {
-      throw ValidationError("--policy \(policy) decides by the decision network: pass --decision FILE")
-    }
+    let decisionNetwork = try policy.decisionNetwork()
+    let chosen = try policy.chosen(decision: decisionNetwork)
     let (segmenter, manifest) = try networks.segmenterAndManifest(policy: chosen, decision: decisionNetwork)
     let colormap = try manifest.colormap()
     var boxed: [UInt8: String] = [:]
