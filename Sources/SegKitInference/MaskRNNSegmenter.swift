@@ -26,17 +26,22 @@ public final class MaskRNNSegmenter: SequenceSegmenter {
 
   public let model: MaskRNN
   public let device: Device
-  public let flowPreset: OpticalFlow.Preset
+  /// How the flows to the neighbouring frames are computed (DIS by default, or a flow network).
+  public let flow: FlowMethod
   public let readout: Readout
   /// Seconds spent computing flow and in the network, for the benchmark.
   public private(set) var flowSeconds = 0.0
   public private(set) var networkSeconds = 0.0
   private var previous: (frame: Image, mask: Image)?
 
-  public init(model: MaskRNN, device: Device = .cpu, flowPreset: OpticalFlow.Preset = .fast, readout: Readout = .full) throws {
+  public convenience init(model: MaskRNN, device: Device = .cpu, flowPreset: OpticalFlow.Preset = .fast, readout: Readout = .full) throws {
+    try self.init(model: model, device: device, flow: .dis(flowPreset), readout: readout)
+  }
+
+  public init(model: MaskRNN, device: Device = .cpu, flow: FlowMethod, readout: Readout = .full) throws {
     self.model = model
     self.device = device
-    self.flowPreset = flowPreset
+    self.flow = flow
     self.readout = readout
     try model.to(device: device)
     model.eval()
@@ -59,7 +64,7 @@ public final class MaskRNNSegmenter: SequenceSegmenter {
     public let forward: FlowField?
   }
 
-  /// `frame`'s flows (DIS) to the current frame and to `following`; the same for every
+  /// `frame`'s flows (by `flow`) to the current frame and to `following`; the same for every
   /// object of a sequence, so `MaskRNNObjectsSegmenter` computes them once per frame.
   public func flows(_ frame: Image, following: Image?) throws -> FrameFlows {
     guard let previous else { throw InferenceError("next(_:) before start(firstFrame:mask:): the sequence has not begun") }
@@ -68,8 +73,7 @@ public final class MaskRNNSegmenter: SequenceSegmenter {
     }
     let start = Date()
     defer { flowSeconds += Date().timeIntervalSince(start) }
-    return FrameFlows(backward: try OpticalFlow.dis(from: frame, to: previous.frame, preset: flowPreset),
-                      forward: try following.map { try OpticalFlow.dis(from: frame, to: $0, preset: flowPreset) })
+    return FrameFlows(backward: try flow.compute(frame, previous.frame), forward: try following.map { try flow.compute(frame, $0) })
   }
 
   /// The object's probability [H, W] for the next frame (with its `flows` when already

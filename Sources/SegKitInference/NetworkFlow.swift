@@ -8,7 +8,11 @@ public final class NetworkFlow {
   public let network: FlowNetS
   public let device: Device
 
+  /// The flow cache's record of this network: its name and its weights' fingerprint.
+  public let settings: FlowCache.Settings
+
   public init(widths: FlowNetS.Widths, weights: URL, device: Device = .cpu) throws {
+    settings = FlowCache.Settings(method: widths == .full ? "flownet2s" : "flownets_thin", weights: try FlowMethod.fingerprint(of: weights))
     let state = try ModelLoader.readWeights(weights)
     // A thin FlowNetS trained as DVSNet's flow path carries its scale head; it is built to fit.
     network = try FlowNetS(widths: widths, scaleClasses: state["predict_scale.weight"].map { $0.shape[0] })
@@ -30,6 +34,11 @@ public final class NetworkFlow {
       throw InferenceError("\(run.url.path): a run of \(manifest.model) (task \(manifest.task.rawValue)), not of a flow network")
     }
     try self.init(widths: widths, weights: try run.latestCheckpointURL(), device: device)
+  }
+
+  /// This network as a flow cache's method (one frame at a time).
+  public var method: FlowMethod {
+    FlowMethod(settings: settings, parallel: false) { try self.flow(from: $0, to: $1) }
   }
 
   public func flow(from a: Image, to b: Image) throws -> FlowField {

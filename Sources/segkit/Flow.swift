@@ -160,7 +160,9 @@ struct FlowCacheCommand: ParsableCommand {
     discussion: """
       Writes <cache>/<sequence>/<frame>.backward.flo (t → t−1, what carries frame t−1's mask \
       to t) and <frame>.forward.flo (t → t+1), and <cache>/settings.json. Flows already there \
-      are kept; a cache made with other settings is refused. Default cache: ROOT/FlowCache.
+      are kept; a cache made with other settings (method, preset, weights) is refused. Default \
+      cache: ROOT/FlowCache. A MaskRNN run with flow_method flownet2s or flownets_thin and \
+      flow_weights reads the cache this fills with --method and --weights.
       """)
 
   @OptionGroup var davis: DAVISArguments
@@ -171,11 +173,25 @@ struct FlowCacheCommand: ParsableCommand {
   @Option(help: "DIS's preset: ultrafast, fast or medium.")
   var preset = "fast"
 
-  @Option(help: "Frames computed at once.")
+  @Option(help: "The method: dis, flownet2s or flownets_thin (with --weights; a network computes one frame at a time).")
+  var method = FlowCompute.Method.dis
+
+  @Option(help: "The flow network's weights for flownet2s or flownets_thin.")
+  var weights: String?
+
+  @Option(help: "Device for the networks: auto, cpu, cuda, cuda:N or mps.")
+  var device = "cpu"
+
+  @Option(help: "Frames computed at once (DIS).")
   var workers = 2
 
   func validate() throws {
     guard davis.davis != nil else { throw ValidationError("--davis ROOT and --year 2016|2017 are required") }
+    switch (method, weights) {
+    case (.dis, .some): throw ValidationError("--weights is for the flow networks (flownet2s, flownets_thin), not dis")
+    case (.flownet2s, nil), (.flownetsThin, nil): throw ValidationError("--method \(method.rawValue) needs --weights")
+    default: break
+    }
     guard OpticalFlow.Preset.allCases.contains(where: { "\($0)" == preset }) else {
       throw ValidationError("--preset must be ultrafast, fast or medium, not '\(preset)'")
     }
@@ -186,7 +202,10 @@ struct FlowCacheCommand: ParsableCommand {
     let dataset = try davis.dataset()
     let folder = cache.map { URL(fileURLWithPath: $0) } ?? FlowCache.defaultFolder(forDatasetAt: URL(fileURLWithPath: davis.davis ?? "."))
     let chosen = OpticalFlow.Preset.allCases.first { "\($0)" == preset } ?? .fast
-    let flows = try FlowCache(folder: folder, preset: chosen)
+    let flowMethod: FlowMethod = method == .dis ? .dis(chosen)
+      : try NetworkFlow(widths: method == .flownet2s ? .full : .thin, weights: URL(fileURLWithPath: weights ?? ""),
+                        device: try resolveDevice(device)).method
+    let flows = try FlowCache(folder: folder, method: flowMethod)
     let start = Date()
     let computed = try flows.fill(dataset.sequences, workers: workers)
     let frames = dataset.sequences.reduce(0) { $0 + $1.frames.count }

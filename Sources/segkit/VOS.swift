@@ -225,8 +225,9 @@ struct VOSSegment: ParsableCommand {
         throw CommandError("--parent \(parent): the weights do not fit \(modelName): \(error)")
       }
       let fineTune = steps != nil
+      let flow = try maskRNNFlow(parent: parent, device: settings.device)
       makeSegmenter = {
-        let segmenter = MaskRNNObjectsSegmenter(model: maskRNN, device: settings.device)
+        let segmenter = MaskRNNObjectsSegmenter(model: maskRNN, device: settings.device, flow: flow)
         if fineTune {
           segmenter.prepare = { _, frame, object in
             guard let tuned = try OneShotSegmenter.fineTunedCopy(
@@ -377,6 +378,14 @@ struct DAVISArguments: ParsableArguments {
 
 /// The model name and weight file of `--parent`: a run folder (its model and latest
 /// checkpoint) or a weight file of `model`.
+/// How a MaskRNN parent computes its flows: as its run was trained (flow_method,
+/// flow_preset, flow_weights), or DIS with the fast preset for a bare weight file.
+func maskRNNFlow(parent: String, device: Device) throws -> FlowMethod {
+  let config = URL(fileURLWithPath: parent).appendingPathComponent("config.yaml")
+  guard FileManager.default.fileExists(atPath: config.path) else { return .dis(.fast) }
+  return try TrainingConfig.resolve(file: config).maskRNN.method(device: device)
+}
+
 func parentWeights(_ parent: String, model: String) throws -> (String, URL) {
   let parentURL = URL(fileURLWithPath: parent)
   var isDirectory: ObjCBool = false
@@ -441,6 +450,7 @@ struct VOSAblation: ParsableCommand {
     let folder = URL(fileURLWithPath: out)
     try createFolder(folder)
     let deviceChoice = try resolveDevice(device)
+    let flow = try maskRNNFlow(parent: parent, device: deviceChoice)
     let stop = Interrupt.install(message: "stopping after this frame (Ctrl-C again quits at once)")
     var rows: [(name: String, report: DAVISEvaluation.Report)] = []
     print("DAVIS \(davis.year ?? 0) \(davis.split): \(dataset.sequences.count) sequences, \(modelName)")
@@ -451,7 +461,7 @@ struct VOSAblation: ParsableCommand {
       }
       let partFolder = folder.appendingPathComponent(part.readout.rawValue)
       let segmentation = DAVISSegmentation(makeSegmenter: {
-        MaskRNNObjectsSegmenter(model: network, device: deviceChoice, readout: part.readout)
+        MaskRNNObjectsSegmenter(model: network, device: deviceChoice, flow: flow, readout: part.readout)
       })
       let start = Date()
       do {

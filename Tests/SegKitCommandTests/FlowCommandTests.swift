@@ -106,5 +106,24 @@ final class FlowCommandTests: XCTestCase {
       XCTAssertTrue(bad.error.contains(message), bad.error)
     }
     XCTAssertFalse(FileManager.default.fileExists(atPath: root.appendingPathComponent("x.flo").path))
+
+    // A DAVIS split's flow cache filled by the network, recorded with its weights, and refused to DIS.
+    let davis = root.appendingPathComponent("davis")
+    let synth = try SegKitCommand.run(["data", "synth", "--kind", "video", "--out", davis.path, "--train", "0", "--val", "1",
+                                       "--frames", "2", "--size", "64x48", "--objects", "1"])
+    XCTAssertEqual(synth.status, 0, synth.error)
+    let cached = try SegKitCommand.run(["flow", "cache", "--davis", davis.path, "--year", "2016", "--method", "flownets_thin",
+                                        "--weights", weights.path])
+    XCTAssertEqual(cached.status, 0, cached.error)
+    let cache = try FlowCache(folder: davis.appendingPathComponent("FlowCache"), method: try NetworkFlow(widths: .thin, weights: weights).method)
+    XCTAssertEqual(cache.settings.method, "flownets_thin")
+    XCTAssertEqual(cache.settings.weights, try FlowMethod.fingerprint(of: weights))
+    let sequence = try XCTUnwrap(try VideoDataset.davis2016(root: davis, split: "val").sequences.first)
+    let stored = try XCTUnwrap(try cache.flows(of: sequence, frame: 1).backward)
+    XCTAssertEqual(stored, try NetworkFlow(widths: .thin, weights: weights)
+      .flow(from: try ImageIO.read(sequence.frames[1].image), to: try ImageIO.read(sequence.frames[0].image)))
+    let dis = try SegKitCommand.run(["flow", "cache", "--davis", davis.path, "--year", "2016"])
+    XCTAssertNotEqual(dis.status, 0)
+    XCTAssertTrue(dis.error.contains("a flow cache made with flownets_thin"), dis.error)
   }
 }

@@ -135,6 +135,9 @@ final class FlowTrainingTests: XCTestCase {
     config.model.name = "flownets_thin"
     config.input.trainCropSize = [96, 128]
     XCTAssertThrowsError(try config.validate()) { XCTAssertTrue("\($0)".contains("multiples of 64"), "\($0)") }
+    var maskRNN = TrainingConfig()
+    try maskRNN.apply(yaml: "task: foreground\nmodel: maskrnn_resnet18\nflow_method: flownets_thin\n")
+    XCTAssertThrowsError(try maskRNN.validate()) { XCTAssertTrue("\($0)".contains("'flow_weights' must name the weights"), "\($0)") }
     var semantic = TrainingConfig()
     semantic.model.name = "flownet2s"
     XCTAssertThrowsError(try semantic.validate()) { XCTAssertTrue("\($0)".contains("must be flow for flownet2s"), "\($0)") }

@@ -12,23 +12,37 @@ import Foundation
 public final class FlowCache: Sendable {
   public struct Settings: Codable, Equatable, Sendable {
     public var method: String
-    public var preset: String
+    /// DIS's preset; nil for a network.
+    public var preset: String?
+    /// A flow network's weights, by the FNV-1a hash of the file; nil for DIS.
+    public var weights: String?
 
-    public var description: String { "\(method) (preset \(preset))" }
+    public init(method: String, preset: String? = nil, weights: String? = nil) {
+      (self.method, self.preset, self.weights) = (method, preset, weights)
+    }
+
+    public var description: String {
+      method + (preset.map { " (preset \($0))" } ?? "") + (weights.map { " (weights \($0))" } ?? "")
+    }
   }
 
   public let folder: URL
   public let settings: Settings
-  let preset: OpticalFlow.Preset
+  let method: FlowMethod
 
   /// The cache beside a dataset: `<root>/FlowCache`.
   public static func defaultFolder(forDatasetAt root: URL) -> URL { root.appendingPathComponent("FlowCache") }
 
   /// Opens (or starts) the cache in `folder` for DIS flow with `preset`.
-  public init(folder: URL, preset: OpticalFlow.Preset = .fast) throws {
+  public convenience init(folder: URL, preset: OpticalFlow.Preset = .fast) throws {
+    try self.init(folder: folder, method: .dis(preset))
+  }
+
+  /// Opens (or starts) the cache in `folder` for flows made by `method`.
+  public init(folder: URL, method: FlowMethod) throws {
     self.folder = folder
-    self.preset = preset
-    settings = Settings(method: "dis", preset: "\(preset)")
+    self.method = method
+    settings = method.settings
     let record = folder.appendingPathComponent("settings.json")
     if FileManager.default.fileExists(atPath: record.path) {
       let stored: Settings
@@ -73,7 +87,7 @@ public final class FlowCache: Sendable {
         }
         return cached
       }
-      let computed = try OpticalFlow.dis(from: try frame(index), to: try frame(neighbour), preset: preset)
+      let computed = try method.compute(try frame(index), try frame(neighbour))
       do {
         try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
       } catch {
@@ -96,6 +110,7 @@ public final class FlowCache: Sendable {
       }
     }
     let failures = FailureBox()
+    let workers = method.parallel ? workers : 1
     DispatchQueue.concurrentPerform(iterations: max(1, workers)) { worker in
       for job in stride(from: worker, to: missing.count, by: max(1, workers)) where !failures.hasFailed {
         do { _ = try flows(of: missing[job].0, frame: missing[job].1) } catch { failures.record(error) }
@@ -108,6 +123,37 @@ public final class FlowCache: Sendable {
   func file(_ sequence: VideoSequence, _ index: Int, _ direction: String) -> URL {
     let stem = sequence.frames[index].image.deletingPathExtension().lastPathComponent
     return folder.appendingPathComponent(sequence.name).appendingPathComponent("\(stem).\(direction).flo")
+  }
+}
+
+/// How a flow cache computes its flows, and what it records of that: DIS with a preset,
+/// or a flow network (`NetworkFlow.method`) with its weights.
+public struct FlowMethod: @unchecked Sendable {
+  public let settings: FlowCache.Settings
+  /// The flow from the first frame to the second.
+  public let compute: (Image, Image) throws -> FlowField
+  /// Whether frames may be computed on several threads at once (a network runs one at a time).
+  public let parallel: Bool
+
+  public init(settings: FlowCache.Settings, parallel: Bool, compute: @escaping (Image, Image) throws -> FlowField) {
+    (self.settings, self.parallel, self.compute) = (settings, parallel, compute)
+  }
+
+  public static func dis(_ preset: OpticalFlow.Preset) -> FlowMethod {
+    FlowMethod(settings: FlowCache.Settings(method: "dis", preset: "\(preset)"), parallel: true) {
+      try OpticalFlow.dis(from: $0, to: $1, preset: preset)
+    }
+  }
+
+  /// The FNV-1a hash of a file's bytes, in hex: which weights made a cache's flows.
+  public static func fingerprint(of url: URL) throws -> String {
+    let data: Data
+    do { data = try Data(contentsOf: url) } catch {
+      throw DataError("\(url.path): cannot be read (\(error.localizedDescription))")
+    }
+    var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+    for byte in data { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+    return String(format: "%016llx", hash)
   }
 }
 

@@ -21,6 +21,8 @@ extension TrainingConfig {
       let m = maskRNN
       require((1...4).contains(m.proposalEnlargement), "proposal_enlargement", "must be in [1, 4]", "\(m.proposalEnlargement)")
       require(m.preset != nil, "flow_preset", "must be ultrafast, fast or medium", m.flowPreset)
+      require(["dis", "flownet2s", "flownets_thin"].contains(m.flowMethod), "flow_method", "must be dis, flownet2s or flownets_thin", m.flowMethod)
+      require(m.flowMethod == "dis" || m.flowWeights != nil, "flow_weights", "must name the weights of flow_method \(m.flowMethod)", "null")
       require((0...32).contains(m.perturbationRadius), "perturbation_radius", "must be 0 to 32", "\(m.perturbationRadius)")
       require((0...64).contains(m.perturbationShift), "perturbation_shift", "must be 0 to 64", "\(m.perturbationShift)")
       require((0...1).contains(m.perturbationDrop), "perturbation_drop", "must be in [0, 1]", "\(m.perturbationDrop)")

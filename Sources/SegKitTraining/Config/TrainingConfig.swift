@@ -172,6 +172,9 @@ public struct TrainingConfig: Equatable, Sendable {
     public var localisation = true
     public var proposalEnlargement = 1.5
     public var flowPreset = "fast"
+    /// dis, or a flow network (flownet2s, flownets_thin) with `flowWeights`.
+    public var flowMethod = "dis"
+    public var flowWeights: String? = nil
     public var perturbationRadius = 3
     public var perturbationShift = 4
     public var perturbationDrop = 0.25
@@ -182,6 +185,17 @@ public struct TrainingConfig: Equatable, Sendable {
       MaskPerturbation(maximumRadius: perturbationRadius, maximumShift: perturbationShift, dropProbability: perturbationDrop)
     }
     public var preset: OpticalFlow.Preset? { OpticalFlow.Preset.allCases.first { "\($0)" == flowPreset } }
+
+    /// How the flows are computed: DIS with `flow_preset`, or the flow network of `flow_weights`.
+    public func method(device: Device = .cpu) throws -> FlowMethod {
+      guard flowMethod != "dis" else { return .dis(preset ?? .fast) }
+      guard let widths = ModelZoo.flowNetworkWidths(flowMethod), let flowWeights else {
+        throw TrainingError("'flow_method' \(flowMethod) needs a flow network (flownet2s, flownets_thin) and 'flow_weights'")
+      }
+      do { return try NetworkFlow(widths: widths, weights: URL(fileURLWithPath: flowWeights), device: device).method } catch {
+        throw TrainingError("flow_weights \(flowWeights): \(error)")
+      }
+    }
   }
 
   public struct EvaluationSettings: Equatable, Sendable {

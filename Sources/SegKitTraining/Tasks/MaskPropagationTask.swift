@@ -38,7 +38,8 @@ final class MaskPropagationTask: TrainingTask {
       }
     }
     let cache: FlowCache
-    do { cache = try FlowCache(folder: FlowCache.defaultFolder(forDatasetAt: root), preset: config.maskRNN.preset ?? .fast) } catch {
+    let method = try config.maskRNN.method()
+    do { cache = try FlowCache(folder: FlowCache.defaultFolder(forDatasetAt: root), method: method) } catch {
       throw TrainingError("\(error)")
     }
     let train = try videos(config.data.trainSplit)
