@@ -173,7 +173,7 @@ final class PredictOutputsTests: XCTestCase {
     let good = images.appendingPathComponent("good.png").path
     let cases: [(String, [String], [String])] = [
       ("unreadable image", ["--model", "lraspp_mobilenet_v3_large", "--weights", weights.path,
-                            "--input", images.appendingPathComponent("broken.jpg").path], ["broken.jpg", "not a PNG or JPEG"]),
+                            "--input", images.appendingPathComponent("broken.jpg").path], ["broken.jpg", "not a PNG, JPEG or PPM"]),
       ("unknown model", ["--model", "lraspp_mobilenet_v9", "--input", good], ["unknown model 'lraspp_mobilenet_v9'"]),
       ("wrong classes", ["--model", "lraspp_mobilenet_v3_large", "--weights", weights.path, "--classes", "5", "--input", good],
        ["model.safetensors", "does not fit lraspp_mobilenet_v3_large with 5 classes"]),
