@@ -104,13 +104,21 @@ struct DVSArguments: ParsableArguments {
 /// Where the video snippets come from.
 struct SnippetArguments: ParsableArguments {
   @Option(help: "Cityscapes root with leftImg8bit_sequence/ and gtFine/ (or `segkit data synth --kind street`'s folder).")
-  var cityscapes: String
+  var cityscapes: String?
 
-  @Option(help: "The split: train or val.")
+  @Option(help: "CamVid at 30 fps: a root with <split>/<sequence>/ frames and <split>annot/<sequence>/ labels (seed 004's layout).")
+  var camvid: String?
+
+  @Option(help: "The split: train, val or test.")
   var split = "val"
 
+  func validate() throws {
+    guard (cityscapes == nil) != (camvid == nil) else { throw ValidationError("pass one of --cityscapes and --camvid") }
+  }
+
   func dataset() throws -> VideoSnippets {
-    try VideoSnippets.cityscapes(root: URL(fileURLWithPath: cityscapes), split: split)
+    if let camvid { return try VideoSnippets.camvid(root: URL(fileURLWithPath: camvid), split: split) }
+    return try VideoSnippets.cityscapes(root: URL(fileURLWithPath: cityscapes ?? ""), split: split)
   }
 }
 

@@ -7,8 +7,8 @@ import XCTest
 
 /// `segkit dvs features`, `train-decision` and `eval` end to end on tiny street
 /// snippets with untrained networks (what is checked is the plumbing: files, counts,
-/// table, plot and errors; trained numbers are the main job's), and `data synth
-/// --kind street|flow`.
+/// table, plot and errors; trained numbers are the main job's), `dvs video` stopped by
+/// Ctrl-C, and `data synth --kind street|flow`.
 final class DVSCommandTests: XCTestCase {
   func testFeaturesDecisionTrainingAndSweep() throws {
     let root = try Oracle.temporaryDirectory("segkit-dvs-command")
@@ -99,5 +99,53 @@ final class DVSCommandTests: XCTestCase {
     let badRegions = try SegKitCommand.run(["dvs", "eval"] + networks + ["--cityscapes", data.path, "--policy", "every-frame", "--regions", "2by2"])
     XCTAssertNotEqual(badRegions.status, 0)
     XCTAssertTrue(badRegions.error.contains("--regions '2by2'"), badRegions.error)
+    let twoDatasets = try SegKitCommand.run(["dvs", "eval"] + networks + ["--cityscapes", data.path, "--camvid", data.path, "--policy", "every-frame"])
+    XCTAssertNotEqual(twoDatasets.status, 0)
+    XCTAssertTrue(twoDatasets.error.contains("one of --cityscapes and --camvid"), twoDatasets.error)
+    let notCamVid = try SegKitCommand.run(["dvs", "eval"] + networks + ["--camvid", data.path, "--policy", "every-frame"])
+    XCTAssertNotEqual(notCamVid.status, 0)
+    XCTAssertTrue(notCamVid.error.contains("street/val: no such folder (split 'val'); CamVid at 30 fps"), notCamVid.error)
+  }
+
+  /// Ctrl-C during `dvs video`: it stops after the frame in progress, finishes the
+  /// video with the frames done (it plays), says so and exits 130; no partial file is left.
+  func testInterruptedVideoPlays() throws {
+    let root = try Oracle.temporaryDirectory("segkit-dvs-interrupt")
+    defer { try? FileManager.default.removeItem(at: root) }
+    Torch.manualSeed(7)
+    let segmentation = root.appendingPathComponent("fcn.safetensors"), flow = root.appendingPathComponent("flownets.safetensors")
+    try StateDict(try ModelZoo.make("fcn32s_resnet18", classes: 19).stateDict()).save(to: segmentation)
+    try StateDict(try FlowNetS(widths: .thin).stateDict()).save(to: flow)
+    let street = Synthetic.streetSnippet(seed: 0, split: "val", index: 0, frames: 8, width: 64, height: 64)
+    let video = root.appendingPathComponent("street.mkv")
+    let videoWriter = try VideoWriter(url: video, width: 64, height: 64, fps: 10, codec: .ffv1)
+    for index in 0..<400 { try videoWriter.write(street.frames[index % 8]) }
+    try videoWriter.finish()
+
+    let out = root.appendingPathComponent("video")
+    let process = Process()
+    process.executableURL = try SegKitCommand.executable()
+    process.arguments = ["dvs", "video", video.path, "--model", "fcn32s_resnet18", "--weights", segmentation.path, "--flow", flow.path,
+                         "--device", "cpu", "--policy", "interval:3", "--out", out.path]
+    let output = Pipe()
+    process.standardOutput = output
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    // The output video is being written once its partial file has bytes.
+    let partial = out.appendingPathComponent(".street_overlay.partial.mp4")
+    let deadline = Date().addingTimeInterval(60)
+    while Date() < deadline && ((try? FileManager.default.attributesOfItem(atPath: partial.path)[.size] as? Int) ?? 0) == 0 {
+      Thread.sleep(forTimeInterval: 0.05)
+    }
+    kill(process.processIdentifier, SIGINT)
+    let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    process.waitUntilExit()
+    XCTAssertEqual(process.terminationStatus, 130, text)
+    XCTAssertTrue(text.contains("stopped early; it plays"), text)
+    let written = try VideoReader(out.appendingPathComponent("street_overlay.mp4"))
+    XCTAssertGreaterThanOrEqual(written.frameCount, 1)
+    XCTAssertLessThan(written.frameCount, 400)
+    XCTAssertEqual(try written.readAll().count, written.frameCount)
+    XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: out.path).filter { $0.hasPrefix(".") }, [])
   }
 }

@@ -4,8 +4,8 @@ import SegKitTestSupport
 import XCTest
 
 /// FlyingChairs' layout (PPM frames, .flo flows, the train/val list) as SegKit writes
-/// and reads it, the PPM codec on good and hostile bytes, and Cityscapes' sequence
-/// layout as the synthetic street snippets fill it.
+/// and reads it, the PPM codec on good and hostile bytes, Cityscapes' sequence layout
+/// as the synthetic street snippets fill it, and CamVid's 30 fps layout.
 final class FlowPairsAndSnippetsTests: XCTestCase {
   var root: URL!
 
@@ -90,5 +90,44 @@ final class FlowPairsAndSnippetsTests: XCTestCase {
     XCTAssertThrowsError(try VideoSnippets.cityscapes(root: root, split: "test"))
     try FileManager.default.removeItem(at: root.appendingPathComponent("gtFine/val"))
     XCTAssertThrowsError(try VideoSnippets.cityscapes(root: root, split: "val")) { XCTAssertTrue("\($0)".contains("no snippet")) }
+  }
+
+  func testCamVidVideoSnippetsEndAtEachAnnotatedFrame() throws {
+    // One sequence: frames 10…70, annotations at 12, 39 and 69, frame 60 missing.
+    let frames = root.appendingPathComponent("val/16E5_10_70"), labels = root.appendingPathComponent("valannot/16E5_10_70")
+    try FileManager.default.createDirectory(at: frames, withIntermediateDirectories: true)
+    try FileManager.default.createDirectory(at: labels, withIntermediateDirectories: true)
+    for number in 10...70 where number != 60 {
+      let image = Image(width: 4, height: 2, channels: 3, filling: UInt8(number))
+      try ImageIO.writePNG(image, to: frames.appendingPathComponent(String(format: "16E5_%06d.png", number)))
+    }
+    for number in [12, 39, 69] {
+      let label = try Image(width: 4, height: 2, channels: 1, pixels: [0, 1, 2, 3, 4, 10, 11, UInt8(number % 11)])
+      try ImageIO.writePNG(label, to: labels.appendingPathComponent(String(format: "16E5_%06d.png", number)))
+    }
+    let snippets = try VideoSnippets.camvid(root: root, split: "val")
+    XCTAssertEqual(snippets.snippets.map(\.name), ["16E5_10_70/16E5_000012", "16E5_10_70/16E5_000039", "16E5_10_70/16E5_000069"])
+    // From the previous annotated frame (or the first frame) up to 30 frames; the gap at 60 cuts the last.
+    XCTAssertEqual(snippets.snippets.map(\.frames.count), [3, 27, 9])
+    XCTAssertEqual(snippets.snippets.map(\.annotated), [2, 26, 8])
+    XCTAssertEqual(snippets.snippets[1].frames.first?.lastPathComponent, "16E5_000013.png")
+    XCTAssertEqual(snippets.snippets[2].frames.first?.lastPathComponent, "16E5_000061.png")
+    XCTAssertEqual(try snippets.label(of: snippets.snippets[1]).pixels, [0, 1, 2, 3, 4, 10, 255, 6], "11 (unlabelled) is void")
+    XCTAssertEqual(snippets.classNames.count, 11)
+    XCTAssertEqual(try VideoSnippets.named("camvid", root: root, split: "val").snippets.count, 3)
+    let pairs = try KeyFramePairs(snippets, maximumDistance: 2)
+    XCTAssertEqual(pairs.count, (1 + 2) + (1 + 2 * 25) + (1 + 2 * 7))
+
+    // Hostile layouts name the file or folder.
+    try ImageIO.writePNG(try Image(width: 4, height: 2, channels: 1, pixels: [0, 1, 2, 3, 4, 5, 6, 12]),
+                         to: labels.appendingPathComponent("16E5_000069.png"))
+    XCTAssertThrowsError(try snippets.label(of: snippets.snippets[2])) { XCTAssertTrue("\($0)".contains("16E5_000069.png")) }
+    XCTAssertThrowsError(try VideoSnippets.camvid(root: root, split: "test")) { XCTAssertTrue("\($0)".contains("test")) }
+    XCTAssertThrowsError(try VideoSnippets.named("davis", root: root, split: "val"))
+    try Data().write(to: frames.appendingPathComponent("16E5_last.png"))
+    XCTAssertThrowsError(try VideoSnippets.camvid(root: root, split: "val")) { XCTAssertTrue("\($0)".contains("16E5_last.png")) }
+    try FileManager.default.removeItem(at: frames.appendingPathComponent("16E5_last.png"))
+    try FileManager.default.copyItem(at: frames.appendingPathComponent("16E5_000011.png"), to: frames.appendingPathComponent("16E5_11.png"))
+    XCTAssertThrowsError(try VideoSnippets.camvid(root: root, split: "val")) { XCTAssertTrue("\($0)".contains("two files for frame 11")) }
   }
 }

@@ -11,7 +11,8 @@ final class DecisionNetworkTrainingTests: XCTestCase {
   func samples(_ count: Int, seed: UInt64) throws -> DecisionSamples {
     Torch.manualSeed(seed)
     let features = try Tensor.randn([count, 8, 2, 2])
-    let scores = try (features.select(dim: 1, index: 0).mean(dims: [1, 2]) * 2).tanh() * 30 + 60
+    // Like real confidence scores: near 100, a few points apart.
+    let scores = try (features.select(dim: 1, index: 0).mean(dims: [1, 2]) * 2).tanh() * 2 + 96
     return try DecisionSamples(features: features, scores: scores, distances: try Tensor.zeros([count]))
   }
 

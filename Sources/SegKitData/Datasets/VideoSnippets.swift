@@ -2,7 +2,8 @@ import Foundation
 
 /// Short video snippets for video semantic segmentation: each snippet's frames in
 /// order and the one frame that is annotated, as Cityscapes' `leftImg8bit_sequence`
-/// ships them (30-frame snippets around each fine annotation, the 20th annotated).
+/// ships them (30-frame snippets around each fine annotation, the 20th annotated) and
+/// as CamVid's 30 fps video is annotated (every 30th frame, the last of its snippet).
 public struct VideoSnippets: Sendable {
   public struct Snippet: Sendable, Hashable {
     /// "<city>_<snippet>", e.g. "frankfurt_000000".
@@ -58,6 +59,73 @@ public struct VideoSnippets: Sendable {
       throw DataError("\(sequences.path): no snippet with an annotated frame; Cityscapes sequences are laid out as:\n\(cityscapesLayout)")
     }
     return VideoSnippets(root: root, split: split, snippets: snippets, colormap: .cityscapes, labelMapping: .cityscapes)
+  }
+
+  public static let camvidLayout = """
+      <root>/<split>/<sequence>/<prefix>_<frame>.png        every frame (30 fps), e.g. val/16E5_7959_8159/16E5_007959.png
+      <root>/<split>annot/<sequence>/<prefix>_<frame>.png   every 30th frame, SegNet's class indices (11 = unlabelled)
+    """
+
+  /// The frames before an annotated CamVid frame that form its snippet (seed 004 pairs
+  /// each annotated frame with the 29 before it).
+  public static let camvidSnippetLength = 30
+
+  /// CamVid at 30 fps as seed 004 lays it out: one snippet per annotated frame, made of
+  /// that frame and the frames before it back to the previous annotated frame, at most
+  /// `camvidSnippetLength` in all (labels as for `SegmentationDataset.camvid`).
+  public static func camvid(root: URL, split: String) throws -> VideoSnippets {
+    let videos = root.appendingPathComponent(split), annotations = root.appendingPathComponent(split + "annot")
+    for folder in [videos, annotations] where !Layout.isDirectory(folder) {
+      throw DataError("\(folder.path): no such folder (split '\(split)'); CamVid at 30 fps is laid out as:\n\(camvidLayout)")
+    }
+    var snippets: [Snippet] = []
+    for sequence in try Layout.contents(videos) where Layout.isDirectory(sequence) {
+      var frames: [Int: URL] = [:]
+      for file in try Layout.contents(sequence) where file.pathExtension.lowercased() == "png" {
+        // <prefix>_<frame>.png: the frame number is the last "_" field.
+        guard let field = file.deletingPathExtension().lastPathComponent.split(separator: "_").last,
+              let frame = Int(field), frame >= 0 else {
+          throw DataError("\(file.path): not named <prefix>_<frame>.png")
+        }
+        if let other = frames[frame] {
+          throw DataError("\(file.path) and \(other.lastPathComponent): two files for frame \(frame)")
+        }
+        frames[frame] = file
+      }
+      let labelFolder = annotations.appendingPathComponent(sequence.lastPathComponent)
+      let annotated = frames.sorted { $0.key < $1.key }.filter {
+        Layout.exists(labelFolder.appendingPathComponent($0.value.lastPathComponent))
+      }
+      var previous: Int?
+      for (frame, file) in annotated {
+        let first = max(frame - camvidSnippetLength + 1, (previous ?? -1) + 1)
+        previous = frame
+        // Only consecutive frames are a video: a missing frame starts the snippet after it.
+        var members: [URL] = []
+        for number in stride(from: frame, through: first, by: -1) {
+          guard let member = frames[number] else { break }
+          members.insert(member, at: 0)
+        }
+        snippets.append(Snippet(name: "\(sequence.lastPathComponent)/\(file.deletingPathExtension().lastPathComponent)",
+                                frames: members, annotated: members.count - 1,
+                                label: labelFolder.appendingPathComponent(file.lastPathComponent)))
+      }
+    }
+    guard !snippets.isEmpty else {
+      throw DataError("\(videos.path): no annotated frame in \(annotations.lastPathComponent)/; CamVid at 30 fps is laid out as:\n\(camvidLayout)")
+    }
+    return VideoSnippets(root: root, split: split, snippets: snippets, colormap: .camvid, labelMapping: .camvid)
+  }
+
+  /// The video datasets by name: cityscapes (`leftImg8bit_sequence`) or camvid (30 fps).
+  public static let datasetNames = ["cityscapes", "camvid"]
+
+  public static func named(_ dataset: String, root: URL, split: String) throws -> VideoSnippets {
+    switch dataset {
+    case "cityscapes": return try cityscapes(root: root, split: split)
+    case "camvid": return try camvid(root: root, split: split)
+    default: throw DataError("'\(dataset)' is not a video dataset (\(datasetNames.joined(separator: ", ")))")
+    }
   }
 
   /// The annotated frame's label, mapped to train ids (invalid values are an error naming the file).

@@ -21,7 +21,11 @@ public final class DecisionNetwork: Module, Layer {
   let layers: [Linear]
   let dropout: Dropout
 
-  public init(featureChannels: Int = 384, grid: Size2 = Size2(4, 8), dropout: Double = 0.5) throws {
+  /// `initialScore` starts the last layer's bias at the training scores' mean: the
+  /// scores sit near 100, and Adam moves a bias by about its learning rate a step, so
+  /// from DVSNet's 0.1 the output needs tens of thousands of steps only to reach them.
+  public init(featureChannels: Int = 384, grid: Size2 = Size2(4, 8), dropout: Double = 0.5,
+              initialScore: Double = 0.1) throws {
     guard featureChannels > 0, grid.height > 0, grid.width > 0, (0..<1).contains(dropout) else {
       throw ModelError("DecisionNetwork: \(featureChannels) channels, grid \(grid) and dropout \(dropout) are not a network")
     }
@@ -40,6 +44,7 @@ public final class DecisionNetwork: Module, Layer {
       for layer in [conv.weight] + layers.map(\.weight) { try Init.kaimingNormal_(layer, a: 0.1) }
       try conv.bias?.zero_()
       for layer in layers { try layer.bias?.fill_(0.1) }
+      try layers[3].bias?.fill_(initialScore)
     }
   }
 

@@ -30,10 +30,10 @@ extension TrainingConfig {
     } else if ModelZoo.flowNetworkNames.contains(model.name) || task == .flow {
       require(task == .flow, "task", "must be flow for \(model.name) (a flow network)", task.rawValue)
       require(ModelZoo.flowNetworkNames.contains(model.name), "model", "must be a flow network for task flow (\(ModelZoo.flowNetworkNames.joined(separator: ", ")))", model.name)
-      require(["flying_chairs", "cityscapes"].contains(data.dataset), "dataset",
-              "must be flying_chairs (pairs with their flow) or cityscapes (video snippets, with segmentation_run) for task flow", data.dataset)
-      if data.dataset == "cityscapes" {
-        require(flow.segmentationRun != nil, "segmentation_run", "must name a segmentation run for warp-path training on cityscapes", "null")
+      require((["flying_chairs"] + VideoSnippets.datasetNames).contains(data.dataset), "dataset",
+              "must be flying_chairs (pairs with their flow), cityscapes or camvid (video snippets, with segmentation_run) for task flow", data.dataset)
+      if VideoSnippets.datasetNames.contains(data.dataset) {
+        require(flow.segmentationRun != nil, "segmentation_run", "must name a segmentation run for warp-path training on video snippets", "null")
         require((1...100).contains(flow.maximumKeyDistance), "max_key_distance", "must be 1 to 100", "\(flow.maximumKeyDistance)")
         require(["flow", "output"].contains(flow.warpAt), "warp_at", "must be flow or output", flow.warpAt)
         require(flow.inputScale > 0 && flow.inputScale <= 16, "flow_input_scale", "must be more than 0 and at most 16", "\(flow.inputScale)")

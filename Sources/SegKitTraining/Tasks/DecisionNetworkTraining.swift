@@ -81,7 +81,8 @@ public struct DecisionNetworkTraining {
       throw TrainingError("training features have \(training.features.shape[1]) channels, validation \(validation.features.shape[1])")
     }
     Torch.manualSeed(seed)
-    let network = try DecisionNetwork(featureChannels: training.features.shape[1], grid: grid, dropout: dropout)
+    let network = try DecisionNetwork(featureChannels: training.features.shape[1], grid: grid, dropout: dropout,
+                                      initialScore: try training.scores.mean().item())
     let optimizer = try Adam(parameters: network.parameters())
     var random = SeededRandom(seed: seed)
     var history: [Epoch] = []

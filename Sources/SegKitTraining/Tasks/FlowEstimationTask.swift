@@ -6,7 +6,7 @@ import Foundation
 ///   --kind flow` makes synthetic ones): FlowNet's multi-scale end-point error, scored
 ///   on the validation pairs by the end-point error at full resolution, beside the
 ///   error of predicting no motion at all.
-/// - As DVSNet's flow path (dataset cityscapes, video snippets; `segmentation_run`):
+/// - As DVSNet's flow path (dataset cityscapes or camvid, video snippets; `segmentation_run`):
 ///   the frozen segmentation network's logits on a key frame, warped by the flow from
 ///   the current frame to the key and multiplied by the network's per-class scale
 ///   field, against that network's own labels on the current frame (cross-entropy).
@@ -54,14 +54,14 @@ public final class FlowEstimationTask: TrainingTask {
       }
     }
     let trainSet: any SampleSource
-    if config.data.dataset == "cityscapes" {
+    if VideoSnippets.datasetNames.contains(config.data.dataset) {
       let teacher = try Self.teacher(config, datasetDir: datasetDir, device: device)
       self.teacher = teacher
       do {
-        trainSet = try KeyFramePairs(try VideoSnippets.cityscapes(root: URL(fileURLWithPath: datasetDir), split: config.data.trainSplit),
+        trainSet = try KeyFramePairs(try VideoSnippets.named(config.data.dataset, root: URL(fileURLWithPath: datasetDir), split: config.data.trainSplit),
                                      maximumDistance: config.flow.maximumKeyDistance)
       } catch {
-        throw TrainingError("cannot open the \(config.data.trainSplit) sequences of cityscapes at \(datasetDir): \(error)")
+        throw TrainingError("cannot open the \(config.data.trainSplit) sequences of \(config.data.dataset) at \(datasetDir): \(error)")
       }
     } else {
       teacher = nil
@@ -121,8 +121,8 @@ public final class FlowEstimationTask: TrainingTask {
     guard normalization.channelOrder == .rgb else { throw TrainingError("segmentation_run \(run): BGR input is not supported here") }
     var validation: VideoSnippets?
     if !config.data.valSplit.isEmpty {
-      do { validation = try VideoSnippets.cityscapes(root: URL(fileURLWithPath: datasetDir), split: config.data.valSplit) } catch {
-        throw TrainingError("cannot open the \(config.data.valSplit) sequences of cityscapes at \(datasetDir): \(error)")
+      do { validation = try VideoSnippets.named(config.data.dataset, root: URL(fileURLWithPath: datasetDir), split: config.data.valSplit) } catch {
+        throw TrainingError("cannot open the \(config.data.valSplit) sequences of \(config.data.dataset) at \(datasetDir): \(error)")
       }
     }
     return Teacher(
