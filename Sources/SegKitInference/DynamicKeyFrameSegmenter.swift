@@ -170,27 +170,33 @@ public final class DynamicKeyFrameSegmenter {
     }
   }
 
-  /// For training the decision network: per region, the flow network's features for
-  /// the pair (current frame, key frame) and the confidence score of the warp path
-  /// from the key to the current frame against the segmentation path on the current
-  /// frame (`RegionConfidence`, percent; nil where the reference is all void).
-  public func decisionSamples(current: Image, key: Image, ignoreIndex: Int = 255) throws -> [(features: Tensor, score: Double?)] {
-    guard current.width == key.width, current.height == key.height else {
+  /// For training the decision network: for each key frame and each region, the flow
+  /// network's features for the pair (current frame, key frame) and the confidence
+  /// score of the warp path from the key to the current frame against the
+  /// segmentation path on the current frame (`RegionConfidence`, percent; nil where
+  /// the reference is all void). The current frame is segmented once for all keys.
+  public func decisionSamples(current: Image, keys: [Image], ignoreIndex: Int = 255) throws
+    -> [[(features: Tensor, score: Double?)]]
+  {
+    for key in keys where current.width != key.width || current.height != key.height {
       throw InferenceError("frames of \(current.width)×\(current.height) and \(key.width)×\(key.height): a pair needs one size")
     }
     return try Torch.withInferenceMode {
       let device = segmenter.device
-      let (currentInput, keyInput) = (try segmenter.normalization.batch(current).to(device), try segmenter.normalization.batch(key).to(device))
-      let (currentPixels, keyPixels) = (try Self.pixels(current).to(device), try Self.pixels(key).to(device))
-      return try grid.regions(height: current.height, width: current.width).map { region in
-        let output = try flowNetwork.output(from: try Self.crop(currentPixels, region), to: try Self.crop(keyPixels, region), scale: flowScale)
-        let keyLogits = try segmenter.scores(batch: try Self.crop(keyInput, region)).to(device)
-        let reference = try segmenter.scores(batch: try Self.crop(currentInput, region)).argmax(dim: 1)
-        let warped = try WarpPath.scores(
-          keyLogits: keyLogits, flowToKey: try Self.flowInGridPixels(output.flow2), scale: output.scale,
-          size: Size2(region.height, region.width), resolution: warpResolution).to(.cpu).argmax(dim: 1)
-        let score = try RegionConfidence.score(warped, reference: reference, ignoreIndex: ignoreIndex)
-        return (try output.features.to(.cpu), score)
+      let regions = try grid.regions(height: current.height, width: current.width)
+      let currentInput = try segmenter.normalization.batch(current).to(device), currentPixels = try Self.pixels(current).to(device)
+      let references = try regions.map { try segmenter.scores(batch: try Self.crop(currentInput, $0)).argmax(dim: 1) }
+      return try keys.map { key in
+        let keyInput = try segmenter.normalization.batch(key).to(device), keyPixels = try Self.pixels(key).to(device)
+        return try zip(regions, references).map { region, reference in
+          let output = try flowNetwork.output(from: try Self.crop(currentPixels, region), to: try Self.crop(keyPixels, region), scale: flowScale)
+          let keyLogits = try segmenter.scores(batch: try Self.crop(keyInput, region)).to(device)
+          let warped = try WarpPath.scores(
+            keyLogits: keyLogits, flowToKey: try Self.flowInGridPixels(output.flow2), scale: output.scale,
+            size: Size2(region.height, region.width), resolution: warpResolution).to(.cpu).argmax(dim: 1)
+          let score = try RegionConfidence.score(warped, reference: reference, ignoreIndex: ignoreIndex)
+          return (try output.features.to(.cpu), score)
+        }
       }
     }
   }

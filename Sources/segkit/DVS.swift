@@ -202,8 +202,9 @@ struct DVSFeatures: ParsableCommand {
       if stop.requested { throw ExitCode(130) }
       let frames = try snippet.frames.map { try ImageIO.read($0) }
       for current in Swift.stride(from: frames.count - 1, through: maxDistance, by: -stride) {
-        for distance in 0...maxDistance {
-          for sample in try segmenter.decisionSamples(current: frames[current], key: frames[current - distance]) {
+        let keys = (0...maxDistance).map { frames[current - $0] }
+        for (distance, samplesOfKey) in try segmenter.decisionSamples(current: frames[current], keys: keys).enumerated() {
+          for sample in samplesOfKey {
             guard let score = sample.score else { continue }
             features.append(sample.features)
             scores.append(Float(score))

@@ -96,8 +96,10 @@ final class DynamicKeyFrameSegmenterTests: XCTestCase {
 
   func testDecisionSamplesScoreTheWarpPath() throws {
     let segmenter = try makeSegmenter(.everyFrame, grid: try RegionGrid(rows: 1, columns: 2, overlap: 0))
-    let samples = try segmenter.decisionSamples(current: Self.frames[3], key: Self.frames[1])
-    XCTAssertEqual(samples.count, 2)
+    let byKey = try segmenter.decisionSamples(current: Self.frames[3], keys: [Self.frames[3], Self.frames[1]])
+    XCTAssertEqual(byKey.map(\.count), [2, 2])
+    XCTAssertEqual(try byKey[0].map { try XCTUnwrap($0.score) }, [100, 100], "a frame is its own perfect key")
+    let samples = byKey[1]
     XCTAssertEqual(samples[0].features.shape, [1, 384, 1, 1])
     // The right half, by hand.
     let crop = { (image: Image) in try (image.rgb().tensor() * 255).unsqueeze(0).narrow(dim: 3, start: 32, length: 32) }
