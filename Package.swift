@@ -45,7 +45,7 @@ let package = Package(
       name: "CTorchShim",
       path: "Sources/CTorchShim",
       cxxSettings: [
-        .unsafeFlags(["-I", "\(libtorch)/include", "-w"]),
+        .unsafeFlags(["-I", "\(libtorch)/include", "-I", "\(libtorch)/include/torch/csrc/api/include", "-w"]),
       ],
       linkerSettings: [
         .unsafeFlags(["-L", "\(libtorch)/lib"] + rpaths + cudaLink),

@@ -25,21 +25,25 @@ public final class Trainer {
 
   /// A new run in `runFolder` (which must be empty or absent).
   public convenience init(
-    config: TrainingConfig, runFolder: URL, console: TrainerConsole = .quiet, role: ProcessRole = .single
+    config: TrainingConfig, runFolder: URL, console: TrainerConsole = .quiet, role: ProcessRole = .single,
+    dataParallel: DataParallel? = nil
   ) throws {
-    try self.init(config: config, runFolder: runFolder, resume: false, console: console, role: role)
+    try self.init(config: config, runFolder: runFolder, resume: false, console: console, role: role, dataParallel: dataParallel)
   }
 
   /// A run that writes nothing: no folder, no checkpoints, no final weights; log
   /// lines only to the console.
-  public convenience init(config: TrainingConfig, console: TrainerConsole = .quiet, role: ProcessRole = .single) throws {
-    try self.init(config: config, runFolder: nil, resume: false, console: console, role: role)
+  public convenience init(
+    config: TrainingConfig, console: TrainerConsole = .quiet, role: ProcessRole = .single, dataParallel: DataParallel? = nil
+  ) throws {
+    try self.init(config: config, runFolder: nil, resume: false, console: console, role: role, dataParallel: dataParallel)
   }
 
   /// Continues the run in `runFolder` from its latest checkpoint, with its config.yaml
   /// and `overrides` (`key=value`); with no checkpoint yet it starts that run over.
   public convenience init(
-    resuming runFolder: URL, overrides: [String] = [], console: TrainerConsole = .quiet, role: ProcessRole = .single
+    resuming runFolder: URL, overrides: [String] = [], console: TrainerConsole = .quiet, role: ProcessRole = .single,
+    dataParallel: DataParallel? = nil
   ) throws {
     let layout = RunLayout(runFolder)
     guard FileManager.default.fileExists(atPath: layout.configURL.path) else {
@@ -49,10 +53,15 @@ public final class Trainer {
     try config.apply(contentsOf: layout.configURL)
     try config.apply(overrides: overrides)
     try config.validate()
-    try self.init(config: config, runFolder: runFolder, resume: true, console: console, role: role)
+    try self.init(config: config, runFolder: runFolder, resume: true, console: console, role: role, dataParallel: dataParallel)
   }
 
-  private init(config: TrainingConfig, runFolder: URL?, resume: Bool, console: TrainerConsole, role: ProcessRole) throws {
+  /// With `dataParallel` this is one rank of a data-parallel run (its role is the
+  /// group's); `train_batch_size` is then per process.
+  private init(
+    config: TrainingConfig, runFolder: URL?, resume: Bool, console: TrainerConsole, role: ProcessRole, dataParallel: DataParallel?
+  ) throws {
+    let role = dataParallel?.role ?? role
     self.config = config
     self.role = role
     if config.run.threads > 0 { try Torch.setThreads(config.run.threads) }
@@ -88,7 +97,7 @@ public final class Trainer {
       task: task, optimizer: try config.makeOptimizer(task.parameterGroups()),
       schedule: try config.learningRateSchedule(totalSteps: totalSteps), settings: settings,
       checkpoints: writes ? layout?.checkpoints(keep: config.run.keepCheckpoints) : nil,
-      finalWeights: writes ? layout?.finalWeightsURL : nil)
+      finalWeights: writes ? layout?.finalWeightsURL : nil, dataParallel: dataParallel)
 
     // The checkpoint to continue from, restored before the folder is touched.
     var warnings: [String] = []
@@ -107,7 +116,7 @@ public final class Trainer {
       let writer = try RunWriter(runFolder, resume: resume)
       self.writer = writer
       let storedConfig = try writer.layout.storedConfig()
-      try writer.writeConfig(config.yaml())
+      try writer.writeConfig(config.yaml() + (role.worldSize > 1 ? "# \(Self.globalBatch(config, role))\n" : ""))
       try writer.writeManifest(manifest)
       sinks += try writer.sinks(resumingAt: resume ? loop.step + 1 : nil)
       run = writer.layout
@@ -124,6 +133,13 @@ public final class Trainer {
       loop.sinks = sinks
     }
     warnings.forEach { loop.log("warning: \($0)") }
+    if role.worldSize > 1 { loop.log(Self.globalBatch(config, role)) }
+  }
+
+  /// "data parallel: 2 processes × train_batch_size 4 = global batch 8".
+  private static func globalBatch(_ config: TrainingConfig, _ role: ProcessRole) -> String {
+    let batch = config.input.trainBatchSize
+    return "data parallel: \(role.worldSize) processes × train_batch_size \(batch) = global batch \(role.worldSize * batch)"
   }
 
   /// Keys whose values differ between an earlier config.yaml and `config`.

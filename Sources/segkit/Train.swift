@@ -14,6 +14,12 @@ struct Train: ParsableCommand {
       (tensorboard --logdir RUN) and, at the end, model.safetensors (weights only).
       Ctrl-C writes a checkpoint and exits with status 130; --resume RUN continues it exactly.
 
+      Data parallel: --nproc-per-node N starts N processes on this machine (PyTorch's \
+      c10d with Gloo), each training on its shard with train_batch_size images; for several \
+      machines run it on each with --nnodes, --node-rank and --master-addr, or start SegKit \
+      yourself with torchrun's variables (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, \
+      MASTER_PORT), as Slurm's srun can. Rank 0 writes the run folder; name it with --run.
+
       SETTINGS (--set key=value; lists as [a, b] or a,b; null for none):
       \(settingsHelp)
       """
@@ -73,6 +79,24 @@ struct TrainingArguments: ParsableArguments {
   @Flag(help: "Print plain log lines even on a terminal (no progress bar).")
   var plain = false
 
+  @Option(help: "Data-parallel processes to start on this machine.")
+  var nprocPerNode = 1
+
+  @Option(help: "Machines in a data-parallel run (start segkit on each).")
+  var nnodes = 1
+
+  @Option(help: "This machine's index, 0 to nnodes - 1 (0 serves the rendezvous).")
+  var nodeRank = 0
+
+  @Option(help: "Address of machine 0, where the processes meet.")
+  var masterAddr = "127.0.0.1"
+
+  @Option(help: "Port of the meeting point on machine 0.")
+  var masterPort = 29500
+
+  @Option(help: "Seconds a process waits for the others (joining, each exchange) before it gives up.")
+  var distTimeout = 1800.0
+
   func validate() throws {
     if resume != nil && (config != nil || runFolder != nil) {
       throw ValidationError("--resume takes the run's own config.yaml and folder: give --set overrides only, not --config or --run")
@@ -83,24 +107,37 @@ struct TrainingArguments: ParsableArguments {
   /// `defaults.task` other than semantic, only that task (the command's own).
   func train(defaults: TrainingConfig, command: String) throws {
     Torch.keepFreedMemory()
-    let console: TrainerConsole = plain ? .lines : .automatic
+    let environment: DistributedEnvironment?
+    do { environment = try DistributedEnvironment.read() } catch let error as TrainingError { throw CommandError(error.message) }
+    if environment == nil, nprocPerNode > 1 || nnodes > 1 {
+      return try launchWorkers(defaults: defaults, command: command)
+    }
+    let console: TrainerConsole = plain || environment != nil ? .lines : .automatic
     let trainer: Trainer
     do {
+      let dataParallel = try environment.map { DataParallel(group: try $0.join(timeout: distTimeout)) }
       if let resume {
-        trainer = try Trainer(resuming: URL(fileURLWithPath: resume), overrides: settings, console: console)
+        trainer = try Trainer(resuming: URL(fileURLWithPath: resume), overrides: settings, console: console, dataParallel: dataParallel)
       } else {
         let resolved = try TrainingConfig.resolve(file: config.map { URL(fileURLWithPath: $0) }, overrides: settings, defaults: defaults)
         try Self.requireTask(of: resolved, defaults: defaults, command: command)
-        trainer = try Trainer(config: resolved, runFolder: try Train.folder(runFolder ?? resolved.run.trainLogdir, resolved),
-                              console: console)
+        let folder = runFolder ?? resolved.run.trainLogdir
+        if environment != nil && folder == nil {
+          throw TrainingError("a data-parallel run needs --run DIR (or train_logdir): every process must name the same folder")
+        }
+        trainer = try Trainer(config: resolved, runFolder: try Train.folder(folder, resolved), console: console, dataParallel: dataParallel)
       }
     } catch let error as TrainingError {
       throw CommandError(error.message)
     }
     try Self.requireTask(of: trainer.config, defaults: defaults, command: command)
     let runPath = trainer.run?.url.path ?? "(none)"
-    print("run folder: \(runPath)")
-    let stop = Interrupt.install()
+    let speaks = trainer.role.writes
+    if speaks { print("run folder: \(runPath)") }
+    // Launched workers stop when the launcher says so (SIGTERM), not on the terminal's Ctrl-C,
+    // which reaches the launcher too: every worker then hears one request.
+    let launched = ProcessInfo.processInfo.environment[WorkerLauncher.launchedVariable] == "1"
+    let stop = Interrupt.install(signals: launched ? [SIGTERM] : [SIGINT, SIGTERM])
     let outcome: TrainingOutcome
     do {
       outcome = try trainer.train(shouldStop: { stop.requested })
@@ -108,6 +145,8 @@ struct TrainingArguments: ParsableArguments {
       throw CommandError(error.message)
     }
     switch outcome {
+    case .finished where !speaks: break
+    case .interrupted where !speaks: throw ExitCode(130)
     case .finished(_, let validation):
       if let validation {
         print(validation.metrics.map { "\($0.name) " + String(format: "%.4f", $0.value) }.joined(separator: ", "))
@@ -118,6 +157,28 @@ struct TrainingArguments: ParsableArguments {
       print("continue with: \(command) --resume \(runPath)")
       throw ExitCode(130)
     }
+  }
+
+  /// Starts this machine's workers (this command again, with torchrun's variables) and waits.
+  private func launchWorkers(defaults: TrainingConfig, command: String) throws {
+    var launcher = WorkerLauncher(processesPerNode: nprocPerNode)
+    (launcher.nodes, launcher.nodeRank, launcher.masterAddress, launcher.masterPort) = (nnodes, nodeRank, masterAddr, masterPort)
+    var arguments = Array(CommandLine.arguments.dropFirst())
+    if resume == nil && runFolder == nil {
+      // Every worker must name the same folder: resolve the default name once, here.
+      let resolved = try TrainingConfig.resolve(file: config.map { URL(fileURLWithPath: $0) }, overrides: settings, defaults: defaults)
+      arguments += ["--run", try Train.folder(resolved.run.trainLogdir, resolved).path]
+    }
+    let status: Int32
+    do {
+      let executable = Bundle.main.executableURL ?? URL(fileURLWithPath: CommandLine.arguments[0])
+      status = try launcher.run(executable: executable, arguments: arguments) {
+        FileHandle.standardError.write(Data("error: \($0)\n".utf8))
+      }
+    } catch let error as TrainingError {
+      throw CommandError(error.message)
+    }
+    if status != 0 { throw ExitCode(status) }
   }
 
   private static func requireTask(of config: TrainingConfig, defaults: TrainingConfig, command: String) throws {
@@ -140,10 +201,12 @@ final class Interrupt: @unchecked Sendable {
   }
 
   static func install(
-    message: String = "stopping after this step (checkpoint); press Ctrl-C again to quit at once"
+    message: String = "stopping after this step (checkpoint); press Ctrl-C again to quit at once",
+    signals: [Int32] = [SIGINT, SIGTERM]
   ) -> Interrupt {
     let interrupt = Interrupt()
-    for number in [SIGINT, SIGTERM] {
+    if !signals.contains(SIGINT) { signal(SIGINT, SIG_IGN) }
+    for number in signals {
       signal(number, SIG_IGN)  // delivered to the dispatch source instead
       let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
       source.setEventHandler { interrupt.signalled(message) }

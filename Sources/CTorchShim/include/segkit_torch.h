@@ -242,6 +242,24 @@ sk_status sk_bce_with_logits(sk_tensor logits, sk_tensor target, sk_tensor weigh
 /* torch.linalg.vector_norm over all elements; ord may be INFINITY. */
 sk_status sk_vector_norm(sk_tensor t, double ord, sk_tensor *out);
 
+/* ---- process groups (shim_distributed.cpp) ---------------------------- */
+/* c10d, PyTorch's distributed engine. A group is joined through a TCP store that
+ * rank 0 serves at host:port; every call of every rank waits at most timeout_ms
+ * (joining included) and then fails with libtorch's message. */
+typedef struct sk_process_group_opaque *sk_process_group;
+typedef enum { SK_BACKEND_GLOO = 0, SK_BACKEND_NCCL = 1 } sk_backend;
+typedef enum { SK_COLLECTIVE_SUM = 0, SK_COLLECTIVE_MAX = 1, SK_COLLECTIVE_MIN = 2 } sk_collective_op;
+sk_status sk_process_group_new(const char *host, int32_t port, int32_t rank, int32_t world_size, sk_backend backend,
+                               int64_t timeout_ms, sk_process_group *out);
+void sk_process_group_free(sk_process_group group);
+/* In place, on every rank: the tensor becomes the reduction of all ranks' tensors. */
+sk_status sk_all_reduce(sk_process_group group, sk_tensor t, sk_collective_op op);
+/* In place: every rank's tensor becomes rank root's. */
+sk_status sk_broadcast(sk_process_group group, sk_tensor t, int32_t root);
+/* out[r] (world_size new tensors) is rank r's t. */
+sk_status sk_all_gather(sk_process_group group, sk_tensor t, sk_tensor *out);
+sk_status sk_barrier(sk_process_group group);
+
 #ifdef __cplusplus
 }
 #endif

@@ -57,12 +57,15 @@ public final class TrainingLoop {
   public private(set) var best: Double?
   /// How a user continues this run, for error messages ("segkit train --resume RUN").
   public var resumeHint: String?
+  /// The process group of a data-parallel run; nil for one process.
+  public let dataParallel: DataParallel?
   private var lastCheckpointStep = 0
   private var resumed = false
 
   public init(
     task: any TrainingTask, optimizer: Optimizer, schedule: LearningRateSchedule, settings: LoopSettings,
-    sinks: [any TrainingSink] = [], checkpoints: CheckpointStore? = nil, finalWeights: URL? = nil
+    sinks: [any TrainingSink] = [], checkpoints: CheckpointStore? = nil, finalWeights: URL? = nil,
+    dataParallel: DataParallel? = nil
   ) throws {
     guard settings.totalSteps >= 1, settings.gradientAccumulation >= 1, settings.logInterval >= 1,
           settings.checkpointInterval >= 1, settings.validationInterval >= 0
@@ -77,12 +80,24 @@ public final class TrainingLoop {
     self.sinks = sinks
     self.checkpoints = checkpoints
     self.finalWeights = finalWeights
+    self.dataParallel = dataParallel
   }
+
+  /// Processes training together (1 without a process group).
+  public var worldSize: Int { dataParallel?.group.worldSize ?? 1 }
+  /// Rank 0 validates; the others train on.
+  private var validates: Bool { (dataParallel?.group.rank ?? 0) == 0 }
 
   /// Continues from `checkpoint`: weights, optimizer state, step, data position, best metric.
   public func restore(_ checkpoint: Checkpoint) throws {
-    try checkpoint.restore(model: task.model, optimizer: optimizer)
     let meta = checkpoint.metadata
+    // Each rank's shard of the data depends on the world size: another would not resume exactly.
+    let savedWorld = meta.extra[Self.worldSizeKey].flatMap(Int.init) ?? 1
+    guard savedWorld == worldSize else {
+      throw TrainingError("the checkpoint at step \(meta.step) was written by \(savedWorld) process(es), this run has \(worldSize); "
+                            + "resume with the same number of processes (or start a new run from its weights with initial_checkpoint)")
+    }
+    try checkpoint.restore(model: task.model, optimizer: optimizer)
     step = meta.step
     lastCheckpointStep = step
     position = LoaderPosition(epoch: meta.epoch, step: meta.dataPosition / task.trainLoader.options.batchSize)
@@ -91,6 +106,7 @@ public final class TrainingLoop {
   }
 
   static let bestKey = "best_metric"
+  static let worldSizeKey = "world_size"
 
   // MARK: Training
 
@@ -104,6 +120,7 @@ public final class TrainingLoop {
       ? "resuming at step \(step) of \(settings.totalSteps) (\(position))"
       : "training \(task.summary) for \(settings.totalSteps) steps")
     do {
+      try dataParallel?.synchronize(task.model)
       return try trainSteps(stopAfterSteps: stopAfterSteps, shouldStop: shouldStop)
     } catch {
       if checkpoints != nil, step > lastCheckpointStep, let url = try? saveCheckpoint() {
@@ -122,12 +139,15 @@ public final class TrainingLoop {
     let sessionStart = Date(), sessionFirstStep = step
     var window = Window()
     while step < total {
-      if shouldStop() || stopAfterSteps.map({ step - sessionFirstStep >= $0 }) == true {
+      var stopping = shouldStop() || stopAfterSteps.map({ step - sessionFirstStep >= $0 }) == true
+      if let dataParallel { stopping = try dataParallel.anyRank(stopping) }
+      if stopping {
         let url = checkpoints == nil ? nil : step > lastCheckpointStep ? try saveCheckpoint() : checkpoints?.url(forStep: step)
         log("stopped at step \(step) of \(total)" + (url.map { "; checkpoint \($0.lastPathComponent)" } ?? ""))
         return .interrupted(step: step, checkpoint: url)
       }
       var losses = StepLosses()
+      var normalizer = 0.0
       for micro in 0..<accumulation {
         guard let batch = try batches.next() else {
           throw TrainingError("the training data ended before step \(step + 1)")
@@ -142,7 +162,14 @@ public final class TrainingLoop {
         try terms.total.backward()
         _ = try accumulator.accumulate(optimizer.parameters)
         try losses.add(total: totalValue, parts: terms.parts, weight: 1 / Double(accumulation))
-        window.images += batch.names.count
+        normalizer += terms.normalizer ?? 1
+        window.images += batch.names.count * worldSize
+      }
+      if let dataParallel {
+        let sums = try dataParallel.reduceGradients(
+          optimizer.parameters, statistics: [normalizer, losses.total * normalizer] + losses.parts.map { $0.value * normalizer })
+        losses.total = sums[1] / sums[0]
+        for index in losses.parts.indices { losses.parts[index].value = sums[2 + index] / sums[0] }
       }
       if let maxNorm = settings.gradientClipNorm {
         _ = try clipGradNorm(optimizer.parameters.filter { $0.grad != nil }, maxNorm: maxNorm)
@@ -237,7 +264,7 @@ public final class TrainingLoop {
   /// Validates the model as it is now, reporting to the sinks; nil when the task has no validation.
   @discardableResult
   public func validate() throws -> ValidationReport? {
-    guard let report = try task.validate(step: step) else { return nil }
+    guard validates, let report = try task.validate(step: step) else { return nil }
     if let headline = report.headline, !headline.value.isNaN {
       best = report.lowerIsBetter ? min(best ?? .infinity, headline.value) : max(best ?? -.infinity, headline.value)
     }
@@ -250,7 +277,7 @@ public final class TrainingLoop {
   @discardableResult
   private func saveCheckpoint() throws -> URL {
     guard let checkpoints else { throw TrainingError("this loop writes no checkpoints") }
-    var extra: [String: String] = [:]
+    var extra: [String: String] = [Self.worldSizeKey: String(worldSize)]
     if let best { extra[Self.bestKey] = String(best) }
     let metadata = CheckpointMetadata(
       step: step, epoch: position.epoch, dataPosition: position.step * task.trainLoader.options.batchSize,

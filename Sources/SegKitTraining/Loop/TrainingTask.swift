@@ -25,9 +25,15 @@ public struct LossTerms {
   /// Logged as `loss/<name>` (e.g. "out", "aux"); the total is `loss/total`.
   public var parts: [(name: String, value: Tensor)]
 
-  public init(total: Tensor, parts: [(name: String, value: Tensor)] = []) {
+  /// What the total is averaged over (a pixel-averaged loss: its valid pixels), so
+  /// that data-parallel ranks weigh their gradients by their share of the global
+  /// batch; nil: every rank's batch weighs the same.
+  public var normalizer: Double?
+
+  public init(total: Tensor, parts: [(name: String, value: Tensor)] = [], normalizer: Double? = nil) {
     self.total = total
     self.parts = parts
+    self.normalizer = normalizer
   }
 }
 

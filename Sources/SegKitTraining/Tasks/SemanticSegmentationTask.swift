@@ -38,9 +38,21 @@ public final class SemanticSegmentationTask: TrainingTask {
   public func loss(_ batch: Batch, step: Int) throws -> LossTerms {
     let (images, labels) = try parts.imagesAndLabels(batch, config)
     try checkLabels(labels, names: batch.names)
-    return try parts.headLosses(try network(images), auxWeight: config.loss.auxLossWeight) {
+    var terms = try parts.headLosses(try network(images), auxWeight: config.loss.auxLossWeight) {
       try loss($0, labels, step: step)
     }
+    terms.normalizer = try crossEntropyNormalizer(labels)
+    return terms
+  }
+
+  /// What PyTorch's mean cross-entropy divides by: the valid pixels, each weighing its
+  /// class weight. Nil for the other losses and for hard-pixel mining, whose averages
+  /// are not over a batch's valid pixels (data-parallel ranks then weigh the same).
+  private func crossEntropyNormalizer(_ labels: Tensor) throws -> Double? {
+    guard config.loss.kind == .auto || config.loss.kind == .crossEntropy, config.semantic.topKPercentPixels >= 1 else { return nil }
+    let valid = try labels.maskedSelect(labels .!= Double(config.data.ignoreLabel))
+    guard let classWeights else { return Double(valid.count) }
+    return try classWeights.indexSelect(dim: 0, index: valid.to(.int64)).sum().item()
   }
 
   private func loss(_ logits: Tensor, _ labels: Tensor, step: Int) throws -> Tensor {
