@@ -21,7 +21,8 @@ enum SegKitCommand {
   }
 
   /// Runs `segkit ARGUMENTS` to completion, capturing both output streams.
-  static func run(_ arguments: [String]) throws -> Result {
+  /// Runs segkit to its end; `environment` is added to this process's.
+  static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> Result {
     let scratch = try Oracle.temporaryDirectory("segkit-command")
     defer { try? FileManager.default.removeItem(at: scratch) }
     let outputFile = scratch.appendingPathComponent("stdout"), errorFile = scratch.appendingPathComponent("stderr")
@@ -30,6 +31,7 @@ enum SegKitCommand {
     let process = Process()
     process.executableURL = try executable()
     process.arguments = arguments
+    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
     process.standardOutput = try FileHandle(forWritingTo: outputFile)
     process.standardError = try FileHandle(forWritingTo: errorFile)
     try process.run()

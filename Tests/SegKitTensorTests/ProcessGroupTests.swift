@@ -1,0 +1,74 @@
+import Foundation
+import SegKitTensor
+import SegKitTestSupport
+import XCTest
+
+/// c10d process groups over Gloo: two ranks in two threads of this process (as
+/// PyTorch's own tests do), meeting through a TCP store on loopback.
+final class ProcessGroupTests: XCTestCase {
+  /// Runs `body(rank)` for ranks 0 and 1 at once; the first error of either is rethrown.
+  func twoRanks(timeout: TimeInterval = 30, _ body: @escaping @Sendable (ProcessGroup) throws -> Void) throws {
+    let port = try Oracle.freePort()
+    let errors = ErrorBox()
+    let group = DispatchGroup()
+    for rank in 0..<2 {
+      DispatchQueue.global().async(group: group) {
+        do {
+          let processGroup = try ProcessGroup(host: "127.0.0.1", port: port, rank: rank, worldSize: 2, timeout: timeout)
+          try body(processGroup)
+        } catch { errors.add(error) }
+      }
+    }
+    group.wait()
+    if let error = errors.first { throw error }
+  }
+
+  func testCollectivesAgreeAcrossRanks() throws {
+    try twoRanks { group in
+      let rank = Float(group.rank)
+      let summed = try Tensor([1 + rank, 10 * rank, -rank] as [Float])
+      try group.allReduce(summed)
+      XCTAssertEqual(try summed.toArray(Float.self), [3, 10, -1])
+      let largest = try Tensor([Double(rank), -Double(rank)])
+      try group.allReduce(largest, .max)
+      XCTAssertEqual(try largest.toArray(Double.self), [1, 0])
+
+      let broadcast = try Tensor([Int64(group.rank + 5)], shape: [1])
+      try group.broadcast(broadcast, from: 1)
+      XCTAssertEqual(try broadcast.toArray(Int64.self), [6])
+
+      let gathered = try group.allGather(try Tensor([Float(rank), Float(rank)], shape: [1, 2]))
+      XCTAssertEqual(try gathered.map { try $0.toArray(Float.self) }, [[0, 0], [1, 1]])
+      try group.barrier()
+    }
+  }
+
+  /// A peer that never comes: joining fails within the timeout and says so.
+  func testAMissingPeerTimesOut() throws {
+    let port = try Oracle.freePort()
+    let start = Date()
+    XCTAssertThrowsError(try ProcessGroup(host: "127.0.0.1", port: port, rank: 0, worldSize: 2, timeout: 2)) {
+      XCTAssertTrue("\($0)".contains("rank 0 of 2 could not join the group at 127.0.0.1:\(port)"), "\($0)")
+    }
+    XCTAssertLessThan(Date().timeIntervalSince(start), 20)
+    XCTAssertThrowsError(try ProcessGroup(host: "127.0.0.1", port: port, rank: 2, worldSize: 2))
+    XCTAssertThrowsError(try ProcessGroup(host: "127.0.0.1", port: 70000, rank: 0, worldSize: 1))
+  }
+
+  /// A bad argument is an error naming the rank and the operation, on every rank.
+  func testBadRootIsAnError() throws {
+    try twoRanks(timeout: 5) { group in
+      XCTAssertThrowsError(try group.broadcast(try Tensor.zeros([2]), from: 5)) {
+        XCTAssertTrue("\($0)".contains("rank \(group.rank) of 2, broadcast: root rank 5"), "\($0)")
+      }
+      try group.barrier()
+    }
+  }
+}
+
+private final class ErrorBox: @unchecked Sendable {
+  private let lock = NSLock()
+  private var errors: [Error] = []
+  func add(_ error: Error) { lock.lock(); errors.append(error); lock.unlock() }
+  var first: Error? { lock.lock(); defer { lock.unlock() }; return errors.first }
+}
