@@ -96,12 +96,14 @@ final class DistributedTrainingTests: XCTestCase {
 
   /// Ctrl-C on the launcher: every rank stops at the same step and rank 0 checkpoints;
   /// resumed with two processes the run ends with the weights of an uninterrupted one.
+  /// (Against one process the weights drift apart by float rounding over 40 steps at
+  /// this learning rate, about 1e-4 relative in the smallest batch-norm biases.)
   func testInterruptedAndResumedRunEqualsAnUninterruptedOne() throws {
     let config = try fixture(steps: 40)
-    let single = root.appendingPathComponent("single")
-    let one = try SegKitCommand.run(["train", "--config", config.path, "--run", single.path, "--plain",
-                                     "--set", "train_batch_size=4", "--set", "threads=2"])
-    XCTAssertEqual(one.status, 0, one.error)
+    let uninterrupted = root.appendingPathComponent("uninterrupted")
+    let whole = try SegKitCommand.run(["train", "--config", config.path, "--run", uninterrupted.path, "--plain",
+                                       "--nproc-per-node", "2", "--master-port", String(try Oracle.freePort())])
+    XCTAssertEqual(whole.status, 0, whole.error)
 
     let pair = root.appendingPathComponent("pair")
     let port = try Oracle.freePort()
@@ -123,7 +125,7 @@ final class DistributedTrainingTests: XCTestCase {
     let resumed = try SegKitCommand.run(["train", "--resume", pair.path, "--plain", "--nproc-per-node", "2",
                                          "--master-port", String(try Oracle.freePort())])
     XCTAssertEqual(resumed.status, 0, resumed.error)
-    XCTAssertLessThan(try largestRelativeDifference(single, pair), 1e-5)
+    XCTAssertLessThan(try largestRelativeDifference(uninterrupted, pair), 1e-6)
   }
 
   /// A worker killed mid-run: the launcher stops the other and names the lost rank.

@@ -5,8 +5,8 @@ import Foundation
 /// the start), each rank a shard of every batch, and the gradients reduced across
 /// ranks between backward and the optimizer step, so every rank takes the same step.
 ///
-/// One difference from DDP: a rank's gradient is weighted by its share of the
-/// global loss normaliser (the valid pixels of a pixel-averaged loss) rather than by
+/// One difference from DDP: a rank's loss is weighted by its share of the global
+/// loss normaliser (the valid pixels of a pixel-averaged loss) rather than by
 /// 1 / world size. Shards differ in their void pixels, and only this weighting makes
 /// N processes × batch b take the step of 1 process × batch N·b.
 ///
@@ -39,21 +39,27 @@ public final class DataParallel {
     return try tensor.toArray(Double.self)
   }
 
-  /// Replaces each gradient with Σ_r (normaliser_r / Σ normaliser) · gradient_r, the
-  /// gradient of the loss normalised over the whole global batch. `statistics` are
-  /// this rank's [normaliser, loss values × normaliser …]; their sums over the ranks
-  /// are returned (one all-reduce for both).
-  public func reduceGradients(_ parameters: [Tensor], statistics: [Double]) throws -> [Double] {
-    guard let normalizer = statistics.first else { throw TrainingError("data parallel: no loss normaliser") }
-    let sums = try sum(statistics)
+  /// A batch's share of the global batch, found before its backward pass: this
+  /// rank's `normalizer` over the sum of all ranks', and the global batch's losses
+  /// from each rank's `losses` (averages over its own normaliser). Backward through
+  /// `loss × share` gives each rank its part of the global loss's gradient, so the
+  /// parts only need adding (`sumGradients`), and batch norm synchronised across
+  /// ranks sees consistent gradients. One all-reduce for both.
+  public func share(normalizer: Double, losses: [Double]) throws -> (share: Double, losses: [Double]) {
+    let sums = try sum([normalizer] + losses.map { $0 * normalizer })
     let total = sums[0]
     guard total > 0 else { throw TrainingError("data parallel: the global loss normaliser is \(total); no valid pixels in the global batch?") }
+    return (normalizer / total, sums.dropFirst().map { $0 / total })
+  }
+
+  /// Replaces each gradient with its sum over the ranks, in flattened buckets.
+  public func sumGradients(_ parameters: [Tensor]) throws {
     let grads = parameters.compactMap(\.grad)
     try Torch.withNoGrad {
       var bucket: [Tensor] = [], bytes = 0
       func flush() throws {
         guard !bucket.isEmpty else { return }
-        let flat = try Tensor.cat(try bucket.map { try $0.reshape([-1]) }) * (normalizer / total)
+        let flat = try Tensor.cat(try bucket.map { try $0.reshape([-1]) })
         let device = flat.device
         let onHost = device == .cpu ? flat : try flat.to(.cpu)
         try group.allReduce(onHost)
@@ -74,7 +80,6 @@ public final class DataParallel {
       }
       try flush()
     }
-    return sums
   }
 
   /// Whether any rank asks to stop: every rank must stop at the same step, or the

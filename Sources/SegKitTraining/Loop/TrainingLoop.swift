@@ -147,7 +147,6 @@ public final class TrainingLoop {
         return .interrupted(step: step, checkpoint: url)
       }
       var losses = StepLosses()
-      var normalizer = 0.0
       for micro in 0..<accumulation {
         guard let batch = try batches.next() else {
           throw TrainingError("the training data ended before step \(step + 1)")
@@ -155,22 +154,22 @@ public final class TrainingLoop {
         // Dropout draws from torch's generator: a function of (seed, step) resumes exactly.
         Torch.manualSeed(settings.seed &* 1_000_003 &+ UInt64(step * accumulation + micro))
         let terms = try task.loss(batch, step: step)
-        let totalValue = try terms.total.item()
-        guard totalValue.isFinite else {
-          throw TrainingError("the loss is \(totalValue) at step \(step + 1) (samples \(batch.names.joined(separator: ", "))); lower base_learning_rate?")
+        var values = [try terms.total.item()] + (try terms.parts.map { try $0.value.item() })
+        var objective = terms.total
+        if let dataParallel {
+          // This rank's part of the global batch's loss: the ranks' gradients then add up.
+          let (share, global) = try dataParallel.share(normalizer: terms.normalizer ?? 1, losses: values)
+          (objective, values) = (try terms.total * share, global)
         }
-        try terms.total.backward()
+        guard values[0].isFinite else {
+          throw TrainingError("the loss is \(values[0]) at step \(step + 1) (samples \(batch.names.joined(separator: ", "))); lower base_learning_rate?")
+        }
+        try objective.backward()
         _ = try accumulator.accumulate(optimizer.parameters)
-        try losses.add(total: totalValue, parts: terms.parts, weight: 1 / Double(accumulation))
-        normalizer += terms.normalizer ?? 1
+        losses.add(total: values[0], parts: zip(terms.parts, values.dropFirst()).map { ($0.0.name, $0.1) }, weight: 1 / Double(accumulation))
         window.images += batch.names.count * worldSize
       }
-      if let dataParallel {
-        let sums = try dataParallel.reduceGradients(
-          optimizer.parameters, statistics: [normalizer, losses.total * normalizer] + losses.parts.map { $0.value * normalizer })
-        losses.total = sums[1] / sums[0]
-        for index in losses.parts.indices { losses.parts[index].value = sums[2 + index] / sums[0] }
-      }
+      try dataParallel?.sumGradients(optimizer.parameters)
       if let maxNorm = settings.gradientClipNorm {
         _ = try clipGradNorm(optimizer.parameters.filter { $0.grad != nil }, maxNorm: maxNorm)
       }
@@ -216,10 +215,10 @@ public final class TrainingLoop {
     var total = 0.0
     var parts: [(name: String, value: Double)] = []
 
-    mutating func add(total: Double, parts terms: [(name: String, value: Tensor)], weight: Double) throws {
+    mutating func add(total: Double, parts terms: [(name: String, value: Double)], weight: Double) {
       self.total += total * weight
       for (index, term) in terms.enumerated() {
-        let value = try term.value.item() * weight
+        let value = term.value * weight
         if index < parts.count { parts[index].value += value } else { parts.append((term.name, value)) }
       }
     }
