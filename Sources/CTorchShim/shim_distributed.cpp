@@ -7,6 +7,7 @@
 
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#include <torch/csrc/autograd/custom_function.h>
 
 #include <chrono>
 
@@ -37,6 +38,74 @@ c10d::ReduceOp reduce_op(sk_collective_op op) {
   }
   throw std::invalid_argument("unknown reduce op " + std::to_string(static_cast<int>(op)));
 }
+
+// Sums `t` over the ranks in place (through a CPU copy when it lives elsewhere).
+void all_reduce_sum(sk_process_group group, at::Tensor &t) {
+  at::Tensor host = t.device().is_cpu() ? t.contiguous() : t.to(at::kCPU).contiguous();
+  std::vector<at::Tensor> tensors{host};
+  run(group->backend->allreduce(tensors));
+  t = host.to(t.device());
+}
+
+// Batch norm whose statistics are those of the global batch. The backward pass
+// all-reduces Σ dy and Σ dy·x̂ per channel; the weight and bias gradients stay
+// this rank's sums, which the data-parallel gradient sum then completes.
+struct SyncBatchNorm : public torch::autograd::Function<SyncBatchNorm> {
+  static at::Tensor forward(torch::autograd::AutogradContext *ctx, at::Tensor input, at::Tensor weight, at::Tensor bias,
+                            int64_t group_address, at::Tensor running_mean, at::Tensor running_var, double momentum,
+                            double eps) {
+    auto group = reinterpret_cast<sk_process_group>(group_address);
+    const int64_t channels = input.size(1);
+    std::vector<int64_t> reduced{0};
+    for (int64_t d = 2; d < input.dim(); ++d) reduced.push_back(d);
+    std::vector<int64_t> shape(input.dim(), 1);
+    shape[1] = channels;
+    auto sums = at::cat({input.sum(reduced), at::full({1}, double(input.numel() / channels), input.options())});
+    all_reduce_sum(group, sums);
+    auto count = sums[channels].item<double>();
+    if (count <= 1) throw std::invalid_argument("synchronised batch norm needs more than one value per channel in the global batch");
+    auto mean = sums.narrow(0, 0, channels) / count;
+    auto centred = input - mean.view(shape);
+    auto squares = centred.square().sum(reduced);
+    all_reduce_sum(group, squares);
+    auto variance = squares / count;
+    auto invstd = (variance + eps).rsqrt();
+    if (running_mean.defined()) running_mean.mul_(1 - momentum).add_(mean * momentum);
+    if (running_var.defined()) running_var.mul_(1 - momentum).add_(variance * (count / (count - 1)) * momentum);
+    auto normalised = centred * invstd.view(shape);
+    auto output = normalised;
+    if (weight.defined()) output = output * weight.view(shape);
+    if (bias.defined()) output = output + bias.view(shape);
+    ctx->save_for_backward({normalised, invstd, weight});
+    ctx->saved_data["group"] = group_address;
+    ctx->saved_data["count"] = count;
+    ctx->saved_data["has_bias"] = bias.defined();
+    return output;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext *ctx,
+                                                 torch::autograd::variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    auto normalised = saved[0], invstd = saved[1], weight = saved[2];
+    auto group = reinterpret_cast<sk_process_group>(ctx->saved_data["group"].toInt());
+    const double count = ctx->saved_data["count"].toDouble();
+    auto dy = grads[0];
+    const int64_t channels = dy.size(1);
+    std::vector<int64_t> reduced{0};
+    for (int64_t d = 2; d < dy.dim(); ++d) reduced.push_back(d);
+    std::vector<int64_t> shape(dy.dim(), 1);
+    shape[1] = channels;
+    auto local_dy = dy.sum(reduced), local_dy_x = (dy * normalised).sum(reduced);
+    auto both = at::cat({local_dy, local_dy_x});
+      all_reduce_sum(group, both);
+    auto mean_dy = both.narrow(0, 0, channels) / count, mean_dy_x = both.narrow(0, channels, channels) / count;
+    auto scale = weight.defined() ? invstd * weight : invstd;
+    auto dx = (dy - mean_dy.view(shape) - normalised * mean_dy_x.view(shape)) * scale.view(shape);
+    return {dx, weight.defined() ? local_dy_x : at::Tensor(),
+            ctx->saved_data["has_bias"].toBool() ? local_dy : at::Tensor(),
+            at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
 
 } // namespace
 
@@ -98,6 +167,17 @@ sk_status sk_all_gather(sk_process_group group, sk_tensor t, sk_tensor *out) {
     for (int32_t r = 0; r < group->world_size; ++r) output[0].push_back(at::empty_like(T(t)));
     run(group->backend->allgather(output, input));
     for (int32_t r = 0; r < group->world_size; ++r) put(&out[r], output[0][r]);
+  });
+}
+
+sk_status sk_sync_batch_norm(sk_process_group group, sk_tensor input, sk_tensor weight, sk_tensor bias,
+                             sk_tensor running_mean, sk_tensor running_var, double momentum, double eps, sk_tensor *out) {
+  return guard([&] {
+    checked(group);
+    if (T(input).dim() < 2) throw std::invalid_argument("synchronised batch norm takes (N, C, ...) input");
+    auto undefined = [](sk_tensor h) { return h == nullptr ? at::Tensor() : h->t; };
+    put(out, SyncBatchNorm::apply(T(input), undefined(weight), undefined(bias), reinterpret_cast<int64_t>(group),
+                                  undefined(running_mean), undefined(running_var), momentum, eps));
   });
 }
 

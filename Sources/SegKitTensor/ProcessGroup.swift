@@ -16,7 +16,7 @@ public final class ProcessGroup {
   public let rank: Int
   public let worldSize: Int
   public let timeout: TimeInterval
-  private let handle: sk_process_group
+  let handle: sk_process_group
 
   public init(host: String, port: Int, rank: Int, worldSize: Int, backend: Backend = .gloo, timeout: TimeInterval = 300) throws {
     guard worldSize >= 1, (0..<worldSize).contains(rank) else {
@@ -71,9 +71,33 @@ public final class ProcessGroup {
   }
 
   /// Names the rank and the operation in libtorch's message (which names only addresses).
-  private func collective(_ name: String, _ call: () -> sk_status) throws {
+  func collective(_ name: String, _ call: () -> sk_status) throws {
     do { try check(call()) } catch let error as TorchError {
       throw TorchError("rank \(rank) of \(worldSize), \(name): \(error.message)")
     }
+  }
+}
+
+extension Tensor {
+  /// Training-mode batch norm whose statistics are those of every rank's batch in
+  /// `group` (PyTorch's SyncBatchNorm); the running statistics are updated in place.
+  public func syncBatchNorm(
+    group: ProcessGroup, weight: Tensor?, bias: Tensor?, runningMean: Tensor?, runningVar: Tensor?,
+    momentum: Double = 0.1, eps: Double = 1e-5
+  ) throws -> Tensor {
+    try group.synchronizedBatchNorm(self, weight: weight, bias: bias, runningMean: runningMean, runningVar: runningVar,
+                                    momentum: momentum, eps: eps)
+  }
+}
+
+extension ProcessGroup {
+  func synchronizedBatchNorm(
+    _ input: Tensor, weight: Tensor?, bias: Tensor?, runningMean: Tensor?, runningVar: Tensor?, momentum: Double, eps: Double
+  ) throws -> Tensor {
+    var out: sk_tensor?
+    try collective("synchronised batch norm") {
+      sk_sync_batch_norm(handle, input.handle, weight?.handle, bias?.handle, runningMean?.handle, runningVar?.handle, momentum, eps, &out)
+    }
+    return Tensor(owning: out!)
   }
 }

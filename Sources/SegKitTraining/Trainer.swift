@@ -82,6 +82,9 @@ public final class Trainer {
       let flow = try FlowEstimationTask(config: config, device: device, role: role)
       (task, manifest) = (flow, flow.manifest())
     }
+    if config.initialization.syncBatchNorm, let group = dataParallel?.group {
+      for case let norm as BatchNorm2d in task.model.modules() { norm.synchronization = group }
+    }
     let totalSteps = config.totalSteps(trainingSamples: task.trainLoader.stepsPerEpoch * config.input.trainBatchSize)
     var settings = LoopSettings(totalSteps: totalSteps)
     settings.gradientAccumulation = config.optimizer.gradientAccumulation

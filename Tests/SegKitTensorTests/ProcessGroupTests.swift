@@ -55,6 +55,44 @@ final class ProcessGroupTests: XCTestCase {
     XCTAssertThrowsError(try ProcessGroup(host: "127.0.0.1", port: 70000, rank: 0, worldSize: 1))
   }
 
+  /// Synchronised batch norm on two ranks (float64) equals batch norm on the two
+  /// batches together: outputs, input gradients, summed weight and bias gradients,
+  /// running statistics.
+  func testSynchronizedBatchNormEqualsOneBigBatch() throws {
+    Torch.manualSeed(11)
+    let inputs = try (0..<2).map { _ in try Tensor.randn([2, 3, 4, 5], dtype: .float64) * 3 + 1 }
+    let upstream = try (0..<2).map { _ in try Tensor.randn([2, 3, 4, 5], dtype: .float64) }
+    let weight0 = try Tensor([0.5, 2, -1.5]), bias0 = try Tensor([0.1, -0.2, 0.3])
+
+    // One process, one batch of four.
+    let x = try Tensor.cat(inputs).requiresGrad(true)
+    let (weight, bias) = (try weight0.clone().requiresGrad(true), try bias0.clone().requiresGrad(true))
+    let (mean, variance) = (try Tensor.zeros([3], dtype: .float64), try Tensor.ones([3], dtype: .float64))
+    let y = try x.batchNorm(weight: weight, bias: bias, runningMean: mean, runningVar: variance, training: true)
+    try (y * Tensor.cat(upstream)).sum().backward()
+
+    let results = ResultBox()
+    try twoRanks { group in
+      let r = group.rank
+      let xr = try inputs[r].clone().requiresGrad(true)
+      let (wr, br) = (try weight0.clone().requiresGrad(true), try bias0.clone().requiresGrad(true))
+      let (mr, vr) = (try Tensor.zeros([3], dtype: .float64), try Tensor.ones([3], dtype: .float64))
+      let yr = try xr.syncBatchNorm(group: group, weight: wr, bias: br, runningMean: mr, runningVar: vr)
+      try (yr * upstream[r]).sum().backward()
+      results.set(r, [yr, try XCTUnwrap(xr.grad), try XCTUnwrap(wr.grad), try XCTUnwrap(br.grad), mr, vr])
+    }
+    let (zero, one) = (results.get(0), results.get(1))
+    let close = { (a: Tensor, b: Tensor) in try a.allClose(b, rtol: 1e-12, atol: 1e-12) }
+    XCTAssertTrue(try close(try Tensor.cat([zero[0], one[0]]), y))
+    XCTAssertTrue(try close(try Tensor.cat([zero[1], one[1]]), try XCTUnwrap(x.grad)))
+    XCTAssertTrue(try close(zero[2] + one[2], try XCTUnwrap(weight.grad)), "the ranks' weight gradients add up")
+    XCTAssertTrue(try close(zero[3] + one[3], try XCTUnwrap(bias.grad)))
+    for rank in [zero, one] {
+      XCTAssertTrue(try close(rank[4], mean))
+      XCTAssertTrue(try close(rank[5], variance))
+    }
+  }
+
   /// A bad argument is an error naming the rank and the operation, on every rank.
   func testBadRootIsAnError() throws {
     try twoRanks(timeout: 5) { group in
@@ -64,6 +102,13 @@ final class ProcessGroupTests: XCTestCase {
       try group.barrier()
     }
   }
+}
+
+private final class ResultBox: @unchecked Sendable {
+  private let lock = NSLock()
+  private var values: [Int: [Tensor]] = [:]
+  func set(_ rank: Int, _ tensors: [Tensor]) { lock.lock(); values[rank] = tensors; lock.unlock() }
+  func get(_ rank: Int) -> [Tensor] { lock.lock(); defer { lock.unlock() }; return values[rank] ?? [] }
 }
 
 private final class ErrorBox: @unchecked Sendable {

@@ -259,6 +259,12 @@ sk_status sk_broadcast(sk_process_group group, sk_tensor t, int32_t root);
 /* out[r] (world_size new tensors) is rank r's t. */
 sk_status sk_all_gather(sk_process_group group, sk_tensor t, sk_tensor *out);
 sk_status sk_barrier(sk_process_group group);
+/* Training-mode batch norm over the batches of every rank of `group` (PyTorch's
+ * SyncBatchNorm): statistics all-reduced in forward, their gradients in backward.
+ * input (N, C, ...); weight and bias (C) may be NULL; running_mean and running_var
+ * (C) are updated in place with the global batch's mean and unbiased variance. */
+sk_status sk_sync_batch_norm(sk_process_group group, sk_tensor input, sk_tensor weight, sk_tensor bias,
+                             sk_tensor running_mean, sk_tensor running_var, double momentum, double eps, sk_tensor *out);
 
 #ifdef __cplusplus
 }

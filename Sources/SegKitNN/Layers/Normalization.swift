@@ -10,6 +10,9 @@ public final class BatchNorm2d: Module, Layer {
   /// When true the layer always normalises with its running statistics and never
   /// updates them, even in training mode (set by `Module.freeze(batchNormStatistics:)`).
   public var statisticsFrozen = false
+  /// When set, training-mode statistics are those of every rank's batch in this
+  /// group (`sync_batch_norm`), not of this process's batch alone.
+  public var synchronization: ProcessGroup?
 
   public var weight: Tensor? { parameter("weight") }
   public var bias: Tensor? { parameter("bias") }
@@ -52,6 +55,10 @@ public final class BatchNorm2d: Module, Layer {
       if momentum == nil { averagingFactor = 1 / (try counter.item()) }
     }
     let updatesOrUsesBuffers = !training || trackRunningStats
+    if training, let synchronization {
+      return try x.syncBatchNorm(group: synchronization, weight: weight, bias: bias, runningMean: runningMean,
+                                 runningVar: runningVar, momentum: averagingFactor, eps: eps)
+    }
     return try x.batchNorm(
       weight: weight, bias: bias, runningMean: updatesOrUsesBuffers ? runningMean : nil,
       runningVar: updatesOrUsesBuffers ? runningVar : nil, training: training || runningMean == nil,

@@ -126,6 +126,8 @@ extension TrainingConfig {
             "the last layers are the logits only (else also ASPP, image pooling and decoder)"),
     Setting("fine_tune_batch_norm", "initialisation", \.initialization.fineTuneBatchNorm,
             "update batch-norm statistics (false: normalise with the running ones and keep them; scale and offset still train, as in DeepLab)"),
+    Setting("sync_batch_norm", "initialisation", \.initialization.syncBatchNorm,
+            "data-parallel runs: batch-norm statistics over every process's batch (PyTorch's SyncBatchNorm), not each process's own"),
     Setting("last_layer_gradient_multiplier", "initialisation", \.initialization.lastLayerGradientMultiplier,
             "learning-rate multiplier of the last layers"),
     Setting("reference_learning_rates", "initialisation", \.initialization.referenceLearningRates,

@@ -118,6 +118,7 @@ public struct TrainingConfig: Equatable, Sendable {
     public var initializeLastLayer = true
     public var lastLayersContainLogitsOnly = false
     public var fineTuneBatchNorm = true
+    public var syncBatchNorm = false
     public var lastLayerGradientMultiplier = 1.0
     public var referenceLearningRates = false
   }
