@@ -10,6 +10,7 @@
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <chrono>
+#include <cstdlib>
 
 struct sk_process_group_opaque {
   c10::intrusive_ptr<c10d::Store> store;
@@ -130,6 +131,18 @@ sk_status sk_process_group_new(const char *host, int32_t port, int32_t rank, int
     options.timeout = timeout;
     auto store = c10::make_intrusive<c10d::TCPStore>(std::string(host), options);
     auto gloo = c10d::ProcessGroupGloo::Options::create_default(timeout);
+    // As PyTorch: GLOO_SOCKET_IFNAME names the network interface(s) to use, for
+    // machines whose host name resolves to an address the peers cannot reach.
+    if (const char *names = std::getenv("GLOO_SOCKET_IFNAME"); names != nullptr && *names != 0) {
+      gloo->devices.clear();
+      std::string list(names);
+      for (size_t start = 0; start <= list.size();) {
+        size_t end = list.find(',', start);
+        if (end == std::string::npos) end = list.size();
+        if (end > start) gloo->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(list.substr(start, end - start)));
+        start = end + 1;
+      }
+    }
     auto group = c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, world_size, gloo);
     *out = new sk_process_group_opaque{store, group, world_size};
   });

@@ -55,9 +55,10 @@ final class DistributedTrainingTests: XCTestCase {
     return worst
   }
 
-  func start(_ arguments: [String], environment: [String: String] = [:], output: Pipe? = nil, error: Pipe? = nil) throws -> Process {
+  func start(_ arguments: [String], environment: [String: String] = [:], output: Pipe? = nil, error: Pipe? = nil,
+             executable: URL? = nil) throws -> Process {
     let process = Process()
-    process.executableURL = try SegKitCommand.executable()
+    process.executableURL = try executable ?? SegKitCommand.executable()
     process.arguments = arguments
     process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
     process.standardOutput = output ?? FileHandle.nullDevice
@@ -130,6 +131,51 @@ final class DistributedTrainingTests: XCTestCase {
     let buffers = state.filter { $0.name.hasSuffix(".momentum_buffer") }.sorted { $0.name < $1.name }
     XCTAssertFalse(buffers.isEmpty)
     return try Tensor.cat(try buffers.map { try $0.tensor.to(.float64).reshape([-1]) })
+  }
+
+  /// Two "machines": ranks in two network namespaces joined by a veth pair, each
+  /// started with torchrun's variables (and GLOO_SOCKET_IFNAME, as with PyTorch, since
+  /// the host name resolves to loopback there), meeting at rank 0's address.
+  func testTwoMachinesJoinedByANetwork() throws {
+    let tag = String(ProcessInfo.processInfo.processIdentifier % 100_000)
+    let (first, second) = ("segkitA\(tag)", "segkitB\(tag)")
+    let (linkA, linkB) = ("skva\(tag)", "skvb\(tag)")
+    guard Self.ip(["netns", "add", first]) else { throw XCTSkip("network namespaces are refused here (ip netns add needs root and a kernel that allows them)") }
+    defer { _ = Self.ip(["netns", "del", first]) }
+    XCTAssertTrue(Self.ip(["netns", "add", second]))
+    defer { _ = Self.ip(["netns", "del", second]) }
+    for command in [["link", "add", linkA, "type", "veth", "peer", "name", linkB], ["link", "set", linkA, "netns", first],
+                    ["link", "set", linkB, "netns", second], ["-n", first, "addr", "add", "10.213.7.1/24", "dev", linkA],
+                    ["-n", second, "addr", "add", "10.213.7.2/24", "dev", linkB], ["-n", first, "link", "set", linkA, "up"],
+                    ["-n", second, "link", "set", linkB, "up"], ["-n", first, "link", "set", "lo", "up"],
+                    ["-n", second, "link", "set", "lo", "up"]] {
+      guard Self.ip(command) else { throw XCTSkip("the kernel refused `ip \(command.joined(separator: " "))`") }
+    }
+    let config = try fixture(steps: 3)
+    let single = root.appendingPathComponent("single"), pair = root.appendingPathComponent("pair")
+    let one = try SegKitCommand.run(["train", "--config", config.path, "--run", single.path, "--plain",
+                                     "--set", "train_batch_size=4", "--set", "threads=2"])
+    XCTAssertEqual(one.status, 0, one.error)
+    let segkit = try SegKitCommand.executable().path
+    let workers = try [(first, linkA, 0), (second, linkB, 1)].map { namespace, link, rank in
+      try start(["netns", "exec", namespace, "env", "GLOO_SOCKET_IFNAME=\(link)", "RANK=\(rank)", "WORLD_SIZE=2",
+                 "MASTER_ADDR=10.213.7.1", "MASTER_PORT=29500", segkit, "train", "--config", config.path, "--run", pair.path,
+                 "--plain", "--dist-timeout", "60"], executable: URL(fileURLWithPath: "/usr/sbin/ip"))
+    }
+    for worker in workers { worker.waitUntilExit() }
+    XCTAssertEqual(workers.map(\.terminationStatus), [0, 0])
+    XCTAssertLessThan(try largestRelativeDifference(single, pair), 1e-5)
+  }
+
+  static func ip(_ arguments: [String]) -> Bool {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
+    process.arguments = arguments
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = FileHandle.nullDevice
+    guard (try? process.run()) != nil else { return false }
+    process.waitUntilExit()
+    return process.terminationStatus == 0
   }
 
   /// Ctrl-C on the launcher: every rank stops at the same step and rank 0 checkpoints;
