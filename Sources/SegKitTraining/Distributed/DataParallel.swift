@@ -15,6 +15,8 @@ import Foundation
 public final class DataParallel {
   public let group: ProcessGroup
   public let bucketBytes: Int
+  /// Seconds spent exchanging gradients (including waiting for slower ranks).
+  public private(set) var gradientSeconds = 0.0
 
   public init(group: ProcessGroup, bucketBytes: Int = 25 << 20) {
     self.group = group
@@ -54,6 +56,8 @@ public final class DataParallel {
 
   /// Replaces each gradient with its sum over the ranks, in flattened buckets.
   public func sumGradients(_ parameters: [Tensor]) throws {
+    let start = Date()
+    defer { gradientSeconds += Date().timeIntervalSince(start) }
     let grads = parameters.compactMap(\.grad)
     try Torch.withNoGrad {
       var bucket: [Tensor] = [], bytes = 0

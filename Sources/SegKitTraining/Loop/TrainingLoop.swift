@@ -207,6 +207,9 @@ public final class TrainingLoop {
     }
     if let headline = validation?.headline { ending += "; \(headline.name) " + String(format: "%.4f", headline.value) }
     log(ending)
+    if let dataParallel, step > sessionFirstStep {
+      log(String(format: "data parallel: gradient exchange %.1f ms per step", dataParallel.gradientSeconds / Double(step - sessionFirstStep) * 1000))
+    }
     return .finished(step: step, validation: validation)
   }
 
