@@ -38,6 +38,7 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.19"),
     .package(url: "https://github.com/jpsim/Yams", from: "5.0.0"),
+    .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
   ],
   targets: [
     // Layer 0: the plain-C shim over libtorch. Only this target sees C++.
@@ -63,7 +64,7 @@ let package = Package(
     .executableTarget(
       name: "segkit",
       dependencies: [
-        "SegKitTensor", "SegKitModels", "SegKitData", "SegKitMetrics", "SegKitInference", "SegKitTraining",
+        "SegKitTensor", "SegKitModels", "SegKitData", "SegKitMetrics", "SegKitInference", "SegKitTraining", "SegKitExport",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       path: "Sources/segkit"
@@ -114,6 +115,13 @@ let package = Package(
       name: "SegKitInference",
       dependencies: ["SegKitModels", "SegKitData", "SegKitMetrics"],
       path: "Sources/SegKitInference"
+    ),
+    // Layer 4: export: ONNX models written from a recorded forward pass (the ONNX
+    // messages are generated from onnx.proto by swift-protobuf's generator).
+    .target(
+      name: "SegKitExport",
+      dependencies: ["SegKitModels", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+      path: "Sources/SegKitExport"
     ),
     // Layer 5: training: one loop for every task, the tasks, sinks (console, log,
     // TensorBoard), run folders, configuration.
@@ -187,6 +195,11 @@ let package = Package(
       dependencies: ["SegKitFuzzTargets", "SegKitData", "SegKitTensor", "SegKitTestSupport"],
       path: "Tests/SegKitFuzzTests",
       exclude: ["Regressions"]
+    ),
+    .testTarget(
+      name: "SegKitExportTests",
+      dependencies: ["SegKitExport", "SegKitInference", "SegKitTestSupport"],
+      path: "Tests/SegKitExportTests"
     ),
     .testTarget(
       name: "SegKitNNTests",

@@ -9,3 +9,5 @@ TENSORBOARD_VERSION=2.21.0
 PYYAML_VERSION=6.0.3
 TIMM_VERSION=1.0.31            # oracle only: reference for encoders torchvision lacks (Xception-65)
 SCIPY_VERSION=1.17.1           # oracle only: writes MATLAB files (SBD) for the tests
+ONNX_VERSION=1.23.2            # oracle only: checks exported models (onnx.checker)
+ONNXRUNTIME_VERSION=1.31.1     # oracle only: runs exported models

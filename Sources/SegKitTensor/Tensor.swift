@@ -170,7 +170,10 @@ func withInt64s<R>(_ values: [Int], _ body: (UnsafePointer<Int64>?, Int64) throw
 public final class Tensor {
   let handle: sk_tensor
 
-  init(owning handle: sk_tensor) { self.handle = handle }
+  init(owning handle: sk_tensor) {
+    self.handle = handle
+    OperationTrace.created(self)
+  }
 
   deinit { sk_free(handle) }
 
@@ -228,9 +231,9 @@ public final class Tensor {
   // MARK: Creation
 
   static func filled(_ fill: sk_fill, _ shape: [Int], _ dtype: DType, _ device: Device) throws -> Tensor {
-    try withInt64s(shape) { s, n in
+    OperationTrace.constant(try withInt64s(shape) { s, n in
       try produce { sk_filled(fill, s, n, dtype.code, device.cType, device.cIndex, $0) }
-    }
+    })
   }
 
   public static func zeros(_ shape: [Int], dtype: DType = .float32, device: Device = .cpu) throws -> Tensor {
@@ -269,9 +272,9 @@ public final class Tensor {
   }
 
   public static func full(_ shape: [Int], _ value: Double, dtype: DType = .float32, device: Device = .cpu) throws -> Tensor {
-    try withInt64s(shape) { s, n in
+    OperationTrace.constant(try withInt64s(shape) { s, n in
       try produce { sk_full(s, n, value, dtype.code, device.cType, device.cIndex, $0) }
-    }
+    })
   }
 
   /// Values from `start` up to (not including) `end` in steps of `step`. Without
@@ -281,9 +284,9 @@ public final class Tensor {
   ) throws -> Tensor {
     let whole = [start, end, step].allSatisfy { $0.rounded() == $0 }
     let dtype = dtype ?? (whole ? .int64 : .float32)
-    return try produce {
+    return OperationTrace.constant(try produce {
       sk_arange(start, end, step, dtype.code, device.cType, device.cIndex, $0)
-    }
+    })
   }
 
   /// `arange(0, end)`, as torch.arange(end).
@@ -301,11 +304,13 @@ public final class Tensor {
       try Tensor.handle(fromBytes: raw, shape: shape, dtype: T.dtype)
     }
     self.init(owning: handle)
+    OperationTrace.constant(self)
   }
 
   /// A CPU tensor holding a copy of little-endian element bytes.
   public convenience init(bytes: UnsafeRawBufferPointer, shape: [Int], dtype: DType) throws {
     self.init(owning: try Tensor.handle(fromBytes: bytes, shape: shape, dtype: dtype))
+    OperationTrace.constant(self)
   }
 
   /// A 0-dimensional tensor.
@@ -314,6 +319,7 @@ public final class Tensor {
     var out: sk_tensor?
     try check(sk_detach(t.handle, &out))
     self.init(owning: out!)
+    OperationTrace.constant(self)
   }
 
   private static func handle(fromBytes raw: UnsafeRawBufferPointer, shape: [Int], dtype: DType) throws -> sk_tensor {
@@ -359,7 +365,7 @@ public final class Tensor {
   public enum MemoryFormat { case contiguous, channelsLast }
 
   public func contiguous(_ format: MemoryFormat = .contiguous) throws -> Tensor {
-    try produce { sk_contiguous(handle, format == .channelsLast ? SK_CHANNELS_LAST : SK_CONTIGUOUS, $0) }
+    OperationTrace.note(.identity, [self], try produce { sk_contiguous(handle, format == .channelsLast ? SK_CHANNELS_LAST : SK_CONTIGUOUS, $0) })
   }
 
   public func isContiguous(_ format: MemoryFormat) -> Bool {
@@ -372,7 +378,10 @@ public final class Tensor {
   public func clone() throws -> Tensor { try produce { sk_clone(handle, $0) } }
 
   /// Copies `source` into this tensor in place (broadcasting, converting dtype and device).
-  public func copy_(_ source: Tensor) throws { try check(sk_copy_(handle, source.handle)) }
+  public func copy_(_ source: Tensor) throws {
+    OperationTrace.modified(self)
+    try check(sk_copy_(handle, source.handle))
+  }
 
   /// Whether every element is close: |a - b| <= atol + rtol * |b|.
   public func allClose(_ other: Tensor, rtol: Double = 1e-5, atol: Double = 1e-8) throws -> Bool {

@@ -3,21 +3,25 @@ import CTorchShim
 /// Shape and indexing operations. Views share storage with their source, as in PyTorch.
 extension Tensor {
   public func reshape(_ shape: [Int]) throws -> Tensor {
-    try withInt64s(shape) { s, n in try produce { sk_reshape(handle, s, n, $0) } }
+    let result = try withInt64s(shape) { s, n in try produce { sk_reshape(handle, s, n, $0) } }
+    return OperationTrace.note(.reshape(result.shape), [self], result)
   }
 
   /// A view with a new shape; fails when the memory layout does not allow one.
   public func view(_ shape: [Int]) throws -> Tensor {
-    try withInt64s(shape) { s, n in try produce { sk_view(handle, s, n, $0) } }
+    let result = try withInt64s(shape) { s, n in try produce { sk_view(handle, s, n, $0) } }
+    return OperationTrace.note(.reshape(result.shape), [self], result)
   }
 
   /// Broadcasts size-1 dimensions to `shape` without copying (-1 keeps a size).
   public func expand(_ shape: [Int]) throws -> Tensor {
-    try withInt64s(shape) { s, n in try produce { sk_expand(handle, s, n, $0) } }
+    let result = try withInt64s(shape) { s, n in try produce { sk_expand(handle, s, n, $0) } }
+    return OperationTrace.note(.expand(result.shape), [self], result)
   }
 
   public func permute(_ dims: [Int]) throws -> Tensor {
-    try withInt64s(dims) { d, n in try produce { sk_permute(handle, d, n, $0) } }
+    let result = try withInt64s(dims) { d, n in try produce { sk_permute(handle, d, n, $0) } }
+    return OperationTrace.note(.permute(dims.map { $0 < 0 ? $0 + result.rank : $0 }), [self], result)
   }
 
   public func permute(_ dims: Int...) throws -> Tensor { try permute(dims) }
@@ -48,7 +52,10 @@ extension Tensor {
 
   /// Elements `start..<end` (every `step`-th) along `dim`; negative bounds count from the end.
   public func slice(dim: Int, start: Int = 0, end: Int = Int.max, step: Int = 1) throws -> Tensor {
-    try produce { sk_slice(handle, Int64(dim), Int64(start), Int64(clamping: end), Int64(step), $0) }
+    let result = try produce { sk_slice(handle, Int64(dim), Int64(start), Int64(clamping: end), Int64(step), $0) }
+    guard step == 1, start >= 0 else { return result }
+    let axis = try wrapDim(dim)
+    return OperationTrace.note(.narrow(dim: axis, start: start, length: result.shape[axis]), [self], result)
   }
 
   /// `length` elements from `start` along `dim`.
@@ -86,11 +93,13 @@ extension Tensor {
 
   /// Removes size-1 dimensions: all of them, or only `dim`.
   public func squeeze(dim: Int? = nil) throws -> Tensor {
-    try produce { sk_squeeze(handle, Int64(dim ?? 0), dim == nil ? 1 : 0, $0) }
+    let result = try produce { sk_squeeze(handle, Int64(dim ?? 0), dim == nil ? 1 : 0, $0) }
+    return OperationTrace.note(.reshape(result.shape), [self], result)
   }
 
   public func unsqueeze(_ dim: Int) throws -> Tensor {
-    try produce { sk_unsqueeze(handle, Int64(dim), $0) }
+    let result = try produce { sk_unsqueeze(handle, Int64(dim), $0) }
+    return OperationTrace.note(.reshape(result.shape), [self], result)
   }
 
   /// Flattens dimensions `startDim...endDim` into one.
@@ -105,9 +114,10 @@ extension Tensor {
 
   public static func cat(_ tensors: [Tensor], dim: Int = 0) throws -> Tensor {
     let handles: [sk_tensor?] = tensors.map { $0.handle }
-    return try withExtendedLifetime(tensors) {
+    let result = try withExtendedLifetime(tensors) {
       try produce { sk_cat(handles, Int64(handles.count), Int64(dim), $0) }
     }
+    return OperationTrace.note(.concatenate(dim: dim < 0 ? dim + result.rank : dim), tensors, result)
   }
 
   public static func stack(_ tensors: [Tensor], dim: Int = 0) throws -> Tensor {

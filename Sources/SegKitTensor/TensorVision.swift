@@ -77,7 +77,7 @@ extension Tensor {
   ) throws -> Tensor {
     try withPairs([stride, padding, dilation]) { p in
       try produce { sk_conv2d(handle, weight.handle, bias?.handle, p[0], p[1], p[2], Int64(groups), $0) }
-    }
+    }.traced(.conv2d(stride: stride, padding: padding, dilation: dilation, groups: groups), [self, weight, bias])
   }
 
   public func convTranspose2d(
@@ -88,7 +88,8 @@ extension Tensor {
       try produce {
         sk_conv_transpose2d(handle, weight.handle, bias?.handle, p[0], p[1], p[2], Int64(groups), p[3], $0)
       }
-    }
+    }.traced(.convTranspose2d(stride: stride, padding: padding, outputPadding: outputPadding, dilation: dilation, groups: groups),
+             [self, weight, bias])
   }
 
   /// Max pooling; `stride` defaults to the kernel size, as in PyTorch.
@@ -97,7 +98,7 @@ extension Tensor {
   ) throws -> Tensor {
     try withPairs([kernel, stride ?? kernel, padding, dilation]) { p in
       try produce { sk_max_pool2d(handle, p[0], p[1], p[2], p[3], ceilMode ? 1 : 0, $0, nil) }
-    }
+    }.traced(.maxPool2d(kernel: kernel, stride: stride ?? kernel, padding: padding, dilation: dilation, ceilMode: ceilMode), [self])
   }
 
   /// Max pooling that also returns the flat per-plane argmax positions, for `maxUnpool2d`.
@@ -122,11 +123,13 @@ extension Tensor {
       try produce {
         sk_avg_pool2d(handle, p[0], p[1], p[2], ceilMode ? 1 : 0, countIncludePad ? 1 : 0, Int64(divisorOverride ?? 0), $0)
       }
-    }
+    }.traced(divisorOverride == nil
+               ? .avgPool2d(kernel: kernel, stride: stride ?? kernel, padding: padding, ceilMode: ceilMode, countIncludePad: countIncludePad)
+               : nil, [self])
   }
 
   public func adaptiveAvgPool2d(_ outputSize: Size2) throws -> Tensor {
-    try withPairs([outputSize]) { p in try produce { sk_adaptive_avg_pool2d(handle, p[0], $0) } }
+    try withPairs([outputSize]) { p in try produce { sk_adaptive_avg_pool2d(handle, p[0], $0) } }.traced(.adaptiveAvgPool2d(outputSize), [self])
   }
 
   public func adaptiveMaxPool2d(_ outputSize: Size2) throws -> Tensor {
@@ -139,10 +142,13 @@ extension Tensor {
     weight: Tensor?, bias: Tensor?, runningMean: Tensor?, runningVar: Tensor?, training: Bool,
     momentum: Double = 0.1, eps: Double = 1e-5
   ) throws -> Tensor {
-    try produce {
+    let result = try produce {
       sk_batch_norm(handle, weight?.handle, bias?.handle, runningMean?.handle, runningVar?.handle, training ? 1 : 0,
                     momentum, eps, $0)
     }
+    guard !training, let runningMean, let runningVar else { return result }
+    return OperationTrace.note(.batchNorm(eps: eps, hasWeight: weight != nil, hasBias: bias != nil),
+                               [self, weight, bias, runningMean, runningVar], result)
   }
 
   public func groupNorm(groups: Int, weight: Tensor? = nil, bias: Tensor? = nil, eps: Double = 1e-5) throws -> Tensor {
@@ -151,7 +157,8 @@ extension Tensor {
 
   /// Zeroes elements with probability `p` and scales the rest by 1/(1-p) when training.
   public func dropout(p: Double = 0.5, training: Bool = true) throws -> Tensor {
-    try produce { sk_dropout(handle, p, training ? 1 : 0, 0, $0) }
+    let result = try produce { sk_dropout(handle, p, training ? 1 : 0, 0, $0) }
+    return training && p > 0 ? result : OperationTrace.note(.identity, [self], result)
   }
 
   /// Zeroes whole channels, as nn.Dropout2d.
@@ -162,6 +169,7 @@ extension Tensor {
   /// Resamples to `size`, as F.interpolate(size=...).
   public func interpolate(size: Size2, mode: Interpolation = .bilinear, alignCorners: Bool = false) throws -> Tensor {
     try resample(size: size, scales: [0, 0], mode: mode, alignCorners: alignCorners)
+      .traced(.interpolate(size: size, mode: mode, alignCorners: alignCorners), [self])
   }
 
   /// Resamples by `scaleFactor`, as F.interpolate(scale_factor=...): the output
@@ -191,6 +199,6 @@ extension Tensor {
 
   /// Pads as F.pad: `pads` are (left, right, top, bottom, …) from the last dimension backwards.
   public func pad(_ pads: [Int], mode: PadMode = .constant, value: Double = 0) throws -> Tensor {
-    try withInt64s(pads) { p, n in try produce { sk_pad(handle, p, n, mode.code, value, $0) } }
+    try withInt64s(pads) { p, n in try produce { sk_pad(handle, p, n, mode.code, value, $0) } }.traced(.pad(pads, mode: mode, value: value), [self])
   }
 }
