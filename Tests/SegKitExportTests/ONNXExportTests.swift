@@ -40,10 +40,16 @@ final class ONNXExportTests: XCTestCase {
   }
 
   func testModelsMatchONNXRuntime() throws {
-    // A torchvision model with its auxiliary head, and decoder–encoder pairs.
-    for name in ["lraspp_mobilenet_v3_large", "deeplabv3_mobilenet_v3_large", "fcn8s_resnet18", "unet_resnet18"] {
+    // Torchvision's MobileNetV3 models (one with its auxiliary head), every decoder and
+    // every encoder at least once, and OSVOS.
+    let names = [
+      "lraspp_mobilenet_v3_large", "deeplabv3_mobilenet_v3_large", "fcn32s_xception65", "fcn16s_resnet101", "fcn8s_resnet18",
+      "deeplabv3_mobilenet_v2", "deeplabv3plus_resnet50", "segnet_vgg16", "unet_resnet34", "linknet_mobilenet_v3_large",
+      "fcn32s_googlenet", "fcn16s_vgg16_bn", "osvos_vgg16",
+    ]
+    for name in names {
       Torch.manualSeed(1)
-      let network = try ModelZoo.make(name, classes: 5)
+      let network = try ModelZoo.make(name, classes: name.hasPrefix("osvos") ? 1 : 5)
       network.eval()
       let input = try Tensor.randn([1, 3, 67, 75])
       let expected = try Torch.withInferenceMode { try network.forward(input) }
