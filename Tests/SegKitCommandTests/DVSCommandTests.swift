@@ -123,14 +123,10 @@ final class DVSCommandTests: XCTestCase {
     try videoWriter.finish()
 
     let out = root.appendingPathComponent("video")
-    let process = Process()
-    process.executableURL = try SegKitCommand.executable()
-    process.arguments = ["dvs", "video", video.path, "--model", "fcn32s_resnet18", "--weights", segmentation.path, "--flow", flow.path,
-                         "--device", "cpu", "--policy", "interval:3", "--out", out.path]
     let output = Pipe()
-    process.standardOutput = output
-    process.standardError = FileHandle.nullDevice
-    try process.run()
+    let process = try SegKitCommand.start(
+      ["dvs", "video", video.path, "--model", "fcn32s_resnet18", "--weights", segmentation.path, "--flow", flow.path,
+       "--device", "cpu", "--policy", "interval:3", "--out", out.path], output: output)
     // The output video is being written once its partial file has bytes.
     let partial = out.appendingPathComponent(".street_overlay.partial.mp4")
     let deadline = Date().addingTimeInterval(60)

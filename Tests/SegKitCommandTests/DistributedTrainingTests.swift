@@ -55,18 +55,6 @@ final class DistributedTrainingTests: XCTestCase {
     return worst
   }
 
-  func start(_ arguments: [String], environment: [String: String] = [:], output: Pipe? = nil, error: Pipe? = nil,
-             executable: URL? = nil) throws -> Process {
-    let process = Process()
-    process.executableURL = try executable ?? SegKitCommand.executable()
-    process.arguments = arguments
-    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-    process.standardOutput = output ?? FileHandle.nullDevice
-    process.standardError = error ?? FileHandle.nullDevice
-    try process.run()
-    return process
-  }
-
   func waitForLog(_ run: URL, containing text: String, seconds: Double = 120) {
     let log = run.appendingPathComponent("train.log")
     let deadline = Date().addingTimeInterval(seconds)
@@ -159,7 +147,7 @@ final class DistributedTrainingTests: XCTestCase {
     XCTAssertEqual(one.status, 0, one.error)
     let segkit = try SegKitCommand.executable().path
     let workers = try [(first, linkA, 0), (second, linkB, 1)].map { namespace, link, rank in
-      try start(["netns", "exec", namespace, "env", "GLOO_SOCKET_IFNAME=\(link)", "RANK=\(rank)", "WORLD_SIZE=2",
+      try SegKitCommand.start(["netns", "exec", namespace, "env", "GLOO_SOCKET_IFNAME=\(link)", "RANK=\(rank)", "WORLD_SIZE=2",
                  "MASTER_ADDR=10.213.7.1", "MASTER_PORT=29500", segkit, "train", "--config", config.path, "--run", pair.path,
                  "--plain", "--dist-timeout", "60"], executable: URL(fileURLWithPath: "/usr/sbin/ip"))
     }
@@ -193,7 +181,7 @@ final class DistributedTrainingTests: XCTestCase {
     let pair = root.appendingPathComponent("pair")
     let port = try Oracle.freePort()
     let output = Pipe()
-    let launcher = try start(["train", "--config", config.path, "--run", pair.path, "--plain", "--nproc-per-node", "2",
+    let launcher = try SegKitCommand.start(["train", "--config", config.path, "--run", pair.path, "--plain", "--nproc-per-node", "2",
                               "--master-port", String(port)], output: output)
     waitForLog(pair, containing: "step 2/")
     kill(launcher.processIdentifier, SIGINT)
@@ -219,7 +207,7 @@ final class DistributedTrainingTests: XCTestCase {
     let config = try fixture(steps: 100_000)
     let run = root.appendingPathComponent("lost")
     let errors = Pipe()
-    let launcher = try start(["train", "--config", config.path, "--run", run.path, "--plain", "--nproc-per-node", "2",
+    let launcher = try SegKitCommand.start(["train", "--config", config.path, "--run", run.path, "--plain", "--nproc-per-node", "2",
                               "--master-port", String(try Oracle.freePort())], error: errors)
     waitForLog(run, containing: "step 2/")
     let rankOne = try XCTUnwrap(Self.children(of: launcher.processIdentifier).first { Self.environment(of: $0)["RANK"] == "1" })
@@ -236,8 +224,8 @@ final class DistributedTrainingTests: XCTestCase {
     let survivorErrors = Pipe()
     let environment = ["WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port]
     let arguments = ["train", "--config", config.path, "--run", bare.path, "--plain", "--dist-timeout", "20"]
-    let survivor = try start(arguments, environment: environment.merging(["RANK": "0"]) { $1 }, error: survivorErrors)
-    let victim = try start(arguments, environment: environment.merging(["RANK": "1"]) { $1 })
+    let survivor = try SegKitCommand.start(arguments, environment: environment.merging(["RANK": "0"]) { $1 }, error: survivorErrors)
+    let victim = try SegKitCommand.start(arguments, environment: environment.merging(["RANK": "1"]) { $1 })
     waitForLog(bare, containing: "step 2/")
     kill(victim.processIdentifier, SIGKILL)
     let message = String(decoding: survivorErrors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)

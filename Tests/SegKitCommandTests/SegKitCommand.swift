@@ -40,4 +40,19 @@ enum SegKitCommand {
       status: process.terminationStatus, output: try String(contentsOf: outputFile, encoding: .utf8),
       error: try String(contentsOf: errorFile, encoding: .utf8))
   }
+
+  /// Starts segkit (or `executable`) without waiting; its standard output and error
+  /// go to the pipes given, else nowhere; `environment` is added to this process's.
+  static func start(
+    _ arguments: [String], environment: [String: String] = [:], output: Pipe? = nil, error: Pipe? = nil, executable: URL? = nil
+  ) throws -> Process {
+    let process = Process()
+    process.executableURL = try executable ?? self.executable()
+    process.arguments = arguments
+    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    process.standardOutput = output ?? FileHandle.nullDevice
+    process.standardError = error ?? FileHandle.nullDevice
+    try process.run()
+    return process
+  }
 }
