@@ -29,6 +29,7 @@ mkdir -p "$demo/val-images"
 while read -r name; do cp "$demo/data/JPEGImages/$name.jpg" "$demo/val-images/"; done \
   < <(head -n 8 "$demo/data/ImageSets/Segmentation/val.txt")
 "$segkit" predict --run "$demo/train" --input "$demo/val-images" --output "$demo/predictions" --color --overlay
+"$segkit" export --run "$demo/train" --out "$demo/model.onnx" --height 128 --width 128 --argmax
 
 
 # Video object segmentation: parent training, one-shot fine-tuning per object, DAVIS scores.
@@ -69,6 +70,7 @@ echo "The data are synthetic (textured shapes and moving objects drawn by segkit
 echo "run folders:  $demo/train, $demo/parent   (tensorboard --logdir $demo)"
 echo "evaluation:   $demo/eval.json, $demo/vos-eval.json"
 echo "predictions:  $demo/predictions (labels, colour masks, overlays)"
+echo "ONNX:         $demo/model.onnx (the trained model for ONNX Runtime, 128×128, with a labels output)"
 echo "video:        $demo/vos-results (DAVIS results layout), $demo/video/${clip}_overlay.mp4"
 echo "DVSNet:       $demo/dvs/sweep/sweep.csv, $demo/dvs/sweep/sweep.png, $demo/dvs/video/street_overlay.mp4"
 echo "J&F on the synthetic DAVIS validation split: $jf"
