@@ -77,3 +77,29 @@ extension ONNXGraphWriter {
     bind(input, to: add("Div", [centred, std], [fresh("normalised")]))
   }
 }
+
+extension ONNXExport {
+  /// The ONNX model of a FlowNetS (FlowNet2-S or DVSNet's thin one): inputs `first` and
+  /// `second`, float32 1×3×H×W RGB frames with values 0…255; outputs `flow`, the flow
+  /// from first to second in pixels (1×2×H×W, channel 0 horizontal, as
+  /// `FlowNetS.flow(from:to:)`), `features` (conv6_1, which DVSNet's decision network
+  /// reads) and, with a scale head, `scale` (the per-class scale field).
+  public static func flowModel(
+    of network: FlowNetS, height: Int, width: Int, opset: Int = 17, metadata: [String: String] = [:]
+  ) throws -> Onnx_ModelProto {
+    guard height >= 1, width >= 1, height <= 16384, width <= 16384 else {
+      throw ExportError("frames of \(height)×\(width) are not an image size")
+    }
+    network.eval()
+    var names: [ObjectIdentifier: String] = [:]
+    for (name, tensor) in try network.stateDict() { names[ObjectIdentifier(tensor)] = name }
+    let first = try Tensor.zeros([1, 3, height, width]), second = try Tensor.zeros([1, 3, height, width])
+    let (result, trace) = try OperationTrace.record {
+      try Torch.withInferenceMode { try network.flowAndOutput(from: first, to: second) }
+    }
+    var writer = try ONNXGraphWriter(trace: trace, opset: opset, constantNames: names)
+    var outputs = [("flow", result.flow), ("features", result.output.features)]
+    if let scale = result.output.scale { outputs.append(("scale", scale)) }
+    return try writer.model(inputs: [("first", first), ("second", second)], outputs: outputs, metadata: metadata)
+  }
+}

@@ -252,6 +252,8 @@ public struct ONNXGraphWriter {
       add("ArgMax", [x], [output], [.int("axis", dim), .int("keepdims", keepDim ? 1 : 0)])
     case .identity:
       add("Identity", [x], [output])
+    case .cast(let type):
+      add("Cast", [x], [output], [.int("to", Int(try Self.elementType(type)))])
     }
     bind(step.output, to: output)
   }

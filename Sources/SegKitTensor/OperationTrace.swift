@@ -38,8 +38,9 @@ public final class OperationTrace {
     case linear(hasBias: Bool)
     case softmax(dim: Int)
     case argmax(dim: Int, keepDim: Bool)
-    /// The value unchanged (contiguous copies, inference-mode dropout).
+    /// The value unchanged (contiguous copies, moves between devices, inference-mode dropout).
     case identity
+    case cast(DType)
   }
 
   public struct Step {

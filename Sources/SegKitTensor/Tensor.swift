@@ -359,7 +359,9 @@ public final class Tensor {
   public func to(_ device: Device) throws -> Tensor { try to(dtype: dtype, device: device) }
 
   public func to(dtype: DType, device: Device) throws -> Tensor {
-    try produce { sk_to(handle, dtype.code, device.cType, device.cIndex, $0) }
+    let source = OperationTrace.isRecording ? self.dtype : dtype
+    return try produce { sk_to(handle, dtype.code, device.cType, device.cIndex, $0) }
+      .traced(dtype == source ? .identity : .cast(dtype), [self])
   }
 
   public enum MemoryFormat { case contiguous, channelsLast }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import SegKitExport
 import SegKitInference
+import SegKitModels
 import SegKitTensor
 
 struct Export: ParsableCommand {
@@ -56,7 +57,13 @@ struct Export: ParsableCommand {
       throw ValidationError("--opset \(opset): SegKit writes opsets \(ONNXGraphWriter.supportedOpsets.lowerBound) to \(ONNXGraphWriter.supportedOpsets.upperBound)")
     }
     let outURL = try writableFile(out, option: "--out")
+    if let name = model.model, let widths = ModelZoo.flowNetworkWidths(name) {
+      return try exportFlowNetwork(name: name, widths: widths, to: outURL)
+    }
     let run = try model.run()
+    if let run, (try run.layout.manifest()).task == .flow {
+      return try exportFlowNetwork(name: (try run.layout.manifest()).model, run: run.layout, to: outURL)
+    }
     let loaded = try model.load(run: run?.layout, fallbackClasses: nil, requireWeights: false)
     if loaded.weights == nil { warn("no weights given: the graph holds the model's initial (random) weights") }
     var options = ONNXExportOptions(height: height, width: width)
@@ -81,7 +88,37 @@ struct Export: ParsableCommand {
     } catch let error as ExportError {
       throw CommandError("\(manifest.model): \(error.message)")
     }
-    // Written beside the target under a temporary name, then renamed: nothing partial at --out.
+    try write(bytes, to: outURL)
+    print("\(outURL.path): \(manifest.model), \(height)×\(width), opset \(opset), \(bytes.count / 1024) KiB")
+  }
+
+  /// A flow network: inputs `first` and `second` (RGB 0…255), outputs `flow`, `features` and `scale`.
+  private func exportFlowNetwork(name: String, widths: FlowNetS.Widths? = nil, run: RunLayout? = nil, to outURL: URL) throws {
+    guard !bakePreprocessing, !argmax else {
+      throw ValidationError("--bake-preprocessing and --argmax are for segmentation models; \(name) takes two frames and gives flow")
+    }
+    let network: FlowNetS
+    if let run {
+      network = try NetworkFlow(run: run).network
+    } else if let weights = model.weights, let widths {
+      network = try NetworkFlow(widths: widths, weights: URL(fileURLWithPath: weights)).network
+    } else {
+      warn("no weights given: the graph holds the model's initial (random) weights")
+      network = try FlowNetS(widths: widths ?? .thin)
+    }
+    let bytes: Data
+    do {
+      bytes = try ONNXExport.flowModel(of: network, height: height, width: width, opset: opset,
+                                       metadata: ["model": name, "producer": "SegKit \(SegKit.version)"]).serializedData()
+    } catch let error as ExportError {
+      throw CommandError("\(name): \(error.message)")
+    }
+    try write(bytes, to: outURL)
+    print("\(outURL.path): \(name), \(height)×\(width) frames, opset \(opset), \(bytes.count / 1024) KiB")
+  }
+
+  /// Written beside the target under a temporary name, then renamed: nothing partial at `url`.
+  private func write(_ bytes: Data, to outURL: URL) throws {
     let partial = outURL.deletingLastPathComponent().appendingPathComponent(".\(outURL.lastPathComponent).partial")
     PartialFiles.register(partial)
     defer { PartialFiles.unregister(partial); try? FileManager.default.removeItem(at: partial) }
@@ -89,6 +126,5 @@ struct Export: ParsableCommand {
     guard rename(partial.path, outURL.path) == 0 else {
       throw CommandError("\(outURL.path): cannot be written (\(String(cString: strerror(errno))))")
     }
-    print("\(outURL.path): \(manifest.model), \(height)×\(width), opset \(opset), \(bytes.count / 1024) KiB")
   }
 }

@@ -93,6 +93,24 @@ final class ONNXExportTests: XCTestCase {
     XCTAssertGreaterThan(agreement, 0.999)
   }
 
+  /// A flow network takes two frames of any size (resized inside to multiples of 64)
+  /// and gives the flow in pixels, conv6_1 and the scale field, as SegKit does.
+  func testFlowNetworkMatchesONNXRuntime() throws {
+    Torch.manualSeed(3)
+    let network = try FlowNetS(widths: .thin, scaleClasses: 4)
+    network.eval()
+    let first = try Tensor.rand([1, 3, 70, 90]) * 255, second = try Tensor.rand([1, 3, 70, 90]) * 255
+    let expected = try Torch.withInferenceMode { try network.flowAndOutput(from: first, to: second) }
+    let file = folder.appendingPathComponent("flow.onnx")
+    try ONNXExport.flowModel(of: network, height: 70, width: 90).serializedData().write(to: file)
+    let (outputs, meta) = try runInONNXRuntime(file, feeds: [("first", first), ("second", second)])
+    XCTAssertEqual(meta["outputs"] as? [String], ["flow", "features", "scale"])
+    XCTAssertEqual(try outputs["flow"].shape, [1, 2, 70, 90])
+    XCTAssertLessThan(try relativeError(try outputs["flow"], expected.flow), 1e-4)
+    XCTAssertLessThan(try relativeError(try outputs["features"], expected.output.features), 1e-4)
+    XCTAssertLessThan(try relativeError(try outputs["scale"], try XCTUnwrap(expected.output.scale)), 1e-4)
+  }
+
   /// An operation the exporter does not know is named, not exported wrongly; so is a bad opset.
   func testUnknownOperationsAndOpsetsAreErrors() throws {
     let network = try ModelZoo.make("fcn8s_resnet18", classes: 3)

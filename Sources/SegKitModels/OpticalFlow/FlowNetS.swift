@@ -160,11 +160,17 @@ public final class FlowNetS: Module {
   /// [N, 2, H, W], channel 0 horizontal: first(x) ≈ second(x + flow(x)). Frames whose
   /// sides are not multiples of 64 are resized to the next ones and the flow is scaled back.
   public func flow(from first: Tensor, to second: Tensor) throws -> Tensor {
+    try flowAndOutput(from: first, to: second).flow
+  }
+
+  /// `flow(from:to:)` with the network's output it came from (features, scale field).
+  public func flowAndOutput(from first: Tensor, to second: Tensor) throws -> (flow: Tensor, output: Output) {
     let (height, width) = (first.shape[2], first.shape[3])
     let size = Self.inputSize(height: height, width: width)
-    let flow = try (try output(from: first, to: second).flow2 * Self.flowScale).interpolate(size: size)
-    guard size != Size2(height, width) else { return flow }
+    let output = try output(from: first, to: second)
+    let flow = try (output.flow2 * Self.flowScale).interpolate(size: size)
+    guard size != Size2(height, width) else { return (flow, output) }
     let scale = try Tensor([Float(width) / Float(size.width), Float(height) / Float(size.height)], shape: [1, 2, 1, 1]).to(flow.device)
-    return try flow.interpolate(size: Size2(height, width)) * scale
+    return (try flow.interpolate(size: Size2(height, width)) * scale, output)
   }
 }

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# CPU inference of one torchvision model three ways, one process after another, the
+# same threads (2): ONNX Runtime on the ONNX file `segkit export` wrote, SegKit's own
+# fast path (segkit-bench inference) and PyTorch eager (no_grad); the median of RUNS
+# passes after a warm-up, and the ratios to ONNX Runtime.
+# Usage: Benchmarks/onnx.sh [MODEL] [SIZE] [RUNS]
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+model="${1:-lraspp_mobilenet_v3_large}"; size="${2:-513}"; runs="${3:-5}"
+bash scripts/setup-libtorch.sh >/dev/null
+bash scripts/setup-oracle.sh >/dev/null
+swift build -c release --product segkit >/dev/null
+swift build -c release --product segkit-bench >/dev/null
+bin="$(swift build -c release --show-bin-path)"
+work="$(mktemp -d /tmp/segkit-onnx-bench.XXXXXX)"
+trap 'rm -rf "$work"' EXIT
+"$bin/segkit" export --model "$model" --out "$work/model.onnx" --height "$size" --width "$size" >/dev/null 2>&1
+py=.deps/oracle/bin/python
+ort="$($py Benchmarks/python/onnxruntime_inference.py "$work/model.onnx" "$size" "$runs")"
+segkit="$("$bin/segkit-bench" inference "$model" "$size" "$runs")"
+torch="$($py Benchmarks/python/inference.py "$model" "$size" "$runs")"
+$py - "$ort" "$segkit" "$torch" "$model" "$size" <<'PY'
+import json, sys
+ort, segkit, torch = (json.loads(a)["seconds"] for a in sys.argv[1:4])
+print(f"{sys.argv[4]} at {sys.argv[5]}x{sys.argv[5]}, 2 threads, median seconds (ratio to ONNX Runtime; above 1 is slower)")
+for name, seconds in [("ONNX Runtime (SegKit's export)", ort), ("SegKit fast path", segkit), ("PyTorch eager", torch)]:
+    print(f"{name:<32}{seconds:>9.3f}{seconds / ort:>8.2f}")
+PY
