@@ -13,14 +13,17 @@ import Foundation
 public final class ProcessGroup {
   public enum Backend: Sendable { case gloo }
 
+  /// The most processes a group may hold (the shim counts ranks in 32 bits).
+  public static let largestWorld = 1 << 20
+
   public let rank: Int
   public let worldSize: Int
   public let timeout: TimeInterval
   let handle: sk_process_group
 
   public init(host: String, port: Int, rank: Int, worldSize: Int, backend: Backend = .gloo, timeout: TimeInterval = 300) throws {
-    guard worldSize >= 1, (0..<worldSize).contains(rank) else {
-      throw TorchError("rank \(rank) of world size \(worldSize): need 0 ≤ rank < world size")
+    guard (1...Self.largestWorld).contains(worldSize), (0..<worldSize).contains(rank) else {
+      throw TorchError("rank \(rank) of world size \(worldSize): need 0 ≤ rank < world size ≤ \(Self.largestWorld)")
     }
     guard (1...65535).contains(port) else { throw TorchError("port \(port) is not 1 to 65535") }
     guard timeout > 0, timeout <= 7 * 86400 else { throw TorchError("timeout \(timeout) s is not a timeout") }

@@ -256,6 +256,9 @@ final class DistributedTrainingTests: XCTestCase {
     XCTAssertTrue(unnamed.error.contains("needs --run DIR"), unnamed.error)
     let badRank = try SegKitCommand.run(["train", "--config", config.path], environment: ["WORLD_SIZE": "2", "RANK": "two"])
     XCTAssertTrue(badRank.error.contains("RANK='two' is not an integer"), badRank.error)
+    let hugeWorld = try SegKitCommand.run(["train", "--config", config.path], environment: ["WORLD_SIZE": "9999999999999", "RANK": "0"])
+    XCTAssertNotEqual(hugeWorld.status, 0)
+    XCTAssertTrue(hugeWorld.error.contains("WORLD_SIZE 9999999999999"), hugeWorld.error)
   }
 
   static func children(of pid: Int32) -> [Int32] {

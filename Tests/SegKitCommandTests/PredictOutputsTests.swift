@@ -103,14 +103,10 @@ final class PredictOutputsTests: XCTestCase {
     for i in 0..<300 { try writer.write(image(i % 7)) }
     try writer.finish()
     let out = dir.appendingPathComponent("stopped")
-    let process = Process()
-    process.executableURL = try SegKitCommand.executable()
-    process.arguments = ["predict", "--model", "lraspp_mobilenet_v3_large", "--weights", weights.path, "--input", clip.path,
-                         "--output", out.path, "--frames"]
     let output = Pipe()
-    process.standardOutput = output
-    process.standardError = FileHandle.nullDevice
-    try process.run()
+    let process = try SegKitCommand.start(
+      ["predict", "--model", "lraspp_mobilenet_v3_large", "--weights", weights.path, "--input", clip.path, "--output", out.path,
+       "--frames"], output: output)
     let frames = out.appendingPathComponent("long")
     let deadline = Date().addingTimeInterval(60)
     while Date() < deadline && ((try? FileManager.default.contentsOfDirectory(atPath: frames.path))?.count ?? 0) < 3 {

@@ -40,13 +40,8 @@ final class TrainCommandTests: XCTestCase {
   func testInterruptWritesACheckpoint() throws {
     let (_, config) = try fixture(steps: 10_000)
     let run = root.appendingPathComponent("run")
-    let process = Process()
-    process.executableURL = try SegKitCommand.executable()
-    process.arguments = ["train", "--config", config.path, "--run", run.path]
     let output = Pipe()
-    process.standardOutput = output
-    process.standardError = FileHandle.nullDevice
-    try process.run()
+    let process = try SegKitCommand.start(["train", "--config", config.path, "--run", run.path], output: output)
     let log = run.appendingPathComponent("train.log")
     let deadline = Date().addingTimeInterval(60)
     while Date() < deadline && !((try? String(contentsOf: log, encoding: .utf8))?.contains("step 2/") ?? false) {

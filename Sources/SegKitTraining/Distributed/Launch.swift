@@ -15,8 +15,8 @@ public struct DistributedEnvironment: Sendable, Equatable {
   public let masterPort: Int
 
   public init(rank: Int, worldSize: Int, localRank: Int, masterAddress: String, masterPort: Int) throws {
-    guard worldSize >= 1, (0..<worldSize).contains(rank), localRank >= 0 else {
-      throw TrainingError("RANK \(rank), WORLD_SIZE \(worldSize), LOCAL_RANK \(localRank): need 0 ≤ RANK < WORLD_SIZE and LOCAL_RANK ≥ 0")
+    guard (1...ProcessGroup.largestWorld).contains(worldSize), (0..<worldSize).contains(rank), localRank >= 0 else {
+      throw TrainingError("RANK \(rank), WORLD_SIZE \(worldSize), LOCAL_RANK \(localRank): need 0 ≤ RANK < WORLD_SIZE ≤ \(ProcessGroup.largestWorld) and LOCAL_RANK ≥ 0")
     }
     guard (1...65535).contains(masterPort) else { throw TrainingError("MASTER_PORT \(masterPort) is not 1 to 65535") }
     guard !masterAddress.isEmpty else { throw TrainingError("MASTER_ADDR is empty") }
@@ -77,6 +77,9 @@ public struct WorkerLauncher {
   public func check() throws {
     guard (1...1024).contains(processesPerNode) else { throw TrainingError("--nproc-per-node \(processesPerNode) is not 1 to 1024") }
     guard (1...100_000).contains(nodes) else { throw TrainingError("--nnodes \(nodes) is not a machine count") }
+    guard worldSize <= ProcessGroup.largestWorld else {
+      throw TrainingError("--nnodes \(nodes) × --nproc-per-node \(processesPerNode) is more than \(ProcessGroup.largestWorld) processes")
+    }
     guard (0..<nodes).contains(nodeRank) else { throw TrainingError("--node-rank \(nodeRank) is not 0 to \(nodes - 1)") }
     guard (1...65535).contains(masterPort) else { throw TrainingError("--master-port \(masterPort) is not 1 to 65535") }
     if nodeRank == 0 {
