@@ -13,18 +13,35 @@ public struct ExportError: Error, CustomStringConvertible, Equatable {
 /// initializers under their state-dict names, and a value that an unknown
 /// operation made is an error naming the operation that read it.
 ///
-/// Shapes are those of the traced input: reshapes and resizes carry the sizes they
-/// were traced with, so the graph is for that input size.
+/// From one recording the graph is for the input size it was recorded with: resizes,
+/// crops, pads and reshapes carry the sizes they were traced with. From several
+/// recordings at different sizes (`init(recordings:)`) those sizes are computed in the
+/// graph from its input's shape (`OpenSizes`), and batch, height and width stay open.
 public struct ONNXGraphWriter {
   public static let supportedOpsets = 14...17
 
+  /// One run of the computation: its trace, the tensors standing for the graph's
+  /// inputs and the tensors it returned as outputs, in the graph's order.
+  public struct Recording {
+    public let trace: OperationTrace
+    public let inputs: [Tensor]
+    public let outputs: [Tensor]
+    public init(trace: OperationTrace, inputs: [Tensor], outputs: [Tensor]) {
+      (self.trace, self.inputs, self.outputs) = (trace, inputs, outputs)
+    }
+  }
+
   public let opset: Int
-  private var trace: OperationTrace
+  var trace: OperationTrace
   private var names: [ObjectIdentifier: String] = [:]
   private var nodes: [Onnx_NodeProto] = []
   private var initializers: [Onnx_TensorProto] = []
-  private var constantNames: [ObjectIdentifier: String]
+  var constantNames: [ObjectIdentifier: String]
   private var counter = 0
+  var openSizes: OpenSizes?
+  var recordedInputs: [Tensor] = []
+  var shapeValues: [OpenSizes.Value: String] = [:]
+  var dimensionValues: [OpenSizes.Dimension: String] = [:]
 
   /// `constantNames` names tensors that existed before recording (a state dict's keys).
   public init(trace: OperationTrace, opset: Int = 17, constantNames: [ObjectIdentifier: String] = [:]) throws {
@@ -36,31 +53,35 @@ public struct ONNXGraphWriter {
     self.constantNames = constantNames
   }
 
-  /// The model: `inputs` (graph inputs with the tensors traced for them) in front of
-  /// the recorded steps, `outputs` named as given, `metadata` in metadata_props.
-  /// `prelude` may add nodes before the steps (binding traced tensors to them),
-  /// `epilogue` extra outputs after them; `extraInputs` are graph inputs the
-  /// prelude reads.
+  /// A graph with open sizes from `recordings` of one computation at different input
+  /// sizes; nodes are written from the first, sizes from all of them.
+  public init(recordings: [Recording], opset: Int = 17, constantNames: [ObjectIdentifier: String] = [:]) throws {
+    guard let first = recordings.first, recordings.count >= 2 else {
+      throw ExportError("open sizes need recordings at two input sizes or more")
+    }
+    try self.init(trace: first.trace, opset: opset, constantNames: constantNames)
+    recordedInputs = first.inputs
+    let trace = first.trace
+    openSizes = try OpenSizes(
+      traces: recordings.map(\.trace), inputs: recordings.map(\.inputs), outputs: recordings.map(\.outputs),
+      describe: { step in Self.layer(near: step, in: trace, names: constantNames) })
+  }
+
+  /// The graph: `inputs` in front of the recorded steps (with open sizes, the first
+  /// recording's inputs, in order), `outputs` named as given, `metadata` in metadata_props.
   public mutating func model(
-    inputs: [(name: String, tensor: Tensor)], outputs: [(name: String, tensor: Tensor)], metadata: [String: String],
-    prelude: (inout ONNXGraphWriter) throws -> Void = { _ in },
-    epilogue: (inout ONNXGraphWriter) throws -> [(name: String, value: String, tensor: Tensor)] = { _ in [] },
-    extraInputs: [(name: String, tensor: Tensor)] = []
+    inputs: [(name: String, tensor: Tensor)], outputs: [(name: String, tensor: Tensor)], metadata: [String: String]
   ) throws -> Onnx_ModelProto {
     for (name, tensor) in inputs { names[ObjectIdentifier(tensor)] = name }
-    try prelude(&self)
-    for step in trace.steps { try write(step) }
+    for (index, step) in trace.steps.enumerated() { try write(step, index: index) }
+    let dimensionNames = openDimensionNames(inputs.first?.tensor)
     var graph = Onnx_GraphProto()
     graph.name = "segkit"
-    graph.input = (inputs + extraInputs).map { Self.valueInfo($0.name, $0.tensor) }
+    graph.input = inputs.map { valueInfo($0.name, $0.tensor, dimensionNames) }
     for (name, tensor) in outputs {
       let value = try self.name(of: tensor, readBy: "output \(name)")
       add("Identity", [value], [name])
-      graph.output.append(Self.valueInfo(name, tensor))
-    }
-    for extra in try epilogue(&self) {
-      add("Identity", [extra.value], [extra.name])
-      graph.output.append(Self.valueInfo(extra.name, extra.tensor))
+      graph.output.append(valueInfo(name, tensor, dimensionNames))
     }
     graph.node = nodes
     graph.initializer = initializers
@@ -79,6 +100,22 @@ public struct ONNXGraphWriter {
       return entry
     }
     return model
+  }
+
+  /// The layer a step belongs to, by the state-dict name of the nearest weight a step
+  /// at or after it reads (or, failing that, before it).
+  static func layer(near step: Int, in trace: OperationTrace, names: [ObjectIdentifier: String]) -> String {
+    let steps = trace.steps
+    let order = Array(steps.indices.suffix(from: min(step, steps.count))) + (0..<min(step, steps.count)).reversed()
+    for index in order {
+      for tensor in steps[index].inputs {
+        guard let name = names[ObjectIdentifier(tensor)] else { continue }
+        let layer = name.split(separator: ".").dropLast().joined(separator: ".")
+        let what = OpenSizes.form(steps[step < steps.count ? step : index].operation)
+        return "\(what.prefix(60)) \(index == step ? "in" : index > step ? "before" : "after") layer `\(layer)`"
+      }
+    }
+    return "step \(step + 1)"
   }
 
   // MARK: Values
@@ -132,12 +169,15 @@ public struct ONNXGraphWriter {
 
   // MARK: Steps
 
-  private mutating func write(_ step: OperationTrace.Step) throws {
+  private mutating func write(_ step: OperationTrace.Step, index: Int) throws {
     let label = "\(step.operation)".prefix(60)
     var inputs: [String] = []
     for tensor in step.inputs { inputs.append(try name(of: tensor, readBy: "\(label)")) }
-    let output = fresh("value")
     let x = inputs.first ?? ""
+    if Self.changesNothing(step), openSizes?.traces.allSatisfy({ Self.changesNothing($0.steps[index]) }) ?? true {
+      return bind(step.output, to: x)
+    }
+    let output = fresh("value")
     let dtype = step.output.dtype
     switch step.operation {
     case .conv2d(let stride, let padding, let dilation, let groups):
@@ -189,6 +229,9 @@ public struct ONNXGraphWriter {
       let input = step.inputs[0].shape
       if size.height == 1 && size.width == 1 {
         add("GlobalAveragePool", [x], [output])
+      } else if let openSizes, let value = openSizes.value(of: step.inputs[0]),
+                let shapes = openSizes.shapes[value], !shapes.allSatisfy({ $0.suffix(2) == shapes[0].suffix(2) }) {
+        throw ExportError("\(Self.layer(near: index, in: trace, names: constantNames)): adaptive average pooling to \(size.height)×\(size.width) pools windows whose size follows the input's, which ONNX's pooling cannot express; export it at a fixed --height and --width")
       } else if input[2] % size.height == 0 && input[3] % size.width == 0 {
         let kernel = [input[2] / size.height, input[3] / size.width]
         add("AveragePool", [x], [output], [.ints("kernel_shape", kernel), .ints("strides", kernel)])
@@ -196,8 +239,11 @@ public struct ONNXGraphWriter {
         throw ExportError("adaptive average pooling from \(input[2])×\(input[3]) to \(size.height)×\(size.width) has uneven windows, which ONNX's pooling cannot express; export at a size divisible by the output")
       }
     case .interpolate(let size, let mode, let alignCorners):
-      let shape = step.inputs[0].shape
-      let sizes = try constant([shape[0], shape[1], size.height, size.width], stem: "sizes")
+      let sizes = try self.sizes({ step in
+        guard case .interpolate(let size, _, _) = step.operation else { return [] }
+        let shape = step.inputs[0].shape
+        return [shape[0], shape[1], size.height, size.width]
+      }, step: index, what: "resize target", axis: { $0 })
       var attributes: [Onnx_AttributeProto]
       switch mode {
       case .nearest:
@@ -214,15 +260,33 @@ public struct ONNXGraphWriter {
       add("Resize", [x, "", "", sizes], [output], attributes)
     case .concatenate(let dim):
       add("Concat", inputs, [output], [.int("axis", dim)])
-    case .narrow(let dim, let start, let length):
-      add("Slice", [x, try constant([start], stem: "starts"), try constant([start + length], stem: "ends"), try constant([dim], stem: "axes")], [output])
-    case .pad(let pads, let mode, let value):
-      let rank = step.inputs[0].rank
-      var begins = [Int](repeating: 0, count: rank), ends = [Int](repeating: 0, count: rank)
-      for pair in 0..<(pads.count / 2) {
-        begins[rank - 1 - pair] = pads[2 * pair]
-        ends[rank - 1 - pair] = pads[2 * pair + 1]
+    case .narrow(let dim, _, _):
+      func bounds(_ step: OperationTrace.Step) -> [Int] {
+        guard case .narrow(_, let start, let length) = step.operation else { return [] }
+        return [start, start + length]
       }
+      let starts = try sizes({ [bounds($0)[0]] }, step: index, what: "crop start", axis: { _ in dim })
+      let ends: String
+      do {
+        ends = try sizes({ [bounds($0)[1]] }, step: index, what: "crop end", axis: { _ in dim }, clampedTo: { [$0.inputs[0].shape[dim]] })
+      } catch {
+        // A centred crop: its end is its start plus a length that follows some value.
+        let lengths = try sizes({ [bounds($0)[1] - bounds($0)[0]] }, step: index, what: "crop length", axis: { _ in dim })
+        ends = add("Add", [starts, lengths], [fresh("ends")])
+      }
+      add("Slice", [x, starts, ends, try constant([dim], stem: "axes")], [output])
+    case .pad(_, let mode, let value):
+      // torch lists (begin, end) pairs from the last dimension; ONNX all begins, then all ends.
+      let amounts = try sizes({ step in
+        guard case .pad(let pads, _, _) = step.operation else { return [] }
+        let rank = step.inputs[0].rank
+        var begins = [Int](repeating: 0, count: rank), ends = [Int](repeating: 0, count: rank)
+        for pair in 0..<(pads.count / 2) {
+          begins[rank - 1 - pair] = pads[2 * pair]
+          ends[rank - 1 - pair] = pads[2 * pair + 1]
+        }
+        return begins + ends
+      }, step: index, what: "pad amount", axis: { $0 % step.inputs[0].rank })
       let onnxMode: String
       switch mode {
       case .constant: onnxMode = "constant"
@@ -230,13 +294,21 @@ public struct ONNXGraphWriter {
       case .replicate: onnxMode = "edge"
       case .circular: throw ExportError("circular padding has no ONNX Pad equivalent in opset \(opset)")
       }
-      add("Pad", [x, try constant(begins + ends, stem: "pads"), try scalar(value, dtype: dtype)], [output], [.string("mode", onnxMode)])
-    case .reshape(let shape):
-      add("Reshape", [x, try constant(shape)], [output])
+      add("Pad", [x, amounts, try scalar(value, dtype: dtype)], [output], [.string("mode", onnxMode)])
+    case .reshape:
+      let shape = try sizes({ step in
+        guard case .reshape(let shape) = step.operation else { return [] }
+        return shape
+      }, step: index, what: "reshape size")
+      add("Reshape", [x, shape], [output])
     case .permute(let dims):
       add("Transpose", [x], [output], [.ints("perm", dims)])
-    case .expand(let shape):
-      add("Expand", [x, try constant(shape)], [output])
+    case .expand:
+      let shape = try sizes({ step in
+        guard case .expand(let shape) = step.operation else { return [] }
+        return shape
+      }, step: index, what: "expand size")
+      add("Expand", [x, shape], [output])
     case .mean(let dims, let keepDim):
       let axes = dims.isEmpty ? Array(0..<step.inputs[0].rank) : dims
       add("ReduceMean", [x], [output], [.ints("axes", axes), .int("keepdims", keepDim ? 1 : 0)])
@@ -258,96 +330,13 @@ public struct ONNXGraphWriter {
     bind(step.output, to: output)
   }
 
-  // MARK: Protobuf values
-
-  static func tensorProto(_ tensor: Tensor, name: String) throws -> Onnx_TensorProto {
-    var proto = Onnx_TensorProto()
-    proto.name = name
-    proto.dims = tensor.shape.map(Int64.init)
-    proto.dataType = try elementType(tensor.dtype)
-    proto.rawData = try tensor.to(.cpu).contiguous().data()
-    return proto
-  }
-
-  static func elementType(_ dtype: DType) throws -> Int32 {
-    switch dtype {
-    case .float32: return 1
-    case .uint8: return 2
-    case .int8: return 3
-    case .int16: return 5
-    case .int32: return 6
-    case .int64: return 7
-    case .bool: return 9
-    case .float16: return 10
-    case .float64: return 11
-    case .bfloat16: return 16
+  /// A resize to the same size, a crop that keeps everything or a pad of nothing:
+  /// left out of the graph when it is one at every recorded size.
+  static func changesNothing(_ step: OperationTrace.Step) -> Bool {
+    switch step.operation {
+    case .interpolate, .narrow: return step.inputs[0].shape == step.output.shape
+    case .pad(let pads, _, _): return pads.allSatisfy { $0 == 0 }
+    default: return false
     }
-  }
-
-  static func valueInfo(_ name: String, _ tensor: Tensor) -> Onnx_ValueInfoProto {
-    var info = Onnx_ValueInfoProto()
-    info.name = name
-    var type = Onnx_TypeProto.Tensor()
-    type.elemType = (try? elementType(tensor.dtype)) ?? 0
-    var shape = Onnx_TensorShapeProto()
-    shape.dim = tensor.shape.map { size in
-      var dim = Onnx_TensorShapeProto.Dimension()
-      dim.dimValue = Int64(size)
-      return dim
-    }
-    type.shape = shape
-    var typeProto = Onnx_TypeProto()
-    typeProto.tensorType = type
-    info.type = typeProto
-    return info
-  }
-}
-
-extension OperationTrace.Binary {
-  var onnx: String {
-    switch self {
-    case .add: return "Add"
-    case .sub: return "Sub"
-    case .mul: return "Mul"
-    case .div: return "Div"
-    }
-  }
-}
-
-extension Size2 {
-  var pair: [Int] { [height, width] }
-}
-
-extension Onnx_AttributeProto {
-  static func int(_ name: String, _ value: Int) -> Onnx_AttributeProto {
-    var attribute = Onnx_AttributeProto()
-    attribute.name = name
-    attribute.type = .int
-    attribute.i = Int64(value)
-    return attribute
-  }
-
-  static func ints(_ name: String, _ values: [Int]) -> Onnx_AttributeProto {
-    var attribute = Onnx_AttributeProto()
-    attribute.name = name
-    attribute.type = .ints
-    attribute.ints = values.map(Int64.init)
-    return attribute
-  }
-
-  static func float(_ name: String, _ value: Double) -> Onnx_AttributeProto {
-    var attribute = Onnx_AttributeProto()
-    attribute.name = name
-    attribute.type = .float
-    attribute.f = Float(value)
-    return attribute
-  }
-
-  static func string(_ name: String, _ value: String) -> Onnx_AttributeProto {
-    var attribute = Onnx_AttributeProto()
-    attribute.name = name
-    attribute.type = .string
-    attribute.s = Data(value.utf8)
-    return attribute
   }
 }

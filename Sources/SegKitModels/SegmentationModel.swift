@@ -64,7 +64,7 @@ public final class SegmentationModel: Module, SegmentationNetwork {
     let divisor = classifier.requiredDivisor
     let padded = Size2((size.height + divisor - 1) / divisor * divisor, (size.width + divisor - 1) / divisor * divisor)
     // Replicating the border rather than zeros adds no artificial edge to the image.
-    let input = padded == size
+    let input = padded == size && !(OperationTrace.isRecording && divisor > 1)
       ? x : try x.pad([0, padded.width - size.width, 0, padded.height - size.height], mode: .replicate)
     let features = try backbone.features(input)
     let decoded = try classifier.forward(features: features, inputSize: padded)

@@ -44,6 +44,16 @@ extension Module {
     return count
   }
 
+  /// The weights and biases folded convolutions use instead of their registered
+  /// ones, under those parameters' names (an export names its constants by them).
+  public func namedFoldedTensors() -> [(String, Tensor)] {
+    namedModules().flatMap { path, module -> [(String, Tensor)] in
+      guard let folded = (module as? Conv2d)?.folded else { return [] }
+      let prefix = path.isEmpty ? "" : path + "."
+      return [(prefix + "weight", folded.weight), (prefix + "bias", folded.bias)]
+    }
+  }
+
   /// Forgets every fold, so each layer uses its registered parameters again.
   func discardBatchNormFolding() {
     for module in modules() {

@@ -56,7 +56,7 @@ public final class OperationTrace {
 
   @TaskLocal static var active: OperationTrace?
   /// Traces recording anywhere; lets tensor creation skip the task-local lookup.
-  nonisolated(unsafe) private static var recordingCount = 0
+  nonisolated(unsafe) fileprivate static var recordingCount = 0
   private static let countLock = NSLock()
 
   /// Runs `body` while recording its tensor operations on this task.
@@ -88,7 +88,11 @@ public final class OperationTrace {
     trace.unexplained.insert(ObjectIdentifier(tensor))
   }
 
-  static var isRecording: Bool { recordingCount > 0 }
+  /// Whether operations are being recorded. Code that skips an operation when it
+  /// would change nothing at the current size (a resize to the same size) runs it
+  /// anyway while recording, so that a graph with open sizes holds it for the sizes
+  /// where it does change something.
+  public static var isRecording: Bool { recordingCount > 0 && active != nil }
 
   /// Records `output` as made by `operation` from `inputs`; returns `output`.
   @inline(__always)
@@ -124,7 +128,7 @@ extension Tensor {
   /// Records `self` as made by `operation` (nil: an operation the trace does not know) from `inputs`.
   @inline(__always)
   func traced(_ operation: @autoclosure () -> OperationTrace.Operation?, _ inputs: @autoclosure () -> [Tensor?]) -> Tensor {
-    guard OperationTrace.isRecording, let operation = operation() else { return self }
+    guard OperationTrace.recordingCount > 0, let operation = operation() else { return self }
     return OperationTrace.note(operation, inputs(), self)
   }
 }

@@ -15,7 +15,10 @@ struct Export: ParsableCommand {
       instead and normalises inside the graph; --argmax adds `labels`, the class of each pixel. \
       Batch norm is folded into the convolutions. metadata_props hold the model's name, classes, \
       class names, normalisation and colours. The graph is written for one input size \
-      (--height, --width).
+      (--height, --width), or with --dynamic for any batch, height and width the network takes. \
+      Flow networks (--model flownets_thin or flownet2s, or a `task: flow` run) take `first` and \
+      `second` and give `flow`, `features` and `scale`; a decision network (--decision FILE) takes \
+      `features` and gives `score`.
       """
   )
 
@@ -30,14 +33,17 @@ struct Export: ParsableCommand {
   @Option(help: "ONNX opset, 14 to 17.")
   var opset = 17
 
-  @Option(help: "Input height the graph is written for.")
-  var height = 512
+  @Option(help: "Input height the graph is written for (default 512; a decision network: its feature grid).")
+  var height: Int?
 
-  @Option(help: "Input width the graph is written for.")
-  var width = 512
+  @Option(help: "Input width the graph is written for (default 512; a decision network: its feature grid).")
+  var width: Int?
 
-  @Flag(help: "Input and output sizes left open (not supported yet: the graph is written for --height × --width).")
+  @Flag(help: "Leave batch, height and width open (the graph is recorded near --height × --width).")
   var dynamic = false
+
+  @Option(help: "A decision network to export (OUT/decision.safetensors of `segkit dvs train-decision`).")
+  var decision: String?
 
   @Flag(help: "Take a uint8 H×W×3 RGB image and normalise inside the graph.")
   var bakePreprocessing = false
@@ -47,16 +53,14 @@ struct Export: ParsableCommand {
 
   func run() throws {
     guard format == "onnx" else { throw ValidationError("--format \(format): SegKit writes onnx") }
-    guard !dynamic else {
-      throw ValidationError("--dynamic: SegKit's ONNX export writes fixed sizes so far; give --height and --width")
-    }
-    guard (1...16384).contains(height), (1...16384).contains(width) else {
-      throw ValidationError("--height and --width must be 1 to 16384, got \(height)×\(width)")
+    for (option, value) in [("--height", height), ("--width", width)] {
+      if let value, !(1...16384).contains(value) { throw ValidationError("\(option) must be 1 to 16384, got \(value)") }
     }
     guard ONNXGraphWriter.supportedOpsets.contains(opset) else {
       throw ValidationError("--opset \(opset): SegKit writes opsets \(ONNXGraphWriter.supportedOpsets.lowerBound) to \(ONNXGraphWriter.supportedOpsets.upperBound)")
     }
     let outURL = try writableFile(out, option: "--out")
+    if let decision { return try exportDecisionNetwork(decision, to: outURL) }
     if let name = model.model, let widths = ModelZoo.flowNetworkWidths(name) {
       return try exportFlowNetwork(name: name, widths: widths, to: outURL)
     }
@@ -66,8 +70,8 @@ struct Export: ParsableCommand {
     }
     let loaded = try model.load(run: run?.layout, fallbackClasses: nil, requireWeights: false)
     if loaded.weights == nil { warn("no weights given: the graph holds the model's initial (random) weights") }
-    var options = ONNXExportOptions(height: height, width: width)
-    (options.opset, options.bakePreprocessing, options.argmax) = (opset, bakePreprocessing, argmax)
+    var options = ONNXExportOptions(height: height ?? 512, width: width ?? 512)
+    (options.opset, options.openSizes, options.bakePreprocessing, options.argmax) = (opset, dynamic, bakePreprocessing, argmax)
     let manifest = loaded.manifest
     let normalization = manifest.normalization
     let metadata: [String: String] = [
@@ -89,7 +93,7 @@ struct Export: ParsableCommand {
       throw CommandError("\(manifest.model): \(error.message)")
     }
     try write(bytes, to: outURL)
-    print("\(outURL.path): \(manifest.model), \(height)×\(width), opset \(opset), \(bytes.count / 1024) KiB")
+    print("\(outURL.path): \(manifest.model), \(sizeDescription(options.height, options.width)), opset \(opset), \(bytes.count / 1024) KiB")
   }
 
   /// A flow network: inputs `first` and `second` (RGB 0…255), outputs `flow`, `features` and `scale`.
@@ -108,13 +112,38 @@ struct Export: ParsableCommand {
     }
     let bytes: Data
     do {
-      bytes = try ONNXExport.flowModel(of: network, height: height, width: width, opset: opset,
+      bytes = try ONNXExport.flowModel(of: network, height: height ?? 512, width: width ?? 512, opset: opset, openSizes: dynamic,
                                        metadata: ["model": name, "producer": "SegKit \(SegKit.version)"]).serializedData()
     } catch let error as ExportError {
       throw CommandError("\(name): \(error.message)")
     }
     try write(bytes, to: outURL)
-    print("\(outURL.path): \(name), \(height)×\(width) frames, opset \(opset), \(bytes.count / 1024) KiB")
+    print("\(outURL.path): \(name), \(sizeDescription(height ?? 512, width ?? 512)) frames, opset \(opset), \(bytes.count / 1024) KiB")
+  }
+
+  /// A decision network: input `features` (the flow network's conv6_1), output `score`.
+  private func exportDecisionNetwork(_ file: String, to outURL: URL) throws {
+    guard model.model == nil, model.runFolder == nil, model.weights == nil, !bakePreprocessing, !argmax else {
+      throw ValidationError("--decision exports a decision network alone: leave out --model, --run, --weights, --bake-preprocessing and --argmax")
+    }
+    let network = try DecisionNetworkFile.read(URL(fileURLWithPath: file))
+    let size = Size2(height ?? network.grid.height, width ?? network.grid.width)
+    let bytes: Data
+    do {
+      bytes = try ONNXExport.decisionModel(
+        of: network, featureSize: size, opset: opset, openSizes: dynamic,
+        metadata: ["model": "dvsnet_decision", "grid": "\(network.grid.height)x\(network.grid.width)",
+                   "producer": "SegKit \(SegKit.version)"]
+      ).serializedData()
+    } catch let error as ExportError {
+      throw CommandError("\(file): \(error.message)")
+    }
+    try write(bytes, to: outURL)
+    print("\(outURL.path): decision network, \(dynamic ? "features of any size" : "\(size.height)×\(size.width) features"), opset \(opset), \(bytes.count / 1024) KiB")
+  }
+
+  private func sizeDescription(_ height: Int, _ width: Int) -> String {
+    dynamic ? "any batch and size" : "\(height)×\(width)"
   }
 
   /// Written beside the target under a temporary name, then renamed: nothing partial at `url`.

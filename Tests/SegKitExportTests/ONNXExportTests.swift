@@ -16,29 +16,52 @@ final class ONNXExportTests: XCTestCase {
   override func setUpWithError() throws { folder = try Oracle.temporaryDirectory("segkit-onnx") }
   override func tearDownWithError() throws { try? FileManager.default.removeItem(at: folder) }
 
-  /// Exports `network` and runs the file in ONNX Runtime on `feeds`; returns its
-  /// outputs by name and the model's metadata and opset.
-  func runInONNXRuntime(_ file: URL, feeds: [(String, Tensor)]) throws -> (outputs: OracleTensors, meta: [String: Any]) {
+  /// Runs each file in ONNX Runtime on its feeds, after onnx.checker; returns the
+  /// outputs of run i as "i/name" and the models' metadata, opsets and input and
+  /// output names and shapes as written in the files (meta["i"]).
+  func runInONNXRuntime(_ runs: [(file: URL, feeds: [(String, Tensor)])]) throws -> (outputs: OracleTensors, meta: [String: Any]) {
     let oracle = try OracleTensors.run("""
       import onnx, onnxruntime
-      path = \"\(file.path)\"
-      model = onnx.load(path)
-      onnx.checker.check_model(model, full_check=True)
       inputs = load_inputs()
-      session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
-      results = session.run(None, {i.name: inputs[i.name].numpy() for i in session.get_inputs()})
-      for output, value in zip(session.get_outputs(), results):
-          save(output.name, torch.from_numpy(value))
-      save_meta({"metadata": {p.key: p.value for p in model.metadata_props}, "opset": model.opset_import[0].version,
-                 "inputs": [i.name for i in session.get_inputs()], "outputs": [o.name for o in session.get_outputs()]})
-      """, inputs: feeds)
+      def dims(value):
+          return [d.dim_param or d.dim_value for d in value.type.tensor_type.shape.dim]
+      for index, path in enumerate(\(runs.map { $0.file.path })):
+          model = onnx.load(path)
+          onnx.checker.check_model(model, full_check=True)
+          session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+          results = session.run(None, {i.name: inputs[f"{index}/{i.name}"].numpy() for i in session.get_inputs()})
+          for output, value in zip(session.get_outputs(), results):
+              save(f"{index}/{output.name}", torch.from_numpy(value))
+          save_meta({str(index): {
+              "metadata": {p.key: p.value for p in model.metadata_props}, "opset": model.opset_import[0].version,
+              "inputs": [i.name for i in session.get_inputs()], "outputs": [o.name for o in session.get_outputs()],
+              "input_dims": [dims(i) for i in model.graph.input], "output_dims": [dims(o) for o in model.graph.output],
+              "initializers": [i.name for i in model.graph.initializer]}})
+      """, inputs: runs.enumerated().flatMap { index, run in run.feeds.map { ("\(index)/\($0.0)", $0.1) } })
     return (oracle, oracle.meta)
+  }
+
+  /// One file run on one set of feeds.
+  func runInONNXRuntime(_ file: URL, feeds: [(String, Tensor)]) throws -> (outputs: [String: Tensor], meta: [String: Any]) {
+    let (oracle, meta) = try runInONNXRuntime([(file, feeds)])
+    let run = try XCTUnwrap(meta["0"] as? [String: Any])
+    var outputs: [String: Tensor] = [:]
+    for name in run["outputs"] as? [String] ?? [] { outputs[name] = try oracle["0/\(name)"] }
+    return (outputs, run)
+  }
+
+  /// The dimensions of a file's inputs or outputs as written: numbers or names.
+  func dims(_ meta: [String: Any]?, _ key: String) -> [[String]] {
+    (meta?[key] as? [[Any]] ?? []).map { $0.map { "\($0)" } }
   }
 
   func relativeError(_ actual: Tensor, _ expected: Tensor) throws -> Double {
     try (actual.to(.float32) - expected).abs().max().item() / max(try expected.abs().max().item(), 1e-12)
   }
 
+  /// Each model exported for 67×75 and with open sizes; the open graph runs at 67×75,
+  /// at a batch of two at 58×90 and at 64×96 (multiples of 32: no padding), sizes it
+  /// was not recorded at.
   func testModelsMatchONNXRuntime() throws {
     // Torchvision's MobileNetV3 models (one with its auxiliary head), every decoder and
     // every encoder at least once, and OSVOS.
@@ -51,46 +74,72 @@ final class ONNXExportTests: XCTestCase {
       Torch.manualSeed(1)
       let network = try ModelZoo.make(name, classes: name.hasPrefix("osvos") ? 1 : 5)
       network.eval()
-      let input = try Tensor.randn([1, 3, 67, 75])
-      let expected = try Torch.withInferenceMode { try network.forward(input) }
+      let small = try Tensor.randn([1, 3, 67, 75]), wide = try Tensor.randn([2, 3, 58, 90]), round = try Tensor.randn([1, 3, 64, 96])
+      let expected = try Torch.withInferenceMode { (try network.forward(small), try network.forward(wide), try network.forward(round)) }
       var options = ONNXExportOptions(height: 67, width: 75)
       options.opset = 17
-      let file = folder.appendingPathComponent("\(name).onnx")
-      let model = try ONNXExport.model(of: network, options: options, normalization: .imagenet, metadata: ["model": name])
-      try model.serializedData().write(to: file)
-      let (outputs, meta) = try runInONNXRuntime(file, feeds: [("input", input)])
-      XCTAssertLessThan(try relativeError(try outputs["out"], expected.out), 1e-4, name)
-      if let aux = expected.aux {
-        XCTAssertLessThan(try relativeError(try outputs["aux"], aux), 1e-4, "\(name) aux")
+      let fixed = folder.appendingPathComponent("\(name).onnx"), open = folder.appendingPathComponent("\(name)-open.onnx")
+      try ONNXExport.model(of: network, options: options, normalization: .imagenet, metadata: ["model": name])
+        .serializedData().write(to: fixed)
+      options.openSizes = true
+      try ONNXExport.model(of: network, options: options, normalization: .imagenet).serializedData().write(to: open)
+      let (outputs, meta) = try runInONNXRuntime([
+        (fixed, [("input", small)]), (open, [("input", small)]), (open, [("input", wide)]), (open, [("input", round)]),
+      ])
+      for (run, expected) in [(0, expected.0), (1, expected.0), (2, expected.1), (3, expected.2)] {
+        XCTAssertEqual(try outputs["\(run)/out"].shape, expected.out.shape, "\(name) run \(run)")
+        XCTAssertLessThan(try relativeError(try outputs["\(run)/out"], expected.out), 1e-4, "\(name) run \(run)")
+        if let aux = expected.aux {
+          XCTAssertLessThan(try relativeError(try outputs["\(run)/aux"], aux), 1e-4, "\(name) run \(run) aux")
+        }
       }
-      XCTAssertEqual((meta["metadata"] as? [String: String])?["model"], name)
-      XCTAssertEqual(meta["opset"] as? Int, 17)
+      let (fixedMeta, openMeta) = (meta["0"] as? [String: Any], meta["1"] as? [String: Any])
+      XCTAssertEqual((fixedMeta?["metadata"] as? [String: String])?["model"], name)
+      XCTAssertEqual(fixedMeta?["opset"] as? Int, 17)
+      // Weights keep their state-dict names.
+      let firstWeight = try XCTUnwrap(network.namedParameters().first?.0)
+      XCTAssertTrue((fixedMeta?["initializers"] as? [String] ?? []).contains(firstWeight), "\(name): \(firstWeight)")
+      XCTAssertEqual(dims(openMeta, "input_dims"), [["batch", "3", "height", "width"]], name)
+      XCTAssertEqual(dims(openMeta, "output_dims").first, ["batch", name.hasPrefix("osvos") ? "1" : "5", "height", "width"], name)
     }
   }
 
   /// A uint8 image in, normalised inside the graph; the labels output is the argmax.
+  /// Fixed at 33×41, and open: a batch of two 45×38 images.
   func testBakedPreprocessingAndLabels() throws {
     Torch.manualSeed(2)
     let network = try ModelZoo.make("fcn8s_resnet18", classes: 4)
     network.eval()
-    let image = try (Tensor.rand([1, 33, 41, 3]) * 255).floor().to(.uint8)
     let normalization = InputNormalization.imagenet
-    let input = try (image.permute(0, 3, 1, 2).to(.float32) / 255 - Tensor(normalization.mean, shape: [1, 3, 1, 1]))
-      / Tensor(normalization.std, shape: [1, 3, 1, 1])
-    let expected = try Torch.withInferenceMode { try network.forward(input).out }
+    func expected(_ image: Tensor) throws -> Tensor {
+      let input = try (image.permute(0, 3, 1, 2).to(.float32) / 255 - Tensor(normalization.mean, shape: [1, 3, 1, 1]))
+        / Tensor(normalization.std, shape: [1, 3, 1, 1])
+      return try Torch.withInferenceMode { try network.forward(input).out }
+    }
+    let image = try (Tensor.rand([1, 33, 41, 3]) * 255).floor().to(.uint8)
+    let images = try (Tensor.rand([2, 45, 38, 3]) * 255).floor().to(.uint8)
     var options = ONNXExportOptions(height: 33, width: 41)
     (options.bakePreprocessing, options.argmax) = (true, true)
-    let file = folder.appendingPathComponent("baked.onnx")
-    try ONNXExport.model(of: network, options: options, normalization: normalization).serializedData().write(to: file)
-    let (outputs, meta) = try runInONNXRuntime(file, feeds: [("image", image)])
-    XCTAssertEqual(meta["inputs"] as? [String], ["image"])
-    XCTAssertEqual(meta["outputs"] as? [String], ["out", "labels"])
-    XCTAssertLessThan(try relativeError(try outputs["out"], expected), 1e-4)
-    let labels = try outputs["labels"]
-    XCTAssertEqual(labels.shape, [1, 33, 41])
-    // Ties aside, the labels are the argmax of SegKit's logits.
-    let agreement = try (labels .== expected.argmax(dim: 1)).to(.float32).mean().item()
-    XCTAssertGreaterThan(agreement, 0.999)
+    let fixed = folder.appendingPathComponent("baked.onnx"), open = folder.appendingPathComponent("baked-open.onnx")
+    try ONNXExport.model(of: network, options: options, normalization: normalization).serializedData().write(to: fixed)
+    options.openSizes = true
+    try ONNXExport.model(of: network, options: options, normalization: normalization).serializedData().write(to: open)
+    let (outputs, meta) = try runInONNXRuntime([(fixed, [("image", image)]), (open, [("image", images)])])
+    for (run, image) in [(0, image), (1, images)] {
+      let runMeta = meta["\(run)"] as? [String: Any]
+      XCTAssertEqual(runMeta?["inputs"] as? [String], ["image"])
+      XCTAssertEqual(runMeta?["outputs"] as? [String], ["out", "labels"])
+      let logits = try expected(image)
+      XCTAssertLessThan(try relativeError(try outputs["\(run)/out"], logits), 1e-4)
+      let labels = try outputs["\(run)/labels"]
+      XCTAssertEqual(labels.shape, [image.shape[0], image.shape[1], image.shape[2]])
+      // Ties aside, the labels are the argmax of SegKit's logits.
+      let agreement = try (labels .== logits.argmax(dim: 1)).to(.float32).mean().item()
+      XCTAssertGreaterThan(agreement, 0.999)
+    }
+    let openMeta = meta["1"] as? [String: Any]
+    XCTAssertEqual(dims(openMeta, "input_dims"), [["batch", "height", "width", "3"]])
+    XCTAssertEqual(dims(openMeta, "output_dims"), [["batch", "4", "height", "width"], ["batch", "height", "width"]])
   }
 
   /// A flow network takes two frames of any size (resized inside to multiples of 64)
@@ -105,10 +154,37 @@ final class ONNXExportTests: XCTestCase {
     try ONNXExport.flowModel(of: network, height: 70, width: 90).serializedData().write(to: file)
     let (outputs, meta) = try runInONNXRuntime(file, feeds: [("first", first), ("second", second)])
     XCTAssertEqual(meta["outputs"] as? [String], ["flow", "features", "scale"])
-    XCTAssertEqual(try outputs["flow"].shape, [1, 2, 70, 90])
-    XCTAssertLessThan(try relativeError(try outputs["flow"], expected.flow), 1e-4)
-    XCTAssertLessThan(try relativeError(try outputs["features"], expected.output.features), 1e-4)
-    XCTAssertLessThan(try relativeError(try outputs["scale"], try XCTUnwrap(expected.output.scale)), 1e-4)
+    XCTAssertEqual(try XCTUnwrap(outputs["flow"]).shape, [1, 2, 70, 90])
+    XCTAssertLessThan(try relativeError(try XCTUnwrap(outputs["flow"]), expected.flow), 1e-4)
+    XCTAssertLessThan(try relativeError(try XCTUnwrap(outputs["features"]), expected.output.features), 1e-4)
+    XCTAssertLessThan(try relativeError(try XCTUnwrap(outputs["scale"]), try XCTUnwrap(expected.output.scale)), 1e-4)
+  }
+
+  /// The flow is scaled back by the ratio of the frame size to the next multiples of
+  /// 64, a constant computed from the size: open sizes are refused, naming it.
+  func testFlowNetworkWithOpenSizesIsRefused() throws {
+    let network = try FlowNetS(widths: .thin)
+    XCTAssertThrowsError(try ONNXExport.flowModel(of: network, height: 70, width: 90, openSizes: true)) {
+      XCTAssertTrue("\($0)".contains("constant computed from the input size") && "\($0)".contains("fixed --height"), "\($0)")
+    }
+  }
+
+  /// DVSNet's decision network: features of its grid, and with open sizes a batch of
+  /// three feature maps of another size (resized to the grid inside).
+  func testDecisionNetworkMatchesONNXRuntime() throws {
+    Torch.manualSeed(4)
+    let network = try DecisionNetwork(featureChannels: 6, grid: Size2(2, 3), initialScore: 95)
+    network.eval()
+    let atGrid = try Tensor.randn([1, 6, 2, 3]), other = try Tensor.randn([3, 6, 5, 4])
+    let expected = try Torch.withInferenceMode { (try network.forward(atGrid), try network.forward(other)) }
+    let fixed = folder.appendingPathComponent("decision.onnx"), open = folder.appendingPathComponent("decision-open.onnx")
+    try ONNXExport.decisionModel(of: network).serializedData().write(to: fixed)
+    try ONNXExport.decisionModel(of: network, openSizes: true).serializedData().write(to: open)
+    let (outputs, meta) = try runInONNXRuntime([(fixed, [("features", atGrid)]), (open, [("features", other)])])
+    XCTAssertLessThan(try relativeError(try outputs["0/score"], expected.0), 1e-5)
+    XCTAssertLessThan(try relativeError(try outputs["1/score"], expected.1), 1e-5)
+    XCTAssertEqual(try outputs["1/score"].shape, [3])
+    XCTAssertEqual(dims(meta["1"] as? [String: Any], "input_dims"), [["batch", "6", "height", "width"]])
   }
 
   /// An operation the exporter does not know is named, not exported wrongly; so is a bad opset.

@@ -12,9 +12,10 @@ extension Tensor {
     try narrow(dim: 2, start: 0, length: size.height).narrow(dim: 3, start: 0, length: size.width)
   }
 
-  /// Bilinear resampling to `size`, skipped when the size already matches.
+  /// Bilinear resampling to `size`, skipped when the size already matches (except
+  /// while an export records it: at other sizes it may not match).
   func resized(to size: Size2, mode: Interpolation = .bilinear) throws -> Tensor {
-    spatialSize == size ? self : try interpolate(size: size, mode: mode)
+    spatialSize == size && !OperationTrace.isRecording ? self : try interpolate(size: size, mode: mode)
   }
 
   /// Aligns an upsampled map with a finer one of `size`. A transposed convolution
@@ -23,12 +24,16 @@ extension Tensor {
   /// "same" padding pixel i of the coarse map sits over pixel stride·i of the fine
   /// one, so both grids start together (FCN's crop; it needed offsets only because
   /// of its 100-pixel input padding). An encoder whose pooling rounds down leaves
-  /// the upsampled map short instead; that one is resampled.
+  /// the upsampled map short instead; that one is resampled. While an export records
+  /// it, both steps are taken at every size, so that a graph with open sizes holds
+  /// them (the writer leaves out a crop or resize that changes nothing).
   func fitted(to size: Size2) throws -> Tensor {
-    let have = spatialSize
-    if have == size { return self }
-    if have.height >= size.height && have.width >= size.width { return try cropped(to: size) }
-    return try interpolate(size: size, mode: .bilinear)
+    let have = spatialSize, recording = OperationTrace.isRecording
+    let cropped = recording || have.height > size.height || have.width > size.width
+      ? try narrow(dim: 2, start: 0, length: Swift.min(have.height, size.height))
+        .narrow(dim: 3, start: 0, length: Swift.min(have.width, size.width))
+      : self
+    return cropped.spatialSize == size && !recording ? cropped : try cropped.interpolate(size: size, mode: Interpolation.bilinear)
   }
 }
 
