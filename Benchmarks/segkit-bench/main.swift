@@ -43,7 +43,7 @@ func peakMemoryMiB() -> Double {
 /// mode, batch norm folded, channels-last) unless SEGKIT_BENCH_PLAIN=1.
 func inference(model name: String, size: Int, runs: Int) throws {
   Torch.manualSeed(0)
-  let model = try ModelZoo.make(name, classes: 21)
+  let model = try ModelZoo.make(name, classes: classes(of: name))
   model.eval()
   if ProcessInfo.processInfo.environment["SEGKIT_BENCH_PLAIN"] != "1" { try model.optimizeForInference() }
   let x = try Tensor.randn([1, 3, size, size])
@@ -57,6 +57,24 @@ func inference(model name: String, size: Int, runs: Int) throws {
   print(String(decoding: json, as: UTF8.self))
 }
 
+/// 21 (Pascal VOC), or 1 for the video object networks, which have one output channel.
+func classes(of model: String) -> Int { model.hasPrefix("osvos") || model.hasPrefix("maskrnn") ? 1 : 21 }
+
+/// One profiled pass of `inference` (after a warm-up), its operations written as a
+/// Chrome trace by libtorch's profiler, for Benchmarks/profile.sh.
+func profileInference(model name: String, size: Int, trace: String) throws {
+  Torch.manualSeed(0)
+  let model = try ModelZoo.make(name, classes: classes(of: name))
+  model.eval()
+  if ProcessInfo.processInfo.environment["SEGKIT_BENCH_PLAIN"] != "1" { try model.optimizeForInference() }
+  let x = try Tensor.randn([1, 3, size, size])
+  try Torch.withInferenceMode {
+    _ = try model(x)
+    let elapsed: Double = try Torch.profile(writingTraceTo: URL(fileURLWithPath: trace)) { try seconds { _ = try model(x) } }
+    print(String(decoding: try JSONSerialization.data(withJSONObject: ["seconds": elapsed]), as: UTF8.self))
+  }
+}
+
 let arguments = CommandLine.arguments.dropFirst()
 let threads = Int(ProcessInfo.processInfo.environment["SEGKIT_BENCH_THREADS"] ?? "") ?? 2
 try Torch.setThreads(threads)
@@ -67,6 +85,13 @@ case "inference":
   let rest = Array(arguments.dropFirst())
   try inference(model: rest.first ?? "deeplabv3_resnet50", size: rest.count > 1 ? Int(rest[1]) ?? 513 : 513,
                 runs: rest.count > 2 ? Int(rest[2]) ?? 3 : 3)
+case "profile":
+  let rest = Array(arguments.dropFirst())
+  guard rest.count == 3, let size = Int(rest[1]) else {
+    FileHandle.standardError.write("usage: segkit-bench profile MODEL SIZE TRACE.json\n".data(using: .utf8)!)
+    exit(2)
+  }
+  try profileInference(model: rest[0], size: size, trace: rest[2])
 case "loader":
   let numbers = arguments.dropFirst().map { Int($0) }
   let value = { (i: Int, fallback: Int) in numbers.count > i ? numbers[i] ?? fallback : fallback }
@@ -91,7 +116,7 @@ case "dvs":
   try dvsBenchmark(model: rest.first ?? "deeplabv3plus_resnet50", height: number(1, 512), width: number(2, 1024), frames: number(3, 10))
 default:
   FileHandle.standardError.write(
-    "usage: segkit-bench op-overhead [ITERATIONS] | inference MODEL [SIZE] [RUNS] | loader [WORKERS] [IMAGES] [BATCH] [CROP] | train [MODEL] [BATCH] [CROP] [STEPS] [WORKERS] | finetune [MODEL] [HEIGHT] [WIDTH] [STEPS] [FRAMES] | maskrnn [HEIGHT] [WIDTH] [FRAMES] | dvs [MODEL] [HEIGHT] [WIDTH] [FRAMES]\n"
+    "usage: segkit-bench op-overhead [ITERATIONS] | inference MODEL [SIZE] [RUNS] | profile MODEL SIZE TRACE | loader [WORKERS] [IMAGES] [BATCH] [CROP] | train [MODEL] [BATCH] [CROP] [STEPS] [WORKERS] | finetune [MODEL] [HEIGHT] [WIDTH] [STEPS] [FRAMES] | maskrnn [HEIGHT] [WIDTH] [FRAMES] | dvs [MODEL] [HEIGHT] [WIDTH] [FRAMES]\n"
       .data(using: .utf8)!)
   exit(2)
 }

@@ -1,6 +1,8 @@
 // Convolution, pooling, normalisation, resampling and padding.
 #include "shim_internal.h"
 
+#include <ATen/core/dispatch/Dispatcher.h>
+
 #include <ATen/ops/adaptive_avg_pool2d.h>
 #include <ATen/ops/adaptive_max_pool2d.h>
 #include <ATen/ops/avg_pool2d.h>
@@ -158,3 +160,34 @@ sk_status sk_pad(sk_tensor x, const int64_t *pads, int64_t npads, sk_pad_mode mo
 }
 
 } // extern "C"
+
+// oneDNN's fused convolutions (the kernels torch.compile's CPU backend uses), reached
+// through the dispatcher: the activation, and for a residual block the addition,
+// run inside the convolution instead of as passes over its output.
+sk_status sk_conv2d_fused(sk_tensor x, sk_tensor w, sk_tensor b, const int64_t *stride, const int64_t *padding,
+                          const int64_t *dilation, int64_t groups, const char *activation, const double *scalars,
+                          int32_t scalar_count, sk_tensor residual, sk_tensor *out) {
+  return guard([&] {
+    using Scalars = c10::List<std::optional<at::Scalar>>;
+    Scalars values;
+    for (int32_t i = 0; i < scalar_count; ++i) values.push_back(at::Scalar(scalars[i]));
+    if (!residual) {
+      static auto unary = c10::Dispatcher::singleton()
+        .findSchemaOrThrow("mkldnn::_convolution_pointwise", "")
+        .typed<at::Tensor(const at::Tensor &, const at::Tensor &, const std::optional<at::Tensor> &, c10::IntArrayRef,
+                          c10::IntArrayRef, c10::IntArrayRef, int64_t, std::string_view, Scalars,
+                          std::optional<std::string_view>)>();
+      put(out, unary.call(T(x), T(w), opt(b), pair(padding), pair(stride), pair(dilation), groups, activation, values,
+                          std::string_view("")));
+      return;
+    }
+    static auto binary = c10::Dispatcher::singleton()
+      .findSchemaOrThrow("mkldnn::_convolution_pointwise", "binary")
+      .typed<at::Tensor(const at::Tensor &, const at::Tensor &, const at::Tensor &, const std::optional<at::Tensor> &,
+                        c10::IntArrayRef, c10::IntArrayRef, c10::IntArrayRef, int64_t, std::string_view,
+                        std::optional<at::Scalar>, std::optional<std::string_view>, Scalars,
+                        std::optional<std::string_view>)>();
+    put(out, binary.call(T(x), T(residual), T(w), opt(b), pair(padding), pair(stride), pair(dilation), groups, "add",
+                         at::Scalar(1.0), std::string_view(activation), values, std::string_view("")));
+  });
+}

@@ -46,7 +46,8 @@ public final class SegmentationModel: Module, SegmentationNetwork {
   public private(set) var inputMemoryFormat: Tensor.MemoryFormat = .contiguous
 
   /// Prepares the model for fast inference: evaluation mode, batch norm folded
-  /// into the convolutions, and (by default) channels-last weights and inputs,
+  /// into the convolutions, activations (and ResNet's residual additions) fused
+  /// into them (oneDNN on the CPU), and (by default) channels-last weights and inputs,
   /// which oneDNN's CPU convolutions run faster. Parameters keep their values
   /// and names; `train()` undoes the folding.
   public func optimizeForInference(channelsLast: Bool = true) throws {
@@ -54,6 +55,7 @@ public final class SegmentationModel: Module, SegmentationNetwork {
     if channelsLast { try to(memoryFormat: .channelsLast) }
     inputMemoryFormat = channelsLast ? .channelsLast : .contiguous
     try foldBatchNorm()
+    try fuseActivations()
   }
 
   public func forward(_ x: Tensor) throws -> SegmentationOutput {

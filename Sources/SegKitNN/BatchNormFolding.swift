@@ -56,6 +56,7 @@ extension Module {
 
   /// Forgets every fold, so each layer uses its registered parameters again.
   func discardBatchNormFolding() {
+    discardActivationFusion()  // a fused activation skips the batch norm between
     for module in modules() {
       (module as? Conv2d)?.folded = nil
       (module as? BatchNorm2d)?.isFolded = false

@@ -80,6 +80,31 @@ extension Tensor {
     }.traced(.conv2d(stride: stride, padding: padding, dilation: dilation, groups: groups), [self, weight, bias])
   }
 
+  /// conv2d, then `+ residual` where given, then `activation`: on the CPU in float32
+  /// or bfloat16 and without autograd, one oneDNN kernel (no passes over the output);
+  /// elsewhere, and while an export records, the separate operations.
+  public func conv2d(
+    weight: Tensor, bias: Tensor?, stride: Size2, padding: Size2, dilation: Size2, groups: Int,
+    adding residual: Tensor? = nil, then activation: ConvolutionActivation?
+  ) throws -> Tensor {
+    let fusable = device == .cpu && (dtype == .float32 || dtype == .bfloat16) && rank == 4 && !Torch.isGradEnabled
+      && !OperationTrace.isRecording && (residual == nil || activation == nil || activation == .relu)
+    guard fusable else {
+      var y = try conv2d(weight: weight, bias: bias, stride: stride, padding: padding, dilation: dilation, groups: groups)
+      if let residual { y = try y + residual }
+      return try activation?.apply(y) ?? y
+    }
+    let (name, scalars) = activation?.onednn ?? ("none", [])
+    return try withPairs([stride, padding, dilation]) { p in
+      try produce { out in
+        scalars.withUnsafeBufferPointer { values in
+          sk_conv2d_fused(handle, weight.handle, bias?.handle, p[0], p[1], p[2], Int64(groups), name, values.baseAddress,
+                          Int32(values.count), residual?.handle, out)
+        }
+      }
+    }
+  }
+
   public func convTranspose2d(
     weight: Tensor, bias: Tensor? = nil, stride: Size2 = 1, padding: Size2 = 0, outputPadding: Size2 = 0,
     groups: Int = 1, dilation: Size2 = 1
@@ -200,5 +225,33 @@ extension Tensor {
   /// Pads as F.pad: `pads` are (left, right, top, bottom, …) from the last dimension backwards.
   public func pad(_ pads: [Int], mode: PadMode = .constant, value: Double = 0) throws -> Tensor {
     try withInt64s(pads) { p, n in try produce { sk_pad(handle, p, n, mode.code, value, $0) } }.traced(.pad(pads, mode: mode, value: value), [self])
+  }
+}
+
+/// An activation a convolution can apply to its own output (`conv2d(…, then:)`).
+public enum ConvolutionActivation: Sendable, Equatable {
+  case relu, relu6, hardswish, sigmoid
+  case leakyReLU(slope: Double)
+
+  /// oneDNN's name for it and its settings.
+  var onednn: (String, [Double]) {
+    switch self {
+    case .relu: return ("relu", [])
+    case .relu6: return ("hardtanh", [0, 6])
+    case .hardswish: return ("hardswish", [])
+    case .sigmoid: return ("sigmoid", [])
+    case .leakyReLU(let slope): return ("leaky_relu", [slope])
+    }
+  }
+
+  /// The activation as its own operation.
+  public func apply(_ x: Tensor) throws -> Tensor {
+    switch self {
+    case .relu: return try x.relu()
+    case .relu6: return try x.relu6()
+    case .hardswish: return try x.hardswish()
+    case .sigmoid: return try x.sigmoid()
+    case .leakyReLU(let slope): return try x.leakyReLU(slope: slope)
+    }
   }
 }

@@ -1,4 +1,5 @@
 import CTorchShim
+import Foundation
 
 /// Process-wide settings of the engine: version, seeding, threads and grad mode.
 public enum Torch {
@@ -15,6 +16,19 @@ public enum Torch {
 
   public static func setThreads(_ count: Int) throws {
     try check(sk_set_num_threads(Int32(clamping: count)))
+  }
+
+  /// Runs `body` under libtorch's operation profiler (CPU, this thread) and writes
+  /// its Chrome trace, the format torch.profiler exports, to `trace`.
+  public static func profile<R>(writingTraceTo trace: URL, _ body: () throws -> R) throws -> R {
+    try check(sk_profiler_start())
+    let result: R
+    do { result = try body() } catch {
+      _ = sk_profiler_stop(nil)
+      throw error
+    }
+    try check(sk_profiler_stop(trace.path))
+    return result
   }
 
   /// Whether operations on this thread record gradients.

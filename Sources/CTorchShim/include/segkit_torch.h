@@ -48,6 +48,9 @@ const char *sk_last_error(void);
 const char *sk_torch_version(void);
 sk_status sk_manual_seed(uint64_t seed);
 sk_status sk_set_num_threads(int32_t n);
+/* libtorch's operation profiler on this thread (CPU); stop writes a Chrome trace (JSON) to trace_path. */
+sk_status sk_profiler_start(void);
+sk_status sk_profiler_stop(const char *trace_path);
 int32_t sk_get_num_threads(void);
 int32_t sk_cuda_device_count(void);
 int32_t sk_mps_is_available(void);
@@ -181,6 +184,12 @@ sk_status sk_one_hot(sk_tensor t, int64_t num_classes, sk_tensor *out);
 /* Two-element arrays are (height, width). */
 sk_status sk_conv2d(sk_tensor x, sk_tensor w, sk_tensor b, const int64_t *stride, const int64_t *padding,
                     const int64_t *dilation, int64_t groups, sk_tensor *out);
+/* oneDNN's fused convolution (CPU, float32 or bfloat16): conv2d, then with `residual` adds it, then
+   `activation` ("none", "relu", "hardtanh" with scalars min and max, "hardswish", "sigmoid",
+   "leaky_relu" with its slope). */
+sk_status sk_conv2d_fused(sk_tensor x, sk_tensor w, sk_tensor b, const int64_t *stride, const int64_t *padding,
+                          const int64_t *dilation, int64_t groups, const char *activation, const double *scalars,
+                          int32_t scalar_count, sk_tensor residual, sk_tensor *out);
 sk_status sk_conv_transpose2d(sk_tensor x, sk_tensor w, sk_tensor b, const int64_t *stride,
                               const int64_t *padding, const int64_t *output_padding, int64_t groups,
                               const int64_t *dilation, sk_tensor *out);

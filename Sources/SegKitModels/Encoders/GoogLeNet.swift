@@ -101,7 +101,7 @@ public final class GoogLeNet: Module, Encoder {
 /// A convolution without bias, its batch norm (ε = 0.001) and optionally a ReLU,
 /// as children "conv" and "bn": torchvision's BasicConv2d (GoogLeNet, Inception)
 /// and the layout of timm's ConvNormAct (Xception).
-final class BasicConv2d: Module, Layer, ConvBatchNormPairs {
+final class BasicConv2d: Module, Layer, ConvBatchNormPairs, ActivationFusing {
   let conv: Conv2d
   let bn: BatchNorm2d
   let relu: Bool
@@ -122,9 +122,16 @@ final class BasicConv2d: Module, Layer, ConvBatchNormPairs {
 
   var convBatchNormPairs: [(Conv2d, BatchNorm2d)] { [(conv, bn)] }
 
+  func fuseOwnActivations() -> Int {
+    guard relu, bn.isFolded, conv.fusedActivation == nil else { return 0 }
+    conv.fusedActivation = .relu
+    return 1
+  }
+
   func forward(_ x: Tensor) throws -> Tensor {
     let y = try bn(conv(x))
-    return relu ? try y.relu() : y
+    // A fused convolution has applied the ReLU (and the folded batch norm passes it on).
+    return relu && (conv.fusedActivation == nil || isTraining) ? try y.relu() : y
   }
 }
 

@@ -99,7 +99,7 @@ public final class ResNet: Module, Encoder, ConvBatchNormPairs {
 
 /// BasicBlock (two 3×3 convs) or Bottleneck (1×1, 3×3, 1×1 with 4× expansion),
 /// with a 1×1 projection ("downsample") when the shape changes.
-final class ResidualBlock: Module, Layer, ConvBatchNormPairs {
+final class ResidualBlock: Module, Layer, ConvBatchNormPairs, ActivationFusing {
   let convs: [(Conv2d, BatchNorm2d)]
   let downsample: Sequential?
 
@@ -135,7 +135,22 @@ final class ResidualBlock: Module, Layer, ConvBatchNormPairs {
 
   var convBatchNormPairs: [(Conv2d, BatchNorm2d)] { convs }
 
+  /// After folding: the convolutions apply the ReLUs, the last one the addition of
+  /// the identity and the ReLU after it.
+  func fuseOwnActivations() -> Int {
+    guard !isFused, convs.allSatisfy({ $0.1.isFolded }) else { return 0 }
+    for (conv, _) in convs.dropLast() { conv.fusedActivation = .relu }
+    return convs.count
+  }
+
+  private var isFused: Bool { convs.dropLast().allSatisfy { $0.0.fusedActivation == .relu } }
+
   func forward(_ x: Tensor) throws -> Tensor {
+    if !isTraining && isFused && convs.allSatisfy({ $0.1.isFolded }) {
+      var h = x
+      for (conv, _) in convs.dropLast() { h = try conv.forward(h) }
+      return try convs.last!.0.forward(h, adding: try downsample?.forward(x) ?? x, then: .relu)
+    }
     var h = x
     for (index, (conv, norm)) in convs.enumerated() {
       h = try norm.forward(conv.forward(h))

@@ -87,7 +87,7 @@ public final class Xception65: Module, Encoder {
 
 /// timm's SeparableConv2d: depthwise k×k convolution and batch norm, pointwise 1×1
 /// convolution and batch norm, with a ReLU after each norm only when `activation`.
-final class XceptionSeparableConv2d: Module, Layer, ConvBatchNormPairs {
+final class XceptionSeparableConv2d: Module, Layer, ConvBatchNormPairs, ActivationFusing {
   let depthwise: Conv2d
   let depthwiseNorm: BatchNorm2d
   let pointwise: Conv2d
@@ -112,11 +112,19 @@ final class XceptionSeparableConv2d: Module, Layer, ConvBatchNormPairs {
 
   var convBatchNormPairs: [(Conv2d, BatchNorm2d)] { [(depthwise, depthwiseNorm), (pointwise, pointwiseNorm)] }
 
+  func fuseOwnActivations() -> Int {
+    guard activation, depthwiseNorm.isFolded, pointwiseNorm.isFolded, depthwise.fusedActivation == nil else { return 0 }
+    (depthwise.fusedActivation, pointwise.fusedActivation) = (.relu, .relu)
+    return 2
+  }
+
   func forward(_ x: Tensor) throws -> Tensor {
+    // Fused convolutions apply the ReLUs themselves (the folded batch norms pass them on).
+    let separateReLU = activation && (depthwise.fusedActivation == nil || isTraining)
     var h = try depthwiseNorm(depthwise(x))
-    if activation { h = try h.relu() }
+    if separateReLU { h = try h.relu() }
     h = try pointwiseNorm(pointwise(h))
-    return activation ? try h.relu() : h
+    return separateReLU ? try h.relu() : h
   }
 }
 

@@ -101,6 +101,7 @@ public final class MaskRNN: Module, SegmentationNetwork {
   public func optimizeForInference(channelsLast: Bool) throws {
     eval()
     try foldBatchNorm()
+    try fuseActivations()
   }
 
   /// The MaskRNN over `encoder` whose parts `state` holds: a learned fusion when it has

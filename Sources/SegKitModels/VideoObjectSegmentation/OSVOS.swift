@@ -128,6 +128,7 @@ public final class OSVOS: Module, SegmentationNetwork {
   public func optimizeForInference(channelsLast: Bool) throws {
     eval()
     try foldBatchNorm()
+    try fuseActivations()
   }
 }
 

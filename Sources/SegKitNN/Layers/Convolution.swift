@@ -48,10 +48,28 @@ public final class Conv2d: Module, Layer {
   /// used instead of the registered ones in evaluation mode.
   var folded: (weight: Tensor, bias: Tensor)?
 
+  /// The activation this convolution applies to its output in evaluation mode, in
+  /// place of the activation layer after it (see `fuseActivations`).
+  public var fusedActivation: ConvolutionActivation?
+
   public func forward(_ x: Tensor) throws -> Tensor {
     let (w, b) = !isTraining && folded != nil ? (folded!.weight, folded!.bias) : (weight, bias)
+    if let fusedActivation, !isTraining {
+      return ForwardTrace.note(self, x, try x.conv2d(
+        weight: w, bias: b, stride: stride, padding: padding, dilation: dilation, groups: groups, then: fusedActivation))
+    }
     return ForwardTrace.note(
       self, x, try x.conv2d(weight: w, bias: b, stride: stride, padding: padding, dilation: dilation, groups: groups))
+  }
+
+  /// The convolution, plus `residual`, then `activation`: a residual block's last step,
+  /// one oneDNN kernel in evaluation mode on the CPU.
+  public func forward(_ x: Tensor, adding residual: Tensor, then activation: ConvolutionActivation) throws -> Tensor {
+    guard !isTraining else { return try activation.apply(try forward(x) + residual) }
+    let (w, b) = folded.map { ($0.weight, Optional($0.bias)) } ?? (weight, bias)
+    return ForwardTrace.note(self, x, try x.conv2d(
+      weight: w, bias: b, stride: stride, padding: padding, dilation: dilation, groups: groups, adding: residual,
+      then: activation))
   }
 }
 

@@ -41,10 +41,10 @@ public final class BatchNorm2d: Module, Layer {
     }
   }
 
-  /// Follows torch's _BatchNorm.forward step by step, so the running statistics match.
   /// Set when this layer's evaluation-mode transform lives in the convolution before it.
-  var isFolded = false
+  public internal(set) var isFolded = false
 
+  /// Follows torch's _BatchNorm.forward step by step, so the running statistics match.
   public func forward(_ x: Tensor) throws -> Tensor {
     guard x.rank == 4 else { throw NNError("BatchNorm2d: expected 4D input (got \(x.rank)D input)") }
     if isFolded && !isTraining { return x }

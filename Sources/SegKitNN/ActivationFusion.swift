@@ -1,0 +1,53 @@
+/// An activation layer a convolution in front of it can apply itself
+/// (`fuseActivations`); while fused and in evaluation mode it passes its input on.
+public protocol FusableActivation: AnyObject {
+  var convolutionActivation: ConvolutionActivation { get }
+  var fusedIntoConvolution: Bool { get set }
+}
+
+/// Modules that wire convolutions and activations by hand fuse their own pairs.
+public protocol ActivationFusing {
+  /// Fuses its own pairs; returns how many activations it fused.
+  func fuseOwnActivations() -> Int
+}
+
+extension Sequential: ActivationFusing {
+  /// A convolution followed by an activation, or by a folded batch norm and then an
+  /// activation.
+  public func fuseOwnActivations() -> Int {
+    var count = 0
+    for (index, layer) in layers.enumerated() {
+      guard let conv = layer as? Conv2d, conv.fusedActivation == nil else { continue }
+      var next = index + 1
+      if next < layers.count, let norm = layers[next] as? BatchNorm2d {
+        guard norm.isFolded else { continue }
+        next += 1
+      }
+      guard next < layers.count, let activation = layers[next] as? FusableActivation else { continue }
+      conv.fusedActivation = activation.convolutionActivation
+      activation.fusedIntoConvolution = true
+      count += 1
+    }
+    return count
+  }
+}
+
+extension Module {
+  /// For inference on the CPU, after `foldBatchNorm`: each convolution applies the
+  /// activation that follows it inside its own kernel (oneDNN's fused convolutions),
+  /// saving a pass over every activated feature map. Evaluation mode only; returning
+  /// to training, or loading weights, undoes it. Returns how many were fused.
+  @discardableResult
+  public func fuseActivations() throws -> Int {
+    guard !isTraining else { throw NNError("fuseActivations: call eval() first") }
+    return modules().reduce(0) { $0 + (($1 as? ActivationFusing)?.fuseOwnActivations() ?? 0) }
+  }
+
+  /// Forgets every fusion, so each activation runs as its own layer again.
+  func discardActivationFusion() {
+    for module in modules() {
+      (module as? Conv2d)?.fusedActivation = nil
+      (module as? FusableActivation)?.fusedIntoConvolution = false
+    }
+  }
+}
