@@ -4,14 +4,9 @@
 # step, for SegKit and for PyTorch (DistributedDataParallel) on the same synthetic
 # images and torchvision model, one run after another (never two at once), as ratios.
 # Usage: Benchmarks/distributed.sh [MODEL] [CROP] [GLOBAL_BATCH] [STEPS]
-set -euo pipefail
-root="$(cd "$(dirname "$0")/.." && pwd)"
-cd "$root"
 model="${1:-lraspp_mobilenet_v3_large}"; crop="${2:-128}"; batch="${3:-8}"; steps="${4:-20}"
-bash scripts/setup-libtorch.sh >/dev/null
-bash scripts/setup-oracle.sh >/dev/null
-swift build -c release --product segkit >/dev/null
-segkit="$(swift build -c release --show-bin-path)/segkit"
+source "$(dirname "$0")/prepare.sh" segkit
+segkit="$bin/segkit"
 work="$(mktemp -d /tmp/segkit-ddp-bench.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
 "$segkit" data synth --kind semantic --out "$work/data" --train 32 --val 0 --size "$crop" --seed 0 >/dev/null
@@ -37,7 +32,6 @@ two_log="$("$segkit" train --config "$work/config.yaml" --run "$work/two" --plai
   --set threads=1 --set "train_batch_size=$((batch / 2))")"
 two="$(echo "$two_log" | speed)"
 exchange="$(echo "$two_log" | grep -o 'gradient exchange [0-9.]* ms' | grep -o '[0-9.]*' )"
-py=.deps/oracle/bin/python
 torch_one="$($py Benchmarks/python/distributed.py "$work/data" "$model" "$classes" "$crop" "$batch" "$steps" single 29632)"
 torch_two="$($py Benchmarks/python/distributed.py "$work/data" "$model" "$classes" "$crop" "$batch" "$steps" ddp 29633)"
 $py - "$one" "$two" "$exchange" "$torch_one" "$torch_two" "$model" "$crop" "$batch" <<'PY'

@@ -1,32 +1,32 @@
 #!/usr/bin/env bash
 # CPU inference of one torchvision model, every way a user might run it, one process
 # per variant, the same threads (2), 1×3×SIZE×SIZE: SegKit's default path
-# (segkit-bench inference) and its plain path (no folding, fusion or channels-last),
+# (segkit-bench inference), that path without fused activations, and its plain path
+# (no folding, fusion or channels-last),
 # PyTorch eager, tuned eager (channels-last, inference_mode), torch.compile, ONNX
 # Runtime on torch.onnx's export and ONNX Runtime on SegKit's export. Each figure is
 # the median of RUNS passes after a warm-up; with ROUNDS > 1 the variants take turns
 # and each figure is the median over rounds (this machine's speed drifts).
 # Usage: Benchmarks/inference.sh [MODEL] [SIZE] [RUNS] [ROUNDS]
-set -euo pipefail
-root="$(cd "$(dirname "$0")/.." && pwd)"
-cd "$root"
 model="${1:-lraspp_mobilenet_v3_large}"; size="${2:-513}"; runs="${3:-5}"; rounds="${4:-1}"
-bash scripts/setup-libtorch.sh >/dev/null
-bash scripts/setup-oracle.sh >/dev/null
-swift build -c release --product segkit >/dev/null
-swift build -c release --product segkit-bench >/dev/null
-bin="$(swift build -c release --show-bin-path)"
-py=.deps/oracle/bin/python
+source "$(dirname "$0")/prepare.sh" segkit segkit-bench
 work="$(mktemp -d /tmp/segkit-inference-bench.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
 "$bin/segkit" export --model "$model" --out "$work/segkit.onnx" --height "$size" --width "$size" >/dev/null 2>&1
+# Models torchvision lacks (OSVOS, the decoder–encoder pairs) have SegKit's and ONNX
+# Runtime's columns only.
+torchvision=1
+$py -c "import sys, torchvision; sys.exit(0 if hasattr(torchvision.models.segmentation, '$model') else 1)" || torchvision=0
 for round in $(seq "$rounds"); do
   {
     echo "segkit $("$bin/segkit-bench" inference "$model" "$size" "$runs")"
+    echo "segkit-unfused $(SEGKIT_BENCH_UNFUSED=1 "$bin/segkit-bench" inference "$model" "$size" "$runs")"
     echo "segkit-plain $(SEGKIT_BENCH_PLAIN=1 "$bin/segkit-bench" inference "$model" "$size" "$runs")"
-    for variant in eager tuned compile onnxruntime; do
-      echo "$variant $($py Benchmarks/python/inference_variants.py "$variant" "$model" "$size" "$runs" 2>/dev/null)"
-    done
+    if [ "$torchvision" = 1 ]; then
+      for variant in eager tuned compile onnxruntime; do
+        echo "$variant $($py Benchmarks/python/inference_variants.py "$variant" "$model" "$size" "$runs" 2>/dev/null)"
+      done
+    fi
     echo "onnxruntime-segkit $($py Benchmarks/python/onnxruntime_inference.py "$work/segkit.onnx" "$size" "$runs")"
   } >> "$work/results"
 done
@@ -37,9 +37,12 @@ for line in open(sys.argv[1]):
     variant, text = line.split(" ", 1)
     figures.setdefault(variant, []).append(json.loads(text)["seconds"])
 median = {variant: statistics.median(values) for variant, values in figures.items()}
-reference = median["onnxruntime"]
-print(f"{sys.argv[2]} at {sys.argv[3]}x{sys.argv[3]}, 2 threads, {sys.argv[4]} round(s); seconds, ratio to ONNX Runtime on torch.onnx's export")
-names = {"segkit": "SegKit (default path)", "segkit-plain": "SegKit plain path", "eager": "PyTorch eager (no_grad)",
+reference_name = "onnxruntime" if "onnxruntime" in median else "onnxruntime-segkit"
+reference = median[reference_name]
+print(f"{sys.argv[2]} at {sys.argv[3]}x{sys.argv[3]}, 2 threads, {sys.argv[4]} round(s); seconds, "
+      f"ratio to ONNX Runtime on {'torch.onnx' if reference_name == 'onnxruntime' else 'SegKit'}'s export")
+names = {"segkit": "SegKit (default path)", "segkit-unfused": "SegKit without fused activations",
+         "segkit-plain": "SegKit plain path", "eager": "PyTorch eager (no_grad)",
          "tuned": "PyTorch channels-last + inference_mode", "compile": "torch.compile",
          "onnxruntime": "ONNX Runtime (torch.onnx export)", "onnxruntime-segkit": "ONNX Runtime (SegKit's export)"}
 for variant, seconds in median.items():

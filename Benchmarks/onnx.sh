@@ -4,19 +4,11 @@
 # fast path (segkit-bench inference) and PyTorch eager (no_grad); the median of RUNS
 # passes after a warm-up, and the ratios to ONNX Runtime.
 # Usage: Benchmarks/onnx.sh [MODEL] [SIZE] [RUNS]
-set -euo pipefail
-root="$(cd "$(dirname "$0")/.." && pwd)"
-cd "$root"
 model="${1:-lraspp_mobilenet_v3_large}"; size="${2:-513}"; runs="${3:-5}"
-bash scripts/setup-libtorch.sh >/dev/null
-bash scripts/setup-oracle.sh >/dev/null
-swift build -c release --product segkit >/dev/null
-swift build -c release --product segkit-bench >/dev/null
-bin="$(swift build -c release --show-bin-path)"
+source "$(dirname "$0")/prepare.sh" segkit segkit-bench
 work="$(mktemp -d /tmp/segkit-onnx-bench.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
 "$bin/segkit" export --model "$model" --out "$work/model.onnx" --height "$size" --width "$size" >/dev/null 2>&1
-py=.deps/oracle/bin/python
 ort="$($py Benchmarks/python/onnxruntime_inference.py "$work/model.onnx" "$size" "$runs")"
 segkit="$("$bin/segkit-bench" inference "$model" "$size" "$runs")"
 torch="$($py Benchmarks/python/inference.py "$model" "$size" "$runs")"

@@ -44,8 +44,7 @@ func peakMemoryMiB() -> Double {
 func inference(model name: String, size: Int, runs: Int) throws {
   Torch.manualSeed(0)
   let model = try ModelZoo.make(name, classes: classes(of: name))
-  model.eval()
-  if ProcessInfo.processInfo.environment["SEGKIT_BENCH_PLAIN"] != "1" { try model.optimizeForInference() }
+  try prepare(model)
   let x = try Tensor.randn([1, 3, size, size])
   var times: [Double] = []
   try Torch.withInferenceMode {
@@ -57,6 +56,21 @@ func inference(model name: String, size: Int, runs: Int) throws {
   print(String(decoding: json, as: UTF8.self))
 }
 
+/// SegKit's default inference path; SEGKIT_BENCH_PLAIN=1: the plain one (evaluation
+/// mode only); SEGKIT_BENCH_UNFUSED=1: the default path without fused activations
+/// (batch norm folded, channels-last), to show what the fusion buys.
+func prepare(_ model: any SegmentationNetwork) throws {
+  model.eval()
+  let environment = ProcessInfo.processInfo.environment
+  guard environment["SEGKIT_BENCH_PLAIN"] != "1" else { return }
+  try model.optimizeForInference()
+  if environment["SEGKIT_BENCH_UNFUSED"] == "1" {
+    model.train()  // drops the folding and the fusion; the channels-last layout stays
+    model.eval()
+    try model.foldBatchNorm()
+  }
+}
+
 /// 21 (Pascal VOC), or 1 for the video object networks, which have one output channel.
 func classes(of model: String) -> Int { model.hasPrefix("osvos") || model.hasPrefix("maskrnn") ? 1 : 21 }
 
@@ -65,8 +79,7 @@ func classes(of model: String) -> Int { model.hasPrefix("osvos") || model.hasPre
 func profileInference(model name: String, size: Int, trace: String) throws {
   Torch.manualSeed(0)
   let model = try ModelZoo.make(name, classes: classes(of: name))
-  model.eval()
-  if ProcessInfo.processInfo.environment["SEGKIT_BENCH_PLAIN"] != "1" { try model.optimizeForInference() }
+  try prepare(model)
   let x = try Tensor.randn([1, 3, size, size])
   try Torch.withInferenceMode {
     _ = try model(x)

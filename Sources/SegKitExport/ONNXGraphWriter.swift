@@ -295,20 +295,18 @@ public struct ONNXGraphWriter {
       case .circular: throw ExportError("circular padding has no ONNX Pad equivalent in opset \(opset)")
       }
       add("Pad", [x, amounts, try scalar(value, dtype: dtype)], [output], [.string("mode", onnxMode)])
-    case .reshape:
-      let shape = try sizes({ step in
-        guard case .reshape(let shape) = step.operation else { return [] }
-        return shape
-      }, step: index, what: "reshape size")
-      add("Reshape", [x, shape], [output])
+    case .reshape, .expand:
+      func target(_ step: OperationTrace.Step) -> [Int] {
+        switch step.operation {
+        case .reshape(let shape), .expand(let shape): return shape
+        default: return []
+        }
+      }
+      let type: String
+      if case .reshape = step.operation { type = "Reshape" } else { type = "Expand" }
+      add(type, [x, try sizes(target, step: index, what: "\(type.lowercased()) size")], [output])
     case .permute(let dims):
       add("Transpose", [x], [output], [.ints("perm", dims)])
-    case .expand:
-      let shape = try sizes({ step in
-        guard case .expand(let shape) = step.operation else { return [] }
-        return shape
-      }, step: index, what: "expand size")
-      add("Expand", [x, shape], [output])
     case .mean(let dims, let keepDim):
       let axes = dims.isEmpty ? Array(0..<step.inputs[0].rank) : dims
       add("ReduceMean", [x], [output], [.ints("axes", axes), .int("keepdims", keepDim ? 1 : 0)])
