@@ -11,7 +11,7 @@ struct Export: ParsableCommand {
     discussion: """
       The graph takes what SegKit's forward takes, a float32 N×3×H×W tensor named `input`, \
       normalised as the model expects, and returns its named outputs (`out`, and `aux` where \
-      the model has one). --bake-preprocessing takes a uint8 1×H×W×3 RGB image named `image` \
+      the model has one). --bake-preprocessing takes uint8 N×H×W×3 RGB images named `image` \
       instead and normalises inside the graph; --argmax adds `labels`, the class of each pixel. \
       Batch norm is folded into the convolutions. metadata_props hold the model's name, classes, \
       class names, normalisation and colours. The graph is written for one input size \
