@@ -44,8 +44,8 @@ func peakMemoryMiB() -> Double {
 func inference(model name: String, size: Int, runs: Int) throws {
   Torch.manualSeed(0)
   let model = try ModelZoo.make(name, classes: classes(of: name))
-  try prepare(model)
   let x = try Tensor.randn([1, 3, size, size])
+  try prepare(model, sample: x)
   var times: [Double] = []
   try Torch.withInferenceMode {
     _ = try model(x)
@@ -58,12 +58,15 @@ func inference(model name: String, size: Int, runs: Int) throws {
 
 /// SegKit's default inference path; SEGKIT_BENCH_PLAIN=1: the plain one (evaluation
 /// mode only); SEGKIT_BENCH_UNFUSED=1: the default path without fused activations
-/// (batch norm folded, channels-last), to show what the fusion buys.
-func prepare(_ model: any SegmentationNetwork) throws {
+/// (batch norm folded, channels-last), to show what the fusion buys;
+/// SEGKIT_BENCH_PRECISION=bf16 or int8: the default path at that precision (int8
+/// calibrated on `sample`: the speed does not depend on the ranges).
+func prepare(_ model: any SegmentationNetwork, sample: Tensor) throws {
   model.eval()
   let environment = ProcessInfo.processInfo.environment
   guard environment["SEGKIT_BENCH_PLAIN"] != "1" else { return }
-  try model.optimizeForInference()
+  let precision = InferencePrecision(rawValue: environment["SEGKIT_BENCH_PRECISION"] ?? "fp32") ?? .fp32
+  try model.optimizeForInference(precision: precision, calibration: [sample])
   if environment["SEGKIT_BENCH_UNFUSED"] == "1" {
     model.train()  // drops the folding and the fusion; the channels-last layout stays
     model.eval()
@@ -79,8 +82,8 @@ func classes(of model: String) -> Int { model.hasPrefix("osvos") || model.hasPre
 func profileInference(model name: String, size: Int, trace: String) throws {
   Torch.manualSeed(0)
   let model = try ModelZoo.make(name, classes: classes(of: name))
-  try prepare(model)
   let x = try Tensor.randn([1, 3, size, size])
+  try prepare(model, sample: x)
   try Torch.withInferenceMode {
     _ = try model(x)
     let elapsed: Double = try Torch.profile(writingTraceTo: URL(fileURLWithPath: trace)) { try seconds { _ = try model(x) } }

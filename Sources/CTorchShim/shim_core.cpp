@@ -4,6 +4,7 @@
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
 #include <ATen/ScalarOps.h>
+#include <ATen/cpu/Utils.h>
 #include <ATen/core/Formatting.h>
 #include <ATen/ops/arange.h>
 #include <ATen/ops/empty.h>
@@ -30,6 +31,11 @@
 namespace sk {
 
 static thread_local std::string last_error;
+
+// Linux lends a process AMX's tile registers only once it asks (arch_prctl); until
+// then oneDNN's bfloat16 and int8 kernels fall back to slower ones. PyTorch asks at
+// import; SegKit when the shim loads.
+static const bool amx_requested = at::cpu::init_amx();
 
 void set_error(const char *message) { last_error = message ? message : "unknown error"; }
 

@@ -17,6 +17,8 @@
 #include <ATen/ops/max_pool2d_with_indices.h>
 #include <ATen/ops/max_unpool2d.h>
 #include <ATen/ops/pad.h>
+#include <ATen/ops/int_repr.h>
+#include <ATen/ops/quantize_per_tensor.h>
 #include <ATen/ops/_upsample_nearest_exact2d.h>
 #include <ATen/ops/upsample_bicubic2d.h>
 #include <ATen/ops/upsample_bilinear2d.h>
@@ -189,5 +191,56 @@ sk_status sk_conv2d_fused(sk_tensor x, sk_tensor w, sk_tensor b, const int64_t *
                         std::optional<std::string_view>)>();
     put(out, binary.call(T(x), T(residual), T(w), opt(b), pair(padding), pair(stride), pair(dilation), groups, "add",
                          at::Scalar(1.0), std::string_view(activation), values, std::string_view("")));
+  });
+}
+
+// int8 convolutions: oneDNN's quantized kernels (VNNI, AMX) through the dispatcher,
+// as PyTorch's x86 post-training quantisation lowers them. The input is quantised
+// per tensor to uint8, the weight per output channel to int8 (symmetric); the output
+// is float32, so everything around a convolution stays as it is. These operators take
+// their int[] arguments as lists.
+using Ints = c10::List<int64_t>;
+static Ints ints(const int64_t *pair) { return Ints(std::vector<int64_t>(pair, pair + 2)); }
+
+// quantize_per_tensor warns that quantised tensor types are deprecated; SegKit only
+// uses it for the uint8 values the int8 kernels read, so the notice would mislead.
+struct SilentWarnings : c10::WarningHandler {
+  void process(const c10::Warning &) override {}
+};
+
+sk_status sk_qconv_prepack(sk_tensor w, sk_tensor w_scales, double x_scale, int64_t x_zero_point,
+                           const int64_t *stride, const int64_t *padding, const int64_t *dilation, int64_t groups,
+                           const int64_t *x_shape, sk_tensor *out) {
+  return guard([&] {
+    static auto prepack = c10::Dispatcher::singleton()
+      .findSchemaOrThrow("onednn::qconv_prepack", "")
+      .typed<at::Tensor(at::Tensor, at::Tensor, double, int64_t, Ints, Ints, Ints, int64_t, std::optional<Ints>)>();
+    put(out, prepack.call(T(w), T(w_scales), x_scale, x_zero_point, ints(stride), ints(padding), ints(dilation), groups,
+                          Ints(std::vector<int64_t>(x_shape, x_shape + 4))));
+  });
+}
+
+sk_status sk_qconv2d(sk_tensor x, double x_scale, int64_t x_zero_point, sk_tensor packed, sk_tensor w_scales,
+                     sk_tensor w_zero_points, sk_tensor b, const int64_t *stride, const int64_t *padding,
+                     const int64_t *dilation, int64_t groups, const char *activation, const double *scalars,
+                     int32_t scalar_count, sk_tensor *out) {
+  return guard([&] {
+    using Scalars = c10::List<std::optional<at::Scalar>>;
+    Scalars values;
+    for (int32_t i = 0; i < scalar_count; ++i) values.push_back(at::Scalar(scalars[i]));
+    static auto qconv = c10::Dispatcher::singleton()
+      .findSchemaOrThrow("onednn::qconv2d_pointwise", "")
+      .typed<at::Tensor(at::Tensor, double, int64_t, at::Tensor, at::Tensor, at::Tensor, std::optional<at::Tensor>, Ints, Ints, Ints, int64_t, double, int64_t, std::optional<at::ScalarType>, std::string_view, Scalars,
+                        std::optional<std::string_view>)>();
+    auto input = T(x).contiguous(at::MemoryFormat::ChannelsLast);
+    static SilentWarnings silent;
+    at::Tensor quantized;
+    {
+      c10::WarningUtils::WarningHandlerGuard quiet(&silent);
+      quantized = at::quantize_per_tensor(input, x_scale, x_zero_point, at::kQUInt8).int_repr();
+    }
+    put(out, qconv.call(quantized, x_scale, x_zero_point, T(packed), T(w_scales), T(w_zero_points), opt(b), ints(stride),
+                        ints(padding), ints(dilation), groups, 1.0, 0, at::kFloat, activation, values,
+                        std::string_view("")));
   });
 }

@@ -82,19 +82,32 @@ public final class ImageSegmenter {
   public let device: Device
   public let normalization: InputNormalization
 
+  /// The arithmetic the model runs in (fp32 unless asked otherwise).
+  public let precision: InferencePrecision
+
   /// Puts `model` on `device` in evaluation mode and, with `optimize`, in its fast
-  /// inference form (batch norm folded, channels-last; see `optimizeForInference`).
+  /// inference form (batch norm folded, channels-last; see `optimizeForInference`) at
+  /// `precision`; int8 (CPU only) calibrates on `calibration`, a few images like those
+  /// to come.
   public init(
     model: any SegmentationNetwork, settings: InferenceSettings = .single, device: Device = .cpu,
-    normalization: InputNormalization = .imagenet, optimize: Bool = true
+    normalization: InputNormalization = .imagenet, optimize: Bool = true, precision: InferencePrecision = .fp32,
+    calibration: [Image] = []
   ) throws {
+    if precision != .fp32 && !optimize { throw InferenceError("\(precision.rawValue) inference needs the optimised path") }
+    if precision == .int8 && device != .cpu { throw InferenceError("int8 inference runs on the CPU only, not \(device)") }
+    if precision == .int8 && calibration.isEmpty { throw InferenceError("int8 inference needs calibration images") }
     try model.to(device: device)
     model.eval()
-    if optimize { try model.optimizeForInference() }
     self.model = model
     self.settings = settings
     self.device = device
     self.normalization = normalization
+    self.precision = precision
+    if optimize {
+      let batches = precision == .int8 ? try calibration.map { try normalization.batch($0).to(device) } : []
+      try model.optimizeForInference(precision: precision, calibration: batches)
+    }
   }
 
   /// Uses `model` as it is, on the device it is already on: a model being trained
@@ -105,6 +118,7 @@ public final class ImageSegmenter {
     self.settings = settings
     self.device = device
     self.normalization = normalization
+    precision = .fp32
   }
 
   /// An RGB image as the model's normalised [1, 3, H, W] input, its shorter side

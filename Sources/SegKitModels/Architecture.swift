@@ -97,12 +97,56 @@ public protocol SegmentationNetwork: Module {
   var encoderKeyPrefix: String { get }
   func forward(_ x: Tensor) throws -> SegmentationOutput
   func callAsFunction(_ x: Tensor) throws -> SegmentationOutput
-  /// Evaluation mode and inference-only speed-ups (see `SegmentationModel`).
-  func optimizeForInference(channelsLast: Bool) throws
+  /// Evaluation mode and inference-only speed-ups (see `SegmentationModel`), computing
+  /// in `dtype` (float32, or bfloat16: inputs converted on the way in, outputs
+  /// returned in float32).
+  func optimizeForInference(channelsLast: Bool, dtype: DType) throws
+}
+
+/// The arithmetic inference runs in. float32 is exact (within rounding of the plain
+/// path); the others trade accuracy for speed and are only used when asked for.
+public enum InferencePrecision: String, CaseIterable, Sendable {
+  case fp32, bf16, int8
+}
+
+/// The layout and, for a reduced precision, the element type a network optimised
+/// for inference computes in.
+public struct InferenceForm: Sendable {
+  public var memoryFormat: Tensor.MemoryFormat = .contiguous
+  /// bfloat16 when computing in it; nil computes in the input's own type.
+  public var reducedDType: DType?
+
+  public init(memoryFormat: Tensor.MemoryFormat = .contiguous, computing dtype: DType = .float32) {
+    self.memoryFormat = memoryFormat
+    reducedDType = dtype == .float32 ? nil : dtype
+  }
+
+  /// An input as the network computes on it.
+  public func input(_ x: Tensor) throws -> Tensor {
+    let laidOut = memoryFormat == .contiguous ? x : try x.contiguous(memoryFormat)
+    guard let reducedDType, laidOut.dtype != reducedDType else { return laidOut }
+    return try laidOut.to(reducedDType)
+  }
+
+  /// An output as callers take it: float32 after a reduced precision.
+  public func output(_ y: Tensor) throws -> Tensor {
+    reducedDType != nil && y.dtype == reducedDType ? try y.to(.float32) : y
+  }
 }
 
 extension SegmentationNetwork {
   public var inputNormalization: InputNormalization { .imagenet }
   public func callAsFunction(_ x: Tensor) throws -> SegmentationOutput { try forward(x) }
-  public func optimizeForInference() throws { try optimizeForInference(channelsLast: true) }
+  public func optimizeForInference() throws { try optimizeForInference(channelsLast: true, dtype: .float32) }
+  public func optimizeForInference(channelsLast: Bool) throws { try optimizeForInference(channelsLast: channelsLast, dtype: .float32) }
+
+  /// The fast inference form at `precision`: float32, bfloat16 (weights and
+  /// activations), or int8 convolutions calibrated on `calibration` (normalised input
+  /// batches, a few images of the data to come; see `Module.quantizeConvolutions`).
+  public func optimizeForInference(precision: InferencePrecision, calibration: [Tensor] = []) throws {
+    try optimizeForInference(channelsLast: true, dtype: precision == .bf16 ? .bfloat16 : .float32)
+    guard precision == .int8 else { return }
+    guard !calibration.isEmpty else { throw ModelError("int8 inference needs calibration inputs (a few images of the data)") }
+    try quantizeConvolutions { for batch in calibration { _ = try forward(batch) } }
+  }
 }

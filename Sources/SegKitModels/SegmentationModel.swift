@@ -42,24 +42,29 @@ public final class SegmentationModel: Module, SegmentationNetwork {
   public var classes: Int { classHead?.classes ?? classifier.outputChannels }
   public var outputNames: [String] { auxClassifier == nil ? ["out"] : ["out", "aux"] }
 
-  /// The memory format inputs are converted to (see `optimizeForInference`).
-  public private(set) var inputMemoryFormat: Tensor.MemoryFormat = .contiguous
+  /// The layout and element type inference computes in (see `optimizeForInference`).
+  public private(set) var inferenceForm = InferenceForm()
 
   /// Prepares the model for fast inference: evaluation mode, batch norm folded
   /// into the convolutions, activations (and ResNet's residual additions) fused
-  /// into them (oneDNN on the CPU), and (by default) channels-last weights and inputs,
+  /// into them (oneDNN on the CPU), bilinear transposed convolutions run depthwise
+  /// (`useDepthwiseDiagonals`), and (by default) channels-last weights and inputs,
   /// which oneDNN's CPU convolutions run faster. Parameters keep their values
   /// and names; `train()` undoes the folding.
-  public func optimizeForInference(channelsLast: Bool = true) throws {
+  /// With `dtype` bfloat16, weights (folded ones included) and activations are
+  /// bfloat16 (oneDNN's AVX-512 BF16 and AMX kernels) and outputs float32.
+  public func optimizeForInference(channelsLast: Bool = true, dtype: DType = .float32) throws {
     eval()
     if channelsLast { try to(memoryFormat: .channelsLast) }
-    inputMemoryFormat = channelsLast ? .channelsLast : .contiguous
     try foldBatchNorm()
     try fuseActivations()
+    try useDepthwiseDiagonals()
+    try to(dtype: dtype)  // after folding, which is done in float32
+    inferenceForm = InferenceForm(memoryFormat: channelsLast ? .channelsLast : .contiguous, computing: dtype)
   }
 
   public func forward(_ x: Tensor) throws -> SegmentationOutput {
-    let x = inputMemoryFormat == .contiguous ? x : try x.contiguous(inputMemoryFormat)
+    let x = try inferenceForm.input(x)
     let shape = x.shape
     guard shape.count == 4 else { throw ModelError("expected an (N, C, H, W) image batch, got shape \(shape)") }
     let size = Size2(shape[2], shape[3])
@@ -72,9 +77,9 @@ public final class SegmentationModel: Module, SegmentationNetwork {
     let decoded = try classifier.forward(features: features, inputSize: padded)
     let logits = try classHead.map { try $0(decoded) } ?? decoded
     // Fitted: a head that upsamples by transposed convolution may overshoot by a row.
-    let out = try logits.fitted(to: padded).cropped(to: size)
+    let out = try inferenceForm.output(logits.fitted(to: padded).cropped(to: size))
     let aux = try auxClassifier.map {
-      try $0.forward(features[auxFeatureIndex]).resized(to: padded).cropped(to: size)
+      try inferenceForm.output($0.forward(features[auxFeatureIndex]).resized(to: padded).cropped(to: size))
     }
     return SegmentationOutput(out: out, aux: aux)
   }

@@ -44,12 +44,13 @@ extension Module {
     return count
   }
 
-  /// The weights and biases folded convolutions use instead of their registered
-  /// ones, under those parameters' names (an export names its constants by them).
+  /// The weights and biases folded convolutions (and depthwise-run transposed ones)
+  /// use instead of their registered ones, under those parameters' names (an export names its constants by them).
   public func namedFoldedTensors() -> [(String, Tensor)] {
     namedModules().flatMap { path, module -> [(String, Tensor)] in
-      guard let folded = (module as? Conv2d)?.folded else { return [] }
       let prefix = path.isEmpty ? "" : path + "."
+      if let diagonal = (module as? ConvTranspose2d)?.depthwiseDiagonal { return [(prefix + "weight", diagonal)] }
+      guard let folded = (module as? Conv2d)?.folded else { return [] }
       return [(prefix + "weight", folded.weight), (prefix + "bias", folded.bias)]
     }
   }

@@ -202,6 +202,16 @@ open class Module {
         for i in module.ownBuffers.indices {
           module.ownBuffers[i].tensor = try converted(module.ownBuffers[i].tensor)
         }
+        // Inference rewrites follow the weights they were made from.
+        if let conv = module as? Conv2d, let folded = conv.folded {
+          conv.folded = (try converted(folded.weight), try converted(folded.bias))
+        }
+        if let deconvolution = module as? ConvTranspose2d, let diagonal = deconvolution.depthwiseDiagonal {
+          deconvolution.depthwiseDiagonal = try converted(diagonal)
+        }
+        if let conv = module as? Conv2d, conv.int8 != nil, device.map({ $0 != .cpu }) ?? false || dtype.map({ $0 != .float32 }) ?? false {
+          conv.int8 = nil  // int8 kernels run float32 CPU models only
+        }
       }
     }
     return self

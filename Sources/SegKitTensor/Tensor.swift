@@ -364,7 +364,7 @@ public final class Tensor {
       .traced(dtype == source ? .identity : .cast(dtype), [self])
   }
 
-  public enum MemoryFormat { case contiguous, channelsLast }
+  public enum MemoryFormat: Sendable { case contiguous, channelsLast }
 
   public func contiguous(_ format: MemoryFormat = .contiguous) throws -> Tensor {
     OperationTrace.note(.identity, [self], try produce { sk_contiguous(handle, format == .channelsLast ? SK_CHANNELS_LAST : SK_CONTIGUOUS, $0) })

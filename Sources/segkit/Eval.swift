@@ -47,6 +47,7 @@ struct Eval: ParsableCommand {
     let config = run?.config
     let device = try resolveDevice(device)
     let settings = try inference.settings(config: config)
+    let precision = try inference.chosenPrecision()
     if let limit, limit < 1 { throw ValidationError("--limit must be at least 1, got \(limit)") }
     let jsonURL = try json.map { try writableFile($0, option: "--json") }
 
@@ -68,38 +69,75 @@ struct Eval: ParsableCommand {
       ? ["background", "foreground"] : datasetClasses == manifest.classes ? data.classNames : nil
     let segmenter = try ImageSegmenter(
       model: loaded.network, settings: settings, device: device, normalization: manifest.normalization)
+    // A reduced precision is evaluated beside fp32, image by image, so its cost in
+    // accuracy and its speed-up are measured rather than assumed.
+    let reduced = precision == .fp32 ? nil : try ImageSegmenter(
+      model: source.load(run: run?.layout, fallbackClasses: datasetClasses, requireWeights: true).network,
+      settings: settings, device: device, normalization: manifest.normalization, precision: precision,
+      calibration: precision == .int8 ? try calibrationImages(format: format, root: root, split: config?.data.trainSplit ?? "train", evaluated: data) : [])
 
     let predictionsFolder = savePredictions.map { URL(fileURLWithPath: $0) }
     let total = min(data.count, limit ?? data.count)
     let step = max(1, total / 10)
     let start = Date()
-    let scores = try Evaluation.run(
-      segmenter, task: manifest.task, dataset: data, numClasses: manifest.labelCount,
-      ignoreIndex: config?.data.ignoreLabel ?? Int(voidLabel), limit: limit,
-      progress: { done, total in
-        if done % step == 0 || done == total { warn("evaluated \(done)/\(total) images", prefix: "") }
-      },
-      predictions: predictionsFolder.map { folder -> (Int, Sample, Image) throws -> Void in
-        { _, sample, labels in
-          let url = folder.appendingPathComponent("\(sample.name).png")
-          try createFolder(url.deletingLastPathComponent())
-          try ImageIO.writePNG(labels, to: url, palette: data.colormap)
-        }
-      })
+    let progress: (Int, Int) -> Void = { done, total in
+      if done % step == 0 || done == total { warn("evaluated \(done)/\(total) images", prefix: "") }
+    }
+    let writePrediction = predictionsFolder.map { folder -> (Int, Sample, Image) throws -> Void in
+      { _, sample, labels in
+        let url = folder.appendingPathComponent("\(sample.name).png")
+        try createFolder(url.deletingLastPathComponent())
+        try ImageIO.writePNG(labels, to: url, palette: data.colormap)
+      }
+    }
+    let ignoreIndex = config?.data.ignoreLabel ?? Int(voidLabel)
+    var comparison: PrecisionComparison?
+    let scores: SegmentationScores
+    if let reduced {
+      comparison = try Evaluation.compare(
+        reference: segmenter, reduced: reduced, task: manifest.task, dataset: data, numClasses: manifest.labelCount,
+        ignoreIndex: ignoreIndex, limit: limit, progress: progress, predictions: writePrediction)
+      scores = comparison!.reduced
+    } else {
+      scores = try Evaluation.run(
+        segmenter, task: manifest.task, dataset: data, numClasses: manifest.labelCount, ignoreIndex: ignoreIndex,
+        limit: limit, progress: progress, predictions: writePrediction)
+    }
 
     print("model: \(manifest.model) (\(manifest.task == .foreground ? "foreground" : "\(manifest.classes) classes")), weights: \(loaded.weights?.path ?? "none")")
     print("data: \(format.rawValue) \(data.split) at \(data.root.path), \(total) images")
     print("inference: scales \(settings.scales.map { "\($0)" }.joined(separator: ",")), flip \(settings.flip ? "yes" : "no"), "
       + "crop \(settings.crop.map { "\($0.height)x\($0.width)" } ?? "none"), \(String(format: "%.1f", Date().timeIntervalSince(start))) s on \(device)")
+    if let comparison { print("precision: \(comparison.summary)") }
     print(scores.table(classNames: classNames ?? []))
     if let jsonURL {
       do {
-        try scores.jsonData(classNames: classNames).write(to: jsonURL, options: .atomic)
+        var json = try scores.jsonData(classNames: classNames)
+        if let comparison {
+          // The scores are the reduced precision's; "precision" says against what.
+          var object = try JSONSerialization.jsonObject(with: json) as? [String: Any] ?? [:]
+          object["precision"] = comparison.dictionary
+          json = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+        }
+        try json.write(to: jsonURL, options: .atomic)
       } catch {
         throw CommandError("\(jsonURL.path): cannot be written (\(error.localizedDescription))")
       }
       print("scores: \(jsonURL.path)")
     }
     if let predictionsFolder { print("predictions: \(predictionsFolder.path)") }
+  }
+
+  /// The first --calibration-images images of the training split, or, when it cannot
+  /// be opened, of the evaluated one (said on stderr: calibrating on the images scored
+  /// flatters int8 slightly).
+  func calibrationImages(format: DatasetFormat, root: String, split: String, evaluated: SegmentationDataset) throws -> [Image] {
+    var source = evaluated
+    if split != evaluated.split, let training = try? SegmentationDataset.open(format, root: URL(fileURLWithPath: root), split: split) {
+      source = training
+    } else {
+      warn("int8 calibrates on the evaluated \(evaluated.split) split: no \(split) split to take images from")
+    }
+    return try (0..<min(source.count, inference.calibrationImages)).map { try source.loadSample(at: $0).image }
   }
 }

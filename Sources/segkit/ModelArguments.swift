@@ -55,6 +55,25 @@ struct InferenceArguments: ParsableArguments {
   @Option(help: "Fraction of a sliding window shared with its neighbour, in [0, 1) (default: 1/3).")
   var overlap: Double?
 
+  @Option(help: ArgumentHelp(
+    "Arithmetic: fp32 (exact, the default), bf16 (bfloat16 weights and activations; CPUs with AVX-512 BF16 or AMX, or CUDA) or int8 (CPU; convolutions quantised after calibration).",
+    discussion: "eval reports the change in mIoU, the largest score difference and the speed-up against fp32."))
+  var precision: String = "fp32"
+
+  @Option(help: "Images int8 calibrates on: eval takes the first of the training split, predict the first of its input.")
+  var calibrationImages: Int = 8
+
+  /// --precision, checked.
+  func chosenPrecision() throws -> InferencePrecision {
+    guard let chosen = InferencePrecision(rawValue: precision) else {
+      throw ValidationError("--precision must be fp32, bf16 or int8, got '\(precision)'")
+    }
+    guard (1...256).contains(calibrationImages) else {
+      throw ValidationError("--calibration-images must be 1 to 256, got \(calibrationImages)")
+    }
+    return chosen
+  }
+
   /// These arguments over the run's evaluation settings.
   func settings(config: TrainingConfig?) throws -> InferenceSettings {
     let scales = try self.scales.map { text -> [Double] in

@@ -80,6 +80,7 @@ struct Predict: ParsableCommand {
     let run = try source.run()
     let device = try resolveDevice(device)
     let settings = try inference.settings(config: run?.config)
+    let precision = try inference.chosenPrecision()
     let input = try Self.classify(URL(fileURLWithPath: self.input))
     if saveLogits != nil {
       guard case .image = input else { throw ValidationError("--save-logits takes a single image as --input") }
@@ -105,10 +106,13 @@ struct Predict: ParsableCommand {
     let writer = try PredictionWriter(palette: palette, raw: raw, color: color, overlay: overlay, alpha: alpha)
     let normalization = loaded.manifest.normalization
 
+    let calibration = precision == .int8 ? try calibrationImages(input, single: single?.image) : []
     if let single, let saveLogits {
-      // The model as loaded (not optimised): its logits and labels at its input size.
+      // The model as loaded (not optimised, unless at a reduced precision): its logits
+      // and labels at its input size.
       let segmenter = try ImageSegmenter(
-        model: loaded.network, device: device, normalization: normalization, optimize: false)
+        model: loaded.network, device: device, normalization: normalization, optimize: precision != .fp32,
+        precision: precision, calibration: calibration)
       let output = try segmenter.outputs(single.image, shorterSide: shorterSide)
       let labels = try writer.write(image: single.image, labels: segmenter.labels(fromScores: output.out),
                                     stem: Self.stem(single.url), into: folder)
@@ -122,7 +126,8 @@ struct Predict: ParsableCommand {
       return
     }
     let segmenter = try ImageSegmenter(
-      model: loaded.network, settings: settings, device: device, normalization: normalization)
+      model: loaded.network, settings: settings, device: device, normalization: normalization, precision: precision,
+      calibration: calibration)
     switch input {
     case .image(let url):
       guard let single else { return }
@@ -183,4 +188,27 @@ struct Predict: ParsableCommand {
   }
 
   static func stem(_ url: URL) -> String { url.deletingPathExtension().lastPathComponent }
+
+  /// What int8 calibrates on: the first --calibration-images images (or frames) of
+  /// the input; unreadable ones are left for the segmenting loop to report.
+  func calibrationImages(_ input: Input, single: Image?) throws -> [Image] {
+    let count = inference.calibrationImages
+    switch input {
+    case .image: return single.map { [$0] } ?? []
+    case .folder(let urls):
+      var images: [Image] = []
+      for url in urls where images.count < count {
+        if let image = try? ImageIO.read(url) { images.append(image) }
+      }
+      guard !images.isEmpty else { throw ValidationError("--precision int8: no readable image in --input to calibrate on") }
+      return images
+    case .video(let url):
+      let reader = try VideoReader(url)
+      defer { reader.close() }
+      var frames: [Image] = []
+      while frames.count < count, let frame = try reader.next() { frames.append(frame) }
+      guard !frames.isEmpty else { throw ValidationError("--precision int8: \(url.path) has no frame to calibrate on") }
+      return frames
+    }
+  }
 }

@@ -283,6 +283,12 @@ final class EvalCommandTests: XCTestCase {
       ("not a run", ["eval", "--run", fixture.root.path] + json, [fixture.root.path, "config.yaml"]),
       ("bad scales", ["eval", "--model", "lraspp_mobilenet_v3_large", "--weights", fixture.weights.path,
                       "--dataset", "voc", "--dataset-dir", fixture.root.path, "--scales", "1,-2"] + json, ["--scales"]),
+      ("bad precision", ["eval", "--model", "lraspp_mobilenet_v3_large", "--weights", fixture.weights.path,
+                         "--dataset", "voc", "--dataset-dir", fixture.root.path, "--precision", "fp16"] + json,
+       ["--precision must be fp32, bf16 or int8, got 'fp16'"]),
+      ("bad calibration", ["eval", "--model", "lraspp_mobilenet_v3_large", "--weights", fixture.weights.path,
+                           "--dataset", "voc", "--dataset-dir", fixture.root.path, "--precision", "int8",
+                           "--calibration-images", "0"] + json, ["--calibration-images must be 1 to 256, got 0"]),
     ]
     for (name, arguments, fragments) in cases {
       let result = try SegKitCommand.run(arguments)
@@ -291,6 +297,50 @@ final class EvalCommandTests: XCTestCase {
         XCTAssertTrue(result.error.contains(fragment), "\(name): expected '\(fragment)' in: \(result.error)")
       }
       XCTAssertEqual(try String(contentsOf: earlier, encoding: .utf8), "{\"mIoU\": 0.5}", name)
+    }
+  }
+
+  /// bf16 and int8 are measured against fp32 by the tool itself, on a model trained
+  /// briefly on the synthetic data (so that mIoU means something): the scores the
+  /// reduced path gives, the change in mIoU (int8 within 2 points after calibrating on
+  /// training images, bf16 within 1), the largest logit difference and the speed-up.
+  func testReducedPrecisionIsMeasuredAgainstFP32() throws {
+    let dir = try Oracle.temporaryDirectory("segkit-eval-precision")
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let data = dir.appendingPathComponent("data"), run = dir.appendingPathComponent("run")
+    XCTAssertEqual(try SegKitCommand.run(["data", "synth", "--kind", "semantic", "--out", data.path, "--train", "96",
+                                          "--val", "16", "--size", "64"]).status, 0)
+    let config = Oracle.packageRoot.appendingPathComponent("configs/demo.yaml").path
+    let trained = try SegKitCommand.run([
+      "train", "--config", config, "--set", "dataset_dir=\(data.path)", "--set", "training_number_of_steps=120",
+      "--set", "train_crop_size=[64,64]", "--set", "val_interval=0", "--set", "checkpoint_interval=120",
+      "--run", run.path, "--plain"])
+    XCTAssertEqual(trained.status, 0, trained.error)
+    let fp32JSON = dir.appendingPathComponent("fp32.json")
+    XCTAssertEqual(try SegKitCommand.run(["eval", "--run", run.path, "--json", fp32JSON.path]).status, 0)
+    let fp32 = try JSONDecoder().decode(SegmentationScores.self, from: Data(contentsOf: fp32JSON))
+    XCTAssertGreaterThan(fp32.meanIoU, 0.3, "the model learnt something, so a change in mIoU means something")
+    for (precision, points, logits) in [("int8", 2.0, 3.0), ("bf16", 1.0, 0.5)] {
+      let json = dir.appendingPathComponent("\(precision).json"), predictions = dir.appendingPathComponent(precision)
+      let result = try SegKitCommand.run(["eval", "--run", run.path, "--precision", precision, "--calibration-images", "4",
+                                          "--json", json.path, "--save-predictions", predictions.path])
+      XCTAssertEqual(result.status, 0, result.error)
+      XCTAssertTrue(result.output.contains("precision: \(precision) against fp32: mIoU"), result.output)
+      let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: json)) as? [String: Any])
+      let report = try XCTUnwrap(object["precision"] as? [String: Any], precision)
+      XCTAssertEqual(report["precision"] as? String, precision)
+      let reducedMIoU = try XCTUnwrap(object["mIoU"] as? Double), reportedMIoU = try XCTUnwrap(report["mIoU"] as? Double)
+      XCTAssertEqual(reducedMIoU, reportedMIoU, "the scores are the reduced path's")
+      XCTAssertEqual(try XCTUnwrap(report["fp32_mIoU"] as? Double), fp32.meanIoU, accuracy: 1e-12, precision)
+      let change = try XCTUnwrap(report["mIoU_change_points"] as? Double)
+      XCTAssertEqual(change, (reducedMIoU - fp32.meanIoU) * 100, accuracy: 1e-9)
+      XCTAssertLessThanOrEqual(abs(change), points, "\(precision): mIoU change in points")
+      let difference = try XCTUnwrap(report["largest_score_difference"] as? Double)
+      XCTAssertGreaterThan(difference, 0, "\(precision) computes differently from fp32")
+      XCTAssertLessThan(difference, logits, "\(precision): largest logit difference")
+      XCTAssertGreaterThan(try XCTUnwrap(report["speed_up"] as? Double), 0)
+      let written = try FileManager.default.contentsOfDirectory(atPath: predictions.path).filter { $0.hasSuffix(".png") }
+      XCTAssertEqual(written.count, 16, precision)
     }
   }
 }

@@ -57,4 +57,74 @@ final class InferencePathTests: XCTestCase {
       XCTAssertLessThan(try (added - (plain + residual).relu()).abs().max().item(), 1e-5)
     }
   }
+
+  /// OSVOS's bilinear upsampling maps each channel onto itself: run depthwise, it
+  /// gives the same sums; a weight with anything off the diagonal is left alone.
+  func testDiagonalTransposedConvolutionsRunDepthwise() throws {
+    Torch.manualSeed(7)
+    let diagonal = try ConvTranspose2d(16, 16, kernelSize: 8, stride: 4, bias: false)
+    try Init.bilinearUpsampling_(diagonal.weight)
+    let dense = try ConvTranspose2d(16, 16, kernelSize: 8, stride: 4)
+    let model = Sequential([diagonal, dense])
+    let x = try Tensor.randn([2, 16, 9, 7])
+    model.eval()
+    let plain = try Torch.withInferenceMode { (try diagonal(x), try dense(x)) }
+    XCTAssertEqual(try model.useDepthwiseDiagonals(), 1)
+    let fast = try Torch.withInferenceMode { (try diagonal(x), try dense(x)) }
+    XCTAssertLessThan(try (fast.0 - plain.0).abs().max().item(), 1e-6)
+    XCTAssertEqual(try (fast.1 - plain.1).abs().max().item(), 0)
+    model.train()
+    XCTAssertEqual(model.namedFoldedTensors().count, 0, "training drops the depthwise form")
+  }
+
+  /// bfloat16 and int8 are options: each runs (int8 on calibrated convolutions), gives
+  /// float32 outputs near the float32 path's, and training returns to float32 layers.
+  func testReducedPrecisionsStayNearFloat32() throws {
+    for name in ["lraspp_mobilenet_v3_large", "deeplabv3plus_resnet34", "fcn16s_vgg16_bn", "unet_resnet50", "osvos_vgg16"] {
+      let classes = name.hasPrefix("osvos") ? 1 : 4
+      Torch.manualSeed(8)
+      let x = try Tensor.randn([1, 3, 61, 67])
+      let calibration = [try Tensor.randn([1, 3, 64, 64]), x]
+      var outputs: [InferencePrecision: Tensor] = [:]
+      for precision in InferencePrecision.allCases {
+        Torch.manualSeed(9)
+        let model = try ModelZoo.make(name, classes: classes)
+        model.eval()
+        try model.optimizeForInference(precision: precision, calibration: calibration)
+        let int8 = model.modules().compactMap { $0 as? Conv2d }.filter { $0.int8 != nil }.count
+        XCTAssertEqual(int8 > 0, precision == .int8, "\(name) \(precision)")
+        outputs[precision] = try Torch.withInferenceMode { try model.forward(x).out }
+        XCTAssertEqual(outputs[precision]?.dtype, .float32, "\(name) \(precision)")
+        model.train()
+        XCTAssertEqual(model.modules().compactMap { $0 as? Conv2d }.filter { $0.int8 != nil }.count, 0, name)
+      }
+      let reference = outputs[.fp32]!
+      let scale = try reference.abs().max().item()
+      let bf16 = try (outputs[.bf16]! - reference).abs().max().item() / scale
+      let int8 = try (outputs[.int8]! - reference).abs().max().item() / scale
+      XCTAssertLessThan(bf16, 0.05, "\(name): bf16 relative difference")
+      XCTAssertLessThan(int8, 0.1, "\(name): int8 relative difference")
+      print("\(name): largest difference relative to the largest logit, bf16 \(bf16), int8 \(int8)")
+    }
+  }
+
+  /// One int8 convolution against float32 arithmetic, for inputs with and without
+  /// negative values and with each activation oneDNN applies inside the kernel.
+  func testInt8ConvolutionMatchesFloat32() throws {
+    Torch.manualSeed(10)
+    let weight = try Tensor.randn([12, 8, 3, 3]) * 0.2, bias = try Tensor.randn([12])
+    for x in [try Tensor.randn([2, 8, 15, 13]), try Tensor.rand([2, 8, 15, 13]) * 3] {
+      let low = try x.min().item(), high = try x.max().item()
+      let int8 = try Int8Convolution(weight: weight, bias: bias, stride: 2, padding: 1, dilation: 1, groups: 1,
+                                     inputRange: low...high, inputShape: x.shape)
+      let plain = try x.conv2d(weight: weight, bias: bias, stride: 2, padding: 1)
+      let scale = try plain.abs().max().item()
+      for activation in [nil, ConvolutionActivation.relu, .relu6, .hardswish, .sigmoid] {
+        let expected = try activation?.apply(plain) ?? plain
+        let got = try Torch.withInferenceMode { try int8(x, then: activation) }
+        XCTAssertEqual(got.shape, expected.shape)
+        XCTAssertLessThan(try (got - expected).abs().max().item() / scale, 0.02, "\(String(describing: activation))")
+      }
+    }
+  }
 }

@@ -190,6 +190,18 @@ sk_status sk_conv2d(sk_tensor x, sk_tensor w, sk_tensor b, const int64_t *stride
 sk_status sk_conv2d_fused(sk_tensor x, sk_tensor w, sk_tensor b, const int64_t *stride, const int64_t *padding,
                           const int64_t *dilation, int64_t groups, const char *activation, const double *scalars,
                           int32_t scalar_count, sk_tensor residual, sk_tensor *out);
+/* int8 convolution (CPU, oneDNN): sk_qconv_prepack packs an int8 weight [O, I/groups, kh, kw] quantised
+   per output channel by `w_scales` (float32 [O]) for inputs of `x_shape` (4 values) quantised with
+   `x_scale` and `x_zero_point`; sk_qconv2d quantises the float32 input x to uint8 with them, convolves,
+   adds the float32 bias, applies `activation` (as sk_conv2d_fused) and returns float32.
+   `w_zero_points` are int64 zeros [O]. */
+sk_status sk_qconv_prepack(sk_tensor w, sk_tensor w_scales, double x_scale, int64_t x_zero_point,
+                           const int64_t *stride, const int64_t *padding, const int64_t *dilation, int64_t groups,
+                           const int64_t *x_shape, sk_tensor *out);
+sk_status sk_qconv2d(sk_tensor x, double x_scale, int64_t x_zero_point, sk_tensor packed, sk_tensor w_scales,
+                     sk_tensor w_zero_points, sk_tensor b, const int64_t *stride, const int64_t *padding,
+                     const int64_t *dilation, int64_t groups, const char *activation, const double *scalars,
+                     int32_t scalar_count, sk_tensor *out);
 sk_status sk_conv_transpose2d(sk_tensor x, sk_tensor w, sk_tensor b, const int64_t *stride,
                               const int64_t *padding, const int64_t *output_padding, int64_t groups,
                               const int64_t *dilation, sk_tensor *out);

@@ -97,8 +97,11 @@ public final class MaskRNN: Module, SegmentationNetwork {
     return SegmentationOutput(out: output.out, extras: try output.extras())
   }
 
-  /// Evaluation mode, with the streams' batch norms (if any) folded.
-  public func optimizeForInference(channelsLast: Bool) throws {
+  /// Evaluation mode, each stream optimised as OSVOS is (`OSVOS.optimizeForInference`,
+  /// computing in `dtype`); the fusion and the localiser stay float32.
+  public func optimizeForInference(channelsLast: Bool, dtype: DType) throws {
+    try appearance.optimizeForInference(channelsLast: channelsLast, dtype: dtype)
+    try flow.optimizeForInference(channelsLast: channelsLast, dtype: dtype)
     eval()
     try foldBatchNorm()
     try fuseActivations()

@@ -84,6 +84,7 @@ public final class OSVOS: Module, SegmentationNetwork {
   /// The outputs and the encoder's four feature levels they came from (MaskRNN's
   /// localiser reads the deepest).
   public func forwardWithFeatures(_ x: Tensor) throws -> (output: SegmentationOutput, features: [Tensor]) {
+    let x = try inferenceForm.input(x)
     let shape = x.shape
     guard shape.count == 4 else { throw ModelError("OSVOS expects an (N, C, H, W) image batch, got shape \(shape)") }
     let size = Size2(shape[2], shape[3])
@@ -93,9 +94,11 @@ public final class OSVOS: Module, SegmentationNetwork {
     for (index, level) in levels.enumerated() {
       let prepared = try sidePrep[index](level)
       sides.append(try Self.centreCropped(upscale[index](prepared), to: size))
-      scores["side\(index + 2)"] = try Self.centreCropped(upscaleScore[index](scoreDSN[index](prepared)), to: size)
+      scores["side\(index + 2)"] = try inferenceForm.output(
+        Self.centreCropped(upscaleScore[index](scoreDSN[index](prepared)), to: size))
     }
-    return (SegmentationOutput(out: try fuse(Tensor.cat(sides, dim: 1)), extras: scores), levels)
+    let out = try inferenceForm.output(fuse(Tensor.cat(sides, dim: 1)))
+    return (SegmentationOutput(out: out, extras: scores), try levels.map(inferenceForm.output))
   }
 
   /// The window of `size` in the middle of `x`; an odd excess is cut at the bottom/right.
@@ -124,11 +127,22 @@ public final class OSVOS: Module, SegmentationNetwork {
     return groups
   }
 
-  /// Evaluation mode, with the encoder's batch norms (if any) folded into their convolutions.
-  public func optimizeForInference(channelsLast: Bool) throws {
+  /// The layout and element type inference computes in (see `optimizeForInference`).
+  public private(set) var inferenceForm = InferenceForm()
+
+  /// Evaluation mode, with the encoder's batch norms (if any) folded into their
+  /// convolutions, activations fused into them, the bilinear upsampling run depthwise
+  /// (its weights map each channel onto itself only) and, by default, channels-last
+  /// weights and inputs (oneDNN's faster layout; also for max pooling), computing in
+  /// `dtype` (outputs and features in float32).
+  public func optimizeForInference(channelsLast: Bool, dtype: DType) throws {
     eval()
+    if channelsLast { try to(memoryFormat: .channelsLast) }
     try foldBatchNorm()
     try fuseActivations()
+    try useDepthwiseDiagonals()
+    try to(dtype: dtype)
+    inferenceForm = InferenceForm(memoryFormat: channelsLast ? .channelsLast : .contiguous, computing: dtype)
   }
 }
 

@@ -52,7 +52,34 @@ public final class Conv2d: Module, Layer {
   /// place of the activation layer after it (see `fuseActivations`).
   public var fusedActivation: ConvolutionActivation?
 
+  /// The int8 form of this convolution (folded weights included) used in evaluation
+  /// mode on the CPU (see `quantizeConvolutions`).
+  public internal(set) var int8: Int8Convolution?
+
+  /// While calibrating: the range of the inputs seen, and the last input's shape.
+  var calibration: (range: ClosedRange<Double>?, shape: [Int])?
+
+  /// The weight and bias inference uses: the folded ones when folded.
+  var inferenceWeightAndBias: (weight: Tensor, bias: Tensor?) {
+    folded.map { ($0.weight, Optional($0.bias)) } ?? (weight, bias)
+  }
+
+  private func runsInt8(_ x: Tensor) -> Int8Convolution? {
+    guard let int8, !isTraining, x.device == .cpu, x.dtype == .float32, !Torch.isGradEnabled, !OperationTrace.isRecording
+    else { return nil }
+    return int8
+  }
+
+  private func observe(_ x: Tensor) throws {
+    guard calibration != nil, !isTraining else { return }
+    let seen = try x.min().item()...x.max().item()
+    let range = calibration?.range.map { min($0.lowerBound, seen.lowerBound)...max($0.upperBound, seen.upperBound) } ?? seen
+    calibration = (range, x.shape)
+  }
+
   public func forward(_ x: Tensor) throws -> Tensor {
+    try observe(x)
+    if let int8 = runsInt8(x) { return ForwardTrace.note(self, x, try int8(x, then: fusedActivation)) }
     let (w, b) = !isTraining && folded != nil ? (folded!.weight, folded!.bias) : (weight, bias)
     if let fusedActivation, !isTraining {
       return ForwardTrace.note(self, x, try x.conv2d(
@@ -66,7 +93,9 @@ public final class Conv2d: Module, Layer {
   /// one oneDNN kernel in evaluation mode on the CPU.
   public func forward(_ x: Tensor, adding residual: Tensor, then activation: ConvolutionActivation) throws -> Tensor {
     guard !isTraining else { return try activation.apply(try forward(x) + residual) }
-    let (w, b) = folded.map { ($0.weight, Optional($0.bias)) } ?? (weight, bias)
+    try observe(x)
+    if let int8 = runsInt8(x) { return ForwardTrace.note(self, x, try activation.apply(int8(x) + residual)) }
+    let (w, b) = inferenceWeightAndBias
     return ForwardTrace.note(self, x, try x.conv2d(
       weight: w, bias: b, stride: stride, padding: padding, dilation: dilation, groups: groups, adding: residual,
       then: activation))
@@ -132,10 +161,35 @@ public final class ConvTranspose2d: Module, Layer {
     return try convolve(x, outputPadding: padding)
   }
 
+  /// In evaluation mode, the diagonal of a weight that maps each channel only onto
+  /// itself (bilinear upsampling as FCN and OSVOS build it), run as a depthwise
+  /// transposed convolution: the same sums without the zero terms (see
+  /// `useDepthwiseDiagonals`).
+  var depthwiseDiagonal: Tensor?
+
   private func convolve(_ x: Tensor, outputPadding: Size2) throws -> Tensor {
-    ForwardTrace.note(self, x, try x.convTranspose2d(
+    if let depthwiseDiagonal, !isTraining {
+      return ForwardTrace.note(self, x, try x.convTranspose2d(
+        weight: depthwiseDiagonal, bias: bias, stride: stride, padding: padding, outputPadding: outputPadding,
+        groups: inChannels, dilation: dilation))
+    }
+    return ForwardTrace.note(self, x, try x.convTranspose2d(
       weight: weight, bias: bias, stride: stride, padding: padding, outputPadding: outputPadding, groups: groups,
       dilation: dilation))
+  }
+
+  /// The diagonal [C, 1, kh, kw] when every weight off it is zero, else nil.
+  func diagonalOnly() throws -> Tensor? {
+    guard groups == 1, inChannels == outChannels, inChannels > 1 else { return nil }
+    return try Torch.withNoGrad {
+      let w = try weight.detach()
+      let channel = try Tensor.arange(Double(inChannels), device: w.device)
+      let eye = try (channel.reshape([-1, 1, 1, 1]) .== channel.reshape([1, -1, 1, 1])).to(w.dtype)
+      let diagonal = try (w * eye).sum(dims: [1], keepDim: true)
+      let offDiagonal = try w - diagonal * eye
+      guard try offDiagonal.abs().max().item() == 0 else { return nil }
+      return diagonal
+    }
   }
 }
 
