@@ -38,13 +38,19 @@ public final class MaskRNNSegmenter: SequenceSegmenter {
     try self.init(model: model, device: device, flow: .dis(flowPreset), readout: readout)
   }
 
-  public init(model: MaskRNN, device: Device = .cpu, flow: FlowMethod, readout: Readout = .full) throws {
+  /// The network runs on its fast inference path (`MaskRNN.optimizeForInference`) in
+  /// fp32, or with `precision` bf16 its streams in bfloat16. int8 is refused: its
+  /// streams read masks and flow whose ranges a calibration would have to cover.
+  public init(model: MaskRNN, device: Device = .cpu, flow: FlowMethod, readout: Readout = .full,
+              precision: InferencePrecision = .fp32) throws {
+    guard precision != .int8 else { throw InferenceError("MaskRNN runs in fp32 or bf16; int8 is not built for it") }
     self.model = model
     self.device = device
     self.flow = flow
     self.readout = readout
     try model.to(device: device)
     model.eval()
+    try model.optimizeForInference(channelsLast: true, dtype: precision == .bf16 ? .bfloat16 : .float32)
   }
 
   /// Starts on the first frame and its object mask (non-zero pixels; returned as 0/1).

@@ -54,16 +54,19 @@ public final class MaskRNNObjectsSegmenter: SequenceSegmenter {
   public let device: Device
   public let flow: FlowMethod
   public let readout: MaskRNNSegmenter.Readout
+  public let precision: InferencePrecision
   /// Makes each object's network from the shared one, its first frame and its 0/1 mask
   /// (e.g. a copy fine-tuned on them); nil uses the shared network as it is.
   public var prepare: ((MaskRNN, Image, Image) throws -> MaskRNN)?
   public private(set) var objects: [(id: Int, segmenter: MaskRNNSegmenter)] = []
 
-  public init(model: MaskRNN, device: Device = .cpu, flow: FlowMethod = .dis(.fast), readout: MaskRNNSegmenter.Readout = .full) {
+  public init(model: MaskRNN, device: Device = .cpu, flow: FlowMethod = .dis(.fast), readout: MaskRNNSegmenter.Readout = .full,
+              precision: InferencePrecision = .fp32) {
     self.model = model
     self.device = device
     self.flow = flow
     self.readout = readout
+    self.precision = precision
   }
 
   public func start(firstFrame: Image, mask: Image?) throws -> Image {
@@ -73,7 +76,7 @@ public final class MaskRNNObjectsSegmenter: SequenceSegmenter {
     objects = try ids.map { id in
       let object = ObjectMasks.object(id, of: mask)
       let network = try prepare?(model, firstFrame, object) ?? model
-      let segmenter = try MaskRNNSegmenter(model: network, device: device, flow: flow, readout: readout)
+      let segmenter = try MaskRNNSegmenter(model: network, device: device, flow: flow, readout: readout, precision: precision)
       _ = try segmenter.start(firstFrame: firstFrame, mask: object)
       return (id, segmenter)
     }

@@ -46,6 +46,9 @@ struct DVSArguments: ParsableArguments {
   @Option(help: "Factor regions are resized by for the flow network (DVSNet: 0.5); default: the flow run's flow_input_scale, else 1.")
   var flowScale: Double?
 
+  @Option(help: "Arithmetic of the segmentation path: fp32 (exact, the default) or bf16.")
+  var precision = "fp32"
+
   @Option(help: "Device: auto (the first CUDA device, else the CPU), cpu, cuda, cuda:N or mps.")
   var device = "auto"
 
@@ -73,7 +76,11 @@ struct DVSArguments: ParsableArguments {
     guard loaded.manifest.task == .semantic else {
       throw ValidationError("the segmentation path needs a semantic model; \(loaded.manifest.model) is a \(loaded.manifest.task.rawValue) model")
     }
-    let image = try ImageSegmenter(model: loaded.network, device: chosen, normalization: loaded.manifest.normalization)
+    guard let chosenPrecision = InferencePrecision(rawValue: precision), chosenPrecision != .int8 else {
+      throw ValidationError("--precision must be fp32 or bf16 for dvs (int8 would need a calibration set), got '\(precision)'")
+    }
+    let image = try ImageSegmenter(model: loaded.network, device: chosen, normalization: loaded.manifest.normalization,
+                                   precision: chosenPrecision)
     let flowNetwork = try self.flowNetwork(device: chosen)
     try decision?.to(device: chosen)
     // A warp-path run says how its flow network was trained to be used.

@@ -169,6 +169,9 @@ struct VOSSegment: ParsableCommand {
   @Option(help: "Device: auto (the first CUDA device, else the CPU), cpu, cuda, cuda:N or mps.")
   var device = "auto"
 
+  @Option(help: "Arithmetic of the segmenting (fine-tuning is fp32): fp32 (exact, the default), bf16, or int8 (OSVOS; calibrated on each object's first frame).")
+  var precision = "fp32"
+
   @Flag(help: "Segment sequences whose results are already complete again; replace an existing overlay video.")
   var overwrite = false
 
@@ -178,6 +181,9 @@ struct VOSSegment: ParsableCommand {
   func validate() throws {
     guard steps ?? 1 >= 1, learningRate > 0, learningRate.isFinite else {
       throw ValidationError("--steps must be at least 1 and --learning-rate positive")
+    }
+    guard InferencePrecision(rawValue: precision) != nil else {
+      throw ValidationError("--precision must be fp32, bf16 or int8, got '\(precision)'")
     }
     guard FineTuningSettings.OptimizerKind(rawValue: optimizer) != nil else {
       throw ValidationError("--optimizer must be adam or sgd, not '\(optimizer)'")
@@ -205,6 +211,7 @@ struct VOSSegment: ParsableCommand {
     (settings.steps, settings.learningRate, settings.device) = (steps ?? 100, learningRate, try resolveDevice(device))
     settings.optimizer = FineTuningSettings.OptimizerKind(rawValue: optimizer) ?? .adam
     settings.gradientAccumulation = gradientAccumulation
+    settings.precision = InferencePrecision(rawValue: precision) ?? .fp32
     settings.normalization = TrainingConfig.BalancedLossNormalization(rawValue: lossNormalization)?.normalization ?? .perPixel
     (settings.weightDecay, settings.referenceLearningRates) = (weightDecay, referenceLearningRates)
     let (modelName, weights) = try parentWeights(parent, model: model)
@@ -225,9 +232,10 @@ struct VOSSegment: ParsableCommand {
         throw CommandError("--parent \(parent): the weights do not fit \(modelName): \(error)")
       }
       let fineTune = steps != nil
+      guard settings.precision != .int8 else { throw ValidationError("--precision int8 is for OSVOS parents; MaskRNN runs in fp32 or bf16") }
       let flow = try maskRNNFlow(parent: parent, device: settings.device)
       makeSegmenter = {
-        let segmenter = MaskRNNObjectsSegmenter(model: maskRNN, device: settings.device, flow: flow)
+        let segmenter = MaskRNNObjectsSegmenter(model: maskRNN, device: settings.device, flow: flow, precision: settings.precision)
         if fineTune {
           segmenter.prepare = { _, frame, object in
             guard let tuned = try OneShotSegmenter.fineTunedCopy(

@@ -49,6 +49,23 @@ final class PredictCommandTests: XCTestCase {
     let labels = try ImageIO.readLabel(dir.appendingPathComponent("labels/image.png"))
     let argmax = try expected["out"]!.argmax(dim: 1).squeeze(dim: 0).to(.uint8).toArray(UInt8.self)
     XCTAssertEqual(labels.pixels, argmax, "the label PNG holds the class ids")
+    // Reduced precisions: the logits stay float32 and near torchvision's (int8
+    // calibrated on the image itself).
+    let scale = try expected["out"]!.abs().max().item()
+    for (precision, tolerance) in [("bf16", 0.05), ("int8", 0.1)] {
+      let reduced = dir.appendingPathComponent("\(precision).safetensors")
+      let run = try SegKitCommand.run([
+        "predict", "--model", "deeplabv3_mobilenet_v3_large", "--weights", dir.appendingPathComponent("model.pth").path,
+        "--input", dir.appendingPathComponent("image.png").path, "--resize", "none", "--save-logits", reduced.path,
+        "--output", dir.appendingPathComponent(precision).path, "--precision", precision,
+      ])
+      XCTAssertEqual(run.status, 0, run.error)
+      let out = try XCTUnwrap(try StateDict.load(contentsOf: reduced)["out"])
+      XCTAssertEqual(out.dtype, .float32, precision)
+      let difference = try (out - expected["out"]!).abs().max().item() / scale
+      XCTAssertGreaterThan(difference, 0, precision)
+      XCTAssertLessThan(difference, tolerance, precision)
+    }
   }
 
   func testWrongCheckpointIsAClearError() throws {

@@ -19,6 +19,8 @@ final class VOSSegmentCommandTests: XCTestCase {
       XCTAssertEqual(synth.status, 0, synth.error)
       let arguments = ["vos", "segment", "--parent", parent.path, "--model", "unet_resnet18", "--davis", data.path,
                        "--year", "\(year)", "--out", results.path, "--steps", "3", "--device", "cpu"]
+        // DAVIS 2016 segments in int8, calibrated on each first frame.
+        + (year == 2016 ? ["--precision", "int8"] : [])
       let run = try SegKitCommand.run(arguments)
       XCTAssertEqual(run.status, 0, run.error)
       let dataset = year == 2016 ? try VideoDataset.davis2016(root: data, split: "val") : try VideoDataset.davis2017(root: data, split: "val")
@@ -184,12 +186,16 @@ final class VOSSegmentCommandTests: XCTestCase {
     // With --steps, each object's copy is first fine-tuned on the first frame.
     let tuned = try SegKitCommand.run(["vos", "segment", "--parent", weights.path, "--model", "maskrnn_resnet18", "--davis", data.path,
                                        "--year", "2017", "--out", root.appendingPathComponent("tuned").path, "--device", "cpu",
-                                       "--steps", "2", "--plain"])
+                                       "--steps", "2", "--plain", "--precision", "bf16"])
     XCTAssertEqual(tuned.status, 0, tuned.error)
     XCTAssertTrue(tuned.output.contains("2 object(s), fine-tuned in"), tuned.output)
     let wrong = try SegKitCommand.run(["vos", "segment", "--parent", weights.path, "--model", "maskrnn_vgg16", "--davis", data.path,
                                        "--year", "2017", "--out", root.appendingPathComponent("x").path])
     XCTAssertNotEqual(wrong.status, 0)
     XCTAssertTrue(wrong.error.contains("do not fit maskrnn_vgg16"), wrong.error)
+    let int8 = try SegKitCommand.run(["vos", "segment", "--parent", weights.path, "--model", "maskrnn_resnet18", "--davis", data.path,
+                                      "--year", "2017", "--out", root.appendingPathComponent("y").path, "--precision", "int8"])
+    XCTAssertNotEqual(int8.status, 0)
+    XCTAssertTrue(int8.error.contains("MaskRNN runs in fp32 or bf16"), int8.error)
   }
 }

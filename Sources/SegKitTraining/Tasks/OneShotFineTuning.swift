@@ -26,6 +26,9 @@ public struct FineTuningSettings: Sendable {
   public var augmentation = Augmentation.osvos()
   public var seed: UInt64 = 0
   public var device = Device.cpu
+  /// The arithmetic the fine-tuned copy segments the sequence in; int8 calibrates on
+  /// the first frame.
+  public var precision = InferencePrecision.fp32
 
   public init() {}
 }
@@ -60,7 +63,8 @@ public final class OneShotSegmenter: SequenceSegmenter {
     let object = try Image.objectMask(mask, of: firstFrame)
     let model = try Self.fineTunedCopy(modelName: modelName, parent: parent, firstFrame: firstFrame, object: object,
                                        settings: settings, shouldStop: shouldStop)
-    segmenter = try ImageSegmenter(model: model, device: settings.device, normalization: model.inputNormalization)
+    segmenter = try ImageSegmenter(model: model, device: settings.device, normalization: model.inputNormalization,
+                                   precision: settings.precision, calibration: [firstFrame])
     return object
   }
 
