@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# CPU inference of one torchvision model, every way a user might run it, one process
-# per variant, the same threads (2), 1×3×SIZE×SIZE: SegKit's default path
-# (segkit-bench inference), that path without fused activations, and its plain path
-# (no folding, fusion or channels-last),
+# CPU inference of one torchvision model (or OSVOS), every way a user might run it, one
+# process per variant, the same threads (2), 1×3×SIZE×SIZE: SegKit's default path
+# (segkit-bench inference), that path without fused activations, its plain path
+# (no folding, fusion or channels-last), SegKit in bf16 and in int8 (not exact: see
+# `segkit eval --precision` for what they cost in accuracy),
 # PyTorch eager, tuned eager (channels-last, inference_mode), torch.compile, ONNX
 # Runtime on torch.onnx's export and ONNX Runtime on SegKit's export. Each figure is
 # the median of RUNS passes after a warm-up; with ROUNDS > 1 the variants take turns
@@ -13,16 +14,21 @@ source "$(dirname "$0")/prepare.sh" segkit segkit-bench
 work="$(mktemp -d /tmp/segkit-inference-bench.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
 "$bin/segkit" export --model "$model" --out "$work/segkit.onnx" --height "$size" --width "$size" >/dev/null 2>&1
-# Models torchvision lacks (OSVOS, the decoder–encoder pairs) have SegKit's and ONNX
-# Runtime's columns only.
-torchvision=1
-$py -c "import sys, torchvision; sys.exit(0 if hasattr(torchvision.models.segmentation, '$model') else 1)" || torchvision=0
+# PyTorch's columns need the model in PyTorch: torchvision's, or OSVOS-PyTorch's
+# network; the decoder–encoder pairs have SegKit's and ONNX Runtime's columns only.
+reference=1
+case "$model" in
+  osvos_vgg16|osvos_resnet18) ;;
+  *) $py -c "import sys, torchvision; sys.exit(0 if hasattr(torchvision.models.segmentation, '$model') else 1)" || reference=0 ;;
+esac
 for round in $(seq "$rounds"); do
   {
     echo "segkit $("$bin/segkit-bench" inference "$model" "$size" "$runs")"
     echo "segkit-unfused $(SEGKIT_BENCH_UNFUSED=1 "$bin/segkit-bench" inference "$model" "$size" "$runs")"
     echo "segkit-plain $(SEGKIT_BENCH_PLAIN=1 "$bin/segkit-bench" inference "$model" "$size" "$runs")"
-    if [ "$torchvision" = 1 ]; then
+    echo "segkit-bf16 $(SEGKIT_BENCH_PRECISION=bf16 "$bin/segkit-bench" inference "$model" "$size" "$runs")"
+    echo "segkit-int8 $(SEGKIT_BENCH_PRECISION=int8 "$bin/segkit-bench" inference "$model" "$size" "$runs")"
+    if [ "$reference" = 1 ]; then
       for variant in eager tuned compile onnxruntime; do
         echo "$variant $($py Benchmarks/python/inference_variants.py "$variant" "$model" "$size" "$runs" 2>/dev/null)"
       done
@@ -42,7 +48,8 @@ reference = median[reference_name]
 print(f"{sys.argv[2]} at {sys.argv[3]}x{sys.argv[3]}, 2 threads, {sys.argv[4]} round(s); seconds, "
       f"ratio to ONNX Runtime on {'torch.onnx' if reference_name == 'onnxruntime' else 'SegKit'}'s export")
 names = {"segkit": "SegKit (default path)", "segkit-unfused": "SegKit without fused activations",
-         "segkit-plain": "SegKit plain path", "eager": "PyTorch eager (no_grad)",
+         "segkit-plain": "SegKit plain path", "segkit-bf16": "SegKit --precision bf16",
+         "segkit-int8": "SegKit --precision int8", "eager": "PyTorch eager (no_grad)",
          "tuned": "PyTorch channels-last + inference_mode", "compile": "torch.compile",
          "onnxruntime": "ONNX Runtime (torch.onnx export)", "onnxruntime-segkit": "ONNX Runtime (SegKit's export)"}
 for variant, seconds in median.items():

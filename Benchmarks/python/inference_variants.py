@@ -1,5 +1,7 @@
 # PyTorch's and ONNX Runtime's sides of the CPU inference table, one variant per
-# process: the median seconds of RUNS passes after a warm-up, 1×3×SIZE×SIZE.
+# process: the median seconds of RUNS passes after a warm-up, 1×3×SIZE×SIZE. MODEL is
+# a torchvision segmentation model, or osvos_vgg16 / osvos_resnet18 (OSVOS-PyTorch's
+# network, Benchmarks/python/osvos_reference.py).
 #   eager        torchvision's model under no_grad (as Benchmarks/python/inference.py)
 #   tuned        channels-last weights and input, inference_mode
 #   compile      torch.compile (Inductor), channels-last, inference_mode; compiling is not timed
@@ -19,8 +21,14 @@ variant, name, size, runs = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.
 threads = int(os.environ.get("SEGKIT_BENCH_THREADS", "2"))
 torch.set_num_threads(threads)
 torch.manual_seed(0)
-kwargs = {} if name.startswith("lraspp") else {"aux_loss": True}
-model = getattr(torchvision.models.segmentation, name)(weights=None, weights_backbone=None, num_classes=21, **kwargs).eval()
+if name in ("osvos_vgg16", "osvos_resnet18"):
+    # OSVOS as its PyTorch release builds it (dense 16-channel transposed convolutions).
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from osvos_reference import OracleOSVOS
+    model = OracleOSVOS(encoder=name.removeprefix("osvos_")).eval()
+else:
+    kwargs = {} if name.startswith("lraspp") else {"aux_loss": True}
+    model = getattr(torchvision.models.segmentation, name)(weights=None, weights_backbone=None, num_classes=21, **kwargs).eval()
 x = torch.randn(1, 3, size, size)
 
 

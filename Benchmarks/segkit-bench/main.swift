@@ -68,9 +68,10 @@ func prepare(_ model: any SegmentationNetwork, sample: Tensor) throws {
   let precision = InferencePrecision(rawValue: environment["SEGKIT_BENCH_PRECISION"] ?? "fp32") ?? .fp32
   try model.optimizeForInference(precision: precision, calibration: [sample])
   if environment["SEGKIT_BENCH_UNFUSED"] == "1" {
-    model.train()  // drops the folding and the fusion; the channels-last layout stays
+    model.train()  // drops the folding, the fusion and the depthwise upsampling; the channels-last layout stays
     model.eval()
     try model.foldBatchNorm()
+    try model.useDepthwiseDiagonals()
   }
 }
 

@@ -59,7 +59,7 @@ public final class SegmentationModel: Module, SegmentationNetwork {
     try foldBatchNorm()
     try fuseActivations()
     try useDepthwiseDiagonals()
-    try to(dtype: dtype)  // after folding, which is done in float32
+    try convertForInference(to: dtype)  // after folding, which is done in float32
     inferenceForm = InferenceForm(memoryFormat: channelsLast ? .channelsLast : .contiguous, computing: dtype)
   }
 

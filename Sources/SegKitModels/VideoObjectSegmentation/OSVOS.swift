@@ -141,7 +141,7 @@ public final class OSVOS: Module, SegmentationNetwork {
     try foldBatchNorm()
     try fuseActivations()
     try useDepthwiseDiagonals()
-    try to(dtype: dtype)
+    try convertForInference(to: dtype)
     inferenceForm = InferenceForm(memoryFormat: channelsLast ? .channelsLast : .contiguous, computing: dtype)
   }
 }

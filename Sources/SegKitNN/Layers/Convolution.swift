@@ -168,14 +168,13 @@ public final class ConvTranspose2d: Module, Layer {
   var depthwiseDiagonal: Tensor?
 
   private func convolve(_ x: Tensor, outputPadding: Size2) throws -> Tensor {
-    if let depthwiseDiagonal, !isTraining {
-      return ForwardTrace.note(self, x, try x.convTranspose2d(
-        weight: depthwiseDiagonal, bias: bias, stride: stride, padding: padding, outputPadding: outputPadding,
-        groups: inChannels, dilation: dilation))
-    }
-    return ForwardTrace.note(self, x, try x.convTranspose2d(
+    let (weight, groups) = !isTraining && depthwiseDiagonal != nil ? (depthwiseDiagonal!, inChannels) : (weight, groups)
+    // A reduced-precision model keeps this layer in float32 (`convertForInference`).
+    let input = x.dtype == weight.dtype || !x.dtype.isFloatingPoint ? x : try x.to(weight.dtype)
+    let y = try input.convTranspose2d(
       weight: weight, bias: bias, stride: stride, padding: padding, outputPadding: outputPadding, groups: groups,
-      dilation: dilation))
+      dilation: dilation)
+    return ForwardTrace.note(self, x, input === x ? y : try y.to(x.dtype))
   }
 
   /// The diagonal [C, 1, kh, kw] when every weight off it is zero, else nil.
