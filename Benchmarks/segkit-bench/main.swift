@@ -65,6 +65,7 @@ func prepare(_ model: any SegmentationNetwork, sample: Tensor) throws {
   model.eval()
   let environment = ProcessInfo.processInfo.environment
   guard environment["SEGKIT_BENCH_PLAIN"] != "1" else { return }
+  if environment["SEGKIT_BENCH_KEEP"] != "0" { Torch.keepFreedMemory() }
   let precision = InferencePrecision(rawValue: environment["SEGKIT_BENCH_PRECISION"] ?? "fp32") ?? .fp32
   try model.optimizeForInference(precision: precision, calibration: [sample])
   if environment["SEGKIT_BENCH_UNFUSED"] == "1" {

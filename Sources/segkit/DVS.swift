@@ -198,6 +198,7 @@ struct DVSFeatures: ParsableCommand {
   }
 
   func run() throws {
+    Torch.keepFreedMemory()
     let outURL = try writableFile(out, option: "--out")
     let segmenter = try networks.segmenter(policy: .everyFrame, decision: nil)
     let dataset = try snippets.dataset()
@@ -265,6 +266,7 @@ struct DVSTrainDecision: ParsableCommand {
   @Option(help: "Random seed.") var seed: UInt64 = 0
 
   func run() throws {
+    Torch.keepFreedMemory()
     guard (0..<1).contains(dropout) else { throw ValidationError("--dropout must be in [0, 1), got \(dropout)") }
     let size = grid.lowercased().split(separator: "x").compactMap { Int($0) }
     guard size.count == 2, size.allSatisfy({ (1...64).contains($0) }) else { throw ValidationError("--grid '\(grid)' is not HxW (1 to 64 each)") }
@@ -331,6 +333,7 @@ struct DVSEval: ParsableCommand {
   }
 
   func run() throws {
+    Torch.keepFreedMemory()
     let decisionNetwork = try policy.decisionNetwork()
     let policies: [DynamicKeyFrameSegmenter.Policy] = sweep
       ? [.everyFrame] + [2, 3, 5, 10].map { .fixedInterval($0) }
@@ -440,6 +443,7 @@ struct DVSVideo: ParsableCommand {
   var overwrite = false
 
   func run() throws {
+    Torch.keepFreedMemory()
     let inputURL = URL(fileURLWithPath: input)
     guard FileManager.default.fileExists(atPath: inputURL.path) else { throw ValidationError("\(input): no such file") }
     guard (0...1).contains(alpha) else { throw ValidationError("--alpha must be in [0, 1], got \(alpha)") }

@@ -43,6 +43,7 @@ struct Eval: ParsableCommand {
   var device: String = "auto"
 
   func run() throws {
+    Torch.keepFreedMemory()  // activations reuse freed memory from image to image instead of faulting fresh pages in
     let run = try source.run()
     let config = run?.config
     let device = try resolveDevice(device)

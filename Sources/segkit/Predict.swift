@@ -67,6 +67,7 @@ struct Predict: ParsableCommand {
   }
 
   func run() throws {
+    Torch.keepFreedMemory()  // activations reuse freed memory from image to image instead of faulting fresh pages in
     // Every argument, the input and the model are checked before anything is written.
     let shorterSide: Int?
     switch resize {
