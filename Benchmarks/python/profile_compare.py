@@ -1,6 +1,7 @@
 # Where inference time goes: SegKit's pass (a Chrome trace from libtorch's profiler,
 # written by `segkit-bench profile`) beside ONNX Runtime's on SegKit's export of the
-# same model (its own profiler), by kind of operation, self time in milliseconds.
+# same model (its own profiler), by kind of operation, self time in milliseconds; then
+# the convolutions by shape (input, weight) where SegKit spends the most beyond ORT.
 # Usage: profile_compare.py SEGKIT_TRACE.json MODEL.onnx SIZE
 import json
 import os
@@ -52,6 +53,27 @@ def segkit_self_times(path):
     return {name: us / 1000 for name, us in totals.items()}
 
 
+CONVOLUTIONS = ("mkldnn::_convolution_pointwise", "aten::mkldnn_convolution", "aten::_slow_conv2d_forward")
+
+
+def segkit_convolutions(path):
+    """Convolution time by (input shape, weight shape); a fused residual addition
+    passes the residual second and the weight third."""
+    with open(path) as f:
+        trace = json.load(f)
+    totals = {}
+    for event in trace.get("traceEvents", []):
+        if event.get("ph") != "X" or event.get("name") not in CONVOLUTIONS:
+            continue
+        dims = event.get("args", {}).get("Input Dims") or []
+        if len(dims) < 3:
+            continue
+        weight = dims[2] if len(dims[1]) == 4 and len(dims[2]) == 4 else dims[1]
+        key = (tuple(dims[0]), tuple(weight))
+        totals[key] = totals.get(key, 0) + event["dur"] / 1000
+    return totals
+
+
 def onnxruntime_times(path, size):
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = int(os.environ.get("SEGKIT_BENCH_THREADS", "2"))
@@ -69,15 +91,19 @@ def onnxruntime_times(path, size):
     nodes = [e for e in events if e.get("cat") == "Node" and e["name"].endswith("_kernel_time")]
     # The second run only: the first pays for allocations.
     half = len(nodes) // 2
-    totals = {}
+    totals, convolutions = {}, {}
     for event in nodes[half:]:
         op = event["args"].get("op_name", "?")
         totals[op] = totals.get(op, 0) + event["dur"] / 1000
-    return totals
+        shapes = event["args"].get("input_type_shape") or []
+        if op in KINDS[0][2] and len(shapes) >= 2:
+            key = tuple(tuple(next(iter(shape.values()))) for shape in shapes[:2])
+            convolutions[key] = convolutions.get(key, 0) + event["dur"] / 1000
+    return totals, convolutions
 
 
 segkit = segkit_self_times(sys.argv[1])
-ort = onnxruntime_times(sys.argv[2], int(sys.argv[3]))
+ort, ort_convolutions = onnxruntime_times(sys.argv[2], int(sys.argv[3]))
 rows = {}
 for column, times in ((0, segkit), (1, ort)):
     for name, ms in times.items():
@@ -94,3 +120,10 @@ others = sorted(((ms, n) for n, ms in segkit.items() if kind_of(n, 0) == "other"
 print("SegKit's largest other operations:", ", ".join(f"{n} {ms:.1f}" for ms, n in others))
 others = sorted(((ms, n) for n, ms in ort.items() if kind_of(n, 1) == "other"), reverse=True)[:6]
 print("ONNX Runtime's largest other operations:", ", ".join(f"{n} {ms:.1f}" for ms, n in others))
+segkit_by_shape = segkit_convolutions(sys.argv[1])
+print(f"\n{'convolutions by shape (input, weight)':<60}{'SegKit ms':>11}{'ORT ms':>9}")
+gaps = sorted(set(segkit_by_shape) | set(ort_convolutions),
+              key=lambda k: ort_convolutions.get(k, 0) - segkit_by_shape.get(k, 0))
+for key in gaps[:8]:
+    name = f"{list(key[0])} * {list(key[1])}"
+    print(f"{name:<60}{segkit_by_shape.get(key, 0):>11.1f}{ort_convolutions.get(key, 0):>9.1f}")
