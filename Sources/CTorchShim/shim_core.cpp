@@ -288,8 +288,19 @@ sk_status sk_to(sk_tensor t, sk_dtype dtype, sk_device_type dev, int32_t index, 
 
 sk_status sk_contiguous(sk_tensor t, sk_memory_format format, sk_tensor *out) {
   return guard([&] {
-    put(out, T(t).contiguous(format == SK_CHANNELS_LAST ? at::MemoryFormat::ChannelsLast
-                                                        : at::MemoryFormat::Contiguous));
+    if (format != SK_CHANNELS_LAST) return put(out, T(t).contiguous());
+    auto x = T(t).contiguous(at::MemoryFormat::ChannelsLast);
+    // With a 1×1 spatial size any strides count as channels-last, but oneDNN picks
+    // its kernels by the strides themselves (a 1×1 weight with row-major strides ran
+    // its convolution at half speed): give the canonical ones, as torch's
+    // .to(memory_format=) does.
+    if (x.dim() == 4) {
+      auto sizes = x.sizes();
+      std::vector<int64_t> canonical{sizes[1] * sizes[2] * sizes[3], 1, sizes[3] * sizes[1], sizes[1]};
+      if (x.strides() != c10::IntArrayRef(canonical))
+        x = at::empty_like(x, at::MemoryFormat::ChannelsLast).copy_(x);
+    }
+    put(out, x);
   });
 }
 

@@ -35,7 +35,7 @@ extension Module {
           let shift = try (conv.bias?.detach() ?? Tensor.zeros(mean.shape, dtype: mean.dtype)) - mean
           var bias = try shift * scale
           if let beta = norm.bias { bias = try bias + beta.detach() }
-          conv.folded = (try weight.contiguous(conv.weight.isContiguous(.channelsLast) ? .channelsLast : .contiguous), bias)
+          conv.folded = (try weight.contiguous(conv.weight.isLaidOut(.channelsLast) ? .channelsLast : .contiguous), bias)
           norm.isFolded = true
           count += 1
         }

@@ -184,7 +184,7 @@ open class Module {
       let targetDevice = device ?? tensor.device
       let targetDType = tensor.dtype.isFloatingPoint ? dtype ?? tensor.dtype : tensor.dtype
       var result = tensor
-      let relayout = memoryFormat.map { tensor.rank == 4 && !tensor.isContiguous($0) } ?? false
+      let relayout = memoryFormat.map { tensor.rank == 4 && !tensor.isLaidOut($0) } ?? false
       if targetDevice != tensor.device || targetDType != tensor.dtype || relayout {
         result = try tensor.detach().to(dtype: targetDType, device: targetDevice)
         if let memoryFormat, relayout { result = try result.contiguous(memoryFormat) }

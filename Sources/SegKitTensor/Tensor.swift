@@ -366,6 +366,8 @@ public final class Tensor {
 
   public enum MemoryFormat: Sendable { case contiguous, channelsLast }
 
+  /// The tensor laid out in `format` (itself when it already is; channels-last gets
+  /// its canonical strides, see `isLaidOut`).
   public func contiguous(_ format: MemoryFormat = .contiguous) throws -> Tensor {
     OperationTrace.note(.identity, [self], try produce { sk_contiguous(handle, format == .channelsLast ? SK_CHANNELS_LAST : SK_CONTIGUOUS, $0) })
   }
@@ -374,6 +376,18 @@ public final class Tensor {
     var flag: Int32 = 0
     infallible(sk_is_contiguous(handle, format == .channelsLast ? SK_CHANNELS_LAST : SK_CONTIGUOUS, &flag))
     return flag != 0
+  }
+
+  /// Whether the strides are exactly `format`'s own (`isContiguous` also accepts
+  /// others where a dimension has size 1; oneDNN's kernel choice does not).
+  public func isLaidOut(_ format: MemoryFormat) -> Bool {
+    let shape = self.shape
+    switch format {
+    case .contiguous:
+      return strides == shape.indices.map { shape[($0 + 1)...].reduce(1, *) }
+    case .channelsLast:
+      return shape.count == 4 && strides == [shape[1] * shape[2] * shape[3], 1, shape[3] * shape[1], shape[1]]
+    }
   }
 
   /// A copy with its own storage (and its own place in the autograd graph).

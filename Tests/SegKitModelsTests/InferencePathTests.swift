@@ -58,6 +58,24 @@ final class InferencePathTests: XCTestCase {
     }
   }
 
+  /// A 1×1 or depthwise weight counts as channels-last with row-major strides too, but
+  /// oneDNN chooses its kernel by the strides (half speed with row-major ones): the
+  /// fast path gives every weight the canonical channels-last strides, as torch's
+  /// `.to(memory_format=torch.channels_last)` does.
+  func testChannelsLastWeightsHaveCanonicalStrides() throws {
+    let pointwise = try Tensor.randn([64, 16, 1, 1]), depthwise = try Tensor.randn([72, 1, 3, 3])
+    XCTAssertTrue(pointwise.isContiguous(.channelsLast))
+    XCTAssertFalse(pointwise.isLaidOut(.channelsLast))
+    XCTAssertEqual(try pointwise.contiguous(.channelsLast).strides, [16, 1, 16, 16])
+    XCTAssertEqual(try depthwise.contiguous(.channelsLast).strides, [9, 1, 3, 1])
+    let model = try ModelZoo.make("lraspp_mobilenet_v3_large", classes: 4)
+    model.eval()
+    try model.optimizeForInference()
+    for conv in model.modules().compactMap({ $0 as? Conv2d }) {
+      XCTAssertTrue(conv.weight.isLaidOut(.channelsLast), "\(conv.weight.shape) \(conv.weight.strides)")
+    }
+  }
+
   /// OSVOS's bilinear upsampling maps each channel onto itself: run depthwise, it
   /// gives the same sums; a weight with anything off the diagonal is left alone.
   func testDiagonalTransposedConvolutionsRunDepthwise() throws {
