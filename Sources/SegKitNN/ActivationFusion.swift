@@ -59,13 +59,19 @@ extension Module {
   }
 
   /// For inference in a reduced precision (bfloat16): every parameter, buffer and
-  /// folded weight in `dtype`, except the transposed convolutions, which stay float32
-  /// (converting their input and output): oneDNN has no fast bfloat16 kernel for them
-  /// here (OSVOS's stride-16 upsampling: 105 ms in bfloat16 against 2 ms in float32).
+  /// folded weight in `dtype`, except where oneDNN has no fast bfloat16 kernel, which
+  /// stay float32 (converting their input and output): transposed convolutions
+  /// (OSVOS's stride-16 upsampling: 105 ms in bfloat16 against 2 ms in float32) and
+  /// convolutions dilated by 12 or more (DeepLab's ASPP at rates 24 and 36 on 65×65:
+  /// 320 and 370 ms against 145 and 89 ms; measured slower from rate 12 at 33×33 and
+  /// from 18 at 65×65, faster up to rate 8).
   public func convertForInference(to dtype: DType) throws {
     try to(dtype: dtype)
     guard dtype != .float32 else { return }
-    for case let deconvolution as ConvTranspose2d in modules() { try deconvolution.to(dtype: .float32) }
+    for module in modules() {
+      if let deconvolution = module as? ConvTranspose2d { try deconvolution.to(dtype: .float32) }
+      if let conv = module as? Conv2d, max(conv.dilation.height, conv.dilation.width) >= 12 { try conv.to(dtype: .float32) }
+    }
   }
 
   /// Forgets every fusion, depthwise rewrite and quantisation: each layer runs as registered again.

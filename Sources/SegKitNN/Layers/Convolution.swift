@@ -81,12 +81,21 @@ public final class Conv2d: Module, Layer {
     try observe(x)
     if let int8 = runsInt8(x) { return ForwardTrace.note(self, x, try int8(x, then: fusedActivation)) }
     let (w, b) = !isTraining && folded != nil ? (folded!.weight, folded!.bias) : (weight, bias)
+    let input = try inWeightType(x, w)
+    let y: Tensor
     if let fusedActivation, !isTraining {
-      return ForwardTrace.note(self, x, try x.conv2d(
-        weight: w, bias: b, stride: stride, padding: padding, dilation: dilation, groups: groups, then: fusedActivation))
+      y = try input.conv2d(
+        weight: w, bias: b, stride: stride, padding: padding, dilation: dilation, groups: groups, then: fusedActivation)
+    } else {
+      y = try input.conv2d(weight: w, bias: b, stride: stride, padding: padding, dilation: dilation, groups: groups)
     }
-    return ForwardTrace.note(
-      self, x, try x.conv2d(weight: w, bias: b, stride: stride, padding: padding, dilation: dilation, groups: groups))
+    return ForwardTrace.note(self, x, input === x ? y : try y.to(x.dtype))
+  }
+
+  /// `x` in the weight's floating-point type: a reduced-precision model keeps some
+  /// convolutions in float32 (`convertForInference`).
+  private func inWeightType(_ x: Tensor, _ weight: Tensor) throws -> Tensor {
+    x.dtype == weight.dtype || !x.dtype.isFloatingPoint ? x : try x.to(weight.dtype)
   }
 
   /// The convolution, plus `residual`, then `activation`: a residual block's last step,
@@ -96,9 +105,11 @@ public final class Conv2d: Module, Layer {
     try observe(x)
     if let int8 = runsInt8(x) { return ForwardTrace.note(self, x, try activation.apply(int8(x) + residual)) }
     let (w, b) = inferenceWeightAndBias
-    return ForwardTrace.note(self, x, try x.conv2d(
-      weight: w, bias: b, stride: stride, padding: padding, dilation: dilation, groups: groups, adding: residual,
-      then: activation))
+    let input = try inWeightType(x, w)
+    let y = try input.conv2d(
+      weight: w, bias: b, stride: stride, padding: padding, dilation: dilation, groups: groups,
+      adding: try inWeightType(residual, w), then: activation)
+    return ForwardTrace.note(self, x, input === x ? y : try y.to(x.dtype))
   }
 }
 
