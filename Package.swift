@@ -192,7 +192,7 @@ let package = Package(
     ),
     .testTarget(
       name: "SegKitFuzzTests",
-      dependencies: ["SegKitFuzzTargets", "SegKitData", "SegKitTensor", "SegKitTestSupport"],
+      dependencies: ["SegKitFuzzTargets", "SegKitData", "SegKitTensor", "SegKitTraining", "SegKitTestSupport"],
       path: "Tests/SegKitFuzzTests",
       exclude: ["Regressions"]
     ),

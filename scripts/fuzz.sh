@@ -41,6 +41,11 @@ elif target in ("pth", "safetensors"):
     torch.save(state, f"{out}/seed-zip.pth")
     torch.save(state, f"{out}/seed-legacy.pth", _use_new_zipfile_serialization=False)
     save_file(dict(state), f"{out}/seed.safetensors")
+elif target == "decisionsamples":
+    import torch
+    from safetensors.torch import save_file
+    save_file({"features": torch.rand(3, 4, 2, 4), "scores": torch.tensor([90., 95., 99.]), "distances": torch.tensor([1., 2., 3.])},
+              f"{out}/seed.safetensors", metadata={"format": "segkit-decision-samples"})
 elif target == "flo":
     with open(f"{out}/seed.flo", "wb") as f:
         f.write(b"PIEH"); np.array([3, 2], np.int32).tofile(f); (np.arange(12, dtype=np.float32) / 4).tofile(f)
@@ -59,7 +64,7 @@ if [ "$target" = smoke ]; then
   runs="${2:-20000}"
   log="$(mktemp)"
   trap 'rm -f "$log"' EXIT
-  for name in mat flo pth safetensors yaml png jpeg ppm flowcache; do
+  for name in mat flo pth safetensors yaml png jpeg ppm flowcache decisionsamples; do
     seed_corpus "$name"
     if ! SWIFT_BACKTRACE=enable=no .build-fuzz/release/segkit-fuzz "$name" -runs="$runs" -seed=1 -rss_limit_mb=4096 \
       -malloc_limit_mb=2048 -timeout=10 -artifact_prefix="fuzz/crashes/$name/" "fuzz/corpus/$name" > "$log" 2>&1; then

@@ -17,6 +17,8 @@
 #include <c10/core/GradMode.h>
 #include <c10/core/InferenceMode.h>
 
+#include <malloc.h>
+
 #if __has_include(<torch/headeronly/version.h>)
 #include <torch/headeronly/version.h>
 #else
@@ -126,6 +128,15 @@ sk_status sk_set_num_threads(int32_t n) {
 }
 
 int32_t sk_get_num_threads(void) { return static_cast<int32_t>(at::get_num_threads()); }
+
+int64_t sk_heap_bytes_in_use(void) {
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+  struct mallinfo2 info = mallinfo2();
+  return static_cast<int64_t>(info.uordblks + info.hblkhd);
+#else
+  return -1;
+#endif
+}
 
 int32_t sk_cuda_device_count(void) {
   try {

@@ -10,7 +10,12 @@
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <chrono>
+#include <condition_variable>
+#include <cstdio>
 #include <cstdlib>
+#include <memory>
+#include <mutex>
+#include <thread>
 
 struct sk_process_group_opaque {
   c10::intrusive_ptr<c10d::Store> store;
@@ -61,18 +66,25 @@ struct SyncBatchNorm : public torch::autograd::Function<SyncBatchNorm> {
     for (int64_t d = 2; d < input.dim(); ++d) reduced.push_back(d);
     std::vector<int64_t> shape(input.dim(), 1);
     shape[1] = channels;
-    auto sums = at::cat({input.sum(reduced), at::full({1}, double(input.numel() / channels), input.options())});
+    // Sums accumulate in float64, as ATen's CPU batch norm accumulates float statistics
+    // in double: in a channel whose values sit close to a large mean, a float32 sum
+    // loses the mean's last digits and 1/σ magnifies the loss into every gradient.
+    const auto f64 = input.options().dtype(at::kDouble);
+    auto sums = at::cat({at::sum(input, reduced, false, at::kDouble), at::full({1}, double(input.numel() / channels), f64)});
     all_reduce_sum(group, sums);
     auto count = sums[channels].item<double>();
     if (count <= 1) throw std::invalid_argument("synchronised batch norm needs more than one value per channel in the global batch");
-    auto mean = sums.narrow(0, 0, channels) / count;
+    auto exact_mean = sums.narrow(0, 0, channels) / count;
+    auto mean = exact_mean.to(input.scalar_type());
     auto centred = input - mean.view(shape);
-    auto squares = centred.square().sum(reduced);
+    auto squares = at::sum(centred.square(), reduced, false, at::kDouble);
     all_reduce_sum(group, squares);
-    auto variance = squares / count;
-    auto invstd = (variance + eps).rsqrt();
-    if (running_mean.defined()) running_mean.mul_(1 - momentum).add_(mean * momentum);
-    if (running_var.defined()) running_var.mul_(1 - momentum).add_(variance * (count / (count - 1)) * momentum);
+    // Centred on the rounded mean: Σ(x - m̃)² / n = σ² + (m - m̃)², corrected exactly.
+    auto variance = squares / count - (exact_mean - mean.to(at::kDouble)).square();
+    auto invstd = (variance + eps).rsqrt().to(input.scalar_type());
+    if (running_mean.defined()) running_mean.mul_(1 - momentum).add_(exact_mean.to(running_mean.scalar_type()) * momentum);
+    if (running_var.defined())
+      running_var.mul_(1 - momentum).add_((variance * (count / (count - 1))).to(running_var.scalar_type()) * momentum);
     auto normalised = centred * invstd.view(shape);
     auto output = normalised;
     if (weight.defined()) output = output * weight.view(shape);
@@ -96,17 +108,92 @@ struct SyncBatchNorm : public torch::autograd::Function<SyncBatchNorm> {
     for (int64_t d = 2; d < dy.dim(); ++d) reduced.push_back(d);
     std::vector<int64_t> shape(dy.dim(), 1);
     shape[1] = channels;
-    auto local_dy = dy.sum(reduced), local_dy_x = (dy * normalised).sum(reduced);
+    auto local_dy = at::sum(dy, reduced, false, at::kDouble), local_dy_x = at::sum(dy * normalised, reduced, false, at::kDouble);
     auto both = at::cat({local_dy, local_dy_x});
-      all_reduce_sum(group, both);
-    auto mean_dy = both.narrow(0, 0, channels) / count, mean_dy_x = both.narrow(0, channels, channels) / count;
+    all_reduce_sum(group, both);
+    auto mean_dy = (both.narrow(0, 0, channels) / count).to(dy.scalar_type());
+    auto mean_dy_x = (both.narrow(0, channels, channels) / count).to(dy.scalar_type());
     auto scale = weight.defined() ? invstd * weight : invstd;
     auto dx = (dy - mean_dy.view(shape) - normalised * mean_dy_x.view(shape)) * scale.view(shape);
-    return {dx, weight.defined() ? local_dy_x : at::Tensor(),
-            ctx->saved_data["has_bias"].toBool() ? local_dy : at::Tensor(),
+    return {dx, weight.defined() ? local_dy_x.to(dy.scalar_type()) : at::Tensor(),
+            ctx->saved_data["has_bias"].toBool() ? local_dy.to(dy.scalar_type()) : at::Tensor(),
             at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
+
+// Makes the store and the Gloo group: rank 0 serves the store at host:port, the
+// others connect to it; each step waits at most `timeout`.
+sk_process_group join(const std::string &host, int32_t port, int32_t rank, int32_t world_size,
+                      std::chrono::milliseconds timeout) {
+  c10d::TCPStoreOptions options;
+  options.port = static_cast<uint16_t>(port);
+  options.isServer = rank == 0;
+  options.numWorkers = world_size;
+  options.waitWorkers = true;
+  options.timeout = timeout;
+  auto store = c10::make_intrusive<c10d::TCPStore>(host, options);
+  auto gloo = c10d::ProcessGroupGloo::Options::create_default(timeout);
+  // As PyTorch: GLOO_SOCKET_IFNAME names the network interface(s) to use, for
+  // machines whose host name resolves to an address the peers cannot reach.
+  if (const char *names = std::getenv("GLOO_SOCKET_IFNAME"); names != nullptr && *names != 0) {
+    gloo->devices.clear();
+    std::string list(names);
+    for (size_t start = 0; start <= list.size();) {
+      size_t end = list.find(',', start);
+      if (end == std::string::npos) end = list.size();
+      if (end > start) gloo->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(list.substr(start, end - start)));
+      start = end + 1;
+    }
+  }
+  auto group = c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, world_size, gloo);
+  return new sk_process_group_opaque{store, group, world_size};
+}
+
+// c10d's store client waits for the first answer of a listener that accepted its
+// connection without any limit, so a port held by something else (or a stopped
+// rank 0) would hang the join forever. The join runs on a thread of its own; past
+// the timeout it is left behind (it frees what it makes if it ever finishes) and
+// the caller gets an error naming the address.
+sk_process_group join_within_timeout(const std::string &host, int32_t port, int32_t rank, int32_t world_size,
+                                     std::chrono::milliseconds timeout) {
+  struct Outcome {
+    std::mutex mutex;
+    std::condition_variable finished;
+    bool done = false, abandoned = false;
+    sk_process_group group = nullptr;
+    std::exception_ptr error;
+  };
+  auto outcome = std::make_shared<Outcome>();
+  std::thread([outcome, host, port, rank, world_size, timeout] {
+    sk_process_group group = nullptr;
+    std::exception_ptr error;
+    try {
+      group = join(host, port, rank, world_size, timeout);
+    } catch (...) {
+      error = std::current_exception();
+    }
+    std::lock_guard<std::mutex> lock(outcome->mutex);
+    if (outcome->abandoned) {
+      delete group;
+      return;
+    }
+    outcome->group = group;
+    outcome->error = error;
+    outcome->done = true;
+    outcome->finished.notify_all();
+  }).detach();
+  std::unique_lock<std::mutex> lock(outcome->mutex);
+  // c10d's own timeouts, which say more, get a moment to fire first.
+  if (!outcome->finished.wait_for(lock, timeout + std::chrono::seconds(1), [&] { return outcome->done; })) {
+    outcome->abandoned = true;
+    char seconds[32];
+    std::snprintf(seconds, sizeof seconds, "%g", timeout.count() / 1000.0);
+    throw std::runtime_error("no answer from the store at " + host + ":" + std::to_string(port) + " within " + seconds +
+                             " s (something there accepted the connection but does not answer as a PyTorch store)");
+  }
+  if (outcome->error) std::rethrow_exception(outcome->error);
+  return outcome->group;
+}
 
 } // namespace
 
@@ -122,29 +209,7 @@ sk_status sk_process_group_new(const char *host, int32_t port, int32_t rank, int
     if (timeout_ms < 1) throw std::invalid_argument("the timeout must be positive");
     if (backend != SK_BACKEND_GLOO)
       throw std::invalid_argument("only the gloo backend is built into this shim (NCCL needs libtorch_cuda's headers)");
-    auto timeout = std::chrono::milliseconds(timeout_ms);
-    c10d::TCPStoreOptions options;
-    options.port = static_cast<uint16_t>(port);
-    options.isServer = rank == 0;
-    options.numWorkers = world_size;
-    options.waitWorkers = true;
-    options.timeout = timeout;
-    auto store = c10::make_intrusive<c10d::TCPStore>(std::string(host), options);
-    auto gloo = c10d::ProcessGroupGloo::Options::create_default(timeout);
-    // As PyTorch: GLOO_SOCKET_IFNAME names the network interface(s) to use, for
-    // machines whose host name resolves to an address the peers cannot reach.
-    if (const char *names = std::getenv("GLOO_SOCKET_IFNAME"); names != nullptr && *names != 0) {
-      gloo->devices.clear();
-      std::string list(names);
-      for (size_t start = 0; start <= list.size();) {
-        size_t end = list.find(',', start);
-        if (end == std::string::npos) end = list.size();
-        if (end > start) gloo->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(list.substr(start, end - start)));
-        start = end + 1;
-      }
-    }
-    auto group = c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, world_size, gloo);
-    *out = new sk_process_group_opaque{store, group, world_size};
+    *out = join_within_timeout(std::string(host), port, rank, world_size, std::chrono::milliseconds(timeout_ms));
   });
 }
 

@@ -105,7 +105,9 @@ public enum ImageIO {
     guard FileManager.default.fileExists(atPath: url.path) else { throw DataError("\(url.path): no such file") }
     do {
       // Read, not mapped: a file that shrinks while mapped kills the process with SIGBUS.
-      return try Data(contentsOf: url)
+      let data = try Data(contentsOf: url)
+      CommandInputs.note(url)
+      return data
     } catch {
       throw DataError("\(url.path): cannot be read (\(error.localizedDescription))")
     }
@@ -115,7 +117,7 @@ public enum ImageIO {
     defer { ic_free(bytes) }
     let data = Data(bytes: bytes!, count: size)
     do {
-      try data.write(to: url, options: .atomic)
+      try AtomicFile.write(data, to: url)
     } catch {
       throw DataError("\(url.path): cannot be written (\(error.localizedDescription))")
     }

@@ -75,7 +75,7 @@ public enum PortablePixmap {
   /// Writes `image` to `url` whole (a temporary file renamed into place).
   public static func write(_ image: Image, to url: URL) throws {
     let data = try encode(image)
-    do { try data.write(to: url, options: .atomic) } catch {
+    do { try AtomicFile.write(data, to: url) } catch {
       throw DataError("\(url.path): cannot be written (\(error.localizedDescription))")
     }
   }

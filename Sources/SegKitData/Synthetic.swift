@@ -432,7 +432,7 @@ public enum Synthetic {
 
   static func writeLines(_ lines: [String], to url: URL) throws {
     do {
-      try Data(lines.map { $0 + "\n" }.joined().utf8).write(to: url, options: .atomic)
+      try AtomicFile.write(Data(lines.map { $0 + "\n" }.joined().utf8), to: url)
     } catch {
       throw DataError("\(url.path): cannot be written (\(error.localizedDescription))")
     }

@@ -152,6 +152,7 @@ public final class VideoReader {
   public init(_ url: URL) throws {
     guard FileManager.default.fileExists(atPath: url.path) else { throw DataError("\(url.path): no such file") }
     self.url = url
+    CommandInputs.note(url)
     let probe = try Self.probe(url, countPackets: false)
     guard let w = probe.width, let h = probe.height, w > 0, h > 0 else {
       throw DataError("\(url.path): no video stream with a known size")
@@ -321,10 +322,12 @@ public final class VideoWriter {
     guard width > 0, height > 0, fps > 0 else {
       throw DataError("\(url.path): a video needs a positive size and frame rate, not \(width)x\(height) at \(fps) fps")
     }
+    try AtomicFile.checkDestination(url)
     self.url = url
     self.width = width
     self.height = height
     self.fps = fps
+    // The extension stays last: ffmpeg picks the container by it.
     partial = url.deletingLastPathComponent()
       .appendingPathComponent(".\(url.deletingPathExtension().lastPathComponent).partial.\(url.pathExtension)")
     let ext = url.pathExtension.lowercased()
@@ -403,11 +406,8 @@ public final class VideoWriter {
       try? FileManager.default.removeItem(at: partial)
       throw DataError("\(url.path): ffmpeg failed writing the video: \(stderr.text())")
     }
-    // rename(2) replaces an existing file at once.
-    guard rename(partial.path, url.path) == 0 else {
-      let reason = String(cString: strerror(errno))
-      try? FileManager.default.removeItem(at: partial)
-      throw DataError("\(url.path): the finished video cannot be moved into place (\(reason))")
+    do { try AtomicFile.place(partial, at: url) } catch {
+      throw DataError("\(url.path): the finished video cannot be moved into place (\(error.localizedDescription))")
     }
   }
 }

@@ -155,3 +155,16 @@ extension InputNormalization {
     return try (x - Tensor(mean, shape: [1, 3, 1, 1])) / Tensor(std, shape: [1, 3, 1, 1])
   }
 }
+
+extension ONNXExport {
+  /// Refuses an export whose recording is estimated to need more than `MemoryBudget`'s
+  /// cap. `export` writes the same graph at a given size with fixed sizes; two small
+  /// ones are measured (`MemoryGrowth`) and extended to `size`, once per recording
+  /// (four with `openSizes`, which are held together).
+  public static func checkMemory(at size: Size2, openSizes: Bool, what: String,
+                                 _ export: (Size2) throws -> Onnx_ModelProto) throws {
+    guard let growth = try MemoryGrowth.measure({ try export($0).serializedData() }) else { return }
+    let pixels = size.height * size.width * (openSizes ? 4 : 1)
+    try MemoryBudget.check(growth.bytes(pixels: pixels), for: "exporting \(what) at \(size.height)×\(size.width)")
+  }
+}

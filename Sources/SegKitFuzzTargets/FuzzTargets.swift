@@ -13,6 +13,8 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
   case ppm
   /// A flow cache's settings.json.
   case flowcache
+  /// DVSNet's decision samples (`segkit dvs features`), read and sized for training.
+  case decisionsamples
 
   /// The file name extension its inputs get on disk (the readers take files).
   var fileExtension: String {
@@ -26,6 +28,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     case .jpeg: return "jpg"
     case .ppm: return "ppm"
     case .flowcache: return "json"
+    case .decisionsamples: return "safetensors"
     }
   }
 
@@ -49,6 +52,14 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
       try? FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
       guard (try? data.write(to: folder.appendingPathComponent("settings.json"))) != nil else { return false }
       return (try? FlowCache(folder: folder)) != nil
+    case .decisionsamples:
+      // Read, then the training's memory estimate against a 1 GiB cap: what a file
+      // declares must be refused before a network is built for it.
+      guard let samples = try? DecisionSamples.read(url) else { return false }
+      let previous = MemoryBudget.limit
+      defer { MemoryBudget.limit = previous }
+      MemoryBudget.limit = 1 << 30
+      return (try? DecisionNetworkTraining().checkMemory(for: samples)) != nil
     case .mat, .flo, .ppm: return false
     }
   }

@@ -245,6 +245,12 @@ public enum DecisionNetworkFile {
           (1...4096).contains(channels), grid.count == 2, grid.allSatisfy({ (1...64).contains($0) }) else {
       throw InferenceError("\(url.path): not a decision network written by `segkit dvs train-decision` (its metadata lacks model, feature_channels or grid)")
     }
+    // The file's own shapes must agree before the network is built, so that a small
+    // file cannot declare a network larger than itself.
+    let expected = DecisionNetwork.parameterShapes(featureChannels: channels, grid: Size2(grid[0], grid[1]))
+    for (name, shape) in expected where state[name]?.shape != shape {
+      throw InferenceError("\(url.path): \(name) should be \(shape) for \(channels) channels and a \(grid[0])×\(grid[1]) grid, found \(state[name].map { "\($0.shape)" } ?? "nothing")")
+    }
     let network = try DecisionNetwork(featureChannels: channels, grid: Size2(grid[0], grid[1]))
     do { try network.loadStateDict(state) } catch {
       throw InferenceError("\(url.path): the weights do not fit a decision network on \(channels) channels and a \(grid[0])×\(grid[1]) grid (\(error))")

@@ -84,6 +84,8 @@ public final class ImageSegmenter {
 
   /// The arithmetic the model runs in (fp32 unless asked otherwise).
   public let precision: InferencePrecision
+  /// `estimatedBytes`'s measurement, made once.
+  private var memoryGrowth: (growth: MemoryGrowth, classes: Int)?
 
   /// Puts `model` on `device` in evaluation mode and, with `optimize`, in its fast
   /// inference form (batch norm folded, channels-last; see `optimizeForInference`) at
@@ -250,5 +252,42 @@ extension InputNormalization {
     if channelOrder == .bgr { pixels = try pixels.flip([0]) }
     if pixelDivisor != 255 { pixels = try pixels / Double(255 / pixelDivisor) }
     return try Image(tensor: pixels)
+  }
+}
+
+extension ImageSegmenter {
+  /// Heap bytes segmenting an image of `height`×`width` is estimated to take on the
+  /// CPU (nil on other devices, or where the heap cannot be measured): two small
+  /// passes of this segmenter measured (`MemoryGrowth`), extended to the pixels its
+  /// largest scale runs, plus the image's own tensors and the multi-pass sums.
+  public func estimatedBytes(height: Int, width: Int, shorterSide: Int? = nil) throws -> Int? {
+    guard device == .cpu else { return nil }
+    var (h, w) = (Double(height), Double(width))
+    if let shorterSide {
+      let scale = Double(shorterSide) / min(h, w)
+      (h, w) = (h * scale, w * scale)
+    }
+    if memoryGrowth == nil {
+      var classes = 1
+      guard let growth = try MemoryGrowth.measure({ size in
+        let scores = try scores(batch: Tensor.zeros([1, 3, size.height, size.width]))
+        classes = scores.shape[1]
+        return scores
+      }) else { return nil }
+      memoryGrowth = (growth, classes)
+    }
+    guard let (growth, classes) = memoryGrowth else { return nil }
+    let largest = settings.scales.max() ?? 1
+    var pixels = h * w * largest * largest
+    if let crop = settings.crop { pixels = min(pixels, Double(crop.height * crop.width)) }
+    // The batch, its resized copy and the labels; with several passes or windows, the sums.
+    let imageBytes = h * w * (24 + (settings.isSinglePlainPass ? 0 : 12 * Double(classes)))
+    return growth.bytes(pixels: Int(min(pixels, 0x1p50))) + Int(min(imageBytes, 0x1p60))
+  }
+
+  /// Refuses an image whose segmenting is estimated to need more than `MemoryBudget`'s cap.
+  public func checkMemory(height: Int, width: Int, shorterSide: Int? = nil, name: String) throws {
+    guard let bytes = try estimatedBytes(height: height, width: width, shorterSide: shorterSide) else { return }
+    try MemoryBudget.check(bytes, for: "\(name): segmenting \(width)×\(height) pixels")
   }
 }

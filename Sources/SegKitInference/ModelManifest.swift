@@ -75,7 +75,7 @@ public struct ModelManifest: Codable, Equatable, Sendable {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
     do {
-      try encoder.encode(self).write(to: url, options: .atomic)
+      try AtomicFile.write(encoder.encode(self), to: url)
     } catch {
       throw InferenceError("cannot write the model manifest \(url.path): \(error.localizedDescription)")
     }

@@ -55,6 +55,16 @@ public struct PredictionWriter {
     folder.appendingPathComponent("\(video.deletingPathExtension().lastPathComponent)_overlay.mp4")
   }
 
+  /// The first of `segmentVideo`'s outputs for `video` already in `folder` (the overlay
+  /// video, or with `frames` a non-empty `<stem>/`), which only `replacing` may overwrite.
+  public static func earlierResult(of video: URL, in folder: URL, frames: Bool) -> URL? {
+    let overlay = videoURL(for: video, in: folder)
+    if FileManager.default.fileExists(atPath: overlay.path) { return overlay }
+    let frameFolder = folder.appendingPathComponent(video.deletingPathExtension().lastPathComponent)
+    let contents = (try? FileManager.default.contentsOfDirectory(atPath: frameFolder.path)) ?? []
+    return frames && !contents.isEmpty ? frameFolder : nil
+  }
+
   /// Segments every frame of a video with `segmenter` (started on the first frame,
   /// with `firstMask` for video object segmentation) into `<stem>_overlay.mp4` in
   /// `folder`, and with `frames` each frame's files into `<stem>/`. A failure part-way
@@ -67,8 +77,8 @@ public struct PredictionWriter {
   ) throws -> (video: URL, frames: Int, stopped: Bool) {
     let stem = url.deletingPathExtension().lastPathComponent
     let videoURL = Self.videoURL(for: url, in: folder)
-    guard replacing || !FileManager.default.fileExists(atPath: videoURL.path) else {
-      throw InferenceError("\(videoURL.path) exists: an earlier result is kept unless told to replace it")
+    if !replacing, let earlier = Self.earlierResult(of: url, in: folder, frames: frames) {
+      throw InferenceError("\(earlier.path) exists: an earlier result is kept unless told to replace it")
     }
     let reader = try VideoReader(url)
     defer { reader.close() }

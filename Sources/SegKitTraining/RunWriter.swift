@@ -47,7 +47,7 @@ public struct RunWriter {
   /// Writes config.yaml atomically (a resumed run rewrites it with what it now uses).
   public func writeConfig(_ yaml: String) throws {
     do {
-      try Data(yaml.utf8).write(to: layout.configURL, options: .atomic)
+      try AtomicFile.write(Data(yaml.utf8), to: layout.configURL)
     } catch {
       throw TrainingError("cannot write \(layout.configURL.path): \(RunLayout.reason(error))")
     }

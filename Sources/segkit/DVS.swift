@@ -264,9 +264,11 @@ struct DVSTrainDecision: ParsableCommand {
   @Option(help: "The grid the features are resized to, HxW (DVSNet: 4x8; seed 004: 4x5).") var grid = "4x8"
   @Option(help: "Dropout after the first three fully connected layers (DVSNet: 0.5, a keep probability of 0.5).") var dropout = 0.5
   @Option(help: "Random seed.") var seed: UInt64 = 0
+  @OptionGroup var memory: MemoryLimitArgument
 
   func run() throws {
     Torch.keepFreedMemory()
+    try memory.apply()
     guard (0..<1).contains(dropout) else { throw ValidationError("--dropout must be in [0, 1), got \(dropout)") }
     let size = grid.lowercased().split(separator: "x").compactMap { Int($0) }
     guard size.count == 2, size.allSatisfy({ (1...64).contains($0) }) else { throw ValidationError("--grid '\(grid)' is not HxW (1 to 64 each)") }
@@ -290,7 +292,7 @@ struct DVSTrainDecision: ParsableCommand {
     try DecisionNetworkFile.write(network, to: weights, metadata: ["epoch": String(best.epoch)])
     let csv = "epoch,train_rms,val_rms\n" + history.map { String(format: "%d,%.4f,%.4f", $0.epoch, $0.trainRMS, $0.validationRMS) }.joined(separator: "\n") + "\n"
     let csvURL = folder.appendingPathComponent("history.csv")
-    do { try Data(csv.utf8).write(to: csvURL, options: .atomic) } catch {
+    do { try AtomicFile.write(Data(csv.utf8), to: csvURL) } catch {
       throw CommandError("\(csvURL.path): cannot be written (\(error.localizedDescription))")
     }
     // The spread of the targets: an RMS error is only small against it.
@@ -366,7 +368,7 @@ struct DVSEval: ParsableCommand {
              $0.counts.flowSteps, $0.segmentationShare)
     }.joined(separator: "\n") + "\n"
     let csvURL = folder.appendingPathComponent("sweep.csv")
-    do { try Data(csv.utf8).write(to: csvURL, options: .atomic) } catch {
+    do { try AtomicFile.write(Data(csv.utf8), to: csvURL) } catch {
       throw CommandError("\(csvURL.path): cannot be written (\(error.localizedDescription))")
     }
     print("table: \(csvURL.path)")

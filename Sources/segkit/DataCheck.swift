@@ -54,7 +54,7 @@ struct DataCheck: ParsableCommand {
     let report = dataset.check()
     print(report.text)
     if let json {
-      do { try report.json().write(to: URL(fileURLWithPath: json), options: .atomic) } catch {
+      do { try AtomicFile.write(report.json(), to: URL(fileURLWithPath: json)) } catch {
         throw ValidationError("\(json): cannot write the report (\(error.localizedDescription))")
       }
     }

@@ -120,7 +120,7 @@ struct Eval: ParsableCommand {
           object["precision"] = comparison.dictionary
           json = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
         }
-        try json.write(to: jsonURL, options: .atomic)
+        try AtomicFile.write(json, to: jsonURL)
       } catch {
         throw CommandError("\(jsonURL.path): cannot be written (\(error.localizedDescription))")
       }

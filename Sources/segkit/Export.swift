@@ -24,6 +24,8 @@ struct Export: ParsableCommand {
 
   @OptionGroup var model: ModelArguments
 
+  @OptionGroup var memory: MemoryLimitArgument
+
   @Option(help: "The format: onnx.")
   var format = "onnx"
 
@@ -52,6 +54,7 @@ struct Export: ParsableCommand {
   var argmax = false
 
   func run() throws {
+    try memory.apply()
     guard format == "onnx" else { throw ValidationError("--format \(format): SegKit writes onnx") }
     for (option, value) in [("--height", height), ("--width", width)] {
       if let value, !(1...16384).contains(value) { throw ValidationError("\(option) must be 1 to 16384, got \(value)") }
@@ -87,6 +90,11 @@ struct Export: ParsableCommand {
     ]
     let bytes: Data
     do {
+      try ONNXExport.checkMemory(at: Size2(options.height, options.width), openSizes: dynamic, what: manifest.model) { size in
+        var probe = options
+        (probe.height, probe.width, probe.openSizes) = (size.height, size.width, false)
+        return try ONNXExport.model(of: loaded.network, options: probe, normalization: normalization)
+      }
       let onnx = try ONNXExport.model(of: loaded.network, options: options, normalization: normalization, metadata: metadata)
       bytes = try onnx.serializedData()
     } catch let error as ExportError {
@@ -112,6 +120,9 @@ struct Export: ParsableCommand {
     }
     let bytes: Data
     do {
+      try ONNXExport.checkMemory(at: Size2(height ?? 512, width ?? 512), openSizes: dynamic, what: name) { size in
+        try ONNXExport.flowModel(of: network, height: size.height, width: size.width, opset: opset)
+      }
       bytes = try ONNXExport.flowModel(of: network, height: height ?? 512, width: width ?? 512, opset: opset, openSizes: dynamic,
                                        metadata: ["model": name, "producer": "SegKit \(SegKit.version)"]).serializedData()
     } catch let error as ExportError {
@@ -130,6 +141,9 @@ struct Export: ParsableCommand {
     let size = Size2(height ?? network.grid.height, width ?? network.grid.width)
     let bytes: Data
     do {
+      try ONNXExport.checkMemory(at: size, openSizes: dynamic, what: "the decision network") { probe in
+        try ONNXExport.decisionModel(of: network, featureSize: probe, opset: opset)
+      }
       bytes = try ONNXExport.decisionModel(
         of: network, featureSize: size, opset: opset, openSizes: dynamic,
         metadata: ["model": "dvsnet_decision", "grid": "\(network.grid.height)x\(network.grid.width)",
@@ -146,14 +160,7 @@ struct Export: ParsableCommand {
     dynamic ? "any batch and size" : "\(height)×\(width)"
   }
 
-  /// Written beside the target under a temporary name, then renamed: nothing partial at `url`.
   private func write(_ bytes: Data, to outURL: URL) throws {
-    let partial = outURL.deletingLastPathComponent().appendingPathComponent(".\(outURL.lastPathComponent).partial")
-    PartialFiles.register(partial)
-    defer { PartialFiles.unregister(partial); try? FileManager.default.removeItem(at: partial) }
-    try bytes.write(to: partial)
-    guard rename(partial.path, outURL.path) == 0 else {
-      throw CommandError("\(outURL.path): cannot be written (\(String(cString: strerror(errno))))")
-    }
+    do { try AtomicFile.write(bytes, to: outURL) } catch let error as FileWriteError { throw CommandError(error.description) }
   }
 }

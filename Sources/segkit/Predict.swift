@@ -54,6 +54,8 @@ struct Predict: ParsableCommand {
 
   @OptionGroup var inference: InferenceArguments
 
+  @OptionGroup var memory: MemoryLimitArgument
+
   @Option(help: "Device: cpu, cuda, cuda:N or mps.")
   var device: String = "cpu"
 
@@ -78,6 +80,7 @@ struct Predict: ParsableCommand {
       shorterSide = side
     }
     guard (0...1).contains(alpha) else { throw ValidationError("--alpha must be in [0, 1], got \(alpha)") }
+    try memory.apply()
     let run = try source.run()
     let device = try resolveDevice(device)
     let settings = try inference.settings(config: run?.config)
@@ -93,9 +96,20 @@ struct Predict: ParsableCommand {
     let loaded = try source.load(run: run?.layout, fallbackClasses: nil, requireWeights: false)
     let palette = try colormap.map(Colormap.named)
       ?? (loaded.manifest.colors.isEmpty ? nil : loaded.manifest.colormap()) ?? .pascal
+    // Each image's memory is estimated from its header before it is read (and before
+    // int8 calibrates on it), on the fp32 model as loaded: reduced precisions take less.
+    let estimator = ImageSegmenter(borrowing: loaded.network, settings: saveLogits == nil ? settings : .single, device: device,
+                                   normalization: loaded.manifest.normalization)
+    let checkMemory = { (url: URL) in
+      let size = try ImageIO.size(of: url)
+      try estimator.checkMemory(height: size.height, width: size.width, shorterSide: shorterSide, name: url.path)
+    }
     // A single image is read before anything is written, so that a bad one leaves nothing behind.
     let single: (url: URL, image: Image)?
-    if case .image(let url) = input { single = (url, try ImageIO.read(url)) } else { single = nil }
+    if case .image(let url) = input {
+      try checkMemory(url)
+      single = (url, try ImageIO.read(url))
+    } else { single = nil }
     let folder = URL(fileURLWithPath: output)
     if case .video(let url) = input, !force {
       let video = PredictionWriter.videoURL(for: url, in: folder)
@@ -107,7 +121,7 @@ struct Predict: ParsableCommand {
     let writer = try PredictionWriter(palette: palette, raw: raw, color: color, overlay: overlay, alpha: alpha)
     let normalization = loaded.manifest.normalization
 
-    let calibration = precision == .int8 ? try calibrationImages(input, single: single?.image) : []
+    let calibration = precision == .int8 ? try calibrationImages(input, single: single?.image, checkMemory: checkMemory) : []
     if let single, let saveLogits {
       // The model as loaded (not optimised, unless at a reduced precision): its logits
       // and labels at its input size.
@@ -139,6 +153,7 @@ struct Predict: ParsableCommand {
       var failures: [String] = []
       for url in urls {
         do {
+          try checkMemory(url)
           let image = try ImageIO.read(url)
           let labels = try writer.write(image: image, labels: segmenter.labels(image, shorterSide: shorterSide),
                                         stem: Self.stem(url), into: folder)
@@ -192,14 +207,14 @@ struct Predict: ParsableCommand {
 
   /// What int8 calibrates on: the first --calibration-images images (or frames) of
   /// the input; unreadable ones are left for the segmenting loop to report.
-  func calibrationImages(_ input: Input, single: Image?) throws -> [Image] {
+  func calibrationImages(_ input: Input, single: Image?, checkMemory: (URL) throws -> Void) throws -> [Image] {
     let count = inference.calibrationImages
     switch input {
     case .image: return single.map { [$0] } ?? []
     case .folder(let urls):
       var images: [Image] = []
       for url in urls where images.count < count {
-        if let image = try? ImageIO.read(url) { images.append(image) }
+        if (try? checkMemory(url)) != nil, let image = try? ImageIO.read(url) { images.append(image) }
       }
       guard !images.isEmpty else { throw ValidationError("--precision int8: no readable image in --input to calibrate on") }
       return images

@@ -14,6 +14,11 @@ struct SegKit: ParsableCommand {
       FlowCommand.self, Export.self,
     ]
   )
+
+  static func main() {
+    CommandInputs.track()  // no command writes over a file it reads (AtomicFile refuses)
+    main(nil)
+  }
 }
 
 struct Info: ParsableCommand {

@@ -98,6 +98,12 @@ struct TrainingArguments: ParsableArguments {
   var distTimeout = 1800.0
 
   func validate() throws {
+    // Zero is not read as one: a launcher asked for no processes is a mistake to report.
+    for (option, value) in [("--nproc-per-node", nprocPerNode), ("--nnodes", nnodes)] where value < 1 {
+      throw ValidationError("\(option) must be at least 1, got \(value)")
+    }
+    guard (0..<nnodes).contains(nodeRank) else { throw ValidationError("--node-rank must be 0 to --nnodes - 1, got \(nodeRank)") }
+    guard distTimeout > 0, distTimeout.isFinite else { throw ValidationError("--dist-timeout must be a positive number of seconds, got \(distTimeout)") }
     if resume != nil && (config != nil || runFolder != nil) {
       throw ValidationError("--resume takes the run's own config.yaml and folder: give --set overrides only, not --config or --run")
     }

@@ -84,7 +84,7 @@ struct VOSEval: ParsableCommand {
     try write(report.globalCSV, to: resultsURL.appendingPathComponent("global_results-\(davis.split).csv"))
     try write(report.perSequenceCSV, to: resultsURL.appendingPathComponent("per-sequence_results-\(davis.split).csv"))
     if let jsonURL {
-      do { try report.json().write(to: jsonURL, options: .atomic) } catch {
+      do { try AtomicFile.write(report.json(), to: jsonURL) } catch {
         throw CommandError("\(jsonURL.path): cannot be written (\(error.localizedDescription))")
       }
     }
@@ -95,7 +95,7 @@ struct VOSEval: ParsableCommand {
   }
 
   private func write(_ text: String, to url: URL) throws {
-    do { try Data(text.utf8).write(to: url, options: .atomic) } catch {
+    do { try AtomicFile.write(Data(text.utf8), to: url) } catch {
       throw CommandError("\(url.path): cannot be written (\(error.localizedDescription))")
     }
   }
@@ -122,7 +122,8 @@ struct VOSSegment: ParsableCommand {
 
       A video (--video FILE --first-mask PNG): the mask holds object ids (palette indices; \
       a 0/255 mask is one object). Writes <out>/<stem>/NNNNNN.png (palette PNGs of object \
-      ids, one per frame) and <out>/<stem>_overlay.mp4.
+      ids, one per frame) and <out>/<stem>_overlay.mp4; an earlier result there is kept \
+      unless --overwrite. --out may not lie inside the DAVIS dataset being read.
       """)
 
   @Option(help: "The parent: a run folder (its model and latest checkpoint) or a weight file (with --model).")
@@ -172,7 +173,7 @@ struct VOSSegment: ParsableCommand {
   @Option(help: "Arithmetic of the segmenting (fine-tuning is fp32): fp32 (exact, the default), bf16, or int8 (OSVOS; calibrated on each object's first frame).")
   var precision = "fp32"
 
-  @Flag(help: "Segment sequences whose results are already complete again; replace an existing overlay video.")
+  @Flag(help: "Segment sequences whose results are already complete again; replace a video's earlier masks and overlay video.")
   var overwrite = false
 
   @Flag(help: "Print a line per sequence even on a terminal (no progress bar).")
@@ -217,9 +218,11 @@ struct VOSSegment: ParsableCommand {
     let (modelName, weights) = try parentWeights(parent, model: model)
     let parentState = try ModelLoader.readWeights(weights)
     let folder = URL(fileURLWithPath: out)
-    if let video, !overwrite {
-      let overlay = PredictionWriter.videoURL(for: URL(fileURLWithPath: video), in: folder)
-      if FileManager.default.fileExists(atPath: overlay.path) { throw ValidationError("\(overlay.path) exists: --overwrite replaces it") }
+    if let video, !overwrite, let earlier = PredictionWriter.earlierResult(of: URL(fileURLWithPath: video), in: folder, frames: true) {
+      throw ValidationError("\(earlier.path) exists: --overwrite replaces it")
+    }
+    if let root = davis.davis, OutputFolder.isInside(folder, URL(fileURLWithPath: root)) {
+      throw ValidationError("--out \(out) is inside the DAVIS dataset being read (\(root)): results there would mix with its annotations")
     }
     try createFolder(folder)
     let stop = Interrupt.install(message: "stopping after this frame; finished sequences are kept (Ctrl-C again quits at once)")
@@ -337,7 +340,7 @@ struct VOSSegment: ParsableCommand {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
     encoder.keyEncodingStrategy = .convertToSnakeCase
-    do { try encoder.encode(all).write(to: timingURL, options: .atomic) } catch {
+    do { try AtomicFile.write(encoder.encode(all), to: timingURL) } catch {
       throw CommandError("\(timingURL.path): cannot be written (\(error.localizedDescription))")
     }
   }

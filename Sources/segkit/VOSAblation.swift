@@ -93,7 +93,7 @@ struct VOSAblation: ParsableCommand {
       return "\(row.name)," + String(format: "%.4f,%.4f,%.4f", global[0].value, global[1].value, global[4].value)
     }.joined(separator: "\n") + "\n"
     let csvURL = folder.appendingPathComponent("ablation.csv")
-    do { try Data(csv.utf8).write(to: csvURL, options: .atomic) } catch {
+    do { try AtomicFile.write(Data(csv.utf8), to: csvURL) } catch {
       throw CommandError("\(csvURL.path): cannot be written (\(error.localizedDescription))")
     }
     print("table: \(csvURL.path)")

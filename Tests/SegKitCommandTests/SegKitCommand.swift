@@ -21,15 +21,15 @@ enum SegKitCommand {
   }
 
   /// Runs `segkit ARGUMENTS` to completion, capturing both output streams.
-  /// Runs segkit to its end; `environment` is added to this process's.
-  static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> Result {
+  /// Runs segkit (or `executable`) to its end; `environment` is added to this process's.
+  static func run(_ arguments: [String], environment: [String: String] = [:], executable: URL? = nil) throws -> Result {
     let scratch = try Oracle.temporaryDirectory("segkit-command")
     defer { try? FileManager.default.removeItem(at: scratch) }
     let outputFile = scratch.appendingPathComponent("stdout"), errorFile = scratch.appendingPathComponent("stderr")
     try Data().write(to: outputFile)
     try Data().write(to: errorFile)
     let process = Process()
-    process.executableURL = try executable()
+    process.executableURL = try executable ?? self.executable()
     process.arguments = arguments
     process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
     process.standardOutput = try FileHandle(forWritingTo: outputFile)

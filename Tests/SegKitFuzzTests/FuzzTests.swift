@@ -3,6 +3,7 @@ import SegKitData
 import SegKitFuzzTargets
 import SegKitTensor
 import SegKitTestSupport
+import SegKitTraining
 import XCTest
 
 /// The parsers of untrusted files under a bounded, deterministic mutation run (the
@@ -74,6 +75,8 @@ final class FuzzTests: XCTestCase {
     try StateDict([("w", try Tensor([1, 2, 3, 4], shape: [2, 2])), ("h", try Tensor.ones([3]).to(.float16))])
       .save(to: folder.appendingPathComponent("w.safetensors"))
     try FlowFile.write(try FlowField(width: 3, height: 2, values: (0..<12).map { Float($0) / 4 }), to: folder.appendingPathComponent("f.flo"))
+    try DecisionSamples(features: try Tensor.ones([3, 4, 2, 4]), scores: try Tensor([90, 95, 99], shape: [3]),
+                        distances: try Tensor([1, 2, 3], shape: [3])).write(to: folder.appendingPathComponent("d.safetensors"))
     let image = try Image(width: 6, height: 4, channels: 3, pixels: (0..<72).map { UInt8($0 * 3) })
     try ImageIO.writePNG(image, to: folder.appendingPathComponent("i.png"))
     try ImageIO.writeJPEG(image, to: folder.appendingPathComponent("i.jpg"))
@@ -82,7 +85,7 @@ final class FuzzTests: XCTestCase {
       .mat: [try bytes("z.mat"), try bytes("plain.mat")], .pth: [try bytes("zip.pth"), try bytes("legacy.pth")],
       .safetensors: [try bytes("w.safetensors")], .flo: [try bytes("f.flo")], .png: [try bytes("i.png")],
       .jpeg: [try bytes("i.jpg")], .ppm: [[UInt8](try PortablePixmap.encode(image)), [UInt8]("P5 2 1 15\n".utf8) + [15, 5]], .yaml: [[UInt8](try Data(contentsOf: config))],
-      .flowcache: [try flowCacheSettings(in: folder)],
+      .flowcache: [try flowCacheSettings(in: folder)], .decisionsamples: [try bytes("d.safetensors")],
     ]
   }
 }

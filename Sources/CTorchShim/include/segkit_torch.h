@@ -52,6 +52,10 @@ sk_status sk_set_num_threads(int32_t n);
 sk_status sk_profiler_start(void);
 sk_status sk_profiler_stop(const char *trace_path);
 int32_t sk_get_num_threads(void);
+/* Bytes the process's heap has handed out and not yet had back (glibc's mallinfo2:
+   every arena and mmapped block); -1 where that is not known. libtorch's CPU tensors
+   live there, so sampling it during a pass measures the pass's memory. */
+int64_t sk_heap_bytes_in_use(void);
 int32_t sk_cuda_device_count(void);
 int32_t sk_mps_is_available(void);
 int32_t sk_is_grad_enabled(void);

@@ -57,7 +57,7 @@ public final class FlowCache: Sendable {
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try encoder.encode(settings).write(to: record, options: .atomic)
+        try AtomicFile.write(encoder.encode(settings), to: record)
       } catch {
         throw DataError("\(folder.path): cannot create the flow cache (\(error.localizedDescription))")
       }

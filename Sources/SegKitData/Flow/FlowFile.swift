@@ -14,6 +14,7 @@ public enum FlowFile {
     do { data = try Data(contentsOf: url) } catch {
       throw DataError("\(url.path): cannot be read (\(error.localizedDescription))")
     }
+    CommandInputs.note(url)
     return try decode(data, name: url.path)
   }
 
@@ -68,7 +69,7 @@ public enum FlowFile {
   /// Writes `flow` to `url` whole (a temporary file renamed into place).
   public static func write(_ flow: FlowField, to url: URL) throws {
     let data = try encode(flow)
-    do { try data.write(to: url, options: .atomic) } catch {
+    do { try AtomicFile.write(data, to: url) } catch {
       throw DataError("\(url.path): cannot be written (\(error.localizedDescription))")
     }
   }

@@ -48,6 +48,26 @@ public final class DecisionNetwork: Module, Layer {
     }
   }
 
+  /// The shape of each parameter, by state-dict name, without building the network.
+  public static func parameterShapes(featureChannels: Int, grid: Size2) -> [(String, [Int])] {
+    let widths = [96 * grid.height * grid.width, 1024, 1024, 10, 1]
+    var shapes: [(String, [Int])] = [("conv.weight", [96, featureChannels, 3, 3]), ("conv.bias", [96])]
+    for layer in 0..<4 {
+      shapes.append(("fc\(layer).weight", [widths[layer + 1], widths[layer]]))
+      shapes.append(("fc\(layer).bias", [widths[layer + 1]]))
+    }
+    return shapes
+  }
+
+  /// How many numbers the network's parameters hold.
+  public static func parameterCount(featureChannels: Int, grid: Size2) -> Int {
+    var total = 0
+    for (_, shape) in parameterShapes(featureChannels: featureChannels, grid: grid) {
+      total += shape.reduce(1, *)
+    }
+    return total
+  }
+
   /// The predicted confidence scores [N] (percent) from features [N, C, h, w].
   public func forward(_ features: Tensor) throws -> Tensor {
     guard features.rank == 4, features.shape[1] == featureChannels else {

@@ -19,6 +19,7 @@ public enum SafeTensors {
     try naming(url) {
       // Read, not mapped: a file that shrinks while mapped (a checkpoint still being written) kills the process with SIGBUS.
       let data = try Data(contentsOf: url)
+      CommandInputs.note(url)
       return try data.withUnsafeBytes { try parse($0) }
     }
   }
@@ -30,7 +31,7 @@ public enum SafeTensors {
       var header = try headerJSON(stateDict, metadata: metadata)
       // Padding keeps the tensor data 8-byte aligned, as the reference writer does.
       header.append(contentsOf: [UInt8](repeating: UInt8(ascii: " "), count: (8 - header.count % 8) % 8))
-      try writeAtomically(to: url) { file in
+      try AtomicFile.write(to: url) { file in
         var length = UInt64(header.count).littleEndian
         try file.write(contentsOf: Data(bytes: &length, count: 8))
         try file.write(contentsOf: header)
@@ -221,35 +222,6 @@ public enum SafeTensors {
     }
     return escaped + "\""
   }
-}
-
-/// Writes a file under a temporary name in the destination's folder, then renames
-/// it over the destination, so that a failure never leaves a partial file there.
-func writeAtomically(to url: URL, _ write: (FileHandle) throws -> Void) throws {
-  let folder = url.deletingLastPathComponent()
-  let temporary = folder.appendingPathComponent(".\(url.lastPathComponent).\(UUID().uuidString).partial")
-  guard FileManager.default.createFile(atPath: temporary.path, contents: nil) else {
-    throw FormatProblem("cannot create a file in \(folder.path)")
-  }
-  PartialFiles.register(temporary)
-  var finished = false
-  defer {
-    if !finished { try? FileManager.default.removeItem(at: temporary) }
-    PartialFiles.unregister(temporary)
-  }
-  let file = try FileHandle(forWritingTo: temporary)
-  do {
-    try write(file)
-    try file.synchronize()
-    try file.close()
-  } catch {
-    try? file.close()
-    throw error
-  }
-  guard rename(temporary.path, url.path) == 0 else {
-    throw FormatProblem("cannot move the written file into place: \(String(cString: strerror(errno)))")
-  }
-  finished = true
 }
 
 extension DType {

@@ -88,6 +88,7 @@ public struct StateDict: Sequence {
   /// containers are accepted.
   public static func load(contentsOf url: URL) throws -> StateDict {
     let format = try naming(url) { try WeightFileFormat.sniff(url) }
+    CommandInputs.note(url)
     switch format {
     case .safetensors: return try SafeTensors.read(contentsOf: url).stateDict
     case .torchZip: return try TorchCheckpoint.loadZip(contentsOf: url)

@@ -198,6 +198,7 @@ extension TrainingConfig {
     Setting("checkpoint_interval", "run", \.run.checkpointInterval, "steps between checkpoints"),
     Setting("keep_checkpoints", "run", \.run.keepCheckpoints, "checkpoints kept, newest first; 0: all"),
     Setting("save_summaries_images", "run", \.run.saveSummariesImages, "log input, prediction and ground-truth images to TensorBoard"),
+    Setting("float64", "run", \.run.float64, "semantic and foreground training in float64 throughout: a numerics check, several times slower"),
   ]
 
   /// DeepLab flag names that SegKit spells differently, for "did you mean".

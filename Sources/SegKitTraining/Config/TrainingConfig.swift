@@ -218,6 +218,9 @@ public struct TrainingConfig: Equatable, Sendable {
     public var checkpointInterval = 1000
     public var keepCheckpoints = 5
     public var saveSummariesImages = true
+    /// Semantic and foreground training in float64 (weights, activations, gradients): a
+    /// check of numerics, such as data-parallel equality, without float32's rounding.
+    public var float64 = false
   }
 
   public init() {}

@@ -13,7 +13,7 @@ public struct DecisionSamples {
 
   public init(features: Tensor, scores: Tensor, distances: Tensor) throws {
     guard features.rank == 4, scores.rank == 1, distances.rank == 1, features.shape[0] == scores.shape[0],
-          distances.shape[0] == scores.shape[0] else {
+          distances.shape[0] == scores.shape[0], features.shape.dropFirst().allSatisfy({ $0 >= 1 }) else {
       throw TrainingError("decision samples need [N, C, h, w] features with N scores and distances; got \(features.shape), \(scores.shape), \(distances.shape)")
     }
     self.features = features
@@ -80,6 +80,7 @@ public struct DecisionNetworkTraining {
     guard training.features.shape[1] == validation.features.shape[1] else {
       throw TrainingError("training features have \(training.features.shape[1]) channels, validation \(validation.features.shape[1])")
     }
+    try checkMemory(for: training)
     Torch.manualSeed(seed)
     let network = try DecisionNetwork(featureChannels: training.features.shape[1], grid: grid, dropout: dropout,
                                       initialScore: try training.scores.mean().item())
@@ -113,6 +114,18 @@ public struct DecisionNetworkTraining {
     try network.loadStateDict(try StateDict(best!.state))
     network.eval()
     return (network, history, best!.epoch)
+  }
+
+  /// Refuses training on `samples` when it is estimated to take more than
+  /// `MemoryBudget`'s cap: the network's weights, gradients and Adam's two moments
+  /// (float32), then a batch's features resized to the grid, before anything is built.
+  public func checkMemory(for samples: DecisionSamples) throws {
+    let channels = samples.features.shape[1]
+    let parameters = DecisionNetwork.parameterCount(featureChannels: channels, grid: grid)
+    let batch = max(1, min(batchSize, samples.count))
+    let activations = batch * (channels + 96) * grid.height * grid.width * 4 * 3
+    try MemoryBudget.check(16 * parameters + activations,
+                           for: "training a decision network on \(channels) feature channels with a \(grid.height)×\(grid.width) grid")
   }
 
   /// The root-mean-square error of the network's predictions (evaluation mode).

@@ -33,7 +33,7 @@ public final class ForegroundSegmentationTask: TrainingTask {
   public func loss(_ batch: Batch, step: Int) throws -> LossTerms {
     let (images, labels) = try parts.imagesAndLabels(batch, config)
     // Void pixels (and padding) count as background: the balanced loss has no ignore mask.
-    let foreground = try ((labels .== 1).to(.float32)).unsqueeze(1)
+    let foreground = try ((labels .== 1).to(parts.dtype)).unsqueeze(1)
     let output = try network(images)
     var terms = try parts.headLosses(output, auxWeight: config.loss.auxLossWeight) { try loss($0, foreground) }
     // Deep supervision (OSVOS): every side output against the same mask.

@@ -53,6 +53,7 @@ final class MaskPropagationTask: TrainingTask {
       validationSource = try MaskPropagationSource(dataset: validation, cache: cache, perturbation: .none)
     }
     // The parts build the model and loader; the initial checkpoint is loaded here (an OSVOS parent goes into both streams).
+    guard !config.run.float64 else { throw TrainingError("'float64' is for semantic and foreground training; MaskRNN trains in float32") }
     var partsConfig = config
     partsConfig.initialization.initialCheckpoint = nil
     partsConfig.data.valSplit = ""

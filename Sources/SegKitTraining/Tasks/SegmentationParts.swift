@@ -28,6 +28,8 @@ struct SegmentationParts {
   /// The model's output channels.
   let outputChannels: Int
   let device: Device
+  /// The arithmetic of the weights and images (`float64` setting).
+  let dtype: DType
   let trainSet: SegmentationDataset
   let trainLoader: DataLoader
   /// The validation split (its first `val_samples`), labels as stored; nil without one.
@@ -46,7 +48,8 @@ struct SegmentationParts {
     Torch.manualSeed(UInt64(config.run.seed))
     network = try config.makeModel(classes: self.outputChannels)
     try config.loadInitialCheckpoint(into: network, classes: self.outputChannels)
-    try network.to(device: device)
+    dtype = config.run.float64 ? .float64 : .float32
+    try network.to(device: device, dtype: dtype)
     network.train()
     if !config.initialization.fineTuneBatchNorm {
       for case let norm as BatchNorm2d in network.modules() { norm.statisticsFrozen = true }
@@ -89,7 +92,7 @@ struct SegmentationParts {
     guard let labels = try batch.labels?.to(device) else {
       throw TrainingError("the \(config.data.trainSplit) split has no labels (\(batch.names.joined(separator: ", ")))")
     }
-    return (try batch.images.to(device), labels)
+    return (try batch.images.to(device).to(dtype), labels)
   }
 
   /// The loss of the main head and, when the model has one and its weight is

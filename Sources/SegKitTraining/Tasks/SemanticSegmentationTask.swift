@@ -28,7 +28,8 @@ public final class SemanticSegmentationTask: TrainingTask {
     if (0..<classes).contains(config.data.ignoreLabel) {
       throw TrainingError("'ignore_label' \(config.data.ignoreLabel) is one of the \(classes) classes; void needs a value outside [0, \(classes))")
     }
-    classWeights = try config.semantic.classWeights.map { try Tensor($0.map(Float.init), shape: [$0.count]).to(device) }
+    let dtype = parts.dtype
+    classWeights = try config.semantic.classWeights.map { try Tensor($0.map(Float.init), shape: [$0.count]).to(device).to(dtype) }
     network = parts.network
     self.config = config
   }
