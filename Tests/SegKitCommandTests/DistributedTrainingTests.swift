@@ -113,6 +113,28 @@ final class DistributedTrainingTests: XCTestCase {
     XCTAssertGreaterThan(try (try firstGradient(unsynced) - reference).norm().item() / norm, 1e-2)
   }
 
+  /// The audit's case: unet_resnet18, 64×64 crops with void labels, batch norm trained,
+  /// four SGD steps. In float64 (the `float64` setting, the same command path) two
+  /// processes × batch 2 with synchronised batch norm end where one process × batch 4
+  /// with libtorch's own batch norm does, to rounding. In float32 the same run is
+  /// chaotic at rounding level (README, "Several processes and machines"): one process
+  /// against itself with 1 and 2 threads ends 6e-2 apart, so 1e-4 is not a float32 bound.
+  func testSynchronizedBatchNormIsExactInFloat64() throws {
+    let config = try fixture(steps: 4)
+    let common = ["--set", "model=unet_resnet18", "--set", "fine_tune_batch_norm=true", "--set", "sync_batch_norm=true",
+                  "--set", "float64=true"]
+    let single = root.appendingPathComponent("single64"), pair = root.appendingPathComponent("pair64")
+    let one = try SegKitCommand.run(["train", "--config", config.path, "--run", single.path, "--plain",
+                                     "--set", "train_batch_size=4", "--set", "threads=2"] + common)
+    XCTAssertEqual(one.status, 0, one.error)
+    let two = try SegKitCommand.run(["train", "--config", config.path, "--run", pair.path, "--plain", "--nproc-per-node", "2",
+                                     "--master-port", String(try Oracle.freePort())] + common)
+    XCTAssertEqual(two.status, 0, two.error)
+    let weights = try StateDict.load(contentsOf: single.appendingPathComponent("model.safetensors"))
+    XCTAssertEqual(weights["backbone.bn1.bias"]?.dtype, .float64)
+    XCTAssertLessThan(try largestRelativeDifference(single, pair), 1e-10)
+  }
+
   /// Every parameter's gradient of a run's first step, flattened: SGD's momentum
   /// buffers in its step-1 checkpoint.
   func firstGradient(_ run: URL) throws -> Tensor {
