@@ -129,6 +129,29 @@ sk_status sk_set_num_threads(int32_t n) {
 
 int32_t sk_get_num_threads(void) { return static_cast<int32_t>(at::get_num_threads()); }
 
+namespace {
+// One of this CPU's capabilities as libtorch's cpuinfo reports them; on other
+// architectures than x86_64 every x86 extension asked for counts as present.
+bool cpu_has(std::initializer_list<const char *> all) {
+  static const auto capabilities = at::cpu::get_cpu_capabilities();
+  auto architecture = capabilities.find("architecture");
+  if (architecture == capabilities.end() || !architecture->second.isString() ||
+      architecture->second.toStringRef() != "x86_64")
+    return true;
+  for (const char *name : all) {
+    auto found = capabilities.find(name);
+    if (found == capabilities.end() || !found->second.isBool() || !found->second.toBool()) return false;
+  }
+  return true;
+}
+} // namespace
+
+int32_t sk_cpu_has_bf16_convolutions(void) {
+  return cpu_has({"avx512_bw", "avx512_vl", "avx512_dq"}) || cpu_has({"avx_ne_convert"});
+}
+
+int32_t sk_cpu_has_vnni(void) { return cpu_has({"avx512_vnni"}) || cpu_has({"avx_vnni"}); }
+
 int64_t sk_heap_bytes_in_use(void) {
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
   struct mallinfo2 info = mallinfo2();

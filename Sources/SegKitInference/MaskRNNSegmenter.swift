@@ -44,6 +44,7 @@ public final class MaskRNNSegmenter: SequenceSegmenter {
   public init(model: MaskRNN, device: Device = .cpu, flow: FlowMethod, readout: Readout = .full,
               precision: InferencePrecision = .fp32) throws {
     guard precision != .int8 else { throw InferenceError("MaskRNN runs in fp32 or bf16; int8 is not built for it") }
+    if precision == .bf16 { try Torch.requireBFloat16Convolutions(on: device) }
     self.model = model
     self.device = device
     self.flow = flow

@@ -144,6 +144,7 @@ extension SegmentationNetwork {
   /// activations), or int8 convolutions calibrated on `calibration` (normalised input
   /// batches, a few images of the data to come; see `Module.quantizeConvolutions`).
   public func optimizeForInference(precision: InferencePrecision, calibration: [Tensor] = []) throws {
+    if precision == .bf16 { try Torch.requireBFloat16Convolutions(on: parameters().first?.device ?? .cpu) }
     try optimizeForInference(channelsLast: true, dtype: precision == .bf16 ? .bfloat16 : .float32)
     guard precision == .int8 else { return }
     guard !calibration.isEmpty else { throw ModelError("int8 inference needs calibration inputs (a few images of the data)") }

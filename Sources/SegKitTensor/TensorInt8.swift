@@ -25,8 +25,12 @@ public final class Int8Convolution {
       throw TorchError("Int8Convolution: a 4-D CPU weight and a 4-D input shape are needed, got \(weight.shape) and \(inputShape)")
     }
     let low = Swift.min(inputRange.lowerBound, 0), high = Swift.max(inputRange.upperBound, 0)
-    let scale = high > low ? (high - low) / 255 : 1
-    let zeroPoint = Swift.min(255, Swift.max(0, Int((-low / scale).rounded())))
+    // Without VNNI, x86 kernels multiply uint8 by int8 in pairs summed into int16
+    // (vpmaddubsw), which saturates past 7-bit inputs: those CPUs get half the input
+    // range, as PyTorch's reduce_range does for them.
+    let levels = Torch.cpuHasVNNI ? 255 : 127
+    let scale = high > low ? (high - low) / Double(levels) : 1
+    let zeroPoint = Swift.min(levels, Swift.max(0, Int((-low / scale).rounded())))
     (inputScale, inputZeroPoint) = (scale, zeroPoint)
     let w = try weight.detach().to(.float32).contiguous()
     let perChannel = try w.abs().max(dims: [1, 2, 3]) / 127

@@ -14,6 +14,18 @@ public enum Torch {
   /// Threads used inside one operation (intra-op parallelism).
   public static var threads: Int { Int(sk_get_num_threads()) }
 
+  /// Whether this CPU has VNNI (AVX-512 or AVX) for int8 dot products; other architectures: assumed.
+  public static let cpuHasVNNI = sk_cpu_has_vnni() != 0
+
+  /// Whether this CPU has oneDNN's bfloat16 convolutions (AVX-512 BW/VL/DQ or AVX-NE-CONVERT on x86).
+  public static let cpuHasBFloat16Convolutions = sk_cpu_has_bf16_convolutions() != 0
+
+  /// Refuses bfloat16 inference on a CPU without bfloat16 convolutions, before a model is converted.
+  public static func requireBFloat16Convolutions(on device: Device) throws {
+    guard device == .cpu, !cpuHasBFloat16Convolutions else { return }
+    throw TorchError("bf16 needs a CPU with bfloat16 convolutions (AVX-512 BW, VL and DQ, or AVX-NE-CONVERT); this one has neither: use fp32 or int8")
+  }
+
   public static func setThreads(_ count: Int) throws {
     try check(sk_set_num_threads(Int32(clamping: count)))
   }

@@ -101,7 +101,8 @@ struct Predict: ParsableCommand {
     let estimator = ImageSegmenter(borrowing: loaded.network, settings: saveLogits == nil ? settings : .single, device: device,
                                    normalization: loaded.manifest.normalization)
     let checkMemory = { (url: URL) in
-      let size = try ImageIO.size(of: url)
+      // A file whose header cannot be read is left for ImageIO.read to name the problem.
+      guard let size = try? ImageIO.size(of: url) else { return }
       try estimator.checkMemory(height: size.height, width: size.width, shorterSide: shorterSide, name: url.path)
     }
     // A single image is read before anything is written, so that a bad one leaves nothing behind.

@@ -10,8 +10,8 @@ final class MemoryGrowthTests: XCTestCase {
     let conv = try Conv2d(3, 32, kernelSize: 3, padding: 1)
     let forward = { (size: Size2) in try Torch.withNoGrad { try conv(try Tensor.zeros([1, 3, size.height, size.width])) } }
     let growth = try XCTUnwrap(try MemoryGrowth.measure(forward))
-    // At least the float32 output (32 × 4 bytes) and the input (3 × 4) per pixel.
-    XCTAssertGreaterThanOrEqual(growth.bytesPerPixel, 140)
+    // At least the float32 output: 32 × 4 bytes per pixel.
+    XCTAssertGreaterThanOrEqual(growth.bytesPerPixel, 128)
     let large = Size2(512, 512)
     let measured = try XCTUnwrap(try MemoryGrowth.peakHeapBytes { try forward(large) })
     let predicted = growth.bytes(pixels: large.height * large.width)

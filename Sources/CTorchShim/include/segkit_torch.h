@@ -56,6 +56,12 @@ int32_t sk_get_num_threads(void);
    every arena and mmapped block); -1 where that is not known. libtorch's CPU tensors
    live there, so sampling it during a pass measures the pass's memory. */
 int64_t sk_heap_bytes_in_use(void);
+/* Whether this CPU runs oneDNN's bfloat16 convolutions (x86: AVX-512 BW, VL and DQ,
+   or AVX-NE-CONVERT; other architectures: assumed, libtorch reports otherwise). */
+int32_t sk_cpu_has_bf16_convolutions(void);
+/* Whether this CPU has VNNI int8 dot products (x86: AVX512-VNNI or AVX-VNNI; other
+   architectures: 1). */
+int32_t sk_cpu_has_vnni(void);
 int32_t sk_cuda_device_count(void);
 int32_t sk_mps_is_available(void);
 int32_t sk_is_grad_enabled(void);
