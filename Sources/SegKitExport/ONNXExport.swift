@@ -163,7 +163,7 @@ extension ONNXExport {
   /// (four with `openSizes`, which are held together).
   public static func checkMemory(at size: Size2, openSizes: Bool, what: String,
                                  _ export: (Size2) throws -> Onnx_ModelProto) throws {
-    guard let growth = try MemoryGrowth.measure({ try export($0).serializedData() }) else { return }
+    guard let growth = MemoryGrowth.measure({ try export($0).serializedData() }) else { return }
     let pixels = size.height * size.width * (openSizes ? 4 : 1)
     try MemoryBudget.check(growth.bytes(pixels: pixels), for: "exporting \(what) at \(size.height)×\(size.width)")
   }

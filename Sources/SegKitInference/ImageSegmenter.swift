@@ -269,7 +269,7 @@ extension ImageSegmenter {
     }
     if memoryGrowth == nil {
       var classes = 1
-      guard let growth = try MemoryGrowth.measure({ size in
+      guard let growth = MemoryGrowth.measure({ size in
         let scores = try scores(batch: Tensor.zeros([1, 3, size.height, size.width]))
         classes = scores.shape[1]
         return scores

@@ -46,11 +46,12 @@ public struct MemoryGrowth: Sendable {
 
   /// Runs `body` at two sizes, after a first run at the small one whose one-time
   /// allocations (caches, prepacked weights) would otherwise count; nil where the heap
-  /// cannot be measured.
+  /// cannot be measured, or where `body` fails at those sizes (a network that needs
+  /// larger inputs is not estimated rather than refused).
   public static func measure<R>(small: Size2 = Size2(64, 64), large: Size2 = Size2(128, 128),
-                                _ body: (Size2) throws -> R) throws -> MemoryGrowth? {
-    _ = try body(small)
-    guard let first = try peakHeapBytes({ try body(small) }), let second = try peakHeapBytes({ try body(large) }) else { return nil }
+                                _ body: (Size2) throws -> R) -> MemoryGrowth? {
+    guard (try? body(small)) != nil, let first = try? peakHeapBytes({ try body(small) }),
+          let second = try? peakHeapBytes({ try body(large) }) else { return nil }
     let (p1, p2) = (Double(small.height * small.width), Double(large.height * large.width))
     let slope = max(0, Double(second - first) / (p2 - p1))
     return MemoryGrowth(fixedBytes: max(0, Double(second) - slope * p2), bytesPerPixel: slope)

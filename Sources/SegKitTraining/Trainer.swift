@@ -96,6 +96,9 @@ public final class Trainer {
     settings.fingerprint = config.hash
     let writes = role.writes && runFolder != nil
     let layout = runFolder.map(RunLayout.init)
+    // Weights the run started from (init_checkpoint) cannot be its final weights: said
+    // now, before training, rather than when the final weights are written.
+    if writes, let final = layout?.finalWeightsURL { try AtomicFile.checkDestination(final) }
     loop = try TrainingLoop(
       task: task, optimizer: try config.makeOptimizer(task.parameterGroups()),
       schedule: try config.learningRateSchedule(totalSteps: totalSteps), settings: settings,

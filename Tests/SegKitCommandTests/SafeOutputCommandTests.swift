@@ -83,4 +83,24 @@ final class SafeOutputCommandTests: XCTestCase {
     XCTAssertTrue(kept.error.contains("\(out.appendingPathComponent("clip").path) exists: --overwrite replaces it"), kept.error)
     XCTAssertEqual(try String(contentsOf: mine, encoding: .utf8), "mine")
   }
+
+  /// A run started from its own final weights would end by writing over them: refused
+  /// before training, not after it.
+  func testARunNeverEndsOverTheWeightsItStartedFrom() throws {
+    let data = root.appendingPathComponent("voc"), run = root.appendingPathComponent("run")
+    let synth = try SegKitCommand.run(["data", "synth", "--kind", "semantic", "--out", data.path, "--train", "2", "--val", "0",
+                                       "--size", "64"])
+    XCTAssertEqual(synth.status, 0, synth.error)
+    let common = ["train", "--run", run.path, "--plain", "--set", "dataset=pascal_voc", "--set", "dataset_dir=\(data.path)",
+                  "--set", "val_split=", "--set", "model=fcn32s_resnet18", "--set", "train_crop_size=[64,64]",
+                  "--set", "train_batch_size=2", "--set", "training_number_of_steps=1", "--set", "workers=0"]
+    let first = try SegKitCommand.run(common)
+    XCTAssertEqual(first.status, 0, first.error)
+    let weights = run.appendingPathComponent("model.safetensors")
+    let before = try Data(contentsOf: weights)
+    let again = try SegKitCommand.run(common + ["--set", "initial_checkpoint=\(weights.path)"])
+    XCTAssertEqual(again.status, 1, again.error)
+    XCTAssertTrue(again.error.contains("\(weights.path): is one of this command's inputs"), again.error)
+    XCTAssertEqual(try Data(contentsOf: weights), before)
+  }
 }
