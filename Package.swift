@@ -32,6 +32,7 @@ let package = Package(
     .library(name: "SegKitData", targets: ["SegKitData"]),
     .library(name: "SegKitMetrics", targets: ["SegKitMetrics"]),
     .library(name: "SegKitInference", targets: ["SegKitInference"]),
+    .library(name: "SegKitExport", targets: ["SegKitExport"]),
     .library(name: "SegKitTraining", targets: ["SegKitTraining"]),
   ],
   dependencies: [
@@ -60,22 +61,13 @@ let package = Package(
       dependencies: ["CTorchShim", .product(name: "ZIPFoundation", package: "ZIPFoundation")],
       path: "Sources/SegKitTensor"
     ),
-    // Top: the command-line tool.
-    .executableTarget(
-      name: "segkit",
-      dependencies: [
-        "SegKitTensor", "SegKitModels", "SegKitData", "SegKitMetrics", "SegKitInference", "SegKitTraining", "SegKitExport",
-        .product(name: "ArgumentParser", package: "swift-argument-parser"),
-      ],
-      path: "Sources/segkit"
-    ),
     // Layer 2: modules, layers, losses, optimizers and learning-rate policies.
     .target(
       name: "SegKitNN",
       dependencies: ["SegKitTensor"],
       path: "Sources/SegKitNN"
     ),
-    // Layer 3: encoders, decoders and the model zoo.
+    // Layer 3: encoders, decoders, the model zoo and the model families.
     .target(
       name: "SegKitModels",
       dependencies: ["SegKitNN"],
@@ -97,38 +89,49 @@ let package = Package(
         .linkedLibrary("opencv_video"), .linkedLibrary("opencv_imgproc"), .linkedLibrary("opencv_core"),
       ]
     ),
-    // Layer 3: images, videos, optical flow, datasets, augmentation, loading.
+    // Layer 3 (on Tensor only): images, videos, optical flow, datasets, augmentation, loading.
     .target(
       name: "SegKitData",
       dependencies: ["SegKitTensor", "CImageCodecs", "COpticalFlow"],
       path: "Sources/SegKitData"
     ),
-    // Layer 3: metrics (confusion matrix, mIoU; DAVIS J, F, T).
+    // Layer 3 (on Tensor only): metrics (confusion matrix, mIoU; DAVIS J, F, T).
     .target(
       name: "SegKitMetrics",
       dependencies: ["SegKitTensor"],
       path: "Sources/SegKitMetrics"
     ),
     // Layer 4: inference: model loading (run folders, manifests, weights), image and
-    // sequence segmenters, evaluation, prediction files, checkpoints.
+    // sequence segmenters (OSVOS, MaskRNN, DVSNet), evaluation, result writers.
     .target(
       name: "SegKitInference",
       dependencies: ["SegKitModels", "SegKitData", "SegKitMetrics"],
       path: "Sources/SegKitInference"
     ),
-    // Layer 4: export: ONNX models written from a recorded forward pass (the ONNX
-    // messages are generated from onnx.proto by swift-protobuf's generator).
+    // Layer 5: export: ONNX models written from a recorded forward pass, with the
+    // manifest as metadata (the ONNX messages are generated from onnx.proto by
+    // swift-protobuf's generator).
     .target(
       name: "SegKitExport",
-      dependencies: ["SegKitModels", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+      dependencies: ["SegKitInference", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
       path: "Sources/SegKitExport"
     ),
-    // Layer 5: training: one loop for every task, the tasks, sinks (console, log,
-    // TensorBoard), run folders, configuration.
+    // Layer 6: training: one loop for the segmentation and flow tasks, the tasks,
+    // sinks (console, log, TensorBoard), run folders, configuration, one-shot
+    // fine-tuning; the decision network's small epoch loop of its own.
     .target(
       name: "SegKitTraining",
       dependencies: ["SegKitInference", .product(name: "Yams", package: "Yams")],
       path: "Sources/SegKitTraining"
+    ),
+    // Layer 7: the command-line tool: it parses arguments, calls the libraries and prints.
+    .executableTarget(
+      name: "segkit",
+      dependencies: [
+        "SegKitTensor", "SegKitModels", "SegKitData", "SegKitMetrics", "SegKitInference", "SegKitTraining", "SegKitExport",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ],
+      path: "Sources/segkit"
     ),
     // Benchmarks against PyTorch eager (Benchmarks/run.sh).
     .executableTarget(
@@ -161,12 +164,12 @@ let package = Package(
     ),
     .testTarget(
       name: "SegKitModelsTests",
-      dependencies: ["SegKitModels", "SegKitTestSupport"],
+      dependencies: ["SegKitModels", "SegKitNN", "SegKitTensor", "SegKitTestSupport"],
       path: "Tests/SegKitModelsTests"
     ),
     .testTarget(
       name: "SegKitDataTests",
-      dependencies: ["SegKitData", "SegKitTestSupport"],
+      dependencies: ["SegKitData", "CImageCodecs", "COpticalFlow", "SegKitTestSupport"],
       path: "Tests/SegKitDataTests"
     ),
     .testTarget(
@@ -176,18 +179,18 @@ let package = Package(
     ),
     .testTarget(
       name: "SegKitInferenceTests",
-      dependencies: ["SegKitInference", "SegKitTestSupport"],
+      dependencies: ["SegKitInference", "SegKitData", "SegKitTestSupport"],
       path: "Tests/SegKitInferenceTests"
     ),
     .testTarget(
       name: "SegKitTrainingTests",
-      dependencies: ["SegKitTraining", "SegKitTestSupport"],
+      dependencies: ["SegKitTraining", "SegKitData", "SegKitInference", "SegKitTestSupport"],
       path: "Tests/SegKitTrainingTests"
     ),
     // The `segkit` command end to end: these tests run the executable they depend on.
     .testTarget(
       name: "SegKitCommandTests",
-      dependencies: ["segkit", "SegKitTraining", "SegKitTestSupport"],
+      dependencies: ["segkit", "SegKitTraining", "SegKitData", "SegKitInference", "SegKitModels", "SegKitTensor", "SegKitTestSupport"],
       path: "Tests/SegKitCommandTests"
     ),
     .testTarget(
@@ -198,7 +201,7 @@ let package = Package(
     ),
     .testTarget(
       name: "SegKitExportTests",
-      dependencies: ["SegKitExport", "SegKitInference", "SegKitTestSupport"],
+      dependencies: ["SegKitExport", "SegKitInference", "SegKitModels", "SegKitNN", "SegKitTensor", "SegKitTestSupport"],
       path: "Tests/SegKitExportTests"
     ),
     .testTarget(

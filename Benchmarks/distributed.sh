@@ -9,7 +9,7 @@ source "$(dirname "$0")/prepare.sh" segkit
 segkit="$bin/segkit"
 work="$(mktemp -d /tmp/segkit-ddp-bench.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
-"$segkit" data synth --kind semantic --out "$work/data" --train 32 --val 0 --size "$crop" --seed 0 >/dev/null
+"$segkit" data synth --kind semantic --out "$work/data" --train 32 --val 0 --image-size "$crop" --seed 0 >/dev/null
 classes="$(wc -l < "$work/data/classes.txt")"
 cat > "$work/config.yaml" <<YAML
 dataset: pascal_voc

@@ -28,7 +28,7 @@ mkdir -p "$demo"
 mkdir -p "$demo/val-images"
 while read -r name; do cp "$demo/data/JPEGImages/$name.jpg" "$demo/val-images/"; done \
   < <(head -n 8 "$demo/data/ImageSets/Segmentation/val.txt")
-"$segkit" predict --run "$demo/train" --input "$demo/val-images" --output "$demo/predictions" --color --overlay
+"$segkit" predict --run "$demo/train" --input "$demo/val-images" --out "$demo/predictions" --color --overlay
 "$segkit" export --run "$demo/train" --out "$demo/model.onnx" --height 128 --width 128 --argmax
 
 

@@ -98,11 +98,13 @@ final class StderrFile {
   }
 }
 
-/// Reads `count` bytes from a file descriptor, fewer only at end of file.
-private func readFully(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) -> Int {
+/// Moves `count` bytes through `transfer` (read or write on a descriptor), retrying
+/// calls interrupted by a signal; returns the bytes moved, fewer at end of file or
+/// when the other end has gone.
+private func transferFully(_ count: Int, _ transfer: (_ done: Int) -> Int) -> Int {
   var done = 0
-  while done < buffer.count {
-    let n = read(fd, buffer.baseAddress! + done, buffer.count - done)
+  while done < count {
+    let n = transfer(done)
     if n > 0 {
       done += n
     } else if !(n < 0 && errno == EINTR) {
@@ -112,18 +114,14 @@ private func readFully(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) 
   return done
 }
 
+/// Reads `count` bytes from a file descriptor, fewer only at end of file.
+private func readFully(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) -> Int {
+  transferFully(buffer.count) { read(fd, buffer.baseAddress! + $0, buffer.count - $0) }
+}
+
 /// Writes all of `buffer` to a file descriptor; false when the reader has gone.
 private func writeFully(_ fd: Int32, _ buffer: UnsafeRawBufferPointer) -> Bool {
-  var done = 0
-  while done < buffer.count {
-    let n = write(fd, buffer.baseAddress! + done, buffer.count - done)
-    if n > 0 {
-      done += n
-    } else if !(n < 0 && errno == EINTR) {
-      return false
-    }
-  }
-  return true
+  transferFully(buffer.count) { write(fd, buffer.baseAddress! + $0, buffer.count - $0) } == buffer.count
 }
 
 /// Decodes a video file's frames in order, as RGB images, through ffmpeg.

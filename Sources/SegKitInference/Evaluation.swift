@@ -4,6 +4,16 @@ import Foundation
 /// `ImageSegmenter` (its scales, flips and windows). The one evaluation path of
 /// each task: `segkit eval` and the trainer's validation both come here.
 public enum Evaluation {
+  /// The scores as JSON; with a precision comparison, the reduced precision's scores
+  /// and under "precision" what they were measured against.
+  public static func json(_ scores: SegmentationScores, classNames: [String]?, comparison: PrecisionComparison?) throws -> Data {
+    let json = try scores.jsonData(classNames: classNames)
+    guard let comparison else { return json }
+    var object = try JSONSerialization.jsonObject(with: json) as? [String: Any] ?? [:]
+    object["precision"] = comparison.dictionary
+    return try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+  }
+
   /// What to score a task's predictions against.
   public static func source(for task: ModelManifest.Task, _ dataset: any SampleSource) -> any SampleSource {
     task == .foreground ? ForegroundView(dataset) : dataset

@@ -5,7 +5,4 @@ public struct InferenceError: Error, CustomStringConvertible, Equatable, Sendabl
   public let message: String
   public init(_ message: String) { self.message = message }
   public var description: String { message }
-
-  /// Work ended early because the caller asked it to stop (Ctrl-C).
-  public static let stopped = InferenceError("stopped on request")
 }

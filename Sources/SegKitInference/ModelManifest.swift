@@ -2,8 +2,8 @@ import Foundation
 
 /// What inference, export and serving need to know about a trained model, kept
 /// beside its weights (`model.json` in a run folder): how to build it, what its
-/// outputs mean and how its input is normalised. No training configuration and
-/// no YAML needed.
+/// outputs mean, how its input is normalised and how the run meant it to be run
+/// (`inference`). Written at training time; inference reads no training configuration.
 public struct ModelManifest: Codable, Equatable, Sendable {
   /// What the model predicts: one class per pixel, or foreground against background.
   public enum Task: String, Codable, Sendable, CaseIterable {
@@ -30,6 +30,50 @@ public struct ModelManifest: Codable, Equatable, Sendable {
   public var atrousRates: [Int]?
   public var auxiliaryHead: Bool?
   public var separable: Bool
+  /// How the run evaluates and uses the model; nil in runs made before SegKit wrote it.
+  public var inference: InferenceDefaults?
+
+  /// The training run's choices that inference follows unless told otherwise.
+  public struct InferenceDefaults: Codable, Equatable, Sendable {
+    /// Evaluation: input scales, flipped copies, sliding window [height, width].
+    public var scales: [Double]
+    public var flip: Bool
+    public var crop: [Int]?
+    /// The dataset the run was trained on: its kind (voc, cityscapes, …), folder and splits.
+    public var dataset: String?
+    public var datasetDir: String?
+    public var trainSplit: String?
+    public var valSplit: String?
+    public var ignoreLabel: Int?
+    /// A warp-path flow run (DVSNet): where key logits are warped and the flow input's scale.
+    public var warpAt: String?
+    public var flowInputScale: Double?
+    /// A MaskRNN run: how its flows are computed (dis, flownet2s or flownets_thin), DIS's
+    /// preset and a flow network's weights.
+    public var flowMethod: String?
+    public var flowPreset: String?
+    public var flowWeights: String?
+
+    public init(
+      scales: [Double] = [1], flip: Bool = false, crop: [Int]? = nil, dataset: String? = nil, datasetDir: String? = nil,
+      trainSplit: String? = nil, valSplit: String? = nil, ignoreLabel: Int? = nil, warpAt: String? = nil,
+      flowInputScale: Double? = nil, flowMethod: String? = nil, flowPreset: String? = nil, flowWeights: String? = nil
+    ) {
+      self.scales = scales
+      self.flip = flip
+      self.crop = crop
+      self.dataset = dataset
+      self.datasetDir = datasetDir
+      self.trainSplit = trainSplit
+      self.valSplit = valSplit
+      self.ignoreLabel = ignoreLabel
+      self.warpAt = warpAt
+      self.flowInputScale = flowInputScale
+      self.flowMethod = flowMethod
+      self.flowPreset = flowPreset
+      self.flowWeights = flowWeights
+    }
+  }
 
   public init(
     model: String, task: Task = .semantic, classes: Int, classNames: [String] = [], normalization: InputNormalization = .imagenet,
@@ -107,6 +151,20 @@ public struct ModelManifest: Codable, Equatable, Sendable {
           manifest.normalization.std.allSatisfy({ $0 != 0 && $0.isFinite }), manifest.normalization.pixelDivisor > 0
     else {
       throw InferenceError("\(url.path): 'normalization' needs 3 means, 3 non-zero standard deviations and a positive pixel divisor")
+    }
+    if let defaults = manifest.inference {
+      guard !defaults.scales.isEmpty, defaults.scales.count <= 16, defaults.scales.allSatisfy({ $0 > 0 && $0 <= 16 }) else {
+        throw InferenceError("\(url.path): 'inference.scales' must be 1 to 16 factors in (0, 16], got \(defaults.scales)")
+      }
+      if let crop = defaults.crop, crop.count != 2 || !crop.allSatisfy({ (1...65536).contains($0) }) {
+        throw InferenceError("\(url.path): 'inference.crop' must be [height, width], each 1 to 65536, got \(crop)")
+      }
+      if let scale = defaults.flowInputScale, !(scale > 0 && scale <= 16) {
+        throw InferenceError("\(url.path): 'inference.flowInputScale' must be in (0, 16], got \(scale)")
+      }
+      if let warp = defaults.warpAt, WarpPath.Resolution(rawValue: warp) == nil {
+        throw InferenceError("\(url.path): 'inference.warpAt' must be flow or output, got '\(warp)'")
+      }
     }
     return manifest
   }

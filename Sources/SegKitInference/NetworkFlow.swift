@@ -30,10 +30,28 @@ public final class NetworkFlow {
   /// run's latest checkpoint or final weights.
   public convenience init(run: RunLayout, device: Device = .cpu) throws {
     let manifest = try run.manifest()
-    guard manifest.task == .flow, let widths = ModelZoo.flowNetworkWidths(manifest.model) else {
+    guard manifest.task == .flow, let widths = ModelFamily(name: manifest.model)?.flowWidths else {
       throw InferenceError("\(run.url.path): a run of \(manifest.model) (task \(manifest.task.rawValue)), not of a flow network")
     }
     try self.init(widths: widths, weights: try run.latestCheckpointURL(), device: device)
+  }
+
+  /// A flow method by its settings' names: `dis` with DIS's preset (ultrafast, fast or
+  /// medium), or a flow network (flownet2s, flownets_thin) with its weights.
+  public static func method(_ name: String, preset: String?, weights: String?, device: Device = .cpu) throws -> FlowMethod {
+    if name == "dis" {
+      let chosen = preset ?? "fast"
+      guard let preset = OpticalFlow.Preset.allCases.first(where: { "\($0)" == chosen }) else {
+        throw InferenceError("DIS preset '\(chosen)': expected ultrafast, fast or medium")
+      }
+      return .dis(preset)
+    }
+    guard let widths = ModelFamily(name: name)?.flowWidths, let weights else {
+      throw InferenceError("'\(name)' needs a flow network (flownet2s, flownets_thin) and its weights")
+    }
+    do { return try NetworkFlow(widths: widths, weights: URL(fileURLWithPath: weights), device: device).method } catch {
+      throw InferenceError("flow weights \(weights): \(error)")
+    }
   }
 
   /// This network as a flow cache's method (one frame at a time).

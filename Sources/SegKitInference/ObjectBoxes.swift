@@ -70,3 +70,47 @@ public struct GroundPlaneCamera: Sendable, Equatable {
     return below > 0 ? focalLength * height / below : nil
   }
 }
+
+/// Draws boxes around the connected regions of chosen classes in each frame, captioned
+/// with the class and the distance a ground-plane camera gives (set from the first
+/// frame's size where the focal length or horizon is not given).
+public struct BoxAnnotator {
+  public let classes: [UInt8: String]
+  public let colormap: Colormap
+  public var minimumArea = 40
+  public var cameraHeight = 1.5
+  public var focalLength: Double?
+  public var horizon: Double?
+  private var camera: GroundPlaneCamera?
+
+  /// `names`: the classes to box, each one of `classNames` (the model's).
+  public init(names: [String], classNames: [String], colormap: Colormap) throws {
+    var classes: [UInt8: String] = [:]
+    for name in names {
+      guard let index = classNames.firstIndex(of: name), index < 256 else {
+        throw InferenceError("the model has no class '\(name)' (its classes: \(classNames.joined(separator: ", ")))")
+      }
+      classes[UInt8(index)] = name
+    }
+    self.classes = classes
+    self.colormap = colormap
+  }
+
+  /// Boxes and captions `frame` after the regions of `labels`.
+  public mutating func annotate(_ frame: inout Image, labels: Image) throws {
+    if camera == nil {
+      camera = try GroundPlaneCamera(height: cameraHeight, focalLength: focalLength ?? Double(labels.width),
+                                     horizon: horizon ?? Double(labels.height) / 2)
+    }
+    for box in ObjectBoxes.find(in: labels, classes: Set(classes.keys), minimumArea: minimumArea) {
+      let color = colormap.colors.indices.contains(Int(box.label)) ? colormap.colors[Int(box.label)] : (255, 255, 255)
+      frame.strokeRectangle(x: box.left, y: box.top, width: box.right - box.left + 1, height: box.bottom - box.top + 1,
+                            color: [color.0, color.1, color.2], thickness: 2)
+      let caption = (classes[box.label] ?? "") + (camera!.distance(toGroundRow: box.bottom).map { String(format: " %.1fM", $0) } ?? "")
+      let size = BitmapFont.size(of: caption)
+      let y = max(0, box.top - size.height - 3)
+      frame.fill(x: box.left, y: y, width: size.width + 4, height: size.height + 3, color: [20, 20, 20])
+      BitmapFont.draw(caption, into: &frame, x: box.left + 2, y: y + 2, color: [255, 255, 255])
+    }
+  }
+}

@@ -21,6 +21,27 @@ public struct PredictionWriter {
     self.alpha = alpha
   }
 
+  /// Segments each image into `folder`, reporting each label map written; one bad file
+  /// does not stop the others: it is reported through `failed` and returned.
+  public func segmentImages(
+    _ urls: [URL], with segmenter: ImageSegmenter, shorterSide: Int?, into folder: URL, admit: (URL) throws -> Void = { _ in },
+    written: (URL) -> Void, failed: (Error) -> Void
+  ) throws -> [String] {
+    var failures: [String] = []
+    for url in urls {
+      do {
+        try admit(url)
+        let image = try ImageIO.read(url)
+        written(try write(image: image, labels: segmenter.labels(image, shorterSide: shorterSide), stem: PredictionInput.stem(url),
+                          into: folder))
+      } catch {
+        failed(error)
+        failures.append("\(error)")
+      }
+    }
+    return failures
+  }
+
   /// Writes `<stem>.png` (and `<stem>_color.png`, `<stem>_overlay.jpg`) into
   /// `folder`; returns the label map's URL.
   @discardableResult

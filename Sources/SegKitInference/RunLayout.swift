@@ -26,17 +26,30 @@ public struct RunLayout: Sendable, Equatable {
   /// The checkpoints, keeping the newest `keep` when saving (0 keeps all).
   public func checkpoints(keep: Int = 0) -> CheckpointStore { CheckpointStore(directory: checkpointsURL, keep: keep) }
 
-  /// An existing run folder (one holding config.yaml), checked.
+  /// An existing run folder (one holding model.json, or config.yaml for a run that has
+  /// not written its manifest yet), checked.
   public static func existing(_ url: URL) throws -> RunLayout {
     var isDirectory: ObjCBool = false
     guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory), isDirectory.boolValue else {
       throw InferenceError("run folder \(url.path): no such folder")
     }
     let layout = RunLayout(url)
-    guard FileManager.default.fileExists(atPath: layout.configURL.path) else {
-      throw InferenceError("\(url.path): not a run folder (no config.yaml)")
+    guard FileManager.default.fileExists(atPath: layout.manifestURL.path) || FileManager.default.fileExists(atPath: layout.configURL.path)
+    else {
+      throw InferenceError("\(url.path): not a run folder (no \(ModelManifest.fileName) or config.yaml)")
     }
     return layout
+  }
+
+  /// `runs/YYYYMMDD_MODEL_N` under `parent` with the first N not yet taken (seg-mentor's naming).
+  public static func nextDefault(model: String, under parent: URL = URL(fileURLWithPath: "runs"), date: Date = Date()) -> RunLayout {
+    let formatter = DateFormatter()
+    formatter.locale = Locale(identifier: "en_US_POSIX")
+    formatter.dateFormat = "yyyyMMdd"
+    let base = parent.appendingPathComponent("\(formatter.string(from: date))_\(model)").path
+    var n = 1
+    while FileManager.default.fileExists(atPath: "\(base)_\(n)") { n += 1 }
+    return RunLayout(URL(fileURLWithPath: "\(base)_\(n)"))
   }
 
   /// The newest checkpoint that reads back whole; unreadable ones are skipped, each

@@ -81,6 +81,15 @@ public struct SegmentationOutput {
   public init(out: Tensor, aux: Tensor?) {
     self.init(out: out, extras: aux.map { ["aux": $0] } ?? [:])
   }
+
+  /// The logits as a state dict, `out` then each of `names` after it that the output holds.
+  public func stateDict(names: [String]) throws -> StateDict {
+    var state = try StateDict([("out", out.contiguous())])
+    for name in names.dropFirst() {
+      if let extra = extras[name] { state.set(name, try extra.contiguous()) }
+    }
+    return state
+  }
 }
 
 /// What training, evaluation and prediction need of a segmentation network.
@@ -131,6 +140,23 @@ public struct InferenceForm: Sendable {
   /// An output as callers take it: float32 after a reduced precision.
   public func output(_ y: Tensor) throws -> Tensor {
     reducedDType != nil && y.dtype == reducedDType ? try y.to(.float32) : y
+  }
+}
+
+extension InferenceForm {
+  /// The inference recipe every image network follows, once: evaluation mode,
+  /// channels-last weights (oneDNN's faster CPU layout) when asked, batch norm folded
+  /// into the convolutions, activations fused into them, bilinear transposed
+  /// convolutions run depthwise, then the weights converted to `dtype` (after folding,
+  /// which is done in float32). Returns the form the network then computes in.
+  public static func prepare(_ network: Module, channelsLast: Bool, dtype: DType) throws -> InferenceForm {
+    network.eval()
+    if channelsLast { try network.to(memoryFormat: .channelsLast) }
+    try network.foldBatchNorm()
+    try network.fuseActivations()
+    try network.useDepthwiseDiagonals()
+    try network.convertForInference(to: dtype)
+    return InferenceForm(memoryFormat: channelsLast ? .channelsLast : .contiguous, computing: dtype)
   }
 }
 

@@ -54,13 +54,7 @@ public final class SegmentationModel: Module, SegmentationNetwork {
   /// With `dtype` bfloat16, weights (folded ones included) and activations are
   /// bfloat16 (oneDNN's AVX-512 BF16 and AMX kernels) and outputs float32.
   public func optimizeForInference(channelsLast: Bool = true, dtype: DType = .float32) throws {
-    eval()
-    if channelsLast { try to(memoryFormat: .channelsLast) }
-    try foldBatchNorm()
-    try fuseActivations()
-    try useDepthwiseDiagonals()
-    try convertForInference(to: dtype)  // after folding, which is done in float32
-    inferenceForm = InferenceForm(memoryFormat: channelsLast ? .channelsLast : .contiguous, computing: dtype)
+    inferenceForm = try InferenceForm.prepare(self, channelsLast: channelsLast, dtype: dtype)
   }
 
   public func forward(_ x: Tensor) throws -> SegmentationOutput {

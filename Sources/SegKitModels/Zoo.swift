@@ -38,13 +38,7 @@ public enum ModelZoo {
   public static let flowNetworkNames = ["flownet2s", "flownets_thin"]
 
   /// The widths of flow network `name`, or nil when it is not one.
-  public static func flowNetworkWidths(_ name: String) -> FlowNetS.Widths? {
-    switch name {
-    case "flownet2s": return .full
-    case "flownets_thin": return .thin
-    default: return nil
-    }
-  }
+  public static func flowNetworkWidths(_ name: String) -> FlowNetS.Widths? { ModelFamily(name: name)?.flowWidths }
 
   /// Every model name: torchvision's six first, then each decoder over each encoder,
   /// then the video object segmentation networks.
@@ -56,7 +50,7 @@ public enum ModelZoo {
   /// The class count a model is built for whatever is asked (1 for the one-channel
   /// foreground networks), or nil when it takes any.
   public static func fixedClasses(of name: String) -> Int? {
-    videoObjectSegmentationNames.contains(name) || maskRNNNames.contains(name) ? 1 : nil
+    ModelFamily(name: name)?.isForeground == true ? 1 : nil
   }
 
   /// - Parameters:
@@ -75,39 +69,34 @@ public enum ModelZoo {
     atrousRates: [Int]? = nil, separable: Bool = false, weights: URL? = nil
   ) throws -> any SegmentationNetwork {
     let model: any SegmentationNetwork
-    if maskRNNNames.contains(name) {
+    switch try ModelFamily.parse(name) {
+    case .maskRNN(let encoder):
       guard classes == 1, outputStride == nil, auxiliaryHead != true, atrousRates == nil, !separable, inputChannels == 3 else {
         throw ModelError("\(name) is built as MaskRNN: one output channel (classes 1), no output stride, auxiliary head or rates to set")
       }
-      model = try MaskRNN(encoder: String(name.dropFirst("maskrnn_".count)))
-    } else if videoObjectSegmentationNames.contains(name) {
+      model = try MaskRNN(encoder: encoder)
+    case .osvos(let encoder):
       guard classes == 1, outputStride == nil, auxiliaryHead != true, atrousRates == nil, !separable else {
         throw ModelError("\(name) is built as OSVOS builds it: one output channel (classes 1), no output stride, auxiliary head or rates to set")
       }
-      if name == "osvos_vgg16" {
-        model = try OSVOS(inputChannels: inputChannels)
-      } else {
-        let encoder = try EncoderRegistry.make(String(name.dropFirst("osvos_".count)), inputChannels: inputChannels)
-        model = try OSVOS(encoder: encoder, encoderKey: "backbone", inputNormalization: .imagenet)
-      }
-    } else if mobileNetV3Names.contains(name) {
+      model = try OSVOS(encoder: encoder, inputChannels: inputChannels)
+    case .torchvision(let name) where mobileNetV3Names.contains(name):
       guard inputChannels == 3, outputStride ?? 16 == 16, atrousRates == nil else {
         throw ModelError("\(name) is built as torchvision builds it: 3 input channels, output stride 16, default rates")
       }
       model = try makeMobileNetV3(name, classes: classes, auxiliaryHead: auxiliaryHead ?? true)
-    } else if torchvisionResNetNames.contains(name) {
+    case .torchvision(let name):
       model = try makeTorchvisionResNet(
         name, classes: classes, outputStride: outputStride ?? 8, inputChannels: inputChannels,
         auxiliaryHead: auxiliaryHead ?? true, atrousRates: atrousRates)
-    } else {
-      let parts = name.split(separator: "_", maxSplits: 1).map(String.init)
-      guard parts.count == 2, let decoder = DecoderKind(rawValue: parts[0]), EncoderRegistry.names.contains(parts[1])
-      else { throw unknownModel(name) }
+    case .semantic(let decoder, let encoderName):
       let encoder = try EncoderRegistry.make(
-        parts[1], outputStride: outputStride ?? decoder.defaultOutputStride, inputChannels: inputChannels)
+        encoderName, outputStride: outputStride ?? decoder.defaultOutputStride, inputChannels: inputChannels)
       model = try assemble(
         decoder, encoder: encoder, classes: classes, auxiliaryHead: auxiliaryHead ?? false, atrousRates: atrousRates,
         separable: separable)
+    case .flow:
+      throw ModelError("\(name) is a flow network (frame pairs in, flow out), not a segmentation network; it is built by NetworkFlow")
     }
     if let weights { try loadWeights(weights, into: model) }
     return model
@@ -186,7 +175,7 @@ public enum ModelZoo {
     Spelling.closest(to: name, among: names, limit: limit, substrings: true)
   }
 
-  static func unknownModel(_ name: String) -> ModelError {
+  public static func unknownModel(_ name: String) -> ModelError {
     let matches = closeMatches(to: name)
     let suggestion = matches.isEmpty ? "" : " Did you mean \(matches.joined(separator: ", "))?"
     return ModelError("""

@@ -9,6 +9,24 @@ public enum Oracle {
     public init(description: String) { self.description = description }
   }
 
+  /// Python for oracle scripts (interpolate it into a script; OracleTensors' prelude
+  /// has it too): `randomize_norm(model, affine=True)` draws random running
+  /// statistics for every `BatchNorm2d` of `model`, in `model.modules()` order, so
+  /// that batch norm is really exercised: `running_mean` from U(-0.5, 0.5) and
+  /// `running_var` from U(0.5, 1.5), then with `affine` `weight` from U(0.5, 1.5) and
+  /// `bias` from U(-0.2, 0.2). It returns `model`. The draws come from torch's global
+  /// generator, so a seeded script gets the same numbers each run.
+  public static let randomizeNorm = """
+    def randomize_norm(model, affine=True):
+        import torch
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5); m.running_var.uniform_(0.5, 1.5)
+                if affine:
+                    m.weight.data.uniform_(0.5, 1.5); m.bias.data.uniform_(-0.2, 0.2)
+        return model
+    """
+
   /// The repository root, found from this file's location.
   public static let packageRoot: URL = URL(fileURLWithPath: #filePath)
     .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()

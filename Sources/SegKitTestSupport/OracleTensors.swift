@@ -7,10 +7,11 @@ import XCTest
 /// The script runs after a prelude that imports torch (with `nn`, `F`, numpy as `np`
 /// and `math`), seeds it with 0 and defines `save(name, tensor_or_number)`,
 /// `save_state(prefix, module)` (its state dict as `prefix/key`), `save_meta(dict)`
-/// (any JSON, read back as `meta`) and `load_inputs()` (the tensors passed as
-/// `inputs`, by name). Each tensor travels as a raw little-endian file plus an entry
-/// in `index.json` ({name: {dtype, shape, file}}); the Swift side keeps the bytes and
-/// builds a fresh `Tensor` on every lookup, so tests may modify what they get.
+/// (any JSON, read back as `meta`), `load_inputs()` (the tensors passed as
+/// `inputs`, by name) and `randomize_norm(model, affine=True)` (`Oracle.randomizeNorm`).
+/// Each tensor travels as a raw little-endian file plus an entry in `index.json`
+/// ({name: {dtype, shape, file}}); the Swift side keeps the bytes and builds a fresh
+/// `Tensor` on every lookup, so tests may modify what they get.
 public struct OracleTensors {
   private struct Entry: Decodable {
     let dtype: String
@@ -56,6 +57,7 @@ public struct OracleTensors {
             t = torch.frombuffer(data, dtype=dtype) if data else torch.empty(0, dtype=dtype)
             inputs[name] = t.reshape(e["shape"])
         return inputs
+    \(Oracle.randomizeNorm)
 
     """
 

@@ -67,12 +67,12 @@ public final class Trainer {
     if config.run.threads > 0 { try Torch.setThreads(config.run.threads) }
     device = try config.resolvedDevice()
 
-    let manifest: ModelManifest
+    var manifest: ModelManifest
     switch config.task {
     case .semantic:
       let semantic = try SemanticSegmentationTask(config: config, device: device, role: role)
       (task, manifest) = (semantic, semantic.manifest())
-    case .foreground where ModelZoo.maskRNNNames.contains(config.model.name):
+    case .foreground where ModelFamily(name: config.model.name)?.isMaskRNN == true:
       let propagation = try MaskPropagationTask(config: config, device: device, role: role)
       (task, manifest) = (propagation, propagation.manifest())
     case .foreground:
@@ -82,6 +82,7 @@ public final class Trainer {
       let flow = try FlowEstimationTask(config: config, device: device, role: role)
       (task, manifest) = (flow, flow.manifest())
     }
+    manifest.inference = config.inferenceDefaults
     if config.initialization.syncBatchNorm, let group = dataParallel?.group {
       for case let norm as BatchNorm2d in task.model.modules() { norm.synchronization = group }
     }

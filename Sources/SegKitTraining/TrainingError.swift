@@ -5,8 +5,3 @@ public struct TrainingError: Error, CustomStringConvertible, Equatable, Sendable
   public init(_ message: String) { self.message = message }
   public var description: String { message }
 }
-
-extension TrainingError {
-  /// Work stopped between steps because the caller asked (e.g. Ctrl-C).
-  public static let stopped = TrainingError("stopped on request")
-}

@@ -31,9 +31,3 @@ struct Info: ParsableCommand {
     print("threads: \(Torch.threads)")
   }
 }
-
-/// A failure to report to the user as it is (no usage text, non-zero exit).
-struct CommandError: Error, CustomStringConvertible {
-  let description: String
-  init(_ description: String) { self.description = description }
-}

@@ -6,6 +6,8 @@ import XCTest
 /// `segkit convert-weights`: a torch.save file (legacy format) to safetensors, exactly;
 /// a truncated input is an error naming it, with no partial output.
 final class ConvertWeightsCommandTests: XCTestCase {
+  override func setUpWithError() throws { try SlowTest.skipInFastTier() }
+
   func testConvertsExactlyAndLeavesNoPartialOutput() throws {
     let scratch = try Oracle.temporaryDirectory("segkit-convert")
     defer { try? FileManager.default.removeItem(at: scratch) }

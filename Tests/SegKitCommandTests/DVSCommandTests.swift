@@ -10,12 +10,14 @@ import XCTest
 /// table, plot and errors; trained numbers are the main job's), `dvs video` stopped by
 /// Ctrl-C, and `data synth --kind street|flow`.
 final class DVSCommandTests: XCTestCase {
+  override func setUpWithError() throws { try SlowTest.skipInFastTier() }
+
   func testFeaturesDecisionTrainingAndSweep() throws {
     let root = try Oracle.temporaryDirectory("segkit-dvs-command")
     defer { try? FileManager.default.removeItem(at: root) }
     let data = root.appendingPathComponent("street")
     let synth = try SegKitCommand.run(["data", "synth", "--kind", "street", "--out", data.path, "--train", "2", "--val", "1",
-                                       "--frames", "8", "--size", "64x64"])
+                                       "--frames", "8", "--image-size", "64x64"])
     XCTAssertEqual(synth.status, 0, synth.error)
     XCTAssertTrue(synth.output.contains("frame 8 annotated"), synth.output)
 
@@ -91,7 +93,11 @@ final class DVSCommandTests: XCTestCase {
     XCTAssertEqual(try reader.readAll().count, 8)
     let again = try SegKitCommand.run(["dvs", "video", video.path] + networks + ["--policy", "interval:3", "--out", root.appendingPathComponent("video").path])
     XCTAssertNotEqual(again.status, 0)
-    XCTAssertTrue(again.error.contains("--overwrite"), again.error)
+    XCTAssertTrue(again.error.contains("--force replaces it"), again.error)
+    // The old spelling still replaces it, for one release, and says what replaces it.
+    let old = try SegKitCommand.run(["dvs", "video", video.path] + networks + ["--policy", "interval:3", "--overwrite", "--out", root.appendingPathComponent("video").path])
+    XCTAssertEqual(old.status, 0, old.error)
+    XCTAssertTrue(old.error.contains("--overwrite is deprecated") && old.error.contains("use --force"), old.error)
     let noNames = try SegKitCommand.run(["dvs", "video", video.path] + networks + ["--policy", "every-frame", "--boxes", "car", "--out", root.appendingPathComponent("video2").path])
     XCTAssertNotEqual(noNames.status, 0)
     XCTAssertTrue(noNames.error.contains("no class 'car'"), noNames.error)

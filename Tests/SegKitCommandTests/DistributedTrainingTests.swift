@@ -11,7 +11,10 @@ import XCTest
 final class DistributedTrainingTests: XCTestCase {
   var root: URL!
 
-  override func setUpWithError() throws { root = try Oracle.temporaryDirectory("segkit-distributed") }
+  override func setUpWithError() throws {
+    root = try Oracle.temporaryDirectory("segkit-distributed")
+    try SlowTest.skipInFastTier()
+  }
   override func tearDownWithError() throws { try? FileManager.default.removeItem(at: root) }
 
   /// Synthetic VOC-layout data (objects with void edges) and a config; batch norm is
@@ -20,7 +23,7 @@ final class DistributedTrainingTests: XCTestCase {
     let dataset = root.appendingPathComponent("data")
     if !FileManager.default.fileExists(atPath: dataset.path) {
       let synth = try SegKitCommand.run(["data", "synth", "--kind", "semantic", "--out", dataset.path, "--train", "8", "--val", "0",
-                                         "--size", "64", "--seed", "3"])
+                                         "--image-size", "64", "--seed", "3"])
       XCTAssertEqual(synth.status, 0, synth.error)
     }
     let config = root.appendingPathComponent("config-\(steps).yaml")

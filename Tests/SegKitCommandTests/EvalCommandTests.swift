@@ -7,19 +7,20 @@ import XCTest
 /// saved predictions, PyTorch runs the same torchvision checkpoint with the same
 /// multi-scale, flip and sliding-window averaging.
 final class EvalCommandTests: XCTestCase {
+  override func setUpWithError() throws { try SlowTest.skipInFastTier() }
+
   /// torchvision's LR-ASPP with 6 classes and random weights (batch-norm statistics
   /// too), its predictions on the synthetic val split, and reference scores of one
   /// 72×100 image for three inference settings.
   static let fixtureScript = """
     import sys, math, os, numpy as np, torch, torchvision, torch.nn.functional as F
+    \(Oracle.randomizeNorm)
     from PIL import Image
     from safetensors.torch import save_file
     out, root = sys.argv[1], sys.argv[2]
     torch.manual_seed(0)
     model = torchvision.models.segmentation.lraspp_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=6).eval()
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.5, 0.5); m.running_var.uniform_(0.5, 1.5)
+    randomize_norm(model, affine=False)
     torch.save(model.state_dict(), out + "/model.pth")
     mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1); std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
     def batch(path):
@@ -309,7 +310,7 @@ final class EvalCommandTests: XCTestCase {
     defer { try? FileManager.default.removeItem(at: dir) }
     let data = dir.appendingPathComponent("data"), run = dir.appendingPathComponent("run")
     XCTAssertEqual(try SegKitCommand.run(["data", "synth", "--kind", "semantic", "--out", data.path, "--train", "96",
-                                          "--val", "16", "--size", "64"]).status, 0)
+                                          "--val", "16", "--image-size", "64"]).status, 0)
     let config = Oracle.packageRoot.appendingPathComponent("configs/demo.yaml").path
     let trained = try SegKitCommand.run([
       "train", "--config", config, "--set", "dataset_dir=\(data.path)", "--set", "training_number_of_steps=120",

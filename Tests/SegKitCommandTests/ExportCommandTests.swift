@@ -6,6 +6,8 @@ import XCTest
 
 /// `segkit export`: an ONNX file from a model name, and bad options that leave nothing behind.
 final class ExportCommandTests: XCTestCase {
+  override func setUpWithError() throws { try SlowTest.skipInFastTier() }
+
   func testWritesAnONNXFileAndRefusesBadOptions() throws {
     let folder = try Oracle.temporaryDirectory("segkit-export-command")
     defer { try? FileManager.default.removeItem(at: folder) }

@@ -6,12 +6,14 @@ import XCTest
 
 /// `segkit flow`, `flow show` and `flow warp` end to end, and their bad input.
 final class FlowCommandTests: XCTestCase {
+  override func setUpWithError() throws { try SlowTest.skipInFastTier() }
+
   func testComputeShowWarpAndBadInput() throws {
     let root = try Oracle.temporaryDirectory("segkit-flow-command")
     defer { try? FileManager.default.removeItem(at: root) }
     let data = root.appendingPathComponent("davis")
     let synth = try SegKitCommand.run(["data", "synth", "--kind", "video", "--out", data.path, "--train", "0", "--val", "1",
-                                       "--frames", "2", "--size", "64x48", "--objects", "1"])
+                                       "--frames", "2", "--image-size", "48x64", "--objects", "1"])
     XCTAssertEqual(synth.status, 0, synth.error)
     let sequence = try XCTUnwrap(try VideoDataset.davis2016(root: data, split: "val").sequences.first)
     let (a, b) = (sequence.frames[0].image, sequence.frames[1].image)
@@ -110,7 +112,7 @@ final class FlowCommandTests: XCTestCase {
     // A DAVIS split's flow cache filled by the network, recorded with its weights, and refused to DIS.
     let davis = root.appendingPathComponent("davis")
     let synth = try SegKitCommand.run(["data", "synth", "--kind", "video", "--out", davis.path, "--train", "0", "--val", "1",
-                                       "--frames", "2", "--size", "64x48", "--objects", "1"])
+                                       "--frames", "2", "--image-size", "48x64", "--objects", "1"])
     XCTAssertEqual(synth.status, 0, synth.error)
     let cached = try SegKitCommand.run(["flow", "cache", "--davis", davis.path, "--year", "2016", "--method", "flownets_thin",
                                         "--weights", weights.path])

@@ -6,6 +6,8 @@ import XCTest
 /// The fuzzing regression files fed through the real commands: each is a clear
 /// error (exit 1, not a signal) naming the file, and nothing is written.
 final class HostileInputCommandTests: XCTestCase {
+  override func setUpWithError() throws { try SlowTest.skipInFastTier() }
+
   static let regressions = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
     .appendingPathComponent("../SegKitFuzzTests/Regressions").standardized
 

@@ -6,17 +6,18 @@ import XCTest
 /// `segkit predict --resize none --save-logits` on a torchvision checkpoint gives
 /// torchvision's logits for the same image, normalised the same way.
 final class PredictCommandTests: XCTestCase {
+  override func setUpWithError() throws { try SlowTest.skipInFastTier() }
+
   static let script = """
     import sys, numpy, torch, torchvision
+    \(Oracle.randomizeNorm)
     from PIL import Image
     from safetensors.torch import save_file
     name, out = sys.argv[1], sys.argv[2]
     torch.manual_seed(0)
     kwargs = {} if name.startswith("lraspp") else {"aux_loss": True}
     model = getattr(torchvision.models.segmentation, name)(weights=None, weights_backbone=None, num_classes=7, **kwargs).eval()
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.5, 0.5); m.running_var.uniform_(0.5, 1.5)
+    randomize_norm(model, affine=False)
     torch.save(model.state_dict(), out + "/model.pth")
     rgb = (torch.rand(97, 131, 3) * 255).to(torch.uint8).numpy()
     Image.fromarray(rgb).save(out + "/image.png")
@@ -35,7 +36,7 @@ final class PredictCommandTests: XCTestCase {
     let result = try SegKitCommand.run([
       "predict", "--model", "deeplabv3_mobilenet_v3_large", "--weights", dir.appendingPathComponent("model.pth").path,
       "--input", dir.appendingPathComponent("image.png").path, "--resize", "none", "--save-logits", logitsURL.path,
-      "--output", dir.appendingPathComponent("labels").path,
+      "--out", dir.appendingPathComponent("labels").path,
     ])
     XCTAssertEqual(result.status, 0, result.error)
     let logits = try StateDict.load(contentsOf: logitsURL)
@@ -57,7 +58,7 @@ final class PredictCommandTests: XCTestCase {
       let run = try SegKitCommand.run([
         "predict", "--model", "deeplabv3_mobilenet_v3_large", "--weights", dir.appendingPathComponent("model.pth").path,
         "--input", dir.appendingPathComponent("image.png").path, "--resize", "none", "--save-logits", reduced.path,
-        "--output", dir.appendingPathComponent(precision).path, "--precision", precision,
+        "--out", dir.appendingPathComponent(precision).path, "--precision", precision,
       ])
       if precision == "bf16" && !Torch.cpuHasBFloat16Convolutions {
         // A CPU without bfloat16 convolutions (AVX2 only): refused in words, before a model is converted.
@@ -80,7 +81,7 @@ final class PredictCommandTests: XCTestCase {
     try Oracle.run(Self.script, arguments: ["lraspp_mobilenet_v3_large", dir.path])
     let result = try SegKitCommand.run([
       "predict", "--model", "fcn_resnet50", "--weights", dir.appendingPathComponent("model.pth").path,
-      "--input", dir.appendingPathComponent("image.png").path, "--output", dir.appendingPathComponent("labels").path,
+      "--input", dir.appendingPathComponent("image.png").path, "--out", dir.appendingPathComponent("labels").path,
     ])
     XCTAssertNotEqual(result.status, 0)
     XCTAssertTrue(result.error.contains("model.pth") && result.error.contains("Missing key(s)"), result.error)
@@ -114,7 +115,7 @@ extension PredictCommandTests {
     let logitsURL = dir.appendingPathComponent("logits.safetensors")
     let result = try SegKitCommand.run([
       "predict", "--model", "osvos_vgg16", "--weights", weights.path, "--input", imageURL.path, "--resize", "none",
-      "--save-logits", logitsURL.path, "--output", dir.appendingPathComponent("labels").path,
+      "--save-logits", logitsURL.path, "--out", dir.appendingPathComponent("labels").path,
     ])
     XCTAssertEqual(result.status, 0, result.error)
     let logits = try StateDict.load(contentsOf: logitsURL)

@@ -11,6 +11,7 @@ final class PredictOutputsTests: XCTestCase {
 
   override func setUpWithError() throws {
     dir = try Oracle.temporaryDirectory("segkit-predict")
+    try SlowTest.skipInFastTier()
     let model = try ModelZoo.make("lraspp_mobilenet_v3_large", classes: 6)
     weights = dir.appendingPathComponent("model.safetensors")
     try StateDict(try model.stateDict()).save(to: weights)
@@ -42,7 +43,7 @@ final class PredictOutputsTests: XCTestCase {
     try ImageIO.writeJPEG(image(1, width: 80, height: 64), to: images.appendingPathComponent("b.jpg"))
     try Data("not an image".utf8).write(to: images.appendingPathComponent("notes.txt"))
     let out = dir.appendingPathComponent("out")
-    let result = try predict(["--input", images.path, "--output", out.path, "--color", "--overlay"])
+    let result = try predict(["--input", images.path, "--out", out.path, "--color", "--overlay"])
     XCTAssertEqual(result.status, 0, result.error)
     XCTAssertEqual(
       try FileManager.default.contentsOfDirectory(atPath: out.path).sorted(),
@@ -61,7 +62,7 @@ final class PredictOutputsTests: XCTestCase {
 
     // --raw: plain gray PNGs holding the same ids.
     let raw = dir.appendingPathComponent("raw")
-    XCTAssertEqual(try predict(["--input", images.path, "--output", raw.path, "--raw"]).status, 0)
+    XCTAssertEqual(try predict(["--input", images.path, "--out", raw.path, "--raw"]).status, 0)
     let gray = try ImageIO.readNative(raw.appendingPathComponent("a.png"))
     XCTAssertEqual(gray.channels, 1)
     XCTAssertEqual(gray.pixels, a.pixels)
@@ -73,7 +74,7 @@ final class PredictOutputsTests: XCTestCase {
     for i in 0..<4 { try writer.write(image(i)) }
     try writer.finish()
     let out = dir.appendingPathComponent("out")
-    let result = try predict(["--input", clip.path, "--output", out.path, "--frames", "--color"])
+    let result = try predict(["--input", clip.path, "--out", out.path, "--frames", "--color"])
     XCTAssertEqual(result.status, 0, result.error)
     let video = try VideoReader(out.appendingPathComponent("clip_overlay.mp4"))
     XCTAssertEqual([video.width, video.height, video.frameCount], [64, 48, 4])
@@ -87,11 +88,11 @@ final class PredictOutputsTests: XCTestCase {
     // The overlay video is an earlier result: kept unless --force.
     let videoURL = out.appendingPathComponent("clip_overlay.mp4")
     let before = try Data(contentsOf: videoURL)
-    let again = try predict(["--input", clip.path, "--output", out.path])
+    let again = try predict(["--input", clip.path, "--out", out.path])
     XCTAssertNotEqual(again.status, 0)
     XCTAssertTrue(again.error.contains("\(videoURL.path) exists: --force replaces it"), again.error)
     XCTAssertEqual(try Data(contentsOf: videoURL), before)
-    XCTAssertEqual(try predict(["--input", clip.path, "--output", out.path, "--force"]).status, 0)
+    XCTAssertEqual(try predict(["--input", clip.path, "--out", out.path, "--force"]).status, 0)
   }
 
   /// Ctrl-C part-way through a video: predict stops after the frame in progress,
@@ -105,7 +106,7 @@ final class PredictOutputsTests: XCTestCase {
     let out = dir.appendingPathComponent("stopped")
     let output = Pipe()
     let process = try SegKitCommand.start(
-      ["predict", "--model", "lraspp_mobilenet_v3_large", "--weights", weights.path, "--input", clip.path, "--output", out.path,
+      ["predict", "--model", "lraspp_mobilenet_v3_large", "--weights", weights.path, "--input", clip.path, "--out", out.path,
        "--frames"], output: output)
     let frames = out.appendingPathComponent("long")
     let deadline = Date().addingTimeInterval(60)
@@ -143,7 +144,7 @@ final class PredictOutputsTests: XCTestCase {
     let input = dir.appendingPathComponent("a.png")
     try ImageIO.writePNG(image(0), to: input)
     let out = dir.appendingPathComponent("out")
-    let result = try SegKitCommand.run(["predict", "--run", run.path, "--input", input.path, "--output", out.path, "--color"])
+    let result = try SegKitCommand.run(["predict", "--run", run.path, "--input", input.path, "--out", out.path, "--color"])
     XCTAssertEqual(result.status, 0, result.error)
     let labels = try ImageIO.readLabel(out.appendingPathComponent("a.png"))
     XCTAssertEqual(labels.pixels, try expectedLabels(image(0)).pixels)
@@ -159,7 +160,7 @@ final class PredictOutputsTests: XCTestCase {
     try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
     try Data("earlier".utf8).write(to: out.appendingPathComponent("keep.png"))
 
-    let folder = try predict(["--input", images.path, "--output", out.path])
+    let folder = try predict(["--input", images.path, "--out", out.path])
     XCTAssertNotEqual(folder.status, 0)
     XCTAssertTrue(folder.error.contains("broken.jpg") && folder.error.contains("1 of 2 images failed"), folder.error)
     XCTAssertTrue(FileManager.default.fileExists(atPath: out.appendingPathComponent("good.png").path), "the good image is done")
@@ -181,7 +182,7 @@ final class PredictOutputsTests: XCTestCase {
                                     dir.appendingPathComponent("l.safetensors").path], ["--save-logits"]),
     ]
     for (name, arguments, fragments) in cases {
-      let result = try SegKitCommand.run(["predict", "--output", fresh.path] + arguments)
+      let result = try SegKitCommand.run(["predict", "--out", fresh.path] + arguments)
       XCTAssertNotEqual(result.status, 0, name)
       for fragment in fragments {
         XCTAssertTrue(result.error.contains(fragment), "\(name): expected '\(fragment)' in: \(result.error)")

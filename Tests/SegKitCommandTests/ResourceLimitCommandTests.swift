@@ -16,7 +16,10 @@ import Glibc
 final class ResourceLimitCommandTests: XCTestCase {
   var root: URL!
 
-  override func setUpWithError() throws { root = try Oracle.temporaryDirectory("segkit-limits") }
+  override func setUpWithError() throws {
+    root = try Oracle.temporaryDirectory("segkit-limits")
+    try SlowTest.skipInFastTier()
+  }
   override func tearDownWithError() throws { try? FileManager.default.removeItem(at: root) }
 
   func testZeroProcessesPerNodeIsRefused() throws {
@@ -99,7 +102,7 @@ final class ResourceLimitCommandTests: XCTestCase {
       """, arguments: [big.path])
     let out = root.appendingPathComponent("predictions")
     let predict = try SegKitCommand.run(["predict", "--model", "fcn8s_resnet18", "--classes", "3", "--input", big.path,
-                                         "--output", out.path, "--memory-limit", "1G"])
+                                         "--out", out.path, "--memory-limit", "1G"])
     XCTAssertEqual(predict.status, 1, predict.error)
     XCTAssertTrue(predict.error.contains("\(big.path): segmenting 8192×8192 pixels needs about"), predict.error)
     XCTAssertEqual((try? FileManager.default.contentsOfDirectory(atPath: out.path)) ?? [], [], "nothing written")

@@ -7,7 +7,10 @@ import XCTest
 final class TrainCommandTests: XCTestCase {
   var root: URL!
 
-  override func setUpWithError() throws { root = try Oracle.temporaryDirectory("segkit-train-command") }
+  override func setUpWithError() throws {
+    root = try Oracle.temporaryDirectory("segkit-train-command")
+    try SlowTest.skipInFastTier()
+  }
   override func tearDownWithError() throws { try? FileManager.default.removeItem(at: root) }
 
   func segkit(_ arguments: [String]) throws -> SegKitCommand.Result {
@@ -19,7 +22,7 @@ final class TrainCommandTests: XCTestCase {
   func fixture(steps: Int = 4) throws -> (dataset: URL, config: URL) {
     let dataset = root.appendingPathComponent("data")
     let synth = try segkit(["data", "synth", "--kind", "semantic", "--out", dataset.path, "--train", "4", "--val", "0",
-                            "--size", "64", "--seed", "1"])
+                            "--image-size", "64", "--seed", "1"])
     XCTAssertEqual(synth.status, 0, synth.error)
     let config = root.appendingPathComponent("config.yaml")
     try """
@@ -100,7 +103,7 @@ final class TrainCommandTests: XCTestCase {
   func testVOSTrainTrainsAParent() throws {
     let data = root.appendingPathComponent("davis")
     let synth = try segkit(["data", "synth", "--kind", "video", "--out", data.path, "--train", "1", "--val", "1",
-                            "--frames", "3", "--size", "48x32", "--objects", "2"])
+                            "--frames", "3", "--image-size", "32x48", "--objects", "2"])
     XCTAssertEqual(synth.status, 0, synth.error)
     let run = root.appendingPathComponent("parent")
     let result = try segkit(["vos", "train", "--set", "dataset=davis2017", "--set", "dataset_dir=\(data.path)",
@@ -136,7 +139,7 @@ final class TrainCommandTests: XCTestCase {
   func testVOSTrainTrainsMaskRNN() throws {
     let data = root.appendingPathComponent("davis")
     let synth = try segkit(["data", "synth", "--kind", "video", "--out", data.path, "--train", "1", "--val", "1",
-                            "--frames", "3", "--size", "64x48", "--objects", "2"])
+                            "--frames", "3", "--image-size", "48x64", "--objects", "2"])
     XCTAssertEqual(synth.status, 0, synth.error)
     // A second synth would replace the dataset's split lists: refused unless --force.
     let lists = data.appendingPathComponent("ImageSets/2017/val.txt")

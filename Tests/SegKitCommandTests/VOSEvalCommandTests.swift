@@ -5,12 +5,14 @@ import XCTest
 
 /// `segkit vos eval` end to end on `segkit data synth --kind video` data.
 final class VOSEvalCommandTests: XCTestCase {
+  override func setUpWithError() throws { try SlowTest.skipInFastTier() }
+
   func testWritesTheReferenceFilesAndJSON() throws {
     let root = try Oracle.temporaryDirectory("segkit-vos-eval")
     defer { try? FileManager.default.removeItem(at: root) }
     let data = root.appendingPathComponent("davis")
     let synth = try SegKitCommand.run(["data", "synth", "--kind", "video", "--out", data.path, "--train", "0", "--val", "2",
-                                       "--frames", "5", "--size", "40x32", "--objects", "2"])
+                                       "--frames", "5", "--image-size", "32x40", "--objects", "2"])
     XCTAssertEqual(synth.status, 0, synth.error)
     // The annotations as results, one object lost in the middle frames of the first sequence.
     let dataset = try VideoDataset.davis2017(root: data, split: "val")

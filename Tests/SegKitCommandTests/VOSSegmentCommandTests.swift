@@ -6,6 +6,8 @@ import XCTest
 /// `segkit vos segment` end to end: one-shot fine-tuning per object, the DAVIS results
 /// layout that `segkit vos eval` scores, timings, and skipping finished sequences.
 final class VOSSegmentCommandTests: XCTestCase {
+  override func setUpWithError() throws { try SlowTest.skipInFastTier() }
+
   func testSegmentsEverySequenceIntoTheResultsLayout() throws {
     let root = try Oracle.temporaryDirectory("segkit-vos-segment")
     defer { try? FileManager.default.removeItem(at: root) }
@@ -15,7 +17,7 @@ final class VOSSegmentCommandTests: XCTestCase {
     for (year, objects) in [(2017, "2"), (2016, "1")] {
       let data = root.appendingPathComponent("davis\(year)"), results = root.appendingPathComponent("results\(year)")
       let synth = try SegKitCommand.run(["data", "synth", "--kind", "video", "--out", data.path, "--train", "0", "--val", "2",
-                                         "--frames", "4", "--size", "48x32", "--objects", objects])
+                                         "--frames", "4", "--image-size", "32x48", "--objects", objects])
       XCTAssertEqual(synth.status, 0, synth.error)
       let arguments = ["vos", "segment", "--parent", parent.path, "--model", "unet_resnet18", "--davis", data.path,
                        "--year", "\(year)", "--out", results.path, "--steps", "3", "--device", "cpu"]
@@ -61,7 +63,7 @@ final class VOSSegmentCommandTests: XCTestCase {
     try StateDict(try ModelZoo.make("unet_resnet18", classes: 1).stateDict()).save(to: parent)
     let data = root.appendingPathComponent("davis")
     let synth = try SegKitCommand.run(["data", "synth", "--kind", "video", "--out", data.path, "--train", "0", "--val", "1",
-                                       "--frames", "5", "--size", "48x32", "--objects", "2"])
+                                       "--frames", "5", "--image-size", "32x48", "--objects", "2"])
     XCTAssertEqual(synth.status, 0, synth.error)
     let sequence = try XCTUnwrap(try VideoDataset.davis2017(root: data, split: "val").sequences.first)
     let video = root.appendingPathComponent("clip.mp4")
@@ -72,7 +74,7 @@ final class VOSSegmentCommandTests: XCTestCase {
     let out = root.appendingPathComponent("out")
     let once = ["vos", "segment", "--parent", parent.path, "--model", "unet_resnet18", "--video", video.path,
                 "--steps", "2", "--device", "cpu", "--out", out.path]
-    let common = once + ["--overwrite"]
+    let common = once + ["--force"]
     let run = try SegKitCommand.run(once + ["--first-mask", mask.path])
     XCTAssertEqual(run.status, 0, run.error)
     XCTAssertTrue(run.output.contains("5 frames, 2 object(s)"), run.output)
@@ -83,10 +85,10 @@ final class VOSSegmentCommandTests: XCTestCase {
       XCTAssertTrue(Set(labels.pixels).isSubset(of: [0, 1, 2]), "\(Set(labels.pixels))")
       if index == 0 { XCTAssertEqual(labels.pixels, try ImageIO.readLabel(mask).pixels, "the first frame keeps its mask") }
     }
-    // The overlay video is an earlier result: kept unless --overwrite.
+    // The overlay video is an earlier result: kept unless --force.
     let again = try SegKitCommand.run(once + ["--first-mask", mask.path])
     XCTAssertNotEqual(again.status, 0)
-    XCTAssertTrue(again.error.contains("clip_overlay.mp4 exists: --overwrite replaces it"), again.error)
+    XCTAssertTrue(again.error.contains("clip_overlay.mp4 exists: --force replaces it"), again.error)
 
     let empty = root.appendingPathComponent("empty.png"), small = root.appendingPathComponent("small.png")
     try ImageIO.writePNG(try Image(width: 48, height: 32, channels: 1, pixels: [UInt8](repeating: 0, count: 48 * 32)), to: empty)
@@ -126,7 +128,7 @@ final class VOSSegmentCommandTests: XCTestCase {
     try StateDict(try ModelZoo.make("unet_resnet18", classes: 1).stateDict()).save(to: parent)
     let data = root.appendingPathComponent("davis"), results = root.appendingPathComponent("results")
     let synth = try SegKitCommand.run(["data", "synth", "--kind", "video", "--out", data.path, "--train", "0", "--val", "2",
-                                       "--frames", "3", "--size", "48x32", "--objects", "1"])
+                                       "--frames", "3", "--image-size", "32x48", "--objects", "1"])
     XCTAssertEqual(synth.status, 0, synth.error)
     let sequences = try VideoDataset.davis2016(root: data, split: "val").sequences
     let arguments = ["vos", "segment", "--parent", parent.path, "--model", "unet_resnet18", "--davis", data.path,
@@ -170,7 +172,7 @@ final class VOSSegmentCommandTests: XCTestCase {
     try StateDict(try ModelZoo.make("maskrnn_resnet18", classes: 1).stateDict()).save(to: weights)
     let data = root.appendingPathComponent("davis"), results = root.appendingPathComponent("results")
     let synth = try SegKitCommand.run(["data", "synth", "--kind", "video", "--out", data.path, "--train", "0", "--val", "1",
-                                       "--frames", "4", "--size", "48x32", "--objects", "2"])
+                                       "--frames", "4", "--image-size", "32x48", "--objects", "2"])
     XCTAssertEqual(synth.status, 0, synth.error)
     let run = try SegKitCommand.run(["vos", "segment", "--parent", weights.path, "--model", "maskrnn_resnet18", "--davis", data.path,
                                      "--year", "2017", "--out", results.path, "--device", "cpu", "--plain"])

@@ -13,7 +13,10 @@ import XCTest
 final class ONNXExportTests: XCTestCase {
   var folder: URL!
 
-  override func setUpWithError() throws { folder = try Oracle.temporaryDirectory("segkit-onnx") }
+  override func setUpWithError() throws {
+    folder = try Oracle.temporaryDirectory("segkit-onnx")
+    try SlowTest.skipInFastTier()
+  }
   override func tearDownWithError() throws { try? FileManager.default.removeItem(at: folder) }
 
   /// Runs each file in ONNX Runtime on its feeds, after onnx.checker; returns the

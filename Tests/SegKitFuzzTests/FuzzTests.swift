@@ -30,6 +30,7 @@ final class FuzzTests: XCTestCase {
   }
 
   func testMutatedFilesNeverCrashAParser() throws {
+    try SlowTest.skipInFastTier()
     let seeds = try makeSeeds()
     var report: [String] = []
     for target in FuzzTarget.allCases {

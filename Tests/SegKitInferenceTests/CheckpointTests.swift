@@ -1,6 +1,6 @@
 import Foundation
+import SegKitInference
 import SegKitTestSupport
-import SegKitTraining
 import XCTest
 
 final class CheckpointTests: XCTestCase {

@@ -17,6 +17,7 @@ final class DecoderTests: XCTestCase {
 
   /// Every decoder gives logits of the input's size, for odd sizes, at each output stride.
   func testOutputSizeEqualsInputSize() throws {
+    try SlowTest.skipInFastTier()
     Torch.manualSeed(0)
     let resnets = [("resnet18", 32), ("resnet18", 8), ("resnet50", 16)]
     // Other encoders, where registered, under the decoders most sensitive to sizes
@@ -38,6 +39,7 @@ final class DecoderTests: XCTestCase {
 
   /// A training step's gradients reach the encoder's first convolution.
   func testGradientsReachTheEncoder() throws {
+    try SlowTest.skipInFastTier()
     Torch.manualSeed(0)
     let x = try Tensor.randn([2, 3, 45, 67])
     for decoder in ModelZoo.decoders {
@@ -113,6 +115,7 @@ final class DecoderTests: XCTestCase {
   static let reimplementation = """
     import sys, json, torch, torchvision
     from torch import nn
+    \(Oracle.randomizeNorm)
     import torch.nn.functional as F
     from torchvision.models.segmentation.deeplabv3 import ASPP
 
@@ -173,10 +176,7 @@ final class DecoderTests: XCTestCase {
         model = Model(torchvision.models.resnet50(replace_stride_with_dilation=[False, False, True]),
                       DeepLabV3Plus([256, 512, 1024, 2048], 5, [6, 12, 18]))
     model.eval()
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.5, 0.5); m.running_var.uniform_(0.5, 1.5)
-            m.weight.data.uniform_(0.5, 1.5); m.bias.data.uniform_(-0.2, 0.2)
+    randomize_norm(model)
     x = torch.randn(1, 3, 97, 131)
     with torch.no_grad():
         y = model(x)
@@ -201,9 +201,13 @@ final class DecoderTests: XCTestCase {
     XCTAssertLessThan(maxError, 1e-4, "\(name): max abs error \(maxError)")
   }
 
-  func testFCN8sResNet18MatchesTorchReimplementation() throws { try checkReimplementation("fcn8s_resnet18") }
+  func testFCN8sResNet18MatchesTorchReimplementation() throws {
+    try SlowTest.skipInFastTier()
+    try checkReimplementation("fcn8s_resnet18")
+  }
 
   func testDeepLabV3PlusResNet50MatchesTorchReimplementation() throws {
+    try SlowTest.skipInFastTier()
     try checkReimplementation("deeplabv3plus_resnet50")
   }
 }

@@ -9,6 +9,8 @@ import XCTest
 /// the checkpoint with `loadClassificationCheckpoint` (classifier dropped, every
 /// other key matching exactly) and must give the same features.
 final class EncoderParityTests: XCTestCase {
+  override func setUpWithError() throws { try SlowTest.skipInFastTier() }
+
   /// Writes model.pth and io.safetensors: the inputs `odd` (67×91) and `even`
   /// (64×96), and features `odd.os32.N`, `even.os32.N`, and `even.os16.N` /
   /// `even.os8.N` of the model made dilated the way SegKit does it (timm's own

@@ -4,6 +4,8 @@ import XCTest
 
 /// SegKit's FLOP counts at 512×512 equal torch.utils.flop_counter's on the same torchvision models.
 final class FLOPsTests: XCTestCase {
+  override func setUpWithError() throws { try SlowTest.skipInFastTier() }
+
   func testCountsMatchTorchFlopCounter() throws {
     let names = ["fcn_resnet50", "lraspp_mobilenet_v3_large", "deeplabv3_mobilenet_v3_large"]
     let script = """

@@ -9,6 +9,7 @@ import XCTest
 /// fused into oneDNN's convolutions, channels-last) computes what the plain path does.
 final class InferencePathTests: XCTestCase {
   func testFastPathEqualsThePlainPath() throws {
+    try SlowTest.skipInFastTier()
     // Every decoder and every encoder family at least once, the torchvision heads and OSVOS.
     let names = [
       "lraspp_mobilenet_v3_large", "deeplabv3_mobilenet_v3_large", "fcn_resnet50", "fcn32s_xception65", "fcn16s_resnet101",
@@ -98,6 +99,7 @@ final class InferencePathTests: XCTestCase {
   /// bfloat16 and int8 are options: each runs (int8 on calibrated convolutions), gives
   /// float32 outputs near the float32 path's, and training returns to float32 layers.
   func testReducedPrecisionsStayNearFloat32() throws {
+    try SlowTest.skipInFastTier()
     for name in ["lraspp_mobilenet_v3_large", "deeplabv3plus_resnet34", "fcn16s_vgg16_bn", "unet_resnet50", "osvos_vgg16"] {
       let classes = name.hasPrefix("osvos") ? 1 : 4
       Torch.manualSeed(8)

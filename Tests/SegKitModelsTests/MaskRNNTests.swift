@@ -16,6 +16,7 @@ final class MaskRNNTests: XCTestCase {
   }
 
   func testStreamsAndFusionMatchPyTorch() throws {
+    try SlowTest.skipInFastTier()
     Torch.manualSeed(7)
     let model = try MaskRNN(encoder: "vgg16", fusion: .sum, localisation: false)
     try OracleModels.drawOrdinaryWeights(try model.stateDict()) { $0.contains("upscale") }
@@ -84,6 +85,7 @@ final class MaskRNNTests: XCTestCase {
   /// The localiser against PyTorch (torchvision's roi_align, two linear layers, Faster
   /// R-CNN's box decoding) on random weights; proposals, targets and gating by hand.
   func testLocaliserMatchesPyTorch() throws {
+    try SlowTest.skipInFastTier()
     Torch.manualSeed(10)
     let localiser = try ObjectLocaliser(featureChannels: 8, featureStride: 16, hidden: 32)
     try OracleModels.drawOrdinaryWeights(try localiser.stateDict()) { _ in false }

@@ -15,6 +15,7 @@ final class ModelContractTests: XCTestCase {
   /// Every encoder at every output stride: `featureLevels` and `featureChannels`/
   /// `featureStrides` describe the maps `allFeatures` and `features` return on a 97×131 input.
   func testStatedLevelsMatchTheFeatures() throws {
+    try SlowTest.skipInFastTier()
     Torch.manualSeed(0)
     let x = try Tensor.randn([1, 3, 97, 131])
     for name in EncoderRegistry.names {

@@ -7,6 +7,8 @@ import XCTest
 /// description (stages, side preparation, side scores, bilinear transposed
 /// convolutions, centre crops, fuse), with OSVOS-PyTorch's state-dict keys.
 final class OSVOSTests: XCTestCase {
+  override func setUpWithError() throws { try SlowTest.skipInFastTier() }
+
   /// Runs the oracle's OSVOS over `encoder` on `image` with `model`'s weights; checks
   /// that the two state dicts have the same keys (in the same order) and that all five
   /// outputs agree within 1e-4. Returns the oracle's outputs.

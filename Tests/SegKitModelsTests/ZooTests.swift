@@ -20,6 +20,7 @@ final class ZooTests: XCTestCase {
   /// Building is cheap (no forward pass); every name must build (with its fixed class
   /// count where it has one, and no other).
   func testEveryNameBuilds() throws {
+    try SlowTest.skipInFastTier()
     for name in ModelZoo.names {
       XCTAssertNoThrow(try ModelZoo.make(name, classes: ModelZoo.fixedClasses(of: name) ?? 2), name)
     }
@@ -70,6 +71,7 @@ final class ZooTests: XCTestCase {
     """
 
   func testWeightsAndCatalog() throws {
+    try SlowTest.skipInFastTier()
     let dir = try Oracle.temporaryDirectory()
     defer { try? FileManager.default.removeItem(at: dir) }
     let count = try Oracle.run(Self.checkpoints, arguments: [dir.path]).trimmingCharacters(in: .whitespacesAndNewlines)

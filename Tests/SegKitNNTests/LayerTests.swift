@@ -18,7 +18,7 @@ final class LayerTests: XCTestCase {
         def forward(self, x):
             return self.pointwise(self.depthwise(x))
 
-    def randomize_norm(m):
+    def randomize_layer_norm(m):
         with torch.no_grad():
             if getattr(m, 'weight', None) is not None:
                 m.weight.normal_()
@@ -50,10 +50,10 @@ final class LayerTests: XCTestCase {
     deconv = nn.ConvTranspose2d(3, 2, 3, stride=2, padding=1)
     case('deconv_size', deconv, r(1, 3, 4, 4), forward=lambda x: deconv(x, output_size=[8, 8]))
     case('separable', Separable(4, 6, dilation=2), r(1, 4, 6, 6))
-    case('bn_train', randomize_norm(nn.BatchNorm2d(3)), r(4, 3, 5, 5) * 2 + 1)
-    case('bn_eval', randomize_norm(nn.BatchNorm2d(3)), r(4, 3, 5, 5) * 2 + 1, training=False)
+    case('bn_train', randomize_layer_norm(nn.BatchNorm2d(3)), r(4, 3, 5, 5) * 2 + 1)
+    case('bn_eval', randomize_layer_norm(nn.BatchNorm2d(3)), r(4, 3, 5, 5) * 2 + 1, training=False)
     case('bn_untracked', nn.BatchNorm2d(3, affine=False, track_running_stats=False), r(2, 3, 4, 4), training=False)
-    case('gn', randomize_norm(nn.GroupNorm(2, 4)), r(2, 4, 3, 3))
+    case('gn', randomize_layer_norm(nn.GroupNorm(2, 4)), r(2, 4, 3, 3))
     case('linear', nn.Linear(5, 3), r(4, 5))
     for name, m in [('relu', nn.ReLU()), ('relu6', nn.ReLU6()), ('leaky_relu', nn.LeakyReLU(0.2)),
                     ('hardswish', nn.Hardswish()), ('hardsigmoid', nn.Hardsigmoid()), ('sigmoid', nn.Sigmoid()),
@@ -73,12 +73,12 @@ final class LayerTests: XCTestCase {
     case('up_fraction', nn.Upsample(scale_factor=1.5, mode='bilinear'), r(1, 2, 3, 4))
     se = torchvision.ops.SqueezeExcitation(8, 4, scale_activation=nn.Hardsigmoid)
     case('se', se, r(2, 8, 3, 3))
-    seq = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1, bias=False), randomize_norm(nn.BatchNorm2d(4)), nn.ReLU(),
+    seq = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1, bias=False), randomize_layer_norm(nn.BatchNorm2d(4)), nn.ReLU(),
                         nn.Dropout(0.5))
     case('sequential', seq, r(1, 3, 5, 5), training=False)
 
     # Running statistics over several training steps, then evaluation.
-    ema, cumulative = randomize_norm(nn.BatchNorm2d(3, momentum=0.3)), nn.BatchNorm2d(3, momentum=None)
+    ema, cumulative = randomize_layer_norm(nn.BatchNorm2d(3, momentum=0.3)), nn.BatchNorm2d(3, momentum=None)
     save_state('steps/ema/state', ema)
     save_state('steps/cumulative/state', cumulative)
     for step in range(3):

@@ -1,10 +1,13 @@
 import Foundation
 import SegKitTensor
+import SegKitTestSupport
 import XCTest
 
 /// Tensors are freed when their last reference goes: a long loop of small ops
 /// leaves the resident memory where it was.
 final class MemoryTests: XCTestCase {
+  override func setUpWithError() throws { try SlowTest.skipInFastTier() }
+
   /// Resident set size in bytes, from /proc/self/statm (Linux only).
   func residentBytes() throws -> Int {
     guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else {

@@ -8,6 +8,8 @@ import XCTest
 /// the features it learns to predict far better than the scores' own spread; the best
 /// epoch is the one kept; sample files and weight files read back.
 final class DecisionNetworkTrainingTests: XCTestCase {
+  override func setUpWithError() throws { try SlowTest.skipInFastTier() }
+
   func samples(_ count: Int, seed: UInt64) throws -> DecisionSamples {
     Torch.manualSeed(seed)
     let features = try Tensor.randn([count, 8, 2, 2])

@@ -11,7 +11,10 @@ import XCTest
 final class FlowTrainingTests: XCTestCase {
   var root: URL!
 
-  override func setUpWithError() throws { root = try Oracle.temporaryDirectory("segkit-flow-training") }
+  override func setUpWithError() throws {
+    root = try Oracle.temporaryDirectory("segkit-flow-training")
+    try SlowTest.skipInFastTier()
+  }
   override func tearDownWithError() throws { try? FileManager.default.removeItem(at: root) }
 
   func flowConfig(dataset: URL, steps: Int) throws -> TrainingConfig {

@@ -6,6 +6,8 @@ import XCTest
 /// One-shot fine-tuning: a copy of the parent learns the first frame's object and
 /// segments the sequence; nothing is written and the parent is left as it was.
 final class OneShotTests: XCTestCase {
+  override func setUpWithError() throws { try SlowTest.skipInFastTier() }
+
   func testFineTunesACopyOnTheFirstFrameAndSegmentsTheSequence() throws {
     let root = try Oracle.temporaryDirectory("segkit-one-shot")
     defer { try? FileManager.default.removeItem(at: root) }

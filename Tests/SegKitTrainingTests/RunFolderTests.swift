@@ -44,15 +44,16 @@ final class RunFolderTests: XCTestCase {
     XCTAssertEqual(after[0], lines[0])
   }
 
-  /// The layout reads without writing: a missing run, a folder without config.yaml and
-  /// a run without a manifest are errors naming the path, and nothing is created.
+  /// The layout reads without writing: a missing run, a folder with neither model.json
+  /// nor config.yaml and a run without a manifest are errors naming the path, and
+  /// nothing is created.
   func testLayoutReadsWithoutWriting() throws {
     let missing = root.appendingPathComponent("missing")
     XCTAssertTrue(message { _ = try RunLayout.existing(missing) }.contains("\(missing.path): no such folder"))
     XCTAssertFalse(FileManager.default.fileExists(atPath: missing.path))
     let bare = root.appendingPathComponent("bare")
     try FileManager.default.createDirectory(at: bare, withIntermediateDirectories: true)
-    XCTAssertTrue(message { _ = try RunLayout.existing(bare) }.contains("not a run folder (no config.yaml)"))
+    XCTAssertTrue(message { _ = try RunLayout.existing(bare) }.contains("not a run folder (no model.json or config.yaml)"))
     try Data("seed: 1\n".utf8).write(to: RunLayout(bare).configURL)
     let layout = try RunLayout.existing(bare)
     XCTAssertTrue(message { _ = try layout.manifest() }.contains("has no model.json"))
@@ -72,6 +73,22 @@ final class RunFolderTests: XCTestCase {
     XCTAssertTrue(message { _ = try layout.manifest() }.contains("'outputStride' must be 8, 16 or 32"))
     try Data("{\"model\": 3}".utf8).write(to: layout.manifestURL)
     XCTAssertTrue(message { _ = try layout.manifest() }.contains("not a valid model manifest"))
+    // The inference defaults ride in the manifest; bad ones are refused by name.
+    var withDefaults = manifest
+    withDefaults.inference = ModelManifest.InferenceDefaults(scales: [0.5, 1], flip: true, crop: [64, 96], dataset: "pascal_voc")
+    try withDefaults.write(to: layout.manifestURL)
+    XCTAssertEqual(try layout.manifest().inference, withDefaults.inference)
+    withDefaults.inference?.crop = [64]
+    try withDefaults.write(to: layout.manifestURL)
+    XCTAssertTrue(message { _ = try layout.manifest() }.contains("'inference.crop' must be [height, width]"))
+    withDefaults.inference = ModelManifest.InferenceDefaults(warpAt: "sideways")
+    try withDefaults.write(to: layout.manifestURL)
+    XCTAssertTrue(message { _ = try layout.manifest() }.contains("'inference.warpAt' must be flow or output"))
+    // A folder with a manifest and no config.yaml is a run (inference never needs the YAML).
+    let manifestOnly = root.appendingPathComponent("manifest-only")
+    try FileManager.default.createDirectory(at: manifestOnly, withIntermediateDirectories: true)
+    try manifest.write(to: RunLayout(manifestOnly).manifestURL)
+    XCTAssertEqual(try RunLayout.existing(manifestOnly).manifest(), manifest)
   }
 
   func testNonEmptyFolderIsRefusedUnlessResuming() throws {

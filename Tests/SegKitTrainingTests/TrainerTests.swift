@@ -136,6 +136,7 @@ final class TrainerTests: XCTestCase {
   /// momentum, weight decay, poly decay, a 10× logits multiplier, the auxiliary loss, batch
   /// norm in training mode, and dropout with the same seeds.
   func testStepsMatchPyTorch() throws {
+    try SlowTest.skipInFastTier()
     let dataset = try writeDataset(train: 4, val: 0)
     Torch.manualSeed(11)
     let initial = root.appendingPathComponent("init.safetensors")

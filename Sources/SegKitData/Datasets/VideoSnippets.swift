@@ -66,11 +66,11 @@ public struct VideoSnippets: Sendable {
       <root>/<split>annot/<sequence>/<prefix>_<frame>.png   every 30th frame, SegNet's class indices (11 = unlabelled)
     """
 
-  /// The frames before an annotated CamVid frame that form its snippet (seed 004 pairs
+  /// The frames before an annotated CamVid frame that form its snippet (the TensorFlow DVSNet variant pairs
   /// each annotated frame with the 29 before it).
   public static let camvidSnippetLength = 30
 
-  /// CamVid at 30 fps as seed 004 lays it out: one snippet per annotated frame, made of
+  /// CamVid at 30 fps as the TensorFlow DVSNet variant lays it out: one snippet per annotated frame, made of
   /// that frame and the frames before it back to the previous annotated frame, at most
   /// `camvidSnippetLength` in all (labels as for `SegmentationDataset.camvid`).
   public static func camvid(root: URL, split: String) throws -> VideoSnippets {

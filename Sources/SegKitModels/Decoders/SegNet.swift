@@ -1,6 +1,6 @@
 import SegKitNN
 
-/// A SegNet-style decoder (Badrinarayanan et al.; seed 004's ResNet50-SegNet): it
+/// A SegNet-style decoder (Badrinarayanan et al.; the TensorFlow DVSNet variant's ResNet50-SegNet): it
 /// mirrors the encoder's downsampling steps with upsampling steps and passes no
 /// encoder features across, only the last one through. SegNet upsamples with the
 /// encoder's max-pooling indices; the encoders here (ResNet's strided convs,

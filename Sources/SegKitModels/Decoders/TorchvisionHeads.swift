@@ -1,10 +1,8 @@
 import SegKitNN
 
-/// torchvision's FCNHead: 3×3 conv to in/4 channels, BN, ReLU, Dropout(0.1), 1×1
-/// conv to the classes (keys .0, .1, .4). Used as FCN's classifier on the last
-/// feature and as the auxiliary head on layer3. It keeps torchvision's layout, so
-/// it ends in class scores itself: `0`–`3` decode, `4` is its class head.
-public final class FCNHead: Module, Layer, Decoder, ConvBatchNormPairs {
+/// torchvision's head layout: decoding layers `0`–`3`, then the 1×1 class head `4`, as
+/// one Sequential registered under its indices. It ends in class scores itself.
+public class SequentialHead: Module, Layer, Decoder, ConvBatchNormPairs {
   let body: Sequential
   /// The 1×1 convolution `4`.
   public let classHead: ClassHead
@@ -12,13 +10,8 @@ public final class FCNHead: Module, Layer, Decoder, ConvBatchNormPairs {
   public var classHeadKey: String? { nil }
   public var convBatchNormPairs: [(Conv2d, BatchNorm2d)] { body.convBatchNormPairs }
 
-  public init(inChannels: Int, classes: Int) throws {
-    let inner = inChannels / 4
-    let decode: [any Layer] = [
-      try Conv2d(inChannels, inner, kernelSize: 3, padding: 1, bias: false), try BatchNorm2d(inner), ReLU(),
-      Dropout(p: 0.1),
-    ]
-    classHead = try ClassHead(inChannels: inner, classes: classes)
+  init(decode: [any Layer], decodedChannels: Int, classes: Int) throws {
+    classHead = try ClassHead(inChannels: decodedChannels, classes: classes)
     body = Sequential(decode + [classHead.layer])
     outputChannels = classes
     super.init()
@@ -28,6 +21,18 @@ public final class FCNHead: Module, Layer, Decoder, ConvBatchNormPairs {
   public func forward(_ x: Tensor) throws -> Tensor { try body.forward(x) }
 
   public func forward(features: [Tensor], inputSize: Size2) throws -> Tensor { try forward(features.last!) }
+}
+
+/// torchvision's FCNHead: 3×3 conv to in/4 channels, BN, ReLU, Dropout(0.1), 1×1
+/// conv to the classes (keys .0, .1, .4). Used as FCN's classifier on the last
+/// feature and as the auxiliary head on layer3.
+public final class FCNHead: SequentialHead {
+  public init(inChannels: Int, classes: Int) throws {
+    let inner = inChannels / 4
+    try super.init(
+      decode: [try Conv2d(inChannels, inner, kernelSize: 3, padding: 1, bias: false), try BatchNorm2d(inner), ReLU(), Dropout(p: 0.1)],
+      decodedChannels: inner, classes: classes)
+  }
 }
 
 /// Atrous spatial pyramid pooling (DeepLab v3): a 1×1 branch, three dilated 3×3
@@ -84,30 +89,12 @@ final class ImagePooling: Module, Layer, ConvBatchNormPairs {
   }
 }
 
-/// torchvision's DeepLabHead: ASPP, 3×3 conv, BN, ReLU, 1×1 conv to the classes. It
-/// keeps torchvision's layout, so it ends in class scores itself: `0`–`3` decode, `4`
-/// is its class head.
-public final class DeepLabHead: Module, Layer, Decoder, ConvBatchNormPairs {
-  let body: Sequential
-  /// The 1×1 convolution `4`.
-  public let classHead: ClassHead
-  public let outputChannels: Int
-  public var classHeadKey: String? { nil }
-  public var convBatchNormPairs: [(Conv2d, BatchNorm2d)] { body.convBatchNormPairs }
-
+/// torchvision's DeepLabHead: ASPP, 3×3 conv, BN, ReLU, 1×1 conv to the classes.
+public final class DeepLabHead: SequentialHead {
   public init(inChannels: Int, classes: Int, rates: [Int] = [12, 24, 36]) throws {
-    let decode: [any Layer] = [
-      try ASPP(inChannels: inChannels, rates: rates), try Conv2d(256, 256, kernelSize: 3, padding: 1, bias: false),
-      try BatchNorm2d(256), ReLU(),
-    ]
-    classHead = try ClassHead(inChannels: 256, classes: classes)
-    body = Sequential(decode + [classHead.layer])
-    outputChannels = classes
-    super.init()
-    for (index, layer) in body.layers.enumerated() { registerModule(String(index), layer) }
+    try super.init(
+      decode: [try ASPP(inChannels: inChannels, rates: rates), try Conv2d(256, 256, kernelSize: 3, padding: 1, bias: false),
+               try BatchNorm2d(256), ReLU()],
+      decodedChannels: 256, classes: classes)
   }
-
-  public func forward(_ x: Tensor) throws -> Tensor { try body.forward(x) }
-
-  public func forward(features: [Tensor], inputSize: Size2) throws -> Tensor { try forward(features.last!) }
 }

@@ -50,14 +50,17 @@ public final class MaskRNN: Module, SegmentationNetwork {
 
   /// Both streams over `encoder` (`vgg16`: OSVOS itself; any other encoder of the
   /// zoo: OSVOS's figure over it), with or without the object localiser.
-  public init(encoder: String = "vgg16", fusion: Fusion = .sum, localisation: Bool = true) throws {
-    let name = "osvos_\(encoder)"
-    guard ModelZoo.videoObjectSegmentationNames.contains(name) else {
-      throw ModelError("MaskRNN: no OSVOS network over '\(encoder)'; streams take \(ModelZoo.videoObjectSegmentationNames.map { $0.dropFirst(6) }.joined(separator: ", "))")
+  public convenience init(encoder: String = "vgg16", fusion: Fusion = .sum, localisation: Bool = true) throws {
+    guard EncoderRegistry.names.contains(encoder) else {
+      throw ModelError("MaskRNN: no OSVOS network over '\(encoder)'; streams take \(EncoderRegistry.names.joined(separator: ", "))")
     }
-    guard let appearance = try ModelZoo.make(name, classes: 1, inputChannels: 4) as? OSVOS,
-      let flow = try ModelZoo.make(name, classes: 1, inputChannels: 3) as? OSVOS
-    else { throw ModelError("MaskRNN: \(name) is not an OSVOS network") }
+    try self.init(appearance: try OSVOS(encoder: encoder, inputChannels: 4), flow: try OSVOS(encoder: encoder, inputChannels: 3),
+                  fusion: fusion, localisation: localisation)
+  }
+
+  /// MaskRNN from its two streams: the appearance stream takes the frame and the warped
+  /// mask (4 channels), the flow stream the flow magnitudes (3).
+  public init(appearance: OSVOS, flow: OSVOS, fusion: Fusion = .sum, localisation: Bool = true) throws {
     self.appearance = appearance
     self.flow = flow
     self.fusion = fusion

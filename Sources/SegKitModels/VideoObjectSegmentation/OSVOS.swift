@@ -38,6 +38,17 @@ public final class OSVOS: Module, SegmentationNetwork {
     try self.init(encoder: try OSVOSStages(inputChannels: inputChannels), encoderKey: "stages", inputNormalization: .caffeBGR)
   }
 
+  /// OSVOS over the zoo's encoder `encoder`: `vgg16` gives the release's network (its
+  /// stages, Caffe's BGR input), any other encoder OSVOS's figure over it.
+  public convenience init(encoder: String, inputChannels: Int = 3) throws {
+    if encoder == "vgg16" {
+      try self.init(inputChannels: inputChannels)
+    } else {
+      try self.init(encoder: try EncoderRegistry.make(encoder, inputChannels: inputChannels), encoderKey: "backbone",
+                    inputNormalization: .imagenet)
+    }
+  }
+
   /// Side and fuse convolutions drawn from N(0, 0.001) with zero biases, as OSVOS
   /// initialises them; the VGG stages likewise until a VGG16 checkpoint is loaded
   /// (`encoder.loadClassificationCheckpoint` takes torchvision's vgg16). Another
@@ -136,13 +147,7 @@ public final class OSVOS: Module, SegmentationNetwork {
   /// weights and inputs (oneDNN's faster layout; also for max pooling), computing in
   /// `dtype` (outputs and features in float32).
   public func optimizeForInference(channelsLast: Bool, dtype: DType) throws {
-    eval()
-    if channelsLast { try to(memoryFormat: .channelsLast) }
-    try foldBatchNorm()
-    try fuseActivations()
-    try useDepthwiseDiagonals()
-    try convertForInference(to: dtype)
-    inferenceForm = InferenceForm(memoryFormat: channelsLast ? .channelsLast : .contiguous, computing: dtype)
+    inferenceForm = try InferenceForm.prepare(self, channelsLast: channelsLast, dtype: dtype)
   }
 }
 

@@ -7,7 +7,7 @@ import SegKitNN
 /// when the prediction falls below the target.
 ///
 ///     grid    the features resized bilinearly to a fixed grid (DVSNet: 4×8, the size
-///             of conv6_1 for a 256×512 flow input; seed 004: 4×5)
+///             of conv6_1 for a 256×512 flow input; its TensorFlow variant: 4×5)
 ///     conv    3×3 to 96 channels, LeakyReLU 0.1
 ///     fc0…fc3 fully connected 1024, 1024, 10, 1, each with LeakyReLU 0.1 (the last
 ///             too, as DVSNet has it), dropout after the first three in training

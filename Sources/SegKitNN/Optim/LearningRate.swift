@@ -15,7 +15,7 @@ public struct LearningRateSchedule: Sendable {
     case poly(base: Double, maxSteps: Int, power: Double = 0.9, end: Double = 0)
     /// DeepLab's "step" (TF exponential_decay, staircase): base · factor^⌊s / every⌋.
     case step(base: Double, factor: Double, every: Int)
-    /// TF piecewise_constant, as seed 000 uses it: values[0] for s ≤ boundaries[0],
+    /// TF piecewise_constant, as tfvos uses it: values[0] for s ≤ boundaries[0],
     /// values[i] for boundaries[i−1] < s ≤ boundaries[i], the last value after the last boundary.
     case piecewise(boundaries: [Int], values: [Double])
     /// minimum + (base − minimum) · (1 + cos(π · min(s, maxSteps) / maxSteps)) / 2.

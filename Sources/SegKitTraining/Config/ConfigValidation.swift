@@ -16,7 +16,8 @@ extension TrainingConfig {
       problems.append("'ignore_label' \(data.ignoreLabel) is one of the \(numClasses) classes; void needs a value outside [0, \(numClasses))")
     }
     require(data.ignoreLabel >= 0, "ignore_label", "must be non-negative", "\(data.ignoreLabel)")
-    if ModelZoo.maskRNNNames.contains(model.name) {
+    let family = ModelFamily(name: model.name)
+    if family?.isMaskRNN == true {
       require(task == .foreground, "task", "must be foreground for \(model.name) (MaskRNN segments one object at a time)", task.rawValue)
       let m = maskRNN
       require((1...4).contains(m.proposalEnlargement), "proposal_enlargement", "must be in [1, 4]", "\(m.proposalEnlargement)")
@@ -27,9 +28,9 @@ extension TrainingConfig {
       require((0...64).contains(m.perturbationShift), "perturbation_shift", "must be 0 to 64", "\(m.perturbationShift)")
       require((0...1).contains(m.perturbationDrop), "perturbation_drop", "must be in [0, 1]", "\(m.perturbationDrop)")
       require(m.boxLossWeight >= 0 && m.boxLossWeight.isFinite, "box_loss_weight", "must be non-negative", "\(m.boxLossWeight)")
-    } else if ModelZoo.flowNetworkNames.contains(model.name) || task == .flow {
+    } else if family?.flowWidths != nil || task == .flow {
       require(task == .flow, "task", "must be flow for \(model.name) (a flow network)", task.rawValue)
-      require(ModelZoo.flowNetworkNames.contains(model.name), "model", "must be a flow network for task flow (\(ModelZoo.flowNetworkNames.joined(separator: ", ")))", model.name)
+      require(family?.flowWidths != nil, "model", "must be a flow network for task flow (\(ModelZoo.flowNetworkNames.joined(separator: ", ")))", model.name)
       require((["flying_chairs"] + VideoSnippets.datasetNames).contains(data.dataset), "dataset",
               "must be flying_chairs (pairs with their flow), cityscapes or camvid (video snippets, with segmentation_run) for task flow", data.dataset)
       if VideoSnippets.datasetNames.contains(data.dataset) {
@@ -113,7 +114,7 @@ extension TrainingConfig {
       require(values.allSatisfy { $0 >= 0 && $0.isFinite }, "side_loss_values", "must be non-negative", "\(values)")
     }
     if initialization.referenceLearningRates {
-      require(ModelZoo.videoObjectSegmentationNames.contains(model.name), "reference_learning_rates",
+      require(family?.isOSVOS == true, "reference_learning_rates",
               "needs a model with a reference recipe (an OSVOS model)",
               model.name)
       require(initialization.lastLayerGradientMultiplier == 1, "last_layer_gradient_multiplier",

@@ -84,17 +84,7 @@ extension String: ConfigScalar {
     if unicodeScalars.allSatisfy(plainSafe.contains), !resolvesElsewhere {
       return self
     }
-    var escaped = "\""
-    for scalar in unicodeScalars {
-      switch scalar {
-      case "\"": escaped += "\\\""
-      case "\\": escaped += "\\\\"
-      case "\n": escaped += "\\n"
-      case "\t": escaped += "\\t"
-      default: escaped.unicodeScalars.append(scalar)
-      }
-    }
-    return escaped + "\""
+    return doubleQuoted
   }
 }
 

@@ -38,3 +38,19 @@ extension TrainingConfig {
     do { return try Device.resolve(run.device) } catch { throw TrainingError("'device': \(error)") }
   }
 }
+
+extension TrainingConfig {
+  /// What inference follows unless told otherwise, stored in model.json so that eval,
+  /// predict, vos and dvs never read this configuration. Older runs without it get the
+  /// same values from their config.yaml.
+  public var inferenceDefaults: ModelManifest.InferenceDefaults {
+    let warpPath = task == .flow && data.dataset == "cityscapes"
+    let isMaskRNN = ModelFamily(name: model.name)?.isMaskRNN == true
+    return ModelManifest.InferenceDefaults(
+      scales: evaluation.evalScales, flip: evaluation.addFlippedImages, crop: evaluation.evalCropSize,
+      dataset: data.dataset, datasetDir: data.datasetDir, trainSplit: data.trainSplit, valSplit: data.valSplit,
+      ignoreLabel: data.ignoreLabel, warpAt: warpPath ? flow.warpAt : nil, flowInputScale: warpPath ? flow.inputScale : nil,
+      flowMethod: isMaskRNN ? maskRNN.flowMethod : nil, flowPreset: isMaskRNN ? maskRNN.flowPreset : nil,
+      flowWeights: isMaskRNN ? maskRNN.flowWeights : nil)
+  }
+}

@@ -189,12 +189,8 @@ public struct TrainingConfig: Equatable, Sendable {
 
     /// How the flows are computed: DIS with `flow_preset`, or the flow network of `flow_weights`.
     public func method(device: Device = .cpu) throws -> FlowMethod {
-      guard flowMethod != "dis" else { return .dis(preset ?? .fast) }
-      guard let widths = ModelZoo.flowNetworkWidths(flowMethod), let flowWeights else {
-        throw TrainingError("'flow_method' \(flowMethod) needs a flow network (flownet2s, flownets_thin) and 'flow_weights'")
-      }
-      do { return try NetworkFlow(widths: widths, weights: URL(fileURLWithPath: flowWeights), device: device).method } catch {
-        throw TrainingError("flow_weights \(flowWeights): \(error)")
+      do { return try NetworkFlow.method(flowMethod, preset: flowPreset, weights: flowWeights, device: device) } catch {
+        throw TrainingError("flow_method \(flowMethod): \(error)")
       }
     }
   }

@@ -1,6 +1,7 @@
 /// What differs between training tasks (semantic segmentation, foreground
-/// segmentation, later video object segmentation and key-frame decisions): the
-/// model, its parameter groups, the batches, the loss and the validation. The
+/// segmentation, MaskRNN's mask propagation, flow estimation, first-frame
+/// fine-tuning): the model, its parameter groups, the batches, the loss and the
+/// validation. The
 /// `TrainingLoop` does everything else once: steps, gradient accumulation and
 /// clipping, the learning-rate schedule, seeding, exact resume, interruption,
 /// checkpoints and the cadence of logs and validation.

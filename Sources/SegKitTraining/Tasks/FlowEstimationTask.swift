@@ -42,7 +42,7 @@ public final class FlowEstimationTask: TrainingTask {
   static let rawPixels = InputNormalization(mean: [0, 0, 0], std: [1, 1, 1], pixelDivisor: 1)
 
   public init(config: TrainingConfig, device: Device, role: ProcessRole = .single) throws {
-    guard let widths = ModelZoo.flowNetworkWidths(config.model.name) else {
+    guard let widths = ModelFamily(name: config.model.name)?.flowWidths else {
       throw TrainingError("'model' \(config.model.name) is not a flow network (\(ModelZoo.flowNetworkNames.joined(separator: ", ")))")
     }
     guard let datasetDir = config.data.datasetDir else {

@@ -29,9 +29,9 @@ extension TrainingConfig {
 
   /// The configured model with `classes` outputs, freshly initialised.
   public func makeModel(classes: Int) throws -> any SegmentationNetwork {
-    if ModelZoo.maskRNNNames.contains(model.name) {
+    if case .maskRNN(let encoder) = ModelFamily(name: model.name) {
       do {
-        let network = try MaskRNN(encoder: String(model.name.dropFirst("maskrnn_".count)), fusion: maskRNN.fusion,
+        let network = try MaskRNN(encoder: encoder, fusion: maskRNN.fusion,
                                   localisation: maskRNN.localisation)
         network.localiser?.proposalEnlargement = maskRNN.proposalEnlargement
         return network

@@ -1,0 +1,48 @@
+import Foundation
+
+/// MaskRNN on several objects: each object of the first mask runs its own recurrence
+/// (`MaskRNNSegmenter`, as MaskRNN treats objects independently), and every frame
+/// takes per pixel the object of highest probability above ½.
+public final class MaskRNNObjectsSegmenter: SequenceSegmenter {
+  public let model: MaskRNN
+  public let device: Device
+  public let flow: FlowMethod
+  public let readout: MaskRNNSegmenter.Readout
+  public let precision: InferencePrecision
+  /// Makes each object's network from the shared one, its first frame and its 0/1 mask
+  /// (e.g. a copy fine-tuned on them); nil uses the shared network as it is.
+  public var prepare: ((MaskRNN, Image, Image) throws -> MaskRNN)?
+  public private(set) var objects: [(id: Int, segmenter: MaskRNNSegmenter)] = []
+
+  public init(model: MaskRNN, device: Device = .cpu, flow: FlowMethod = .dis(.fast), readout: MaskRNNSegmenter.Readout = .full,
+              precision: InferencePrecision = .fp32) {
+    self.model = model
+    self.device = device
+    self.flow = flow
+    self.readout = readout
+    self.precision = precision
+  }
+
+  public func start(firstFrame: Image, mask: Image?) throws -> Image {
+    guard let mask else { throw InferenceError("MaskRNN needs the first frame's object mask") }
+    let ids = ObjectMasks.ids(in: mask)
+    guard !ids.isEmpty else { throw InferenceError("the first frame's mask holds no object (every pixel is 0)") }
+    objects = try ids.map { id in
+      let object = ObjectMasks.object(id, of: mask)
+      let network = try prepare?(model, firstFrame, object) ?? model
+      let segmenter = try MaskRNNSegmenter(model: network, device: device, flow: flow, readout: readout, precision: precision)
+      _ = try segmenter.start(firstFrame: firstFrame, mask: object)
+      return (id, segmenter)
+    }
+    return ObjectMasks.labels(of: mask)
+  }
+
+  public func next(_ frame: Image) throws -> Image { try next(frame, following: nil) }
+
+  public func next(_ frame: Image, following: Image?) throws -> Image {
+    guard let first = objects.first else { throw InferenceError("next(_:) before start(firstFrame:mask:): the sequence has not begun") }
+    // Every object's recurrence is at the same frame: the flows are computed once for all.
+    let flows = try first.segmenter.flows(frame, following: following)
+    return try ObjectMasks.merge(try objects.map { ($0.id, try $0.segmenter.advance(frame, following: following, flows: flows)) })
+  }
+}

@@ -1,0 +1,48 @@
+import ArgumentParser
+import Foundation
+import SegKitData
+import SegKitInference
+
+/// How flow is computed: DIS with a preset, or a flow network with its weights.
+struct FlowMethodArguments: ParsableArguments {
+  enum Method: String, ExpressibleByArgument, CaseIterable {
+    case dis
+    /// flownet2-pytorch's FlowNet2-S (its checkpoint loads as it is).
+    case flownet2s
+    /// DVSNet's thin FlowNetS (3/8 of the widths), with SegKit's weights.
+    case flownetsThin = "flownets_thin"
+  }
+
+  @Option(help: "The method: dis (OpenCV's dense inverse search), flownet2s or flownets_thin (with --weights).")
+  var method = Method.dis
+
+  @Option(help: "DIS's preset: ultrafast, fast or medium (slower, finer).")
+  var preset = "fast"
+
+  @Option(help: "The network's weights for flownet2s (flownet2-pytorch's FlowNet2-S_checkpoint.pth.tar as it is) or flownets_thin.")
+  var weights: String?
+
+  @OptionGroup var device: DeviceArgument
+
+  func validate() throws {
+    switch (method, weights) {
+    case (.dis, .some): throw ValidationError("--weights is for the flow networks (flownet2s, flownets_thin), not dis")
+    case (.flownet2s, nil), (.flownetsThin, nil): throw ValidationError("--method \(method.rawValue) needs --weights")
+    default: break
+    }
+    guard OpticalFlow.Preset.allCases.contains(where: { "\($0)" == preset }) else {
+      throw ValidationError("--preset must be ultrafast, fast or medium, not '\(preset)'")
+    }
+  }
+
+  /// The method, its network loaded on its device.
+  func flowMethod() throws -> FlowMethod {
+    let device = method == .dis ? Device.cpu : try self.device.resolved()
+    do { return try NetworkFlow.method(method.rawValue, preset: preset, weights: weights, device: device) } catch let error as InferenceError {
+      throw CommandError(error.message)
+    }
+  }
+
+  /// What the method is, for the printed summary.
+  var summary: String { method == .dis ? "dis, \(preset)" : method.rawValue }
+}
