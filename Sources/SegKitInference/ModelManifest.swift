@@ -162,6 +162,9 @@ public struct ModelManifest: Codable, Equatable, Sendable {
       if let scale = defaults.flowInputScale, !(scale > 0 && scale <= 16) {
         throw InferenceError("\(url.path): 'inference.flowInputScale' must be in (0, 16], got \(scale)")
       }
+      if let ignore = defaults.ignoreLabel, ignore < 0 {
+        throw InferenceError("\(url.path): 'inference.ignoreLabel' must not be negative, got \(ignore)")
+      }
       if let warp = defaults.warpAt, WarpPath.Resolution(rawValue: warp) == nil {
         throw InferenceError("\(url.path): 'inference.warpAt' must be flow or output, got '\(warp)'")
       }

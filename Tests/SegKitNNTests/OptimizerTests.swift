@@ -207,7 +207,7 @@ private let optimizerScript = """
       for n, t in zip(names, p):
           save(f"{run}.{n}", t.grad)
 
-  # Seed 000's gradient averaging: the mean gradient of 3 batches per step.
+  # tfvos's gradient averaging: the mean gradient of 3 batches per step.
   p = params()
   opt = torch.optim.SGD(p, lr=0.1, momentum=0.9, foreach=False)
   for step in range(2):

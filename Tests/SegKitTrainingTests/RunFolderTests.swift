@@ -84,6 +84,9 @@ final class RunFolderTests: XCTestCase {
     withDefaults.inference = ModelManifest.InferenceDefaults(warpAt: "sideways")
     try withDefaults.write(to: layout.manifestURL)
     XCTAssertTrue(message { _ = try layout.manifest() }.contains("'inference.warpAt' must be flow or output"))
+    withDefaults.inference = ModelManifest.InferenceDefaults(ignoreLabel: -1)
+    try withDefaults.write(to: layout.manifestURL)
+    XCTAssertTrue(message { _ = try layout.manifest() }.contains("'inference.ignoreLabel' must not be negative"))
     // A folder with a manifest and no config.yaml is a run (inference never needs the YAML).
     let manifestOnly = root.appendingPathComponent("manifest-only")
     try FileManager.default.createDirectory(at: manifestOnly, withIntermediateDirectories: true)
