@@ -29,7 +29,7 @@ inference_commands=(
   Sources/segkit/Commands/Export*.swift Sources/segkit/Commands/Flow*.swift
   Sources/segkit/Commands/DVS*.swift Sources/segkit/Commands/VOSEval*.swift
   Sources/segkit/Commands/Models*.swift Sources/segkit/Commands/DataCheck*.swift
-  Sources/segkit/Arguments/ModelArguments.swift Sources/segkit/Arguments/DVSArguments.swift
+  Sources/segkit/Arguments/ModelArguments.swift Sources/segkit/Arguments/DVS*.swift
   Sources/segkit/Arguments/FlowMethodArguments.swift Sources/segkit/Arguments/DAVISArguments.swift
 )
 shopt -u nullglob

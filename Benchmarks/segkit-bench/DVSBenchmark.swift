@@ -10,7 +10,7 @@ import SegKitInference
 
 func dvsBenchmark(model name: String, height: Int, width: Int, frames: Int) throws {
   Torch.manualSeed(0)
-  let snippet = Synthetic.streetSnippet(seed: 0, split: "bench", index: 0, frames: frames + 1, width: width, height: height)
+  let snippet = try Synthetic.streetSnippet(seed: 0, split: "bench", index: 0, frames: frames + 1, width: width, height: height)
   let segmentation = try ImageSegmenter(model: try ModelZoo.make(name, classes: 19))
   let flow = try FlowNetS(widths: .thin, scaleClasses: 19)
   let decision = try DecisionNetwork(featureChannels: 384)

@@ -37,7 +37,11 @@ final class DVSCommandTests: XCTestCase {
     let samples = try DecisionSamples.read(root.appendingPathComponent("train.safetensors"))
     XCTAssertEqual(samples.count, 2 * 2 * 3 * 2)
     XCTAssertEqual(try samples.distances.toArray(Float.self).prefix(6), [0, 0, 1, 1, 2, 2])
-    XCTAssertEqual(samples.features.shape.dropFirst(), [384, 1, 1])
+    // 64×32 regions: conv6_1 is one cell, so the decision network reads conv4_1 (4×4).
+    XCTAssertEqual(samples.features.shape.dropFirst(), [192, 4, 4])
+    XCTAssertEqual(samples.featureLayer, .conv4_1)
+    XCTAssertEqual(samples.segmentation?.model, "fcn32s_resnet18")
+    XCTAssertEqual(samples.segmentation?.source, segmentation.path)
     XCTAssertTrue(try samples.scores.toArray(Float.self).allSatisfy { (0...100).contains($0) })
     XCTAssertEqual(try samples.scores.toArray(Float.self).prefix(2), [100, 100], "a frame warped onto itself by near-zero flow agrees")
 
@@ -50,20 +54,57 @@ final class DVSCommandTests: XCTestCase {
     XCTAssertEqual(try String(contentsOf: decisionFolder.appendingPathComponent("history.csv"), encoding: .utf8)
       .split(separator: "\n").count, 4)
     let decision = decisionFolder.appendingPathComponent("decision.safetensors")
-    XCTAssertEqual(try DecisionNetworkFile.read(decision).grid, Size2(4, 8))
+    let (decisionNetwork, info) = try DecisionNetworkFile.readWithInfo(decision)
+    XCTAssertEqual(decisionNetwork.grid, Size2(4, 8))
+    XCTAssertEqual(info.segmentation, samples.segmentation)
+    XCTAssertEqual(info.featureLayer, .conv4_1)
+    XCTAssertEqual(info.scorePercentiles.map(\.percentile), DynamicKeyFrameEvaluation.targetPercentiles)
 
     let sweepFolder = root.appendingPathComponent("sweep")
     let sweep = try SegKitCommand.run(["dvs", "eval"] + networks + ["--cityscapes", data.path, "--decision", decision.path,
                                                                   "--sweep", "--out", sweepFolder.path])
     XCTAssertEqual(sweep.status, 0, sweep.error)
     let rows = try String(contentsOf: sweepFolder.appendingPathComponent("sweep.csv"), encoding: .utf8).split(separator: "\n")
-    XCTAssertEqual(rows.count, 1 + 1 + 4 + 10)
+    // Every frame, intervals 2…10, and a target per distinct percentile of the training scores.
+    let targets = rows.filter { $0.hasPrefix("target ") }.count
+    XCTAssertTrue((1...11).contains(targets), rows.joined(separator: "\n"))
+    XCTAssertEqual(rows.count, 1 + 1 + 9 + targets)
     XCTAssertTrue(rows[1].hasPrefix("every frame,"), String(rows[1]))
-    // Every frame: the 8 frames of the one snippet, each segmented.
-    XCTAssertTrue(rows[1].hasSuffix(",8,0,1.0000"), String(rows[1]))
-    XCTAssertTrue(rows[2].hasPrefix("key every 2 frames,") && rows[2].hasSuffix(",4,4,0.5000"), String(rows[2]))
-    let plot = try ImageIO.read(sweepFolder.appendingPathComponent("sweep.png"))
-    XCTAssertEqual([plot.width, plot.height], [720, 480])
+    // Every frame of the street snippet is labelled and scored: 8 frames, each segmented.
+    XCTAssertTrue(rows[1].hasSuffix(",1.0000,8,0,8"), String(rows[1]))
+    XCTAssertTrue(rows[2].hasPrefix("key every 2 frames,") && rows[2].hasSuffix(",0.5000,4,4,8"), String(rows[2]))
+    for row in rows.dropFirst() {
+      let fields = row.split(separator: ",").dropFirst().prefix(3).compactMap { Double($0) }
+      XCTAssertTrue(fields.count == 3 && fields[1] <= fields[0] + 1e-9 && fields[0] <= fields[2] + 1e-9, "mIoU inside its interval: \(row)")
+    }
+    for name in ["sweep.png", "sweep-cost.png"] {
+      let plot = try ImageIO.read(sweepFolder.appendingPathComponent(name))
+      XCTAssertEqual([plot.width, plot.height], [720, 480])
+    }
+
+    // One annotated frame per snippet (as Cityscapes): runs start 2, 3 and 4 frames before
+    // it, so a key every 3 frames is scored at three phases: runs of 3, 4 and 5 frames key 1 + 2 + 2 times.
+    let oneLabel = root.appendingPathComponent("one-label")
+    try FileManager.default.copyItem(at: data, to: oneLabel)
+    for file in try FileManager.default.contentsOfDirectory(atPath: oneLabel.appendingPathComponent("gtFine/val/synth").path)
+    where !file.contains("_000007_") {
+      try FileManager.default.removeItem(at: oneLabel.appendingPathComponent("gtFine/val/synth/\(file)"))
+    }
+    let phases = try SegKitCommand.run(["dvs", "eval"] + networks + ["--cityscapes", oneLabel.path, "--policy", "interval:3",
+                                                                   "--frames-before", "2-4"])
+    XCTAssertEqual(phases.status, 0, phases.error)
+    let third = try XCTUnwrap(phases.output.split(separator: "\n").first { $0.hasPrefix("key every 3 frames") })
+    XCTAssertEqual(third.split(separator: " ").suffix(2), ["5", "7"], String(third))
+
+    // A decision network measured against other segmentation weights is refused, naming both.
+    Torch.manualSeed(8)
+    let other = root.appendingPathComponent("other.safetensors")
+    try StateDict(try ModelZoo.make("fcn32s_resnet18", classes: 19).stateDict()).save(to: other)
+    let mismatch = try SegKitCommand.run(["dvs", "eval", "--model", "fcn32s_resnet18", "--weights", other.path, "--flow", flow.path,
+                                          "--device", "cpu", "--cityscapes", data.path, "--decision", decision.path, "--policy", "balanced"])
+    XCTAssertNotEqual(mismatch.status, 0)
+    XCTAssertTrue(mismatch.error.contains(segmentation.path) && mismatch.error.contains(other.path) && mismatch.error.contains("dvs features"),
+                  mismatch.error)
 
     let single = try SegKitCommand.run(["dvs", "eval"] + networks + ["--cityscapes", data.path, "--policy", "interval:3"])
     XCTAssertEqual(single.status, 0, single.error)
@@ -122,7 +163,7 @@ final class DVSCommandTests: XCTestCase {
     let segmentation = root.appendingPathComponent("fcn.safetensors"), flow = root.appendingPathComponent("flownets.safetensors")
     try StateDict(try ModelZoo.make("fcn32s_resnet18", classes: 19).stateDict()).save(to: segmentation)
     try StateDict(try FlowNetS(widths: .thin).stateDict()).save(to: flow)
-    let street = Synthetic.streetSnippet(seed: 0, split: "val", index: 0, frames: 8, width: 64, height: 64)
+    let street = try Synthetic.streetSnippet(seed: 0, split: "val", index: 0, frames: 8, width: 64, height: 64)
     let video = root.appendingPathComponent("street.mkv")
     let videoWriter = try VideoWriter(url: video, width: 64, height: 64, fps: 10, codec: .ffv1)
     for index in 0..<400 { try videoWriter.write(street.frames[index % 8]) }

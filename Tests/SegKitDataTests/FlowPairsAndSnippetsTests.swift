@@ -75,7 +75,7 @@ final class FlowPairsAndSnippetsTests: XCTestCase {
     XCTAssertEqual(snippets.snippets.map(\.annotated), [4, 4])
     XCTAssertEqual(snippets.snippets[0].frames[2].lastPathComponent, "synth_000000_000002_leftImg8bit.png")
 
-    let made = Synthetic.streetSnippet(seed: 0, split: "train", index: 1, frames: 6, width: 48, height: 32)
+    let made = try Synthetic.streetSnippet(seed: 0, split: "train", index: 1, frames: 6, width: 48, height: 32)
     XCTAssertEqual(try ImageIO.read(snippets.snippets[1].frames[3]), made.frames[3])
     XCTAssertNotEqual(made.frames[0], made.frames[5], "the scene moves")
     // Label ids become Cityscapes train ids: road 0, building 2, sky 10, person 11, car 13.

@@ -10,7 +10,7 @@ import XCTest
 /// flow path is `WarpPath` on the flow network's output. Decision samples score the
 /// warp path against the segmentation path as `RegionConfidence` does.
 final class DynamicKeyFrameSegmenterTests: XCTestCase {
-  static let frames: [Image] = Synthetic.streetSnippet(seed: 1, split: "val", index: 0, frames: 7, width: 64, height: 64).frames
+  static let frames: [Image] = try! Synthetic.streetSnippet(seed: 1, split: "val", index: 0, frames: 7, width: 64, height: 64).frames
 
   func makeSegmenter(_ policy: DynamicKeyFrameSegmenter.Policy, grid: RegionGrid = .whole, decisionOutput: Double? = nil,
                      flowScale: Double = 1) throws -> DynamicKeyFrameSegmenter
@@ -87,9 +87,12 @@ final class DynamicKeyFrameSegmenterTests: XCTestCase {
     for frame in Self.frames.prefix(5) { _ = try dynamic.step(frame) }
     // Frame 0 keys (81 → 80); 80 is not below 80, so frame 1 warps (→ 80.1); frame 2 keys (→ 79.1), then warps.
     XCTAssertEqual(dynamic.counts, .init(frames: 5, segmentationSteps: 2, flowSteps: 3))
-    XCTAssertEqual(dynamic.target, 79.3, accuracy: 1e-9)
+    XCTAssertEqual(dynamic.targets.count, 1, "one target per region")
+    XCTAssertEqual(dynamic.targets[0], 79.3, accuracy: 1e-9)
     dynamic.reset()
-    XCTAssertEqual(dynamic.target, 81)
+    XCTAssertEqual(try makeSegmenter(.target(81, dynamic: true), decisionOutput: 80).targets, [], "targets start at the first frame")
+    _ = try dynamic.step(Self.frames[0])
+    XCTAssertEqual(dynamic.targets, [80], "a new video restores the target")
     XCTAssertThrowsError(try makeSegmenter(.target(50, dynamic: false)), "a target without a decision network")
     XCTAssertThrowsError(try makeSegmenter(.fixedInterval(0)))
   }
@@ -100,7 +103,8 @@ final class DynamicKeyFrameSegmenterTests: XCTestCase {
     XCTAssertEqual(byKey.map(\.count), [2, 2])
     XCTAssertEqual(try byKey[0].map { try XCTUnwrap($0.score) }, [100, 100], "a frame is its own perfect key")
     let samples = byKey[1]
-    XCTAssertEqual(samples[0].features.shape, [1, 384, 1, 1])
+    // 64×32 regions: conv6_1 would be one cell, so the features are conv4_1's 4×4 (the deepest covering 4×8 at least as far as any).
+    XCTAssertEqual(samples[0].features.shape, [1, 192, 4, 4])
     // The right half, by hand.
     let crop = { (image: Image) in try (image.rgb().tensor() * 255).unsqueeze(0).narrow(dim: 3, start: 32, length: 32) }
     let normalized = { (image: Image) in try segmenter.segmenter.normalization.batch(image).narrow(dim: 3, start: 32, length: 32) }
@@ -110,6 +114,6 @@ final class DynamicKeyFrameSegmenterTests: XCTestCase {
     let reference = try segmenter.segmenter.scores(batch: try normalized(Self.frames[3])).argmax(dim: 1)
     let expected = try XCTUnwrap(try RegionConfidence.score(warped, reference: reference))
     XCTAssertEqual(try XCTUnwrap(samples[1].score), expected, accuracy: 1e-9)
-    XCTAssertTrue(try samples[1].features.allClose(output.features, rtol: 1e-5, atol: 1e-6))
+    XCTAssertTrue(try samples[1].features.allClose(output.conv4_1, rtol: 1e-5, atol: 1e-6))
   }
 }

@@ -1,9 +1,10 @@
 import Foundation
 
 /// Short video snippets for video semantic segmentation: each snippet's frames in
-/// order and the one frame that is annotated, as Cityscapes' `leftImg8bit_sequence`
-/// ships them (30-frame snippets around each fine annotation, the 20th annotated) and
-/// as CamVid's 30 fps video is annotated (every 30th frame, the last of its snippet).
+/// order and the frames that are labelled, as Cityscapes' `leftImg8bit_sequence` ships
+/// them (30-frame snippets around each fine annotation, the 20th annotated), as CamVid's
+/// 30 fps video is annotated (every 30th frame, the last of its snippet), and as
+/// `segkit data synth --kind street` writes them (every frame labelled).
 public struct VideoSnippets: Sendable {
   public struct Snippet: Sendable, Hashable {
     /// "<city>_<snippet>", e.g. "frankfurt_000000".
@@ -12,6 +13,16 @@ public struct VideoSnippets: Sendable {
     /// The index in `frames` of the annotated frame, and its label file.
     public let annotated: Int
     public let label: URL
+    /// Every labelled frame's label file by index in `frames` (the annotated one among them).
+    public let labelFiles: [Int: URL]
+
+    public init(name: String, frames: [URL], annotated: Int, label: URL, labelFiles: [Int: URL]? = nil) {
+      (self.name, self.frames, self.annotated, self.label) = (name, frames, annotated, label)
+      self.labelFiles = labelFiles ?? [annotated: label]
+    }
+
+    /// The labelled frames' indices, in order.
+    public var labelled: [Int] { labelFiles.keys.sorted() }
   }
 
   public let root: URL
@@ -24,11 +35,13 @@ public struct VideoSnippets: Sendable {
 
   public static let cityscapesLayout = """
       <root>/leftImg8bit_sequence/<split>/<city>/<city>_<snippet>_<frame>_leftImg8bit.png   every frame
-      <root>/gtFine/<split>/<city>/<city>_<snippet>_<frame>_gtFine_labelIds.png              the annotated frame
+      <root>/gtFine/<split>/<city>/<city>_<snippet>_<frame>_gtFine_labelIds.png              the annotated frame (or more)
     """
 
   /// Cityscapes' sequences of `split`: every snippet with a fine annotation of one of its
   /// frames (label ids mapped to the 19 train ids as for `SegmentationDataset.cityscapes`).
+  /// Every frame with a gtFine file is labelled; the annotated one is the frame that
+  /// leftImg8bit/ holds too (Cityscapes' fine annotation), else the last labelled.
   public static func cityscapes(root: URL, split: String) throws -> VideoSnippets {
     let sequences = root.appendingPathComponent("leftImg8bit_sequence/\(split)")
     guard Layout.isDirectory(sequences) else {
@@ -51,8 +64,14 @@ public struct VideoSnippets: Sendable {
         let labels = ordered.map { frame, _ in
           root.appendingPathComponent(String(format: "gtFine/%@/%@/%@_%06d_gtFine_labelIds.png", split, city.lastPathComponent, name, frame))
         }
-        guard let annotated = labels.firstIndex(where: Layout.exists) else { continue }
-        snippets.append(Snippet(name: name, frames: ordered.map(\.1), annotated: annotated, label: labels[annotated]))
+        let labelled = labels.indices.filter { Layout.exists(labels[$0]) }
+        guard let last = labelled.last else { continue }
+        let annotated = labelled.first { index in
+          Layout.exists(root.appendingPathComponent(
+            String(format: "leftImg8bit/%@/%@/%@_%06d_leftImg8bit.png", split, city.lastPathComponent, name, ordered[index].0)))
+        } ?? last
+        snippets.append(Snippet(name: name, frames: ordered.map(\.1), annotated: annotated, label: labels[annotated],
+                                labelFiles: Dictionary(uniqueKeysWithValues: labelled.map { ($0, labels[$0]) })))
       }
     }
     guard !snippets.isEmpty else {
@@ -130,9 +149,19 @@ public struct VideoSnippets: Sendable {
 
   /// The annotated frame's label, mapped to train ids (invalid values are an error naming the file).
   public func label(of snippet: Snippet) throws -> Image {
-    let (label, invalid) = labelMapping.apply(try ImageIO.readLabel(snippet.label))
+    try label(file: snippet.label)
+  }
+
+  /// The label of frame `index` of `snippet`, which must be labelled.
+  public func label(at index: Int, of snippet: Snippet) throws -> Image {
+    guard let file = snippet.labelFiles[index] else { throw DataError("\(snippet.name): frame \(index) has no label") }
+    return try label(file: file)
+  }
+
+  private func label(file: URL) throws -> Image {
+    let (label, invalid) = labelMapping.apply(try ImageIO.readLabel(file))
     guard invalid.isEmpty else {
-      throw DataError("\(snippet.label.path): label \(LabelMapping.describe(invalid)) not valid for this dataset")
+      throw DataError("\(file.path): label \(LabelMapping.describe(invalid)) not valid for this dataset")
     }
     return label
   }

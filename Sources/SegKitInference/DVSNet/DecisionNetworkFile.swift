@@ -1,10 +1,49 @@
 import Foundation
 
 /// A decision network's weights file: its state dict (safetensors) with the feature
-/// channels and the grid in the metadata, which its shapes alone do not determine.
+/// channels and the grid in the metadata, which its shapes alone do not determine, and
+/// what its samples came from: the segmentation network, the flow layer, and the
+/// percentiles of their scores (the targets a sweep compares at).
 public enum DecisionNetworkFile {
-  public static func write(_ network: DecisionNetwork, to url: URL, metadata: [String: String] = [:]) throws {
-    var entries = metadata
+  /// What a decision network was trained for.
+  public struct Info: Sendable, Equatable {
+    public var segmentation: SegmentationIdentity?
+    public var featureLayer: FlowNetS.FeatureLayer?
+    /// Percentile (0…100) → score of the training samples.
+    public var scorePercentiles: [(percentile: Double, score: Double)] = []
+
+    public init(segmentation: SegmentationIdentity? = nil, featureLayer: FlowNetS.FeatureLayer? = nil,
+                scorePercentiles: [(percentile: Double, score: Double)] = []) {
+      (self.segmentation, self.featureLayer, self.scorePercentiles) = (segmentation, featureLayer, scorePercentiles)
+    }
+
+    public static func == (a: Info, b: Info) -> Bool {
+      a.segmentation == b.segmentation && a.featureLayer == b.featureLayer
+        && a.scorePercentiles.map(\.percentile) == b.scorePercentiles.map(\.percentile)
+        && a.scorePercentiles.map(\.score) == b.scorePercentiles.map(\.score)
+    }
+
+    var metadata: [String: String] {
+      var entries = segmentation?.metadata ?? [:]
+      entries["feature_layer"] = featureLayer?.rawValue
+      if !scorePercentiles.isEmpty {
+        entries["score_percentiles"] = scorePercentiles.map { String(format: "%g:%.4f", $0.percentile, $0.score) }.joined(separator: ",")
+      }
+      return entries
+    }
+
+    init(metadata: [String: String]) {
+      segmentation = SegmentationIdentity(metadata: metadata)
+      featureLayer = metadata["feature_layer"].flatMap(FlowNetS.FeatureLayer.init(rawValue:))
+      scorePercentiles = (metadata["score_percentiles"] ?? "").split(separator: ",").compactMap { pair in
+        let parts = pair.split(separator: ":").compactMap { Double($0) }
+        return parts.count == 2 && parts.allSatisfy(\.isFinite) ? (parts[0], parts[1]) : nil
+      }
+    }
+  }
+
+  public static func write(_ network: DecisionNetwork, to url: URL, info: Info = Info(), metadata: [String: String] = [:]) throws {
+    var entries = metadata.merging(info.metadata) { $1 }
     entries["model"] = "dvsnet_decision"
     entries["feature_channels"] = String(network.featureChannels)
     entries["grid"] = "\(network.grid.height)x\(network.grid.width)"
@@ -12,6 +51,10 @@ public enum DecisionNetworkFile {
   }
 
   public static func read(_ url: URL) throws -> DecisionNetwork {
+    try readWithInfo(url).network
+  }
+
+  public static func readWithInfo(_ url: URL) throws -> (network: DecisionNetwork, info: Info) {
     let (state, metadata): (StateDict, [String: String])
     do { (state, metadata) = try SafeTensors.read(contentsOf: url) } catch {
       throw InferenceError("\(url.path): cannot read the decision network (\(error))")
@@ -32,6 +75,6 @@ public enum DecisionNetworkFile {
       throw InferenceError("\(url.path): the weights do not fit a decision network on \(channels) channels and a \(grid[0])×\(grid[1]) grid (\(error))")
     }
     network.eval()
-    return network
+    return (network, Info(metadata: metadata))
   }
 }

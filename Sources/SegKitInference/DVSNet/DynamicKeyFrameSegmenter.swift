@@ -17,8 +17,9 @@ public final class DynamicKeyFrameSegmenter {
     /// A new key every `k` frames, the flow path between (Deep Feature Flow's schedule).
     case fixedInterval(Int)
     /// DVSNet: the segmentation path where the predicted score falls below the target
-    /// (percent). `dynamic`: the target drops by 1 after each segmentation step and rises
-    /// by 0.1 after each flow step, as DVSNet's `--dynamic`.
+    /// (percent). `dynamic`: a region's target drops by 1 after each of its segmentation
+    /// steps and rises by 0.1 after each of its flow steps, as DVSNet's `--dynamic` (one
+    /// target per region).
     case target(Double, dynamic: Bool)
 
     /// Named operating points: fast (target 80), balanced (90, DVSNet's default), slow (95).
@@ -67,13 +68,17 @@ public final class DynamicKeyFrameSegmenter {
   public let decision: DecisionNetwork?
   public let grid: RegionGrid
   public let policy: Policy
-  /// Where the key logits are warped (DVSNet: at the flow's resolution).
+  /// Where the key logits are warped (see `WarpPath.Resolution`).
   public let warpResolution: WarpPath.Resolution
   /// The factor regions are resized by for the flow network (DVSNet: 0.5).
   public let flowScale: Double
+  /// The flow network's layer the decision network reads (nil: the deepest whose
+  /// native size covers the decision grid, per region).
+  public let featureLayer: FlowNetS.FeatureLayer?
   public private(set) var counts = Counts()
-  /// The target in force (moves with a dynamic policy).
-  public private(set) var target: Double
+  /// The target in force in each region (they move apart with a dynamic policy).
+  public private(set) var targets: [Double] = []
+  private let initialTarget: Double
 
   private struct Key {
     let frame: Tensor
@@ -84,19 +89,22 @@ public final class DynamicKeyFrameSegmenter {
 
   public init(
     segmenter: ImageSegmenter, flowNetwork: FlowNetS, decision: DecisionNetwork?, grid: RegionGrid, policy: Policy,
-    warpResolution: WarpPath.Resolution = .flow, flowScale: Double = 1
+    warpResolution: WarpPath.Resolution = .output, flowScale: Double = 1, featureLayer: FlowNetS.FeatureLayer? = nil
   ) throws {
     guard flowScale > 0, flowScale <= 16 else { throw InferenceError("a flow input scale of \(flowScale): expected more than 0 and at most 16") }
     switch policy {
     case .target(let t, _):
       guard decision != nil else { throw InferenceError("a target policy needs a decision network") }
       guard t.isFinite else { throw InferenceError("target \(t) is not a number") }
-      target = t
+      initialTarget = t
     case .fixedInterval(let k):
       guard k >= 1 else { throw InferenceError("a key every \(k) frames: the interval must be at least 1") }
-      target = 0
+      initialTarget = 0
     case .everyFrame:
-      target = 0
+      initialTarget = 0
+    }
+    if let decision, case let layer = featureLayer ?? .conv6_1, flowNetwork.channels(of: layer) != decision.featureChannels {
+      throw InferenceError("the decision network reads \(decision.featureChannels) channels but the flow network's \(layer) has \(flowNetwork.channels(of: layer))")
     }
     let classes = segmenter.model.classes
     if let scaleClasses = flowNetwork.scaleClasses, scaleClasses != classes {
@@ -109,14 +117,16 @@ public final class DynamicKeyFrameSegmenter {
     self.policy = policy
     self.warpResolution = warpResolution
     self.flowScale = flowScale
+    // A decision network whose layer is not named was trained on DVSNet's conv6_1.
+    self.featureLayer = featureLayer ?? (decision != nil ? .conv6_1 : nil)
     flowNetwork.eval()
     decision?.eval()
   }
 
-  /// Forgets every key and restores the target: the next frame starts a new video.
+  /// Forgets every key and restores the targets: the next frame starts a new video.
   public func reset() {
     keys = []
-    if case .target(let t, _) = policy { target = t }
+    targets = []
   }
 
   /// Segments the next frame of the video.
@@ -127,11 +137,12 @@ public final class DynamicKeyFrameSegmenter {
       let rgb = try Self.pixels(frame).to(device)
       let regions = try grid.regions(height: frame.height, width: frame.width)
       if keys.count != regions.count { keys = Array(repeating: nil, count: regions.count) }
+      if targets.count != regions.count { targets = Array(repeating: initialTarget, count: regions.count) }
       var scores: [Tensor] = [], segmented: [Bool] = [], predicted: [Double?] = []
       for (index, region) in regions.enumerated() {
         let current = try Self.crop(rgb, region)
         // The decision first (DVSNet's figure: segment, or warp the key), then the path it names.
-        let (path, prediction) = try decide(keys[index], current: current)
+        let (path, prediction) = try decide(keys[index], current: current, target: targets[index])
         let result: Tensor
         switch path {
         case .warp(let key, let flow):
@@ -140,12 +151,12 @@ public final class DynamicKeyFrameSegmenter {
             size: Size2(region.height, region.width), resolution: warpResolution)
           keys[index]?.age += 1
           counts.flowSteps += 1
-          if case .target(_, true) = policy { target += 0.1 }
+          if case .target(_, true) = policy { targets[index] += 0.1 }
         case .segment:
           result = try segmenter.scores(batch: try Self.crop(normalized, region)).to(device)
           keys[index] = Key(frame: current, logits: result, age: 0)
           counts.segmentationSteps += 1
-          if case .target(_, true) = policy { target -= 1 }
+          if case .target(_, true) = policy { targets[index] -= 1 }
         }
         scores.append(try result.squeeze(dim: 0))
         segmented.append(keys[index]?.age == 0)
@@ -169,14 +180,14 @@ public final class DynamicKeyFrameSegmenter {
   /// network's predicted confidence score where the policy asked it. Fixed schedules
   /// decide by the key's age; a target policy warps unless the prediction falls below
   /// the target.
-  private func decide(_ key: Key?, current: Tensor) throws -> (path: Path, prediction: Double?) {
+  private func decide(_ key: Key?, current: Tensor, target: Double) throws -> (path: Path, prediction: Double?) {
     guard let key else { return (.segment, nil) }
     let interval: Int? = if case .fixedInterval(let k) = policy { k } else { nil }
     let keyIsDue = policy == .everyFrame || interval.map { key.age + 1 >= $0 } == true
     if keyIsDue { return (.segment, nil) }
     let flow = try flowNetwork.output(from: current, to: key.frame, scale: flowScale)
     guard case .target = policy, let decision else { return (.warp(key, flow), nil) }
-    let prediction: Double = try decision.forward(flow.features).item()
+    let prediction: Double = try decision.forward(features(of: flow, regionSize: Size2(current.shape[2], current.shape[3]))).item()
     let needSegment = prediction < target
     return (needSegment ? .segment : .warp(key, flow), prediction)
   }
@@ -206,10 +217,22 @@ public final class DynamicKeyFrameSegmenter {
             keyLogits: keyLogits, flowToKey: try Self.flowInGridPixels(output.flow2), scale: output.scale,
             size: Size2(region.height, region.width), resolution: warpResolution).to(.cpu).argmax(dim: 1)
           let score = try RegionConfidence.score(warped, reference: reference, ignoreIndex: ignoreIndex)
-          return (try output.features.to(.cpu), score)
+          return (try features(of: output, regionSize: Size2(region.height, region.width)).to(.cpu), score)
         }
       }
     }
+  }
+
+  /// The decision network's input from a flow output on a region of `regionSize`.
+  func features(of output: FlowNetS.Output, regionSize: Size2) -> Tensor {
+    output.features(at: resolvedFeatureLayer(regionSize: regionSize))
+  }
+
+  /// `featureLayer`, or the deepest layer covering the decision grid (DVSNet's 4×8 without one).
+  public func resolvedFeatureLayer(regionSize: Size2) -> FlowNetS.FeatureLayer {
+    if let featureLayer { return featureLayer }
+    let input = Size2(Int((Double(regionSize.height) * flowScale).rounded()), Int((Double(regionSize.width) * flowScale).rounded()))
+    return FlowNetS.FeatureLayer.deepest(covering: decision?.grid ?? Size2(4, 8), input: input)
   }
 
   /// `predict_flow2` in pixels of its own grid (1/4 of the network's input): × 20 / 4.

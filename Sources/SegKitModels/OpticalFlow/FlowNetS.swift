@@ -102,6 +102,50 @@ public final class FlowNetS: Module {
     public var features: Tensor
     /// The per-class scale field [N, K, H/4, W/4] (with `scaleClasses`).
     public var scale: Tensor?
+    /// conv4_1 and conv5_1, finer features for a decision network on small inputs.
+    public var conv4_1: Tensor
+    public var conv5_1: Tensor
+
+    public func features(at layer: FeatureLayer) -> Tensor {
+      switch layer {
+      case .conv4_1: return conv4_1
+      case .conv5_1: return conv5_1
+      case .conv6_1: return features
+      }
+    }
+  }
+
+  /// The encoder layers a decision network can read. DVSNet reads conv6_1, which is 4×8
+  /// on its 256×512 flow inputs; on smaller inputs conv6_1 is a cell or two, so a
+  /// finer layer keeps the spatial layout the decision network's grid assumes.
+  public enum FeatureLayer: String, Sendable, CaseIterable {
+    case conv4_1, conv5_1, conv6_1
+
+    public var stride: Int {
+      switch self {
+      case .conv4_1: return 16
+      case .conv5_1: return 32
+      case .conv6_1: return 64
+      }
+    }
+
+    /// The deepest layer whose native size on an input of `size` (before rounding up
+    /// to multiples of 64) covers `grid`; conv4_1 when none does.
+    public static func deepest(covering grid: Size2, input size: Size2) -> FeatureLayer {
+      let rounded = FlowNetS.inputSize(height: size.height, width: size.width)
+      return [.conv6_1, .conv5_1].first {
+        rounded.height / $0.stride >= grid.height && rounded.width / $0.stride >= grid.width
+      } ?? .conv4_1
+    }
+  }
+
+  /// Channels of a feature layer.
+  public func channels(of layer: FeatureLayer) -> Int {
+    switch layer {
+    case .conv4_1: return widths.encoder[5]
+    case .conv5_1: return widths.encoder[7]
+    case .conv6_1: return widths.encoder[9]
+    }
   }
 
   /// The network on its normalised input [N, 6, H, W] (H, W multiples of 64).
@@ -124,7 +168,8 @@ public final class FlowNetS: Module {
       coarser.insert(flow, at: 0)
       level = try Tensor.cat([skips[index], try deconvolutions[index](level), try flowUpsamplers[index](flow)], dim: 1)
     }
-    return Output(flow2: try predictions[4](level), coarser: coarser, features: outputs[9], scale: try scaleHead.map { try $0(level) })
+    return Output(flow2: try predictions[4](level), coarser: coarser, features: outputs[9], scale: try scaleHead.map { try $0(level) },
+                  conv4_1: outputs[5], conv5_1: outputs[7])
   }
 
   /// FlowNet2-S's input from two batches of RGB frames [N, 3, H, W] with values in

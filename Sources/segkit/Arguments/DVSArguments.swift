@@ -17,11 +17,14 @@ struct DVSArguments: ParsableArguments {
   @Option(help: "Regions per frame, ROWSxCOLUMNS (DVSNet's paper: 2x2; its code: 1x1).")
   var regions = "1x1"
 
-  @Option(help: "Pixels by which each region reaches across its inner edges (DVSNet: 64).")
-  var overlap = 0
+  @Option(help: "How far each region reaches across its inner edges: pixels, or a share of the frame's height such as 6.25% (DVSNet's 64 px on 1024 rows, the default).")
+  var overlap = "6.25%"
 
-  @Option(help: "Where key logits are warped: flow (at the flow's resolution, DVSNet) or output (the flow upsampled to the region); default: the flow run's warp_at, else flow.")
+  @Option(help: "Where key logits are warped: output (the flow upsampled to the region: DVSNet's finer-grid order) or flow (the logits resized down to the flow's grid); default: the flow run's warp_at, else output.")
   var warpAt: String?
+
+  @Option(help: "The flow layer the decision network reads: conv6_1 (DVSNet's), conv5_1 or conv4_1; default: the decision network's, else the deepest that is at least 4x8 on the regions.")
+  var featureLayer: String?
 
   @Option(help: "Factor regions are resized by for the flow network (DVSNet: 0.5); default: the flow run's flow_input_scale, else 1.")
   var flowScale: Double?
@@ -36,18 +39,27 @@ struct DVSArguments: ParsableArguments {
     guard parts.count == 2, let rows = parts[0], let columns = parts[1] else {
       throw ValidationError("--regions '\(regions)' is not ROWSxCOLUMNS (e.g. 2x2)")
     }
-    do { return try RegionGrid(rows: rows, columns: columns, overlap: overlap) } catch let error as InferenceError {
+    do {
+      if overlap.hasSuffix("%") {
+        guard let percent = Double(overlap.dropLast()) else { throw ValidationError("--overlap '\(overlap)' is not a percentage") }
+        return try RegionGrid(rows: rows, columns: columns, overlapShare: percent / 100)
+      }
+      guard let pixels = Int(overlap) else { throw ValidationError("--overlap '\(overlap)': expected pixels (e.g. 16) or a share of the height (e.g. 6.25%)") }
+      return try RegionGrid(rows: rows, columns: columns, overlap: pixels)
+    } catch let error as InferenceError {
       throw ValidationError("--regions/--overlap: \(error.message)")
     }
   }
 
   /// The segmenter of `policy` with the segmentation model on its device.
-  func segmenter(policy: DynamicKeyFrameSegmenter.Policy, decision: DecisionNetwork?) throws -> DynamicKeyFrameSegmenter {
+  func segmenter(policy: DynamicKeyFrameSegmenter.Policy, decision: LoadedDecision?) throws -> DynamicKeyFrameSegmenter {
     try segmenterAndManifest(policy: policy, decision: decision).segmenter
   }
 
-  func segmenterAndManifest(policy: DynamicKeyFrameSegmenter.Policy, decision: DecisionNetwork?) throws
-    -> (segmenter: DynamicKeyFrameSegmenter, manifest: ModelManifest)
+  /// The segmenter, its model's manifest and the identity of its segmentation weights;
+  /// a decision network measured against other weights is refused.
+  func segmenterAndManifest(policy: DynamicKeyFrameSegmenter.Policy, decision: LoadedDecision?) throws
+    -> (segmenter: DynamicKeyFrameSegmenter, manifest: ModelManifest, identity: SegmentationIdentity)
   {
     let chosen = try device.resolved()
     let run = try model.run(for: "segkit dvs", tasks: [.semantic])
@@ -55,22 +67,33 @@ struct DVSArguments: ParsableArguments {
     guard loaded.manifest.task == .semantic else {
       throw ValidationError("the segmentation path needs a semantic model; \(loaded.manifest.model) is a \(loaded.manifest.task.rawValue) model")
     }
+    let source = run?.layout.url.path ?? loaded.weights?.path ?? loaded.manifest.model
+    let identity = try SegmentationIdentity(model: loaded.manifest.model, source: source, network: loaded.network)
+    if let decision {
+      do { try SegmentationIdentity.check(decision: decision.info.segmentation, decisionFile: decision.file, segmentation: identity) } catch let error as InferenceError {
+        throw CommandError(error.message)
+      }
+    }
     guard let chosenPrecision = InferencePrecision(rawValue: precision), chosenPrecision != .int8 else {
       throw ValidationError("--precision must be fp32 or bf16 for dvs (int8 would need a calibration set), got '\(precision)'")
     }
     let image = try ImageSegmenter(model: loaded.network, device: chosen, normalization: loaded.manifest.normalization,
                                    precision: chosenPrecision)
     let flowNetwork = try self.flowNetwork(device: chosen)
-    try decision?.to(device: chosen)
+    try decision?.network.to(device: chosen)
     // A warp-path run says how its flow network was trained to be used.
     let flowRun = try? inferenceDefaults(of: RunLayout.existing(URL(fileURLWithPath: flow)))
-    let warp = warpAt ?? flowRun?.warpAt ?? "flow"
+    let warp = warpAt ?? flowRun?.warpAt ?? "output"
     guard let resolution = WarpPath.Resolution(rawValue: warp) else { throw ValidationError("--warp-at '\(warp)': expected flow or output") }
     let scale = flowScale ?? flowRun?.flowInputScale ?? 1
     guard scale > 0, scale <= 16 else { throw ValidationError("--flow-scale must be more than 0 and at most 16, got \(scale)") }
-    return (try DynamicKeyFrameSegmenter(segmenter: image, flowNetwork: flowNetwork, decision: decision, grid: try grid(), policy: policy,
-                                         warpResolution: resolution, flowScale: scale),
-            loaded.manifest)
+    let layer = try featureLayer.map { name in
+      guard let layer = FlowNetS.FeatureLayer(rawValue: name) else { throw ValidationError("--feature-layer '\(name)': expected conv6_1, conv5_1 or conv4_1") }
+      return layer
+    } ?? decision?.info.featureLayer
+    return (try DynamicKeyFrameSegmenter(segmenter: image, flowNetwork: flowNetwork, decision: decision?.network, grid: try grid(), policy: policy,
+                                         warpResolution: resolution, flowScale: scale, featureLayer: layer),
+            loaded.manifest, identity)
   }
 
   func flowNetwork(device: Device) throws -> FlowNetS {
@@ -87,61 +110,3 @@ struct DVSArguments: ParsableArguments {
   }
 }
 
-/// Where the video snippets come from.
-struct SnippetArguments: ParsableArguments {
-  @Option(help: "Cityscapes root with leftImg8bit_sequence/ and gtFine/ (or `segkit data synth --kind street`'s folder).")
-  var cityscapes: String?
-
-  @Option(help: "CamVid at 30 fps: a root with <split>/<sequence>/ frames and <split>annot/<sequence>/ labels (DVSNet's layout).")
-  var camvid: String?
-
-  @Option(help: "The split: train, val or test.")
-  var split = "val"
-
-  func validate() throws {
-    guard (cityscapes == nil) != (camvid == nil) else { throw ValidationError("pass one of --cityscapes and --camvid") }
-  }
-
-  func dataset() throws -> VideoSnippets {
-    if let camvid { return try VideoSnippets.camvid(root: URL(fileURLWithPath: camvid), split: split) }
-    return try VideoSnippets.cityscapes(root: URL(fileURLWithPath: cityscapes ?? ""), split: split)
-  }
-}
-
-/// How each region chooses its path.
-struct PolicyArguments: ParsableArguments {
-  @Option(help: "The decision network (OUT/decision.safetensors of `segkit dvs train-decision`); needed by target policies.")
-  var decision: String?
-
-  @Option(help: "fast, balanced or slow (targets 80, 90, 95), target:T, interval:K or every-frame.")
-  var policy = "balanced"
-
-  @Flag(help: "DVSNet's dynamic target: 1 lower after each segmentation step, 0.1 higher after each flow step.")
-  var dynamic = false
-
-  func decisionNetwork() throws -> DecisionNetwork? {
-    try decision.map { try DecisionNetworkFile.read(URL(fileURLWithPath: $0)) }
-  }
-
-  /// --policy, checked against the decision network it needs.
-  func chosen(decision network: DecisionNetwork?) throws -> DynamicKeyFrameSegmenter.Policy {
-    let chosen = try Self.parse(policy, dynamic: dynamic)
-    if case .target = chosen, network == nil {
-      throw ValidationError("--policy \(policy) decides by the decision network: pass --decision FILE")
-    }
-    return chosen
-  }
-
-  static func parse(_ text: String, dynamic: Bool) throws -> DynamicKeyFrameSegmenter.Policy {
-    if let preset = DynamicKeyFrameSegmenter.Policy.preset(text) {
-      guard case .target(let t, _) = preset else { return preset }
-      return .target(t, dynamic: dynamic)
-    }
-    if text == "every-frame" { return .everyFrame }
-    if text.hasPrefix("target:"), let t = Double(text.dropFirst("target:".count)), (0...100).contains(t) {
-      return .target(t, dynamic: dynamic)
-    }
-    if text.hasPrefix("interval:"), let k = Int(text.dropFirst("interval:".count)), k >= 1 { return .fixedInterval(k) }
-    throw ValidationError("--policy '\(text)': expected fast, balanced, slow, target:T (0 to 100), interval:K (K ≥ 1) or every-frame")
-  }
-}

@@ -42,25 +42,26 @@ struct DVSFeatures: ParsableCommand {
   @Option(help: "The largest key-to-current distance in frames (DVSNet's lists: 9).")
   var maxDistance = 9
 
-  @Option(help: "Frames between successive current frames of a snippet.")
-  var stride = 5
+  @Option(help: "Frames between successive current frames of a snippet (default: the largest that gives at least 10,000 samples, DVSNet's scale being 38,675 pairs × 4 regions).")
+  var stride: Int?
 
   @Option(help: "The samples file to write (.safetensors).")
   var out: String
 
   func validate() throws {
     guard (0...100).contains(maxDistance) else { throw ValidationError("--max-distance must be 0 to 100") }
-    guard stride >= 1 else { throw ValidationError("--stride must be at least 1") }
+    if let stride, stride < 1 { throw ValidationError("--stride must be at least 1") }
   }
 
   func run() throws {
     Torch.keepFreedMemory()
     let outURL = try writableFile(out, option: "--out")
-    let segmenter = try networks.segmenter(policy: .everyFrame, decision: nil)
+    let (segmenter, _, identity) = try networks.segmenterAndManifest(policy: .everyFrame, decision: nil)
     let dataset = try snippets.dataset()
+    let stride = try self.stride ?? DecisionSamples.stride(toReach: 10_000, in: dataset, maxDistance: maxDistance, grid: segmenter.grid)
     let stop = Interrupt.install(message: "stopping after this snippet (Ctrl-C again quits at once)")
     let start = Date()
-    let samples: DecisionSamples
+    var samples: DecisionSamples
     do {
       samples = try DecisionSamples.collect(
         from: dataset, segmenter: segmenter, maxDistance: maxDistance, stride: stride,
@@ -70,8 +71,9 @@ struct DVSFeatures: ParsableCommand {
     } catch let error as InferenceError {
       throw CommandError(error.message)
     }
+    samples.segmentation = identity
     try samples.write(to: outURL)
-    print("\(samples.count) samples from \(dataset.snippets.count) snippets of \(dataset.split) (\(String(format: "%.1f s", Date().timeIntervalSince(start)))): \(outURL.path)")
+    print("\(samples.count) samples (stride \(stride), \(samples.featureLayer?.rawValue ?? "?") features) from \(dataset.snippets.count) snippets of \(dataset.split) (\(String(format: "%.1f s", Date().timeIntervalSince(start)))): \(outURL.path)")
     print("mean confidence score by key distance: "
       + (try samples.meanScoreByDistance()).map { String(format: "%d: %.1f", $0.distance, $0.mean) }.joined(separator: ", "))
   }

@@ -44,6 +44,12 @@ struct DVSTrainDecision: ParsableCommand {
     try createFolder(folder)
     let training = try DecisionSamples.read(URL(fileURLWithPath: train))
     let validation = try DecisionSamples.read(URL(fileURLWithPath: val))
+    if let a = training.segmentation, let b = validation.segmentation, a.fingerprint != b.fingerprint {
+      throw ValidationError("--train \(train) holds samples of \(a), --val \(val) of \(b): both must come from one segmentation network")
+    }
+    if training.featureLayer != validation.featureLayer {
+      throw ValidationError("--train \(train) holds \(training.featureLayer?.rawValue ?? "unnamed") features, --val \(val) \(validation.featureLayer?.rawValue ?? "unnamed"): both must come from one flow layer")
+    }
     var trainer = DecisionNetworkTraining()
     (trainer.epochs, trainer.batchSize, trainer.learningRate, trainer.decay, trainer.seed) = (epochs, batchSize, learningRate, decay, seed)
     trainer.grid = Size2(size[0], size[1])
@@ -57,7 +63,10 @@ struct DVSTrainDecision: ParsableCommand {
       }
     }
     let weights = folder.appendingPathComponent("decision.safetensors")
-    try DecisionNetworkFile.write(network, to: weights, metadata: ["epoch": String(best.epoch)])
+    let percentiles = DynamicKeyFrameEvaluation.targetPercentiles
+    let info = DecisionNetworkFile.Info(segmentation: training.segmentation, featureLayer: training.featureLayer,
+                                        scorePercentiles: Array(zip(percentiles, try training.scorePercentiles(percentiles))).map { ($0.0, $0.1) })
+    try DecisionNetworkFile.write(network, to: weights, info: info, metadata: ["epoch": String(best.epoch)])
     let csv = "epoch,train_rms,val_rms\n" + history.map { String(format: "%d,%.4f,%.4f", $0.epoch, $0.trainRMS, $0.validationRMS) }.joined(separator: "\n") + "\n"
     let csvURL = folder.appendingPathComponent("history.csv")
     do { try AtomicFile.write(Data(csv.utf8), to: csvURL) } catch {

@@ -62,7 +62,7 @@ struct DVSVideo: ParsableCommand {
     }
     let decisionNetwork = try policy.decisionNetwork()
     let chosen = try policy.chosen(decision: decisionNetwork)
-    let (segmenter, manifest) = try networks.segmenterAndManifest(policy: chosen, decision: decisionNetwork)
+    let (segmenter, manifest, _) = try networks.segmenterAndManifest(policy: chosen, decision: decisionNetwork)
     let colormap = try manifest.colormap()
     let names = boxes?.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } ?? []
     var annotator: BoxAnnotator
