@@ -181,7 +181,7 @@ extension TrainingConfig {
     Setting("max_key_distance", "loss", \.flow.maximumKeyDistance, "dataset cityscapes or camvid: keys up to this many frames before the current one", task: .flow),
     Setting("flow_input_scale", "loss", \.flow.inputScale,
             "dataset cityscapes or camvid: frames resized by this for the flow network (DVSNet: 0.5; `segkit dvs` reads it from the run)", task: .flow),
-    Setting("warp_at", "loss", \.flow.warpAt, "dataset cityscapes or camvid: warp the key logits at the flow's resolution (flow, DVSNet) or the output's (output)", task: .flow),
+    Setting("warp_at", "loss", \.flow.warpAt, "dataset cityscapes or camvid: warp the key logits at the output size with the flow upsampled (output, DVSNet's finer-grid order, the default) or resize them down to the flow's grid (flow)", task: .flow),
 
     Setting("eval_crop_size", "evaluation", \.evaluation.evalCropSize, "evaluation crop [height, width]; null: whole images"),
     Setting("eval_scales", "evaluation", \.evaluation.evalScales, "input scales averaged at evaluation"),

@@ -163,7 +163,7 @@ public struct TrainingConfig: Equatable, Sendable {
     /// Warp-path training: the largest distance between a key and its current frame.
     public var maximumKeyDistance = 9
     /// Warp-path training: where the key logits are warped (flow or output).
-    public var warpAt = "flow"
+    public var warpAt = "output"
     /// Warp-path training: the factor frames are resized by for the flow network.
     public var inputScale = 1.0
   }

@@ -128,7 +128,7 @@ public final class FlowEstimationTask: TrainingTask {
     return Teacher(
       network: loaded.network, mean: try Tensor(normalization.mean, shape: [1, 3, 1, 1]).to(device),
       std: try Tensor(normalization.std, shape: [1, 3, 1, 1]).to(device), pixelDivisor: Double(normalization.pixelDivisor),
-      resolution: WarpPath.Resolution(rawValue: config.flow.warpAt) ?? .flow, validation: validation)
+      resolution: WarpPath.Resolution(rawValue: config.flow.warpAt) ?? .output, validation: validation)
   }
 
   public func parameterGroups() throws -> [ParameterGroup] {

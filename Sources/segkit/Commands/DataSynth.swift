@@ -53,10 +53,14 @@ struct DataSynth: ParsableCommand {
   @Option(help: "Video layout: davis2017 or davis2016.")
   var layout: String?
 
+  @Option(help: "Flow pairs: the largest shift of a shape, px (default 8; the background moves half as far). 40 covers street keys 9 frames old.")
+  var maxShift: Double?
+
   @Flag(help: "Write into --out even if it already holds files (they may be replaced).")
   var force = false
 
   func validate() throws {
+    if let maxShift, !(0...256).contains(maxShift) { throw ValidationError("--max-shift must be 0 to 256 px, got \(maxShift)") }
     for (name, value) in [("--train", train), ("--val", val)] where (value ?? 0) < 0 {
       throw ValidationError("\(name) must not be negative")
     }
@@ -109,6 +113,7 @@ struct DataSynth: ParsableCommand {
       if let train { options.trainCount = train }
       if let val { options.valCount = val }
       if let chosenSize { (options.width, options.height) = chosenSize }
+      options.maximumShift = maxShift ?? options.maximumShift
       guard options.width >= 8, options.height >= 8 else { throw ValidationError("--image-size: flow pairs need at least 8x8 pixels") }
       try Synthetic.writeFlowPairs(to: root, options: options)
       print("wrote \(options.trainCount) train + \(options.valCount) val synthetic frame pairs with their flow "
