@@ -29,15 +29,25 @@ static cv::Mat to_gray(const uint8_t *pixels, int width, int height, int channel
 }
 
 extern "C" of_status of_dis(const uint8_t *from, const uint8_t *to, int32_t width, int32_t height,
-                            int32_t channels, of_preset preset, float *flow) {
+                            int32_t channels, of_preset preset, int32_t upscale, float *flow) {
   if (width <= 0 || height <= 0) return fail("optical flow needs non-empty images");
   if (channels != 1 && channels != 3 && channels != 4) return fail("optical flow needs 1, 3 or 4 channels");
   if (preset < OF_PRESET_ULTRAFAST || preset > OF_PRESET_MEDIUM) return fail("unknown DIS preset");
+  if (upscale < 1 || upscale > 8) return fail("the DIS upscale factor must be 1 to 8");
   try {
     cv::Mat a = to_gray(from, width, height, channels), b = to_gray(to, width, height, channels);
     cv::Ptr<cv::DISOpticalFlow> dis = cv::DISOpticalFlow::create(static_cast<int>(preset));
     cv::Mat uv;
-    dis->calc(a, b, uv);
+    if (upscale > 1) {
+      cv::Mat large_a, large_b, large_uv;
+      cv::resize(a, large_a, cv::Size(), upscale, upscale, cv::INTER_CUBIC);
+      cv::resize(b, large_b, cv::Size(), upscale, upscale, cv::INTER_CUBIC);
+      dis->calc(large_a, large_b, large_uv);
+      cv::resize(large_uv, uv, cv::Size(width, height), 0, 0, cv::INTER_AREA);
+      uv /= static_cast<double>(upscale);
+    } else {
+      dis->calc(a, b, uv);
+    }
     cv::Mat planes[2] = {cv::Mat(height, width, CV_32F, flow),
                          cv::Mat(height, width, CV_32F, flow + static_cast<size_t>(width) * height)};
     cv::split(uv, planes);

@@ -40,7 +40,7 @@ public final class NetworkFlow {
   /// medium), or a flow network (flownet2s, flownets_thin) with its weights.
   public static func method(_ name: String, preset: String?, weights: String?, device: Device = .cpu) throws -> FlowMethod {
     if name == "dis" {
-      let chosen = preset ?? "fast"
+      let chosen = preset ?? "\(OpticalFlow.Preset.default)"
       guard let preset = OpticalFlow.Preset.allCases.first(where: { "\($0)" == chosen }) else {
         throw InferenceError("DIS preset '\(chosen)': expected ultrafast, fast or medium")
       }

@@ -24,9 +24,12 @@ const char *of_last_error(void);
 
 /* Dense flow from `from` to `to`: both 8-bit, width x height, `channels` 1
    (gray), 3 (RGB) or 4 (RGBA), interleaved. `flow` receives 2 x height x width
-   floats: the dx plane, then the dy plane, so that from(x, y) ~ to(x + dx, y + dy). */
+   floats: the dx plane, then the dy plane, so that from(x, y) ~ to(x + dx, y + dy).
+   `upscale` (1 to 8): both frames are enlarged that many times (bicubic) before DIS
+   and the flow is brought back (area average, vectors divided): on small frames DIS's
+   patches and pyramid otherwise start coarser than the objects. */
 of_status of_dis(const uint8_t *from, const uint8_t *to, int32_t width, int32_t height, int32_t channels,
-                 of_preset preset, float *flow);
+                 of_preset preset, int32_t upscale, float *flow);
 
 #ifdef __cplusplus
 }

@@ -172,7 +172,7 @@ public struct TrainingConfig: Equatable, Sendable {
     public var fusion = MaskRNN.Fusion.sum
     public var localisation = true
     public var proposalEnlargement = 1.5
-    public var flowPreset = "fast"
+    public var flowPreset = "\(OpticalFlow.Preset.default)"
     /// dis, or a flow network (flownet2s, flownets_thin) with `flowWeights`.
     public var flowMethod = "dis"
     public var flowWeights: String? = nil
