@@ -48,6 +48,9 @@ public struct ModelManifest: Codable, Equatable, Sendable {
     /// A warp-path flow run (DVSNet): where key logits are warped and the flow input's scale.
     public var warpAt: String?
     public var flowInputScale: Double?
+    /// The segmentation run whose logits the warp path was trained on (absolute path):
+    /// DVSNet's scale field is learnt for that network's logits only.
+    public var segmentationRun: String?
     /// A MaskRNN run: how its flows are computed (dis, flownet2s or flownets_thin), DIS's
     /// preset and a flow network's weights.
     public var flowMethod: String?
@@ -57,7 +60,8 @@ public struct ModelManifest: Codable, Equatable, Sendable {
     public init(
       scales: [Double] = [1], flip: Bool = false, crop: [Int]? = nil, dataset: String? = nil, datasetDir: String? = nil,
       trainSplit: String? = nil, valSplit: String? = nil, ignoreLabel: Int? = nil, warpAt: String? = nil,
-      flowInputScale: Double? = nil, flowMethod: String? = nil, flowPreset: String? = nil, flowWeights: String? = nil
+      flowInputScale: Double? = nil, flowMethod: String? = nil, flowPreset: String? = nil, flowWeights: String? = nil,
+      segmentationRun: String? = nil
     ) {
       self.scales = scales
       self.flip = flip
@@ -72,6 +76,7 @@ public struct ModelManifest: Codable, Equatable, Sendable {
       self.flowMethod = flowMethod
       self.flowPreset = flowPreset
       self.flowWeights = flowWeights
+      self.segmentationRun = segmentationRun
     }
   }
 

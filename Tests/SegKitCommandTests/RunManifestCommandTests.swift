@@ -49,4 +49,35 @@ final class RunManifestCommandTests: XCTestCase {
       XCTAssertFalse(result.error.contains("unknown model"), result.error)
     }
   }
+
+  /// DVSNet uses one segmentation network throughout: a warp path trained on one run's
+  /// logits is refused beside another run, naming both.
+  func testAWarpPathTrainedOnAnotherSegmentationRunIsRefused() throws {
+    let root = try Oracle.temporaryDirectory("segkit-warp-teacher")
+    defer { try? FileManager.default.removeItem(at: root) }
+    var options = Synthetic.StreetOptions()
+    (options.trainSnippets, options.valSnippets, options.frames, options.annotatedFrame, options.width, options.height) = (0, 1, 3, 2, 64, 32)
+    try Synthetic.writeStreet(to: root.appendingPathComponent("street"), options: options)
+    func run(_ name: String, _ manifest: ModelManifest, _ network: Module) throws -> URL {
+      let folder = root.appendingPathComponent(name)
+      try FileManager.default.createDirectory(at: folder.appendingPathComponent("checkpoints"), withIntermediateDirectories: true)
+      try manifest.write(to: RunLayout(folder).manifestURL)
+      let store = CheckpointStore(directory: folder.appendingPathComponent("checkpoints"), keep: 0)
+      try store.save(Checkpoint(model: try StateDict(try network.stateDict()), metadata: CheckpointMetadata(step: 1)))
+      return folder
+    }
+    let segmentation = try run("seg", ModelManifest(model: "fcn32s_resnet18", classes: 19), try ModelZoo.make("fcn32s_resnet18", classes: 19))
+    var flowManifest = ModelManifest(model: "flownets_thin", task: .flow, classes: 2)
+    flowManifest.inference = ModelManifest.InferenceDefaults(warpAt: "output", segmentationRun: "/elsewhere/street-seg")
+    let flow = try run("warp", flowManifest, try FlowNetS(widths: .thin))
+    let arguments = ["dvs", "eval", "--run", segmentation.path, "--flow", flow.path, "--cityscapes", root.appendingPathComponent("street").path,
+                     "--policy", "every-frame", "--device", "cpu"]
+    let refused = try SegKitCommand.run(arguments)
+    XCTAssertNotEqual(refused.status, 0)
+    XCTAssertTrue(refused.error.contains("/elsewhere/street-seg") && refused.error.contains(segmentation.standardizedFileURL.path), refused.error)
+    flowManifest.inference?.segmentationRun = segmentation.standardizedFileURL.path
+    try flowManifest.write(to: RunLayout(flow).manifestURL)
+    let accepted = try SegKitCommand.run(arguments)
+    XCTAssertEqual(accepted.status, 0, accepted.error)
+  }
 }

@@ -51,6 +51,7 @@ extension TrainingConfig {
       dataset: data.dataset, datasetDir: data.datasetDir, trainSplit: data.trainSplit, valSplit: data.valSplit,
       ignoreLabel: data.ignoreLabel, warpAt: warpPath ? flow.warpAt : nil, flowInputScale: warpPath ? flow.inputScale : nil,
       flowMethod: isMaskRNN ? maskRNN.flowMethod : nil, flowPreset: isMaskRNN ? maskRNN.flowPreset : nil,
-      flowWeights: isMaskRNN ? maskRNN.flowWeights : nil)
+      flowWeights: isMaskRNN ? maskRNN.flowWeights : nil,
+      segmentationRun: warpPath ? flow.segmentationRun.map { URL(fileURLWithPath: $0).standardizedFileURL.path } : nil)
   }
 }

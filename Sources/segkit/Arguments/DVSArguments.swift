@@ -81,8 +81,9 @@ struct DVSArguments: ParsableArguments {
                                    precision: chosenPrecision)
     let flowNetwork = try self.flowNetwork(device: chosen)
     try decision?.network.to(device: chosen)
-    // A warp-path run says how its flow network was trained to be used.
+    // A warp-path run says how its flow network was trained to be used, and on whose logits.
     let flowRun = try? inferenceDefaults(of: RunLayout.existing(URL(fileURLWithPath: flow)))
+    try checkTeacher(of: flowRun, against: run?.layout)
     let warp = warpAt ?? flowRun?.warpAt ?? "output"
     guard let resolution = WarpPath.Resolution(rawValue: warp) else { throw ValidationError("--warp-at '\(warp)': expected flow or output") }
     let scale = flowScale ?? flowRun?.flowInputScale ?? 1
@@ -94,6 +95,18 @@ struct DVSArguments: ParsableArguments {
     return (try DynamicKeyFrameSegmenter(segmenter: image, flowNetwork: flowNetwork, decision: decision?.network, grid: try grid(), policy: policy,
                                          warpResolution: resolution, flowScale: scale, featureLayer: layer),
             loaded.manifest, identity)
+  }
+
+  /// The warp path's scale field is learnt on one segmentation run's logits: another
+  /// run's are refused (DVSNet uses one segmentation network throughout).
+  private func checkTeacher(of flowRun: ModelManifest.InferenceDefaults?, against run: RunLayout?) throws {
+    guard let teacher = flowRun?.segmentationRun else { return }
+    guard let here = run?.url.standardizedFileURL.path else {
+      return warn("--flow \(flow): its warp path was trained on the logits of \(teacher); make sure --weights is that network")
+    }
+    guard teacher == here else {
+      throw CommandError("--flow \(flow): its warp path (scale field) was trained on the logits of \(teacher), but the segmentation path here is \(here); train the warp path with --set segmentation_run=\(here), or pass --run \(teacher)")
+    }
   }
 
   func flowNetwork(device: Device) throws -> FlowNetS {
