@@ -84,3 +84,50 @@ final class MaskRNNSegmenterTests: XCTestCase {
     XCTAssertGreaterThan(streamsApart, 1e-3)
   }
 }
+
+/// Several objects: what each recurrence carries on is its object's part of the merged
+/// instance map, not its own thresholded mask.
+final class MaskRNNObjectsSegmenterTests: XCTestCase {
+  /// A MaskRNN whose fused logits are `logit` everywhere, whatever its inputs: all
+  /// its fuse weights zero, the appearance stream's fuse bias `logit`.
+  static func constantNetwork(logit: Double) throws -> MaskRNN {
+    let model = try MaskRNN(encoder: "resnet18", localisation: false)
+    try Torch.withNoGrad {
+      for (name, parameter) in model.namedParameters() where name.hasSuffix("fuse.weight") || name.hasSuffix("fuse.bias") {
+        try parameter.fill_(name == "appearance.fuse.bias" ? logit : 0)
+      }
+    }
+    return model
+  }
+
+  /// Two objects apart in the first frame. Object 2's recurrence is confident
+  /// everywhere (as one whose warped mask has been dragged onto object 1), object 1's
+  /// more so. Carrying its own mask, object 2 would take object 1's pixels into the
+  /// next frame too; carrying the merged map, it keeps only what it won (nothing),
+  /// and the two carried masks never overlap.
+  func testEachObjectCarriesItsPartOfTheMergedMap() throws {
+    let (frames, _) = try MaskRNNSegmenterTests.sequence(frames: 3, seed: 8)
+    var first = Image(width: 64, height: 48, channels: 1)
+    for y in 10..<20 {
+      for x in 5..<15 { first.pixels[y * 64 + x] = 1 }
+      for x in 40..<50 { first.pixels[y * 64 + x] = 2 }
+    }
+    Torch.manualSeed(14)
+    let networks = [1: try Self.constantNetwork(logit: 4), 2: try Self.constantNetwork(logit: 2)]
+    let segmenter = MaskRNNObjectsSegmenter(model: try XCTUnwrap(networks[1]), flow: .dis(.ultrafast))
+    segmenter.prepare = { _, _, mask in
+      try XCTUnwrap(networks[mask.pixels.enumerated().contains { $0.element != 0 && $0.offset % 64 >= 40 } ? 2 : 1])
+    }
+    XCTAssertEqual(try segmenter.start(firstFrame: frames[0], mask: first).pixels, first.pixels)
+    for frame in frames.dropFirst() {
+      let merged = try segmenter.next(frame)
+      XCTAssertTrue(merged.pixels.allSatisfy { $0 == 1 }, "object 1 wins every pixel")
+      let carried = try segmenter.objects.map { try XCTUnwrap($0.segmenter.carriedMask).pixels }
+      XCTAssertEqual(segmenter.objects.map(\.id), [1, 2])
+      // (Boolean comparisons: a failure would print 3,072 pixels otherwise.)
+      XCTAssertTrue(carried[0] == merged.pixels.map { $0 == 1 ? 1 : 0 }, "object 1 carries its part of the merged map")
+      XCTAssertTrue(carried[1] == merged.pixels.map { $0 == 2 ? 1 : 0 }, "object 2 carries its part of the merged map, not its own mask")
+      XCTAssertFalse(zip(carried[0], carried[1]).contains { $0 == 1 && $1 == 1 }, "the carried masks overlap")
+    }
+  }
+}

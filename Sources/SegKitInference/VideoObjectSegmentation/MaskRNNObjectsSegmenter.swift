@@ -2,7 +2,10 @@ import Foundation
 
 /// MaskRNN on several objects: each object of the first mask runs its own recurrence
 /// (`MaskRNNSegmenter`, as MaskRNN treats objects independently), and every frame
-/// takes per pixel the object of highest probability above ½.
+/// takes per pixel the object of highest probability above ½. What each recurrence
+/// carries to the next frame is its object's part of that merged map, not its own
+/// thresholded mask: flow has no identity, so after two objects cross, their own
+/// masks could both follow one of them; the merged map keeps them apart.
 public final class MaskRNNObjectsSegmenter: SequenceSegmenter {
   public let model: MaskRNN
   public let device: Device
@@ -43,6 +46,8 @@ public final class MaskRNNObjectsSegmenter: SequenceSegmenter {
     guard let first = objects.first else { throw InferenceError("next(_:) before start(firstFrame:mask:): the sequence has not begun") }
     // Every object's recurrence is at the same frame: the flows are computed once for all.
     let flows = try first.segmenter.flows(frame, following: following)
-    return try ObjectMasks.merge(try objects.map { ($0.id, try $0.segmenter.advance(frame, following: following, flows: flows)) })
+    let merged = try ObjectMasks.merge(try objects.map { ($0.id, try $0.segmenter.advance(frame, following: following, flows: flows)) })
+    for object in objects { try object.segmenter.carry(ObjectMasks.object(object.id, of: merged)) }
+    return merged
   }
 }
