@@ -115,7 +115,7 @@ final class MaskRNNObjectsSegmenterTests: XCTestCase {
     Torch.manualSeed(14)
     let networks = [1: try Self.constantNetwork(logit: 4), 2: try Self.constantNetwork(logit: 2)]
     let segmenter = MaskRNNObjectsSegmenter(model: try XCTUnwrap(networks[1]), flow: .dis(.ultrafast))
-    segmenter.prepare = { _, _, mask in
+    segmenter.prepare = { _, _, mask, _ in
       try XCTUnwrap(networks[mask.pixels.enumerated().contains { $0.element != 0 && $0.offset % 64 >= 40 } ? 2 : 1])
     }
     XCTAssertEqual(try segmenter.start(firstFrame: frames[0], mask: first).pixels, first.pixels)
@@ -129,5 +129,27 @@ final class MaskRNNObjectsSegmenterTests: XCTestCase {
       XCTAssertTrue(carried[1] == merged.pixels.map { $0 == 2 ? 1 : 0 }, "object 2 carries its part of the merged map, not its own mask")
       XCTAssertFalse(zip(carried[0], carried[1]).contains { $0 == 1 && $1 == 1 }, "the carried masks overlap")
     }
+  }
+
+  /// A network prepared on the first frame (fine-tuned, in `vos segment --steps`) is
+  /// given the first frame's flow to the second when that frame is known.
+  func testPreparationReadsTheFirstFramesForwardFlow() throws {
+    let (frames, firstMask) = try MaskRNNSegmenterTests.sequence(frames: 3, seed: 9)
+    Torch.manualSeed(15)
+    let segmenter = MaskRNNObjectsSegmenter(model: try Self.constantNetwork(logit: 1), flow: .dis(.ultrafast))
+    var given: [FlowField?] = []
+    segmenter.prepare = { model, _, _, flow in
+      given.append(flow)
+      return model
+    }
+    _ = try segmenter.start(firstFrame: frames[0], mask: firstMask, following: frames[1])
+    let expected = try FlowMethod.dis(.ultrafast).compute(frames[0], frames[1])
+    XCTAssertEqual(given.count, 1)
+    let flow = try XCTUnwrap(given.first ?? nil)
+    XCTAssertEqual(flow.values, expected.values, "the flow from frame 0 to frame 1")
+    XCTAssertGreaterThan(flow.values.map(abs).max() ?? 0, 0.1, "the synthetic objects move")
+    _ = try segmenter.start(firstFrame: frames[0], mask: firstMask)
+    XCTAssertEqual(given.count, 2)
+    XCTAssertNil(given[1] ?? nil, "without the second frame there is no flow")
   }
 }

@@ -50,7 +50,7 @@ public struct DAVISSegmentation {
     let frames = try sequence.frames.map { try ImageIO.read($0.image) }
     let segmenter = try makeSegmenter()
     let start = Date()
-    let first = try segmenter.start(firstFrame: frames[0], mask: annotation)
+    let first = try segmenter.start(firstFrame: frames[0], mask: annotation, following: frames.count > 1 ? frames[1] : nil)
     let tuned = Date()
     let output = folder.appendingPathComponent(sequence.name)
     do {

@@ -12,9 +12,10 @@ public final class MaskRNNObjectsSegmenter: SequenceSegmenter {
   public let flow: FlowMethod
   public let readout: MaskRNNSegmenter.Readout
   public let precision: InferencePrecision
-  /// Makes each object's network from the shared one, its first frame and its 0/1 mask
-  /// (e.g. a copy fine-tuned on them); nil uses the shared network as it is.
-  public var prepare: ((MaskRNN, Image, Image) throws -> MaskRNN)?
+  /// Makes each object's network from the shared one, its first frame, its 0/1 mask
+  /// and the first frame's flow to the second (nil when the second frame is not
+  /// known), e.g. a copy fine-tuned on them; nil uses the shared network as it is.
+  public var prepare: ((MaskRNN, Image, Image, FlowField?) throws -> MaskRNN)?
   public private(set) var objects: [(id: Int, segmenter: MaskRNNSegmenter)] = []
 
   public init(model: MaskRNN, device: Device = .cpu, flow: FlowMethod = .dis(.fast), readout: MaskRNNSegmenter.Readout = .full,
@@ -26,13 +27,17 @@ public final class MaskRNNObjectsSegmenter: SequenceSegmenter {
     self.precision = precision
   }
 
-  public func start(firstFrame: Image, mask: Image?) throws -> Image {
+  public func start(firstFrame: Image, mask: Image?) throws -> Image { try start(firstFrame: firstFrame, mask: mask, following: nil) }
+
+  public func start(firstFrame: Image, mask: Image?, following: Image?) throws -> Image {
     guard let mask else { throw InferenceError("MaskRNN needs the first frame's object mask") }
     let ids = ObjectMasks.ids(in: mask)
     guard !ids.isEmpty else { throw InferenceError("the first frame's mask holds no object (every pixel is 0)") }
+    // Only a network prepared on the first frame reads its flow (as the second frame's backward one is read later).
+    let forward = try prepare == nil ? nil : following.map { try flow.compute(firstFrame, $0) }
     objects = try ids.map { id in
       let object = ObjectMasks.object(id, of: mask)
-      let network = try prepare?(model, firstFrame, object) ?? model
+      let network = try prepare?(model, firstFrame, object, forward) ?? model
       let segmenter = try MaskRNNSegmenter(model: network, device: device, flow: flow, readout: readout, precision: precision)
       _ = try segmenter.start(firstFrame: firstFrame, mask: object)
       return (id, segmenter)

@@ -41,9 +41,10 @@ public struct ParentSegmenters {
     let segmenter = MaskRNNObjectsSegmenter(model: maskRNN, device: settings.device, flow: flow, precision: settings.precision)
     if fineTunes {
       let (modelName, parent, settings) = (self.modelName, self.parent, self.settings)
-      segmenter.prepare = { _, frame, object in
+      segmenter.prepare = { _, frame, object, forwardFlow in
         guard let tuned = try OneShotSegmenter.fineTunedCopy(
-          modelName: modelName, parent: parent, firstFrame: frame, object: object, settings: settings, shouldStop: shouldStop) as? MaskRNN
+          modelName: modelName, parent: parent, firstFrame: frame, object: object, forwardFlow: forwardFlow, settings: settings,
+          shouldStop: shouldStop) as? MaskRNN
         else { throw TrainingError("\(modelName): fine-tuning did not give a MaskRNN") }
         return tuned
       }
