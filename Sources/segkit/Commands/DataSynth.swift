@@ -10,7 +10,9 @@ struct DataSynth: ParsableCommand {
       semantic: textured shapes (disc, square, triangle, ring, cross) on a background, in the
       Pascal VOC layout (JPEGImages, SegmentationClass palette PNGs, ImageSets/Segmentation).
       video: moving, deforming, occluding textured objects in the DAVIS 2017 layout (palette
-      masks of object ids), or with one object the DAVIS 2016 layout (0/255 masks).
+      masks of object ids), or with one object the DAVIS 2016 layout (0/255 masks), and the
+      exact flow of each frame pair (Flow/480p/<seq>/N.flo: frame N to N+1; BackwardFlow/480p:
+      frame N to N-1). --camouflage textures the objects like the background.
       flow: frame pairs with their exact optical flow, FlyingChairs-style (textured shapes
       under their own motions over a moving textured background), in FlyingChairs' layout
       (data/NNNNN_img1.ppm, _img2.ppm, _flow.flo; FlyingChairs_train_val.txt).
@@ -53,6 +55,9 @@ struct DataSynth: ParsableCommand {
   @Option(help: "Video layout: davis2017 or davis2016.")
   var layout: String?
 
+  @Flag(help: "Video: objects textured like the background, so that only their motion shows them.")
+  var camouflage = false
+
   @Flag(help: "Write into --out even if it already holds files (they may be replaced).")
   var force = false
 
@@ -65,8 +70,8 @@ struct DataSynth: ParsableCommand {
     if let layout, Synthetic.VideoLayout(rawValue: layout) == nil {
       throw ValidationError("--layout '\(layout)': expected davis2017 or davis2016")
     }
-    if kind != .video && (objects != nil || layout != nil) {
-      throw ValidationError("--objects and --layout apply to --kind video")
+    if kind != .video && (objects != nil || layout != nil || camouflage) {
+      throw ValidationError("--objects, --layout and --camouflage apply to --kind video")
     }
   }
 
@@ -95,7 +100,7 @@ struct DataSynth: ParsableCommand {
       var options = Synthetic.VideoOptions()
       options.seed = seed
       options.frames = frames ?? 24
-      options.objects = objects
+      (options.objects, options.camouflage) = (objects, camouflage)
       if let train { options.trainSequences = train }
       if let val { options.valSequences = val }
       if let chosenSize { (options.width, options.height) = chosenSize }
