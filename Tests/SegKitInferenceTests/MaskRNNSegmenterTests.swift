@@ -152,4 +152,49 @@ final class MaskRNNObjectsSegmenterTests: XCTestCase {
     XCTAssertEqual(given.count, 2)
     XCTAssertNil(given[1] ?? nil, "without the second frame there is no flow")
   }
+
+  /// `--flow exact`: the generator's flow files, frame by frame, stand in for computed
+  /// flow (the same masks as a flow method that returns those files' flows); a missing
+  /// file is an error naming it.
+  func testExactFlowsAreReadFromTheGeneratorsFiles() throws {
+    var options = Synthetic.VideoOptions()
+    (options.trainSequences, options.valSequences, options.frames) = (0, 1, 4)
+    (options.width, options.height, options.objects, options.seed) = (48, 32, 2, 10)
+    let root = try Oracle.temporaryDirectory("segkit-exact-flow")
+    defer { try? FileManager.default.removeItem(at: root) }
+    try Synthetic.writeVideo(to: root, options: options)
+    let sequence = try VideoDataset.davis2017(root: root, split: "val").sequences[0]
+    let frames = try sequence.frames.map { try ImageIO.read($0.image) }
+    let firstMask = try ImageIO.readLabel(try XCTUnwrap(sequence.frames[0].label?.url))
+    let exact = MaskRNNFlowSource.exact(root: root).exactFlows(of: sequence.name)!
+    let drawn = Synthetic.videoFlows(seed: 10, split: "val", index: 0, frames: 4, width: 48, height: 32, objects: 2)
+    let flows = try exact.flows(frame: 2, hasNext: true)
+    XCTAssertEqual(flows.backward, drawn.backward[1])
+    XCTAssertEqual(flows.forward, drawn.forward[2])
+    XCTAssertNil(try exact.flows(frame: 3, hasNext: false).forward)
+
+    Torch.manualSeed(16)
+    let model = try MaskRNN(encoder: "resnet18", localisation: false)
+    func run(_ segmenter: MaskRNNObjectsSegmenter) throws -> [Image] {
+      _ = try segmenter.start(firstFrame: frames[0], mask: firstMask, following: frames[1])
+      return try (1..<4).map { try segmenter.next(frames[$0], following: $0 < 3 ? frames[$0 + 1] : nil) }
+    }
+    let refusing = FlowMethod(settings: FlowCache.Settings(method: "none"), parallel: false) { _, _ in
+      throw InferenceError("no flow is computed with exact flows")
+    }
+    let fromFiles = MaskRNNObjectsSegmenter(model: model, flow: refusing)
+    fromFiles.exactFlows = exact
+    // The same flows through a flow method that knows which frames it is given.
+    let lookingUp = FlowMethod(settings: FlowCache.Settings(method: "lookup"), parallel: false) { a, b in
+      let (i, j) = (frames.firstIndex(of: a)!, frames.firstIndex(of: b)!)
+      return j > i ? drawn.forward[i] : drawn.backward[i - 1]
+    }
+    XCTAssertEqual(try run(fromFiles), try run(MaskRNNObjectsSegmenter(model: model, flow: lookingUp)))
+
+    let missing = exact.backward.appendingPathComponent("00002.flo")
+    try FileManager.default.removeItem(at: missing)
+    XCTAssertThrowsError(try run(fromFiles)) {
+      XCTAssertTrue("\($0)".contains(missing.path) && "\($0)".contains("is missing"), "\($0)")
+    }
+  }
 }

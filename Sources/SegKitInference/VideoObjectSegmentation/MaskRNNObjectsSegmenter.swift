@@ -17,6 +17,10 @@ public final class MaskRNNObjectsSegmenter: SequenceSegmenter {
   /// known), e.g. a copy fine-tuned on them; nil uses the shared network as it is.
   public var prepare: ((MaskRNN, Image, Image, FlowField?) throws -> MaskRNN)?
   public private(set) var objects: [(id: Int, segmenter: MaskRNNSegmenter)] = []
+  /// The sequence's exact flows, read in place of computing them with `flow` (`--flow exact`).
+  public var exactFlows: ExactSequenceFlows?
+  /// The index in the sequence of the last frame segmented.
+  private var frameIndex = 0
 
   public init(model: MaskRNN, device: Device = .cpu, flow: FlowMethod = .dis(.fast), readout: MaskRNNSegmenter.Readout = .full,
               precision: InferencePrecision = .fp32) {
@@ -33,8 +37,10 @@ public final class MaskRNNObjectsSegmenter: SequenceSegmenter {
     guard let mask else { throw InferenceError("MaskRNN needs the first frame's object mask") }
     let ids = ObjectMasks.ids(in: mask)
     guard !ids.isEmpty else { throw InferenceError("the first frame's mask holds no object (every pixel is 0)") }
+    frameIndex = 0
     // Only a network prepared on the first frame reads its flow (as the second frame's backward one is read later).
-    let forward = try prepare == nil ? nil : following.map { try flow.compute(firstFrame, $0) }
+    let forward = try prepare == nil || following == nil ? nil
+      : try exactFlows?.forward(frame: 0) ?? following.map { try flow.compute(firstFrame, $0) }
     objects = try ids.map { id in
       let object = ObjectMasks.object(id, of: mask)
       let network = try prepare?(model, firstFrame, object, forward) ?? model
@@ -50,7 +56,8 @@ public final class MaskRNNObjectsSegmenter: SequenceSegmenter {
   public func next(_ frame: Image, following: Image?) throws -> Image {
     guard let first = objects.first else { throw InferenceError("next(_:) before start(firstFrame:mask:): the sequence has not begun") }
     // Every object's recurrence is at the same frame: the flows are computed once for all.
-    let flows = try first.segmenter.flows(frame, following: following)
+    frameIndex += 1
+    let flows = try exactFlows?.flows(frame: frameIndex, hasNext: following != nil) ?? first.segmenter.flows(frame, following: following)
     let merged = try ObjectMasks.merge(try objects.map { ($0.id, try $0.segmenter.advance(frame, following: following, flows: flows)) })
     for object in objects { try object.segmenter.carry(ObjectMasks.object(object.id, of: merged)) }
     return merged

@@ -33,6 +33,8 @@ struct VOSAblation: ParsableCommand {
 
   @OptionGroup var device: DeviceArgument
 
+  @OptionGroup var flowSource: MaskRNNFlowArgument
+
   func validate() throws {
     guard davis.davis != nil else { throw ValidationError("--davis ROOT and --year 2016|2017 are required") }
   }
@@ -52,7 +54,7 @@ struct VOSAblation: ParsableCommand {
     let folder = URL(fileURLWithPath: out)
     try createFolder(folder)
     let chosenDevice = try device.resolved()
-    let flow = try maskRNNFlow(parent: parent, device: chosenDevice)
+    let flow = try flowSource.source(model: modelName, parent: parent, davis: davis.davis, device: chosenDevice)
     let stop = Interrupt.install(message: "stopping after this frame (Ctrl-C again quits at once)")
     print("DAVIS \(davis.year ?? 0) \(davis.split): \(dataset.sequences.count) sequences, \(modelName)")
     let rows: [MaskRNNAblation.Row]
