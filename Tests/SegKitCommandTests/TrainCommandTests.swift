@@ -196,6 +196,14 @@ final class TrainCommandTests: XCTestCase {
       XCTAssertEqual(row.count, 4, table)
       XCTAssertTrue(row.dropFirst().allSatisfy { Double($0).map { (0...1).contains($0) } ?? false }, table)
     }
+    // The flow diagnostic: printed, and in flow-warp.csv and ablation.json.
+    XCTAssertTrue(ablation.output.contains("previous annotated mask against the current one: J "), ablation.output)
+    let warpTable = try String(contentsOf: ablationFolder.appendingPathComponent("flow-warp.csv"), encoding: .utf8)
+    XCTAssertEqual(warpTable.split(separator: "\n").map { $0.split(separator: ",").first ?? "" },
+                   ["Previous annotated mask", "warped by the flow", "unwarped"], warpTable)
+    let report = try JSONSerialization.jsonObject(with: Data(contentsOf: ablationFolder.appendingPathComponent("ablation.json"))) as? [String: Any]
+    XCTAssertEqual((report?["parts"] as? [Any])?.count, 4)
+    XCTAssertNotNil((report?["flow_warp"] as? [String: Any])?["unwarped_j"])
     for part in ["appearance", "flow", "streams", "full"] {
       let results = try FileManager.default.contentsOfDirectory(atPath: ablationFolder.appendingPathComponent(part).path)
       XCTAssertEqual(results.count, 1, "\(part): one folder per validation sequence")
