@@ -208,6 +208,14 @@ final class TrainCommandTests: XCTestCase {
       let results = try FileManager.default.contentsOfDirectory(atPath: ablationFolder.appendingPathComponent(part).path)
       XCTAssertEqual(results.count, 1, "\(part): one folder per validation sequence")
     }
+    // With the generator's exact flows: the same table, and the warp carries the masks.
+    let exactFolder = root.appendingPathComponent("ablation-exact")
+    let exact = try segkit(["vos", "ablation", "--parent", learned.path, "--davis", data.path, "--year", "2017",
+                            "--out", exactFolder.path, "--device", "cpu", "--flow", "exact"])
+    XCTAssertEqual(exact.status, 0, exact.error)
+    let exactReport = try JSONSerialization.jsonObject(with: Data(contentsOf: exactFolder.appendingPathComponent("ablation.json"))) as? [String: Any]
+    let exactWarp = try XCTUnwrap(exactReport?["flow_warp"] as? [String: Double])
+    XCTAssertGreaterThan(try XCTUnwrap(exactWarp["warped_j"]), try XCTUnwrap(exactWarp["unwarped_j"]), "\(exactWarp)")
     let osvosParent = try segkit(["vos", "ablation", "--parent", parent.path, "--model", "osvos_resnet18", "--davis", data.path,
                                   "--year", "2017", "--out", root.appendingPathComponent("no-ablation").path])
     XCTAssertNotEqual(osvosParent.status, 0)
