@@ -114,38 +114,30 @@ public enum Synthetic {
     public var objects: Int?
     public var layout = VideoLayout.davis2017
     public var seed: UInt64 = 0
+    /// Objects textured like the background (a patch of it moving with them), so that
+    /// motion, not appearance, tells them from it. The motions are the same as without.
+    public var camouflage = false
+    /// Also write each frame pair's exact flow (`videoFlows`): Flow/480p/<seq>/NNNNN.flo
+    /// from frame N to N+1 and BackwardFlow/480p/<seq>/NNNNN.flo from frame N to N−1.
+    public var writeFlow = true
     public init() {}
   }
 
   /// One sequence: frames and masks (object ids 1…N, 0 background). Objects are
   /// textured blobs that move across the frame, rotate and deform, and pass in
   /// front of each other (drawn in a fixed depth order) over a panning background.
+  /// Their textures move with their outlines (`VideoMotion`), so `videoFlows` is the
+  /// exact motion of every pixel.
   public static func videoSequence(seed: UInt64, split: String, index: Int, frames: Int, width: Int, height: Int,
-                                   objects: Int?) -> (frames: [Image], masks: [Image]) {
+                                   objects: Int?, camouflage: Bool = false) -> (frames: [Image], masks: [Image]) {
     var rng = Generator(seed: seed, stream: "video/\(split)", index: index)
-    let background = Background(&rng)
-    let count = objects ?? rng.int(1...3)
-    let (w, h) = (Double(width), Double(height))
-    let scale = min(w, h)
-    let duration = Double(max(frames - 1, 1))
-    let blobs = (0..<count).map { _ -> Blob in
-      // Every path crosses the middle of the frame at some time, so objects meet and occlude.
-      let meet = (rng.double(0.35, 0.65) * w, rng.double(0.35, 0.65) * h)
-      let start = (rng.double(0.15, 0.85) * w, rng.double(0.15, 0.85) * h)
-      let when = rng.double(0.3, 0.7) * duration
-      let radius = scale * rng.double(0.12, 0.22)
-      return Blob(
-        start: start, velocity: ((meet.0 - start.0) / when, (meet.1 - start.1) / when),
-        radius: radius, angle: rng.double(0, 2 * .pi), spin: rng.double(-0.08, 0.08),
-        wobble: (0..<3).map { _ in (rng.double(0.05, 0.18), rng.double(0, 2 * .pi), rng.double(-0.3, 0.3)) },
-        texture: Texture(kind: rng.int(1...5), radius: radius, &rng))
-    }
-    let pan = (rng.double(-0.6, 0.6), rng.double(-0.4, 0.4))
+    let motion = VideoMotion(&rng, frames: frames, width: width, height: height, objects: objects)
+    let (background, pan) = (motion.background, motion.pan)
     var images: [Image] = []
     var masks: [Image] = []
     for t in 0..<frames {
       let time = Double(t)
-      let placed = blobs.map { $0.placed(at: time, width: w, height: h) }
+      let placed = motion.placed(at: t)
       var image = Image(width: width, height: height, channels: 3)
       var mask = Image(width: width, height: height, channels: 1)
       for y in 0..<height {
@@ -154,7 +146,7 @@ public enum Synthetic {
           var id = 0
           for (i, blob) in placed.enumerated() {
             if let local = blob.local(Double(x) + 0.5, Double(y) + 0.5) {
-              color = blob.texture.color(local.0, local.1)
+              color = camouflage ? background.color(blob.anchor.0 + local.0, blob.anchor.1 + local.1) : blob.texture.color(local.0, local.1)
               id = i + 1
             }
           }
@@ -192,7 +184,12 @@ public enum Synthetic {
     try parallel(work.count) { i in
       let job = work[i]
       let sequence = videoSequence(seed: options.seed, split: job.split, index: job.index, frames: options.frames,
-                                   width: options.width, height: options.height, objects: objects)
+                                   width: options.width, height: options.height, objects: objects, camouflage: options.camouflage)
+      if options.writeFlow {
+        let flows = videoFlows(seed: options.seed, split: job.split, index: job.index, frames: options.frames,
+                               width: options.width, height: options.height, objects: objects)
+        try writeFlows(flows, sequence: job.name, under: root)
+      }
       for (t, (frame, mask)) in zip(sequence.frames, sequence.masks).enumerated() {
         let file = String(format: "%05d", t)
         try ImageIO.writeJPEG(frame, to: images.appendingPathComponent("\(job.name)/\(file).jpg"), quality: 90)
@@ -369,18 +366,35 @@ public enum Synthetic {
       let cx, cy, angle, radius: Double
       let harmonics: [(Double, Double)]
       let texture: Texture
+      /// The blob's radius before scaling, and its start (a camouflaged blob's patch of background).
+      let baseRadius: Double
+      let anchor: (Double, Double)
 
-      /// Coordinates in the blob's turning frame (pixels), or nil outside its outline.
+      /// The outline's radius in the direction `phi` of the blob's turning frame.
+      func edge(_ phi: Double) -> Double {
+        var edge = 1.0
+        for (k, (amplitude, phase)) in harmonics.enumerated() { edge += amplitude * sin(Double(k + 2) * phi + phase) }
+        return radius * edge
+      }
+
+      /// The point's material coordinates (pixels of the unscaled, undeformed blob in its
+      /// turning frame), or nil outside its outline. Each ray from the centre is stretched
+      /// with the outline, so the texture deforms and scales with it.
       func local(_ x: Double, _ y: Double) -> (Double, Double)? {
         let (dx, dy) = (x - cx, y - cy)
         let r = (dx * dx + dy * dy).squareRoot()
         guard r <= radius * 1.6 else { return nil }
         let phi = atan2(dy, dx) - angle
-        var edge = 1.0
-        for (k, (amplitude, phase)) in harmonics.enumerated() { edge += amplitude * sin(Double(k + 2) * phi + phase) }
-        guard r <= radius * edge else { return nil }
-        let (c, s) = (cos(angle), sin(angle))
-        return (c * dx + s * dy, -s * dx + c * dy)
+        let edge = self.edge(phi)
+        guard r <= edge else { return nil }
+        let stretch = baseRadius / edge
+        return (r * cos(phi) * stretch, r * sin(phi) * stretch)
+      }
+
+      /// Where the material point at (u, v) (`local`'s coordinates) is.
+      func position(_ u: Double, _ v: Double) -> (Double, Double) {
+        let phi = atan2(v, u), r = (u * u + v * v).squareRoot() * edge(phi) / baseRadius
+        return (cx + r * cos(phi + angle), cy + r * sin(phi + angle))
       }
     }
 
@@ -389,7 +403,7 @@ public enum Synthetic {
         cx: bounce(start.0 + velocity.0 * t, radius, width - radius),
         cy: bounce(start.1 + velocity.1 * t, radius, height - radius),
         angle: angle + spin * t, radius: radius * (1 + 0.1 * sin(0.2 * t + angle)),
-        harmonics: wobble.map { ($0.0, $0.1 + $0.2 * t) }, texture: texture)
+        harmonics: wobble.map { ($0.0, $0.1 + $0.2 * t) }, texture: texture, baseRadius: radius, anchor: start)
     }
 
     /// Reflects a coordinate into [low, high], as a ball bouncing between walls.

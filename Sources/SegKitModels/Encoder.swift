@@ -40,6 +40,14 @@ public protocol Encoder: Module {
   /// Maps a key of the ImageNet classification checkpoint (torchvision's names)
   /// to this encoder's key, or nil for parts the encoder does not keep (the classifier).
   func encoderKey(forClassificationKey key: String) -> String?
+  /// How the images this encoder reads are normalised: ImageNet's (the default), or
+  /// another normalisation that a classification checkpoint's first convolution is
+  /// folded into on loading (`osvos_vgg16`'s Caffe BGR input).
+  var imageNormalization: InputNormalization { get }
+}
+
+extension Encoder {
+  public var imageNormalization: InputNormalization { .imagenet }
 }
 
 extension Encoder {
@@ -73,14 +81,29 @@ extension Encoder {
   /// or vgg16 weights), ignoring its classifier. When this encoder takes more
   /// than 3 input channels, the first convolution keeps the pretrained RGB
   /// filters and its extra channels start as their mean (the "surgery" that lets
-  /// an RGB network also read e.g. a previous mask).
+  /// an RGB network also read e.g. a previous mask). When the encoder reads images
+  /// normalised otherwise than ImageNet's way (`imageNormalization`), the first
+  /// convolution's RGB filters and bias are refitted to that input
+  /// (`InputNormalization.refit`), so that the features stay those of the checkpoint.
   @discardableResult
   public func loadClassificationCheckpoint(_ checkpoint: StateDict) throws -> LoadReport {
+    let biasKey = String(inputConvolutionKey.dropLast(".weight".count)) + ".bias"
     var entries: [(String, Tensor)] = []
     for (key, tensor) in checkpoint {
       guard let name = encoderKey(forClassificationKey: key) else { continue }
-      entries.append((name, name == inputConvolutionKey ? try widenedInputFilters(tensor) : tensor))
+      entries.append((name, tensor))
     }
+    let weightIndex = entries.firstIndex { $0.0 == inputConvolutionKey }
+    if imageNormalization != .imagenet, let weightIndex {
+      let biasIndex = entries.firstIndex { $0.0 == biasKey }
+      let refitted = try imageNormalization.refit(
+        weight: entries[weightIndex].1, bias: biasIndex.map { entries[$0].1 }, trainedFor: .imagenet)
+      if let biasIndex, let bias = refitted.bias { entries[biasIndex].1 = bias }
+      entries[weightIndex].1 = refitted.weight
+    }
+    // Extra input channels (a previous mask, scaled like the pixels) start as the
+    // mean of the image filters the encoder reads with.
+    if let weightIndex { entries[weightIndex].1 = try widenedInputFilters(entries[weightIndex].1) }
     return try loadStateDict(entries)
   }
 

@@ -196,10 +196,26 @@ final class TrainCommandTests: XCTestCase {
       XCTAssertEqual(row.count, 4, table)
       XCTAssertTrue(row.dropFirst().allSatisfy { Double($0).map { (0...1).contains($0) } ?? false }, table)
     }
+    // The flow diagnostic: printed, and in flow-warp.csv and ablation.json.
+    XCTAssertTrue(ablation.output.contains("previous annotated mask against the current one: J "), ablation.output)
+    let warpTable = try String(contentsOf: ablationFolder.appendingPathComponent("flow-warp.csv"), encoding: .utf8)
+    XCTAssertEqual(warpTable.split(separator: "\n").map { $0.split(separator: ",").first ?? "" },
+                   ["Previous annotated mask", "warped by the flow", "unwarped"], warpTable)
+    let report = try JSONSerialization.jsonObject(with: Data(contentsOf: ablationFolder.appendingPathComponent("ablation.json"))) as? [String: Any]
+    XCTAssertEqual((report?["parts"] as? [Any])?.count, 4)
+    XCTAssertNotNil((report?["flow_warp"] as? [String: Any])?["unwarped_j"])
     for part in ["appearance", "flow", "streams", "full"] {
       let results = try FileManager.default.contentsOfDirectory(atPath: ablationFolder.appendingPathComponent(part).path)
       XCTAssertEqual(results.count, 1, "\(part): one folder per validation sequence")
     }
+    // With the generator's exact flows: the same table, and the warp carries the masks.
+    let exactFolder = root.appendingPathComponent("ablation-exact")
+    let exact = try segkit(["vos", "ablation", "--parent", learned.path, "--davis", data.path, "--year", "2017",
+                            "--out", exactFolder.path, "--device", "cpu", "--flow", "exact"])
+    XCTAssertEqual(exact.status, 0, exact.error)
+    let exactReport = try JSONSerialization.jsonObject(with: Data(contentsOf: exactFolder.appendingPathComponent("ablation.json"))) as? [String: Any]
+    let exactWarp = try XCTUnwrap(exactReport?["flow_warp"] as? [String: Double])
+    XCTAssertGreaterThan(try XCTUnwrap(exactWarp["warped_j"]), try XCTUnwrap(exactWarp["unwarped_j"]), "\(exactWarp)")
     let osvosParent = try segkit(["vos", "ablation", "--parent", parent.path, "--model", "osvos_resnet18", "--davis", data.path,
                                   "--year", "2017", "--out", root.appendingPathComponent("no-ablation").path])
     XCTAssertNotEqual(osvosParent.status, 0)

@@ -185,6 +185,20 @@ final class VOSSegmentCommandTests: XCTestCase {
     }
     let scored = try SegKitCommand.run(["vos", "eval", "--results", results.path, "--davis", data.path, "--year", "2017"])
     XCTAssertEqual(scored.status, 0, scored.error)
+    // --flow exact reads the generator's flows; a missing one is named; OSVOS reads no flow.
+    let exactArguments = ["vos", "segment", "--parent", weights.path, "--model", "maskrnn_resnet18", "--davis", data.path,
+                          "--year", "2017", "--device", "cpu", "--plain", "--flow", "exact"]
+    let exact = try SegKitCommand.run(exactArguments + ["--out", root.appendingPathComponent("exact").path])
+    XCTAssertEqual(exact.status, 0, exact.error)
+    let flowFile = Synthetic.flowFolders(of: data).backward.appendingPathComponent("\(sequence.name)/00002.flo")
+    try FileManager.default.removeItem(at: flowFile)
+    let missing = try SegKitCommand.run(exactArguments + ["--out", root.appendingPathComponent("exact-missing").path])
+    XCTAssertNotEqual(missing.status, 0)
+    XCTAssertTrue(missing.error.contains("\(flowFile.path) is missing"), missing.error)
+    let osvos = try SegKitCommand.run(["vos", "segment", "--parent", weights.path, "--model", "osvos_resnet18", "--davis", data.path,
+                                       "--year", "2017", "--out", root.appendingPathComponent("z").path, "--flow", "exact"])
+    XCTAssertNotEqual(osvos.status, 0)
+    XCTAssertTrue(osvos.error.contains("--flow exact is for MaskRNN"), osvos.error)
     // With --steps, each object's copy is first fine-tuned on the first frame.
     let tuned = try SegKitCommand.run(["vos", "segment", "--parent", weights.path, "--model", "maskrnn_resnet18", "--davis", data.path,
                                        "--year", "2017", "--out", root.appendingPathComponent("tuned").path, "--device", "cpu",

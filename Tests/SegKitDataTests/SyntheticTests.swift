@@ -87,7 +87,8 @@ final class SyntheticTests: XCTestCase {
       }
       XCTAssertEqual(ids, [0, 1, 2], sequence)
     }
-    XCTAssertEqual(filesA.count, 3 * 5 * 2 + 2)
+    // Frames and masks, two split lists, and the exact flows of 4 pairs each way.
+    XCTAssertEqual(filesA.count, 3 * 5 * 2 + 2 + 3 * 4 * 2)
   }
 
   func testDAVIS2016Layout() throws {

@@ -48,7 +48,7 @@ final class OSVOSTests: XCTestCase {
   }
 
   /// The upsampling is bilinear and frozen; torchvision's vgg16 checkpoint fills the
-  /// stages; inputs are Caffe's BGR minus means.
+  /// stages (conv1_1 refitted); inputs are Caffe's BGR minus means.
   func testInitialisationAndCheckpoints() throws {
     let model = try ModelZoo.make("osvos_vgg16", classes: 1)
     let state = Dictionary(uniqueKeysWithValues: try model.stateDict())
@@ -71,7 +71,9 @@ final class OSVOSTests: XCTestCase {
     let vgg = try StateDict(try oracle.entries(under: "vgg"))
     try ModelZoo.loadWeights(vgg, into: model)
     let loaded = Dictionary(uniqueKeysWithValues: try model.stateDict())
-    let pairs = [("features.0", "stages.0.0"), ("features.2", "stages.0.2"), ("features.5", "stages.1.1"),
+    // conv1_1 is refitted to Caffe's input (testImageNetInitialisationKeepsTorchvisionFeatures).
+    XCTAssertFalse(try loaded["stages.0.0.weight"]!.allClose(vgg["features.0.weight"]!, rtol: 1e-3, atol: 0))
+    let pairs = [("features.2", "stages.0.2"), ("features.5", "stages.1.1"),
                  ("features.7", "stages.1.3"), ("features.10", "stages.2.1"), ("features.14", "stages.2.5"),
                  ("features.17", "stages.3.1"), ("features.24", "stages.4.1"), ("features.28", "stages.4.5")]
     for (torchvision, osvos) in pairs {
@@ -79,6 +81,47 @@ final class OSVOSTests: XCTestCase {
         XCTAssertTrue(try loaded[osvos + suffix]!.allClose(vgg[torchvision + suffix]!, rtol: 0, atol: 0), osvos + suffix)
       }
     }
+  }
+
+  /// torchvision's vgg16 (made for RGB in [0, 1] minus ImageNet's mean over its std)
+  /// loaded into `osvos_vgg16` (Caffe's BGR 0–255 minus Caffe's means) has conv1_1
+  /// refitted, so that the same picture gives torchvision's features. Away from the
+  /// border conv1_1 agrees exactly; its zero padding stands for the mean pixel of
+  /// each normalisation (ImageNet's and Caffe's differ by up to one grey level), which
+  /// moves conv5_3 slightly. Without the refit conv5_3 is far off (the input scale
+  /// alone is ≈58×).
+  func testImageNetInitialisationKeepsTorchvisionFeatures() throws {
+    Torch.manualSeed(11)
+    let pixels = try (Tensor.rand([1, 3, 48, 64]) * 255).round()  // RGB 0–255; sides divisible by 16
+    let oracle = try OracleTensors.run(#"""
+      import torchvision
+      vgg = torchvision.models.vgg16(weights=None).eval()
+      for m in vgg.features:
+          if isinstance(m, nn.Conv2d): m.bias.data.uniform_(-0.5, 0.5)  # the bias refit matters too
+      save_state("vgg", vgg)
+      pixels = load_inputs()["pixels"]
+      mean, std = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])
+      x = (pixels / 255 - mean.view(1, 3, 1, 1)) / std.view(1, 3, 1, 1)
+      with torch.no_grad():
+          save("conv1_1 valid", F.conv2d(x, vgg.features[0].weight, vgg.features[0].bias))
+          save("conv5_3", vgg.features[:30](x))  # after its ReLU, before pool5
+      """#, inputs: [("pixels", pixels)])
+    let vgg = try StateDict(try oracle.entries(under: "vgg"))
+    let model = try ModelZoo.make("osvos_vgg16", classes: 1)
+    try ModelZoo.loadWeights(vgg, into: model)
+    model.eval()
+    let caffe = try pixels.flip([1]) - Tensor([104.00699, 116.66877, 122.67892] as [Float], shape: [1, 3, 1, 1])
+    let state = Dictionary(uniqueKeysWithValues: try model.stateDict())
+    let conv11 = try caffe.conv2d(weight: state["stages.0.0.weight"]!, bias: state["stages.0.0.bias"]!)
+    try oracle.expect(conv11, "conv1_1 valid", atol: 1e-4, rtol: 1e-4)
+
+    let expected = try oracle["conv5_3"]
+    let conv53 = try Torch.withNoGrad { try model.encoder.features(caffe)[3] }
+    XCTAssertEqual(conv53.shape, expected.shape)
+    let scale = try expected.abs().max().item()
+    let error = try (conv53 - expected).abs().max().item() / scale
+    XCTAssertGreaterThan(scale, 0)
+    XCTAssertLessThan(error, 1e-3, "conv5_3: max error \(error) of the largest feature")
   }
 
   /// OSVOS's figure over ResNet-18 against PyTorch (the oracle's `encoder="resnet18"`):

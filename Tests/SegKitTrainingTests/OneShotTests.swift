@@ -1,6 +1,6 @@
 import Foundation
 import SegKitTestSupport
-import SegKitTraining
+@testable import SegKitTraining
 import XCTest
 
 /// One-shot fine-tuning: a copy of the parent learns the first frame's object and
@@ -72,5 +72,44 @@ final class OneShotTests: XCTestCase {
     XCTAssertFalse(try moved.allClose(XCTUnwrap(parent["appearance.side_prep.0.weight"]), rtol: 0, atol: 0), "the copy is fine-tuned")
     XCTAssertTrue(try XCTUnwrap(parent["flow.side_prep.0.weight"]).allClose(snapshot, rtol: 0, atol: 0), "the parent is untouched")
     XCTAssertThrowsError(try OneShotSegmenter(modelName: "maskrnn_resnet18", parent: parent))
+  }
+
+  /// MaskRNN's first-frame fine-tuning reads the first frame's flow to the second as
+  /// its flow to the next frame (tfvos gives frame 0 ‖f 0→1‖), zero to the previous
+  /// one; the flow stream then learns from it, so the copies differ with and without.
+  func testMaskRNNFineTuningReadsTheForwardFlow() throws {
+    let (width, height) = (48, 32)
+    var frame = Image(width: width, height: height, channels: 3), object = Image(width: width, height: height, channels: 1)
+    var motion = [Float](repeating: 0, count: 2 * width * height)
+    for i in 0..<(width * height) {
+      frame.pixels[3 * i] = UInt8(i % 251)
+      object.pixels[i] = (i % width) > 20 && (i / width) > 10 ? 1 : 0
+      if object.pixels[i] == 1 { (motion[i], motion[width * height + i]) = (3, -4) }  // ‖f‖ = 5 on the object
+    }
+    let forward = try FlowField(width: width, height: height, values: motion)
+    let source = FirstFrameWithPreviousMask(
+      sample: Sample(name: "first", image: frame, label: object), count: 2, seed: 1, forwardFlow: forward)
+    let sample = try source.loadSample(at: 0)
+    XCTAssertEqual(sample.flows[.next]?.values, motion)
+    XCTAssertEqual(sample.flows[.previous]?.values.allSatisfy { $0 == 0 }, true)
+    let unknown = try FirstFrameWithPreviousMask(sample: Sample(name: "first", image: frame, label: object), count: 2, seed: 1)
+      .loadSample(at: 0)
+    XCTAssertEqual(unknown.flows[.next]?.values.allSatisfy { $0 == 0 }, true, "no second frame: zero flow")
+
+    Torch.manualSeed(7)
+    let parent = try StateDict(try ModelZoo.make("maskrnn_resnet18", classes: 1).stateDict())
+    var settings = FineTuningSettings()
+    (settings.steps, settings.learningRate) = (2, 1e-3)
+    func flowStream(_ flow: FlowField?) throws -> Tensor {
+      let tuned = try OneShotSegmenter.fineTunedCopy(
+        modelName: "maskrnn_resnet18", parent: parent, firstFrame: frame, object: object, forwardFlow: flow, settings: settings)
+      return try XCTUnwrap(try tuned.stateDict().first { $0.0 == "flow.backbone.conv1.weight" }?.1)
+    }
+    let withFlow = try flowStream(forward), withoutFlow = try flowStream(nil), again = try flowStream(forward)
+    XCTAssertTrue(try withFlow.allClose(again, rtol: 0, atol: 0), "fine-tuning is deterministic")
+    XCTAssertFalse(try withFlow.allClose(withoutFlow, rtol: 0, atol: 0), "the flow stream saw the flow")
+    XCTAssertThrowsError(try flowStream(try FlowField(width: 8, height: 8, values: [Float](repeating: 0, count: 128)))) {
+      XCTAssertTrue("\($0)".contains("8×8 flow for a 48×32 first frame"), "\($0)")
+    }
   }
 }

@@ -6,10 +6,14 @@ import Foundation
 /// results layout: `<out>/<sequence>/<frame>.png`, 0/255 for DAVIS 2016, palette object
 /// ids for 2017, named like the annotations.
 public struct DAVISSegmentation {
-  /// A fresh segmenter for each sequence.
-  public let makeSegmenter: () throws -> any SequenceSegmenter
+  /// A fresh segmenter for each sequence (made knowing the sequence, e.g. to read its exact flows).
+  public let makeSegmenter: (VideoSequence) throws -> any SequenceSegmenter
 
   public init(makeSegmenter: @escaping () throws -> any SequenceSegmenter) {
+    self.makeSegmenter = { _ in try makeSegmenter() }
+  }
+
+  public init(makeSegmenterFor makeSegmenter: @escaping (VideoSequence) throws -> any SequenceSegmenter) {
     self.makeSegmenter = makeSegmenter
   }
 
@@ -48,9 +52,9 @@ public struct DAVISSegmentation {
       throw InferenceError("\(firstAnnotation.path): the first annotation holds no object")
     }
     let frames = try sequence.frames.map { try ImageIO.read($0.image) }
-    let segmenter = try makeSegmenter()
+    let segmenter = try makeSegmenter(sequence)
     let start = Date()
-    let first = try segmenter.start(firstFrame: frames[0], mask: annotation)
+    let first = try segmenter.start(firstFrame: frames[0], mask: annotation, following: frames.count > 1 ? frames[1] : nil)
     let tuned = Date()
     let output = folder.appendingPathComponent(sequence.name)
     do {

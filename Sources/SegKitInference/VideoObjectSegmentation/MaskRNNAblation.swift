@@ -22,7 +22,7 @@ public enum MaskRNNAblation {
   /// Segments and scores every readout into `folder`/<readout>/; a readout the weights
   /// cannot give (the localiser of weights without one) is reported through `skipped`.
   public static func run(
-    _ network: MaskRNN, flow: FlowMethod, device: Device, on dataset: VideoDataset, singleObject: Bool, into folder: URL,
+    _ network: MaskRNN, flow: MaskRNNFlowSource, device: Device, on dataset: VideoDataset, singleObject: Bool, into folder: URL,
     skipped: (String) -> Void = { _ in }, finished: (Row) -> Void = { _ in }, shouldStop: @escaping () -> Bool = { false }
   ) throws -> [Row] {
     var rows: [Row] = []
@@ -32,8 +32,10 @@ public enum MaskRNNAblation {
         continue
       }
       let partFolder = folder.appendingPathComponent(part.readout.rawValue)
-      let segmentation = DAVISSegmentation(makeSegmenter: {
-        MaskRNNObjectsSegmenter(model: network, device: device, flow: flow, readout: part.readout)
+      let segmentation = DAVISSegmentation(makeSegmenterFor: { sequence in
+        let segmenter = MaskRNNObjectsSegmenter(model: network, device: device, flow: flow.method, readout: part.readout)
+        segmenter.exactFlows = flow.exactFlows(of: sequence.name)
+        return segmenter
       })
       let start = Date()
       for sequence in dataset.sequences {

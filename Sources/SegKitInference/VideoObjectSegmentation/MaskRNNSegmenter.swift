@@ -91,6 +91,16 @@ public final class MaskRNNSegmenter: SequenceSegmenter {
     return probability
   }
 
+  /// The 0/1 mask carried to the next frame: the last one predicted, or the one `carry` set.
+  public var carriedMask: Image? { previous?.mask }
+
+  /// Replaces the mask carried to the next frame (0/1, or any non-zero pixel as 1),
+  /// e.g. by this object's part of the merged instance map (`MaskRNNObjectsSegmenter`).
+  public func carry(_ mask: Image) throws {
+    guard let previous else { throw InferenceError("carry(_:) before start(firstFrame:mask:): the sequence has not begun") }
+    self.previous = (previous.frame, try Image.objectMask(mask, of: previous.frame))
+  }
+
   /// The masks of every frame of a sequence from the first frame's mask (which is returned first).
   public func segment(_ frames: [Image], firstMask: Image) throws -> [Image] {
     guard let first = frames.first else { return [] }

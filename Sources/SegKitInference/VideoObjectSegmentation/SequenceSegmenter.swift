@@ -7,6 +7,9 @@ public protocol SequenceSegmenter: AnyObject {
   /// Starts a new sequence; returns the first frame's labels (the given mask, for
   /// a semi-supervised segmenter).
   func start(firstFrame: Image, mask: Image?) throws -> Image
+  /// The same, knowing the second frame (nil for a one-frame sequence): a MaskRNN
+  /// fine-tuned on the first frame reads the flow to it; the others ignore it.
+  func start(firstFrame: Image, mask: Image?, following: Image?) throws -> Image
   /// The labels of the next frame of the sequence.
   func next(_ frame: Image) throws -> Image
   /// The same, knowing the frame after it (nil at the end): segmenters that read the
@@ -15,6 +18,10 @@ public protocol SequenceSegmenter: AnyObject {
 }
 
 extension SequenceSegmenter {
+  public func start(firstFrame: Image, mask: Image?, following: Image?) throws -> Image {
+    try start(firstFrame: firstFrame, mask: mask)
+  }
+
   public func next(_ frame: Image, following: Image?) throws -> Image { try next(frame) }
 }
 

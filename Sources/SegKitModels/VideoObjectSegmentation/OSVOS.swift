@@ -35,7 +35,8 @@ public final class OSVOS: Module, SegmentationNetwork {
 
   /// OSVOS itself: the VGG16 stages under `stages.`, Caffe's BGR input.
   public convenience init(inputChannels: Int = 3) throws {
-    try self.init(encoder: try OSVOSStages(inputChannels: inputChannels), encoderKey: "stages", inputNormalization: .caffeBGR)
+    let stages = try OSVOSStages(inputChannels: inputChannels)
+    try self.init(encoder: stages, encoderKey: "stages", inputNormalization: stages.imageNormalization)
   }
 
   /// OSVOS over the zoo's encoder `encoder`: `vgg16` gives the release's network (its
@@ -51,7 +52,8 @@ public final class OSVOS: Module, SegmentationNetwork {
 
   /// Side and fuse convolutions drawn from N(0, 0.001) with zero biases, as OSVOS
   /// initialises them; the VGG stages likewise until a VGG16 checkpoint is loaded
-  /// (`encoder.loadClassificationCheckpoint` takes torchvision's vgg16). Another
+  /// (`encoder.loadClassificationCheckpoint` takes torchvision's vgg16, its conv1_1
+  /// refitted to Caffe's input). Another
   /// encoder keeps its own initialisation.
   public init(encoder: any Encoder, encoderKey: String, inputNormalization: InputNormalization) throws {
     guard encoder.featureChannels.count == 4, encoder.featureStrides.count == 4 else {
@@ -160,6 +162,9 @@ public final class OSVOSStages: Module, Encoder {
   public let featureStrides = [2, 4, 8, 16]
   public let outputStride = 16
   public let inputConvolutionKey = "0.0.weight"
+  /// Caffe's BGR input, as OSVOS's Caffe VGG was trained on: torchvision's vgg16 has its
+  /// conv1_1 refitted to it on loading, so its features stay torchvision's.
+  public let imageNormalization = InputNormalization.caffeBGR
   let stages: [Sequential]
 
   static let widths = [[64, 64], [128, 128], [256, 256, 256], [512, 512, 512], [512, 512, 512]]

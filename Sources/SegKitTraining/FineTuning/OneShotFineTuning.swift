@@ -70,11 +70,15 @@ public final class OneShotSegmenter: SequenceSegmenter {
 
   /// A copy of the parent (`modelName`'s weights) fine-tuned on the first frame and one
   /// object's 0/1 mask through the training loop, writing nothing. A MaskRNN copy reads
-  /// that mask, spoilt afresh each step, as its previous mask, with no flow.
+  /// that mask, spoilt afresh each step, as its previous mask, and `forwardFlow` (the
+  /// first frame's flow to the second; zero when nil) as its flow to the next frame.
   public static func fineTunedCopy(
-    modelName: String, parent: StateDict, firstFrame: Image, object: Image, settings: FineTuningSettings,
-    shouldStop: () -> Bool = { false }
+    modelName: String, parent: StateDict, firstFrame: Image, object: Image, forwardFlow: FlowField? = nil,
+    settings: FineTuningSettings, shouldStop: () -> Bool = { false }
   ) throws -> any SegmentationNetwork {
+    if let forwardFlow, forwardFlow.width != firstFrame.width || forwardFlow.height != firstFrame.height {
+      throw TrainingError("a \(forwardFlow.width)×\(forwardFlow.height) flow for a \(firstFrame.width)×\(firstFrame.height) first frame")
+    }
     let model: any SegmentationNetwork
     do {
       if case .maskRNN(let encoder) = try ModelFamily.parse(modelName) {
@@ -94,7 +98,7 @@ public final class OneShotSegmenter: SequenceSegmenter {
     // with batch norm) describe frames better than a batch of one would.
     for case let norm as BatchNorm2d in model.modules() { norm.statisticsFrozen = true }
     let task = try FirstFrameTask(
-      model: model, sample: Sample(name: "first frame", image: firstFrame, label: object), settings: settings)
+      model: model, sample: Sample(name: "first frame", image: firstFrame, label: object), forwardFlow: forwardFlow, settings: settings)
     var loop = LoopSettings(totalSteps: settings.steps)
     loop.gradientAccumulation = settings.gradientAccumulation
     loop.seed = settings.seed
@@ -178,7 +182,7 @@ final class FirstFrameTask: TrainingTask {
   var model: Module { network }
   var summary: String { "one-shot fine-tuning" }
 
-  init(model: any SegmentationNetwork, sample: Sample, settings: FineTuningSettings) throws {
+  init(model: any SegmentationNetwork, sample: Sample, forwardFlow: FlowField? = nil, settings: FineTuningSettings) throws {
     network = model
     normalization = settings.normalization
     var augmentation = settings.augmentation
@@ -187,7 +191,8 @@ final class FirstFrameTask: TrainingTask {
     // Scaled and rotated within the frame's own size, as OSVOS warps it.
     if augmentation.crop == nil { augmentation.crop = Size2(sample.image.height, sample.image.width) }
     let source: any SampleSource = model is MaskRNN
-      ? FirstFrameWithPreviousMask(sample: sample, count: settings.steps * settings.gradientAccumulation, seed: settings.seed)
+      ? FirstFrameWithPreviousMask(
+        sample: sample, count: settings.steps * settings.gradientAccumulation, seed: settings.seed, forwardFlow: forwardFlow)
       : OneSample(sample: sample)
     trainLoader = try DataLoader(
       source: source, augmentation: augmentation, options: LoaderOptions(batchSize: 1, shuffle: false, seed: settings.seed, workers: 0))
@@ -222,11 +227,15 @@ struct OneSample: SampleSource {
 }
 
 /// The first frame for MaskRNN's fine-tuning: its "previous mask" the frame's own mask
-/// spoilt afresh for each read (`MaskPerturbation.training`, seeded by the index), no flow.
+/// spoilt afresh for each read (`MaskPerturbation.training`, seeded by the index). Its
+/// flow to the previous frame is zero (there is none); its flow to the next is the real
+/// one when known, as tfvos gives frame 0 ‖f 0→1‖, so that the flow stream does not
+/// learn to ignore its flow channels.
 struct FirstFrameWithPreviousMask: SampleSource {
   let sample: Sample
   let count: Int
   let seed: UInt64
+  var forwardFlow: FlowField? = nil
 
   func loadSample(at index: Int) throws -> Sample {
     guard let label = sample.label else { throw TrainingError("the first frame has no mask") }
@@ -234,7 +243,7 @@ struct FirstFrameWithPreviousMask: SampleSource {
     var drawn = sample
     drawn.masks[.previous] = MaskPerturbation.training.apply(to: label, random: &random)
     let zero = try FlowField(width: label.width, height: label.height, values: [Float](repeating: 0, count: 2 * label.width * label.height))
-    drawn.flows = [.previous: zero, .next: zero]
+    drawn.flows = [.previous: zero, .next: forwardFlow ?? zero]
     return drawn
   }
 }

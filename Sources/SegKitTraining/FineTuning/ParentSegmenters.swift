@@ -12,12 +12,14 @@ public struct ParentSegmenters {
   /// Whether the parent is fine-tuned on each sequence's first frame before segmenting.
   public let fineTunes: Bool
   private let maskRNN: MaskRNN?
-  private let flow: FlowMethod
+  private let flow: MaskRNNFlowSource
 
   /// - Parameters:
   ///   - fineTuneMaskRNN: fine-tune a MaskRNN parent too (OSVOS parents always are).
-  ///   - flow: how a MaskRNN parent's flows are computed.
-  public init(modelName: String, parent: StateDict, settings: FineTuningSettings, fineTuneMaskRNN: Bool, flow: FlowMethod) throws {
+  ///   - flow: where a MaskRNN parent's flows come from.
+  public init(
+    modelName: String, parent: StateDict, settings: FineTuningSettings, fineTuneMaskRNN: Bool, flow: MaskRNNFlowSource
+  ) throws {
     family = try ModelFamily.parse(modelName)
     (self.modelName, self.parent, self.settings, self.flow) = (modelName, parent, settings, flow)
     if case .maskRNN(let encoder) = family {
@@ -31,19 +33,22 @@ public struct ParentSegmenters {
     }
   }
 
-  /// A fresh segmenter; `shouldStop` is asked between fine-tuning steps and frames.
-  public func make(shouldStop: @escaping () -> Bool) -> any SequenceSegmenter {
+  /// A fresh segmenter (for `sequence` of a DAVIS root, whose exact flows it may read);
+  /// `shouldStop` is asked between fine-tuning steps and frames.
+  public func make(sequence: String? = nil, shouldStop: @escaping () -> Bool) -> any SequenceSegmenter {
     guard let maskRNN else {
       let segmenter = OneShotObjectsSegmenter(modelName: modelName, parent: parent, settings: settings)
       segmenter.shouldStop = shouldStop
       return segmenter
     }
-    let segmenter = MaskRNNObjectsSegmenter(model: maskRNN, device: settings.device, flow: flow, precision: settings.precision)
+    let segmenter = MaskRNNObjectsSegmenter(model: maskRNN, device: settings.device, flow: flow.method, precision: settings.precision)
+    segmenter.exactFlows = sequence.flatMap { flow.exactFlows(of: $0) }
     if fineTunes {
       let (modelName, parent, settings) = (self.modelName, self.parent, self.settings)
-      segmenter.prepare = { _, frame, object in
+      segmenter.prepare = { _, frame, object, forwardFlow in
         guard let tuned = try OneShotSegmenter.fineTunedCopy(
-          modelName: modelName, parent: parent, firstFrame: frame, object: object, settings: settings, shouldStop: shouldStop) as? MaskRNN
+          modelName: modelName, parent: parent, firstFrame: frame, object: object, forwardFlow: forwardFlow, settings: settings,
+          shouldStop: shouldStop) as? MaskRNN
         else { throw TrainingError("\(modelName): fine-tuning did not give a MaskRNN") }
         return tuned
       }

@@ -8,7 +8,8 @@ import Foundation
 /// (`fused`), on each stream's fused output and, weighted by `side_loss_weight` and its
 /// schedule, on each stream's side outputs; plus, with the localiser, the smooth-L1 loss
 /// of its box deltas against the ground-truth box's. Validation: the foreground IoU of
-/// the validation split's frames from their annotated previous masks (teacher forcing).
+/// the validation split's frames from their annotated previous masks (teacher forcing),
+/// of MaskRNN's output and of each readout the ablation compares.
 /// `initial_checkpoint` may be an OSVOS parent (both streams start from it, the
 /// appearance stream widened to the mask channel) or a MaskRNN checkpoint.
 final class MaskPropagationTask: TrainingTask {
@@ -137,15 +138,24 @@ final class MaskPropagationTask: TrainingTask {
     return terms
   }
 
+  /// The readouts validation scores, as `segkit vos ablation` names them: MaskRNN's
+  /// output (fused and gated by the box) first, then each part of it.
+  static let readouts: [(name: String, key: String, logits: (MaskRNN.Output) -> Tensor)] = [
+    ("fused + box", "foreground", { $0.out }), ("appearance", "appearance", { $0.appearance.out }),
+    ("flow", "flow", { $0.flow.out }), ("fused", "fused", { $0.fused }),
+  ]
+
   /// The foreground IoU over the validation samples (their first `val_samples`), each
-  /// segmented from its annotated previous mask.
+  /// segmented from its annotated previous mask (teacher forcing), of the output and of
+  /// each readout: a readout that is good here but poor recurrently (`vos ablation`)
+  /// drifts on its own masks.
   func validate(step: Int) throws -> ValidationReport? {
     guard let source = validationSource else { return nil }
     let count = config.run.valSamples > 0 ? min(config.run.valSamples, source.count) : source.count
     let wasTraining = network.isTraining
     network.eval()
     defer { if wasTraining { network.train() } }
-    var (intersection, union) = (0.0, 0.0)
+    var intersection = [Double](repeating: 0, count: Self.readouts.count), union = intersection
     for index in 0..<count {
       let sample = try source.loadSample(at: index)
       guard let label = sample.label, let previous = sample.masks[.previous] else { continue }
@@ -155,17 +165,21 @@ final class MaskPropagationTask: TrainingTask {
         guard let flow else { throw TrainingError("\(sample.name): a validation sample without its flows") }
         return try flow.tensor().pow(2).sum(dim: 0, keepDim: true).sqrt()
       }, dim: 0).unsqueeze(0).to(device)
-      let logits = try Torch.withNoGrad { try network.forward(image: image, warpedMask: mask, flowMagnitudes: flows).out }
-      let predicted = try (logits.squeeze(dim: 0).squeeze(dim: 0) .> 0).to(.cpu)
+      let output = try Torch.withNoGrad { try network.forward(image: image, warpedMask: mask, flowMagnitudes: flows) }
       let truth = try label.labelTensor()
       let valid = try truth .!= Double(voidLabel), object = try truth .== 1
-      intersection += try ((predicted .& object).to(.float32)).sum().item()
-      union += try (((predicted .& valid) .| object).to(.float32)).sum().item()
+      for (k, readout) in Self.readouts.enumerated() {
+        let predicted = try (readout.logits(output).squeeze(dim: 0).squeeze(dim: 0) .> 0).to(.cpu)
+        intersection[k] += try ((predicted .& object).to(.float32)).sum().item()
+        union[k] += try (((predicted .& valid) .| object).to(.float32)).sum().item()
+      }
     }
-    let iou = union > 0 ? intersection / union : 1
+    let ious = zip(intersection, union).map { $1 > 0 ? $0 / $1 : 1 }
+    let parts = zip(Self.readouts, ious).dropFirst().map { String(format: "%@ %.4f", $0.name, $1) }.joined(separator: ", ")
     return ValidationReport(
-      metrics: [("foreground IoU", iou)], scalars: [("val/foreground_iou", iou)], images: [],
-      summary: String(format: "foreground IoU %.4f (%d objects' frames, from their annotated previous masks)", iou, count))
+      metrics: zip(Self.readouts, ious).map { ("\($0.key) IoU", $1) },
+      scalars: zip(Self.readouts, ious).map { ("val/\($0.key)_iou", $1) }, images: [],
+      summary: String(format: "foreground IoU %.4f (%@; %d objects' frames, from their annotated previous masks)", ious[0], parts, count))
   }
 
   func manifest() -> ModelManifest {

@@ -10,13 +10,16 @@ struct DataSynth: ParsableCommand {
       semantic: textured shapes (disc, square, triangle, ring, cross) on a background, in the
       Pascal VOC layout (JPEGImages, SegmentationClass palette PNGs, ImageSets/Segmentation).
       video: moving, deforming, occluding textured objects in the DAVIS 2017 layout (palette
-      masks of object ids), or with one object the DAVIS 2016 layout (0/255 masks).
+      masks of object ids), or with one object the DAVIS 2016 layout (0/255 masks), and the
+      exact flow of each frame pair (Flow/480p/<seq>/N.flo: frame N to N+1; BackwardFlow/480p:
+      frame N to N-1). --camouflage textures the objects like the background.
       flow: frame pairs with their exact optical flow, FlyingChairs-style (textured shapes
       under their own motions over a moving textured background), in FlyingChairs' layout
       (data/NNNNN_img1.ppm, _img2.ppm, _flow.flo; FlyingChairs_train_val.txt).
-      street: street scenes from a panning camera (sky, buildings, road, moving cars and
-      people) as 30-frame snippets in Cityscapes' layout (leftImg8bit_sequence, and the 20th
-      frame in leftImg8bit and gtFine label ids), for video semantic segmentation.
+      street: street scenes from a camera that stops, goes and turns (sky, buildings, road,
+      cars and people that stop and start) as 30-frame snippets in Cityscapes' layout
+      (leftImg8bit_sequence, gtFine label ids and flow/…_flow.flo to the next frame for every
+      frame, the 20th also in leftImg8bit), for video semantic segmentation.
       The same seed and options always give the same files.
       """
   )
@@ -44,37 +47,21 @@ struct DataSynth: ParsableCommand {
   @Option(help: ArgumentHelp("Deprecated: the image size as WIDTHxHEIGHT; use --image-size HxW.", visibility: .hidden))
   var size: String?
 
-  @Option(help: "Frames per sequence (video; default 24) or snippet (street; default 30, the 20th annotated).")
-  var frames: Int?
-
-  @Option(help: "Objects per sequence (video); by default 1 to 3 at random. 1 selects the DAVIS 2016 layout unless --layout says otherwise.")
-  var objects: Int?
-
-  @Option(help: "Video layout: davis2017 or davis2016.")
-  var layout: String?
-
-  @Option(help: "Flow pairs: the largest shift of a shape, px (default 8; the background moves half as far). 40 covers street keys 9 frames old.")
-  var maxShift: Double?
+  @OptionGroup var content: SynthContentArguments
 
   @Flag(help: "Write into --out even if it already holds files (they may be replaced).")
   var force = false
 
   func validate() throws {
-    if let maxShift, !(0...256).contains(maxShift) { throw ValidationError("--max-shift must be 0 to 256 px, got \(maxShift)") }
     for (name, value) in [("--train", train), ("--val", val)] where (value ?? 0) < 0 {
       throw ValidationError("\(name) must not be negative")
     }
-    if let frames, !(1...1000).contains(frames) { throw ValidationError("--frames must be 1 to 1000") }
     if imageSize != nil && size != nil { throw ValidationError("give --image-size HxW alone (--size is its deprecated form)") }
-    if let layout, Synthetic.VideoLayout(rawValue: layout) == nil {
-      throw ValidationError("--layout '\(layout)': expected davis2017 or davis2016")
-    }
-    if kind != .video && (objects != nil || layout != nil) {
-      throw ValidationError("--objects and --layout apply to --kind video")
-    }
+    try content.check(video: kind == .video)
   }
 
   func run() throws {
+    let (frames, objects, layout) = (content.frames, content.objects, content.layout)
     let root = URL(fileURLWithPath: out)
     // An existing dataset's split lists and class names would be replaced by the synthetic ones.
     if !force, let existing = try? FileManager.default.contentsOfDirectory(atPath: root.path), !existing.isEmpty {
@@ -99,7 +86,7 @@ struct DataSynth: ParsableCommand {
       var options = Synthetic.VideoOptions()
       options.seed = seed
       options.frames = frames ?? 24
-      options.objects = objects
+      (options.objects, options.camouflage) = (objects, content.camouflage)
       if let train { options.trainSequences = train }
       if let val { options.valSequences = val }
       if let chosenSize { (options.width, options.height) = chosenSize }
@@ -113,7 +100,7 @@ struct DataSynth: ParsableCommand {
       if let train { options.trainCount = train }
       if let val { options.valCount = val }
       if let chosenSize { (options.width, options.height) = chosenSize }
-      options.maximumShift = maxShift ?? options.maximumShift
+      options.maximumShift = content.maxShift ?? options.maximumShift
       guard options.width >= 8, options.height >= 8 else { throw ValidationError("--image-size: flow pairs need at least 8x8 pixels") }
       try Synthetic.writeFlowPairs(to: root, options: options)
       print("wrote \(options.trainCount) train + \(options.valCount) val synthetic frame pairs with their flow "

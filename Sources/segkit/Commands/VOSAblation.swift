@@ -17,7 +17,9 @@ struct VOSAblation: ParsableCommand {
       localiser). Each stream is trained on its own loss beside the fused one, so each is \
       a segmenter on its own. No first-frame fine-tuning. Writes <out>/<part>/ (the DAVIS \
       results layout, scored as `segkit vos eval` scores it) and <out>/ablation.csv, and \
-      prints the table.
+      prints the table. First it measures what the flow carries: J of each annotated mask \
+      warped to the next frame by the flow, and left unwarped (<out>/flow-warp.csv); \
+      <out>/ablation.json holds both, unrounded.
       """)
 
   @Option(help: "The MaskRNN: a run folder (its model and latest checkpoint) or a weight file (with --model).")
@@ -32,6 +34,8 @@ struct VOSAblation: ParsableCommand {
   var out: String
 
   @OptionGroup var device: DeviceArgument
+
+  @OptionGroup var flowSource: MaskRNNFlowArgument
 
   func validate() throws {
     guard davis.davis != nil else { throw ValidationError("--davis ROOT and --year 2016|2017 are required") }
@@ -52,9 +56,13 @@ struct VOSAblation: ParsableCommand {
     let folder = URL(fileURLWithPath: out)
     try createFolder(folder)
     let chosenDevice = try device.resolved()
-    let flow = try maskRNNFlow(parent: parent, device: chosenDevice)
+    let flow = try flowSource.source(model: modelName, parent: parent, davis: davis.davis, device: chosenDevice)
     let stop = Interrupt.install(message: "stopping after this frame (Ctrl-C again quits at once)")
     print("DAVIS \(davis.year ?? 0) \(davis.split): \(dataset.sequences.count) sequences, \(modelName)")
+    let warp = try MaskRNNAblation.warpDiagnostic(on: dataset, flow: flow, singleObject: davis.year == 2016)
+    print(String(format: "previous annotated mask against the current one: J %.4f warped by the flow, %.4f unwarped (%d sequences)",
+                 warp.warpedJ, warp.unwarpedJ, warp.sequences))
+    try write(Data(MaskRNNAblation.csv(warp).utf8), to: folder.appendingPathComponent("flow-warp.csv"))
     let rows: [MaskRNNAblation.Row]
     do {
       rows = try MaskRNNAblation.run(
@@ -71,6 +79,7 @@ struct VOSAblation: ParsableCommand {
     }
     let csvURL = folder.appendingPathComponent("ablation.csv")
     try write(Data(MaskRNNAblation.csv(rows).utf8), to: csvURL)
+    try write(MaskRNNAblation.json(rows, diagnostic: warp), to: folder.appendingPathComponent("ablation.json"))
     print("table: \(csvURL.path)")
   }
 }

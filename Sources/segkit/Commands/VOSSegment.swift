@@ -52,6 +52,8 @@ struct VOSSegment: ParsableCommand {
 
   @OptionGroup var fineTuning: FineTuningArguments
 
+  @OptionGroup var flowSource: MaskRNNFlowArgument
+
   @OptionGroup var device: DeviceArgument
 
   @OptionGroup var replace: ForceArgument
@@ -87,7 +89,7 @@ struct VOSSegment: ParsableCommand {
     do {
       segmenters = try ParentSegmenters(
         modelName: modelName, parent: try ModelLoader.readWeights(weights), settings: settings, fineTuneMaskRNN: fineTuning.steps != nil,
-        flow: ModelFamily(name: modelName)?.isMaskRNN == true ? try maskRNNFlow(parent: parent, device: settings.device) : .dis(.fast))
+        flow: try flowSource.source(model: modelName, parent: parent, davis: davis.davis, device: settings.device))
     } catch let error as TrainingError {
       throw CommandError("--parent \(parent): \(error.message)")
     }
@@ -97,7 +99,8 @@ struct VOSSegment: ParsableCommand {
       try segmentVideo(URL(fileURLWithPath: video), firstMask: URL(fileURLWithPath: firstMask),
                        with: segmenters.make { stop.requested }, into: folder, replacing: replacing, stop: stop)
     } else {
-      try segmentDAVIS(DAVISSegmentation { segmenters.make { stop.requested } }, fineTunes: segmenters.fineTunes, into: folder,
+      let segmentation = DAVISSegmentation { segmenters.make(sequence: $0.name) { stop.requested } }
+      try segmentDAVIS(segmentation, fineTunes: segmenters.fineTunes, into: folder,
                        replacing: replacing, stop: stop)
     }
   }
