@@ -97,6 +97,18 @@ final class DynamicKeyFrameSegmenterTests: XCTestCase {
     XCTAssertThrowsError(try makeSegmenter(.fixedInterval(0)))
   }
 
+  /// DVSNet keeps one dynamic target per region: each moves with its own region's steps.
+  func testDynamicTargetsArePerRegion() throws {
+    let segmenter = try makeSegmenter(.target(81, dynamic: true), grid: try RegionGrid(rows: 1, columns: 2, overlap: 0), decisionOutput: 80.5)
+    var history: [[Bool]] = []
+    for frame in Self.frames { history.append(try segmenter.step(frame).segmented) }
+    XCTAssertEqual(segmenter.targets.count, 2)
+    for region in 0..<2 {
+      let segmented = history.filter { $0[region] }.count, warped = history.count - segmented
+      XCTAssertEqual(segmenter.targets[region], 81 - Double(segmented) + 0.1 * Double(warped), accuracy: 1e-9, "region \(region)")
+    }
+  }
+
   func testDecisionSamplesScoreTheWarpPath() throws {
     let segmenter = try makeSegmenter(.everyFrame, grid: try RegionGrid(rows: 1, columns: 2, overlap: 0))
     let byKey = try segmenter.decisionSamples(current: Self.frames[3], keys: [Self.frames[3], Self.frames[1]])
