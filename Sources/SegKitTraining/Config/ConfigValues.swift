@@ -102,6 +102,7 @@ extension TrainingConfig.BalancedLossNormalization: ConfigScalar {}
 extension TrainingConfig.SideLossSchedule: ConfigScalar {}
 extension ModelManifest.Task: ConfigScalar {}
 extension MaskRNN.Fusion: ConfigScalar {}
+extension MaskRNN.LocaliserFeatures: ConfigScalar {}
 
 extension Array: ConfigValue where Element: ConfigScalar {
   static var typeDescription: String { "a list of \(Element.pluralDescription)" }

@@ -172,6 +172,9 @@ public struct TrainingConfig: Equatable, Sendable {
     public var fusion = MaskRNN.Fusion.sum
     public var localisation = true
     public var proposalEnlargement = 1.5
+    /// The localiser's refined box enlarged by this before it gates the logits (1: the box itself).
+    public var localiserGateEnlargement = 1.0
+    public var localiserFeatures = MaskRNN.LocaliserFeatures.layer4
     public var flowPreset = "\(OpticalFlow.Preset.default)"
     /// dis, or a flow network (flownet2s, flownets_thin) with `flowWeights`.
     public var flowMethod = "dis"

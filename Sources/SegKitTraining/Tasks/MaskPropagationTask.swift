@@ -65,8 +65,13 @@ final class MaskPropagationTask: TrainingTask {
       do {
         let state = try StateDict.load(contentsOf: URL(fileURLWithPath: path))
         if state.names.contains(where: { $0.hasPrefix("appearance.") }) {
-          // The run's settings decide the enlargement, not the checkpoint's.
-          try network.loadStateDict(state, skip: { $0 == "localiser.proposal_enlargement" })
+          // The run's settings decide the enlargements, not the checkpoint's; its localiser must read the run's features.
+          if let localiser = network.localiser, try MaskRNN.localiserFeatures(of: state).level != localiser.featureLevel,
+            state.names.contains(where: { $0.hasPrefix("localiser.") }) {
+            throw TrainingError("its localiser reads \(try MaskRNN.localiserFeatures(of: state).rawValue) features, the run's 'localiser_features' is \(config.maskRNN.localiserFeatures.rawValue)")
+          }
+          let runSettings: Set = ["localiser.proposal_enlargement", "localiser.gate_enlargement", "localiser.feature_level"]
+          try network.loadStateDict(state, skip: { runSettings.contains($0) })
         } else {
           try network.loadStreams(from: state)
         }
