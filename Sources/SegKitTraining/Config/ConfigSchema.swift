@@ -152,6 +152,9 @@ extension TrainingConfig {
             "piecewise side weights: factors, one more than boundaries (OSVOS-TensorFlow: [1, 0.5, 0] at [15000, 30000])",
             task: .foreground),
 
+    Setting("maskrnn_variant", "MaskRNN (maskrnn_* models)", \.maskRNN.variant,
+            "what trains: appearance or flow (that stream's losses only), streams (both fused, no localiser) or full (MaskRNN)",
+            task: .foreground),
     Setting("fusion", "MaskRNN (maskrnn_* models)", \.maskRNN.fusion,
             "the streams' logits combined: sum (streams trained apart, nothing to learn) or learned (a 1x1 convolution)", task: .foreground),
     Setting("localisation", "MaskRNN (maskrnn_* models)", \.maskRNN.localisation,

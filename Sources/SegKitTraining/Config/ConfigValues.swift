@@ -103,6 +103,7 @@ extension TrainingConfig.SideLossSchedule: ConfigScalar {}
 extension ModelManifest.Task: ConfigScalar {}
 extension MaskRNN.Fusion: ConfigScalar {}
 extension MaskRNN.LocaliserFeatures: ConfigScalar {}
+extension TrainingConfig.MaskRNNVariant: ConfigScalar {}
 
 extension Array: ConfigValue where Element: ConfigScalar {
   static var typeDescription: String { "a list of \(Element.pluralDescription)" }

@@ -32,7 +32,8 @@ extension TrainingConfig {
     if case .maskRNN(let encoder) = ModelFamily(name: model.name) {
       do {
         let network = try MaskRNN(encoder: encoder, fusion: maskRNN.fusion,
-                                  localisation: maskRNN.localisation, localiserFeatures: maskRNN.localiserFeatures)
+                                  localisation: maskRNN.localisation && maskRNN.variant == .full,
+                                  localiserFeatures: maskRNN.localiserFeatures)
         network.localiser?.proposalEnlargement = maskRNN.proposalEnlargement
         network.localiser?.gateEnlargement = maskRNN.localiserGateEnlargement
         return network
