@@ -137,4 +137,87 @@ final class MaskRNNTests: XCTestCase {
     XCTAssertEqual(try out[10][10].item(), -20)
     XCTAssertEqual(try out[25][50].item(), try (output.appearance.out + output.flow.out)[0][0][25][50].item(), accuracy: 1e-5)
   }
+
+  /// The gate with an enlargement: the refined box (2, 4, 5, 6) ×2 about its centre
+  /// (3.5, 5) is (0.5, 3, 6.5, 7), so pixels with centres in columns 0–5 and rows 3–6
+  /// keep their logits and the rest become background.
+  func testGateWithAnEnlargedBox() throws {
+    let box = try Tensor([Float(2), 4, 5, 6], shape: [1, 4])
+    XCTAssertEqual(try ObjectLocaliser.enlarge(box, by: 2).toArray(Float.self), [0.5, 3, 6.5, 7])
+    XCTAssertEqual(try ObjectLocaliser.enlarge(box, by: 1).toArray(Float.self), [2, 4, 5, 6])
+    let logits = try Tensor.arange(0, 120, dtype: .float32).reshape([1, 1, 10, 12])
+    let gated = try ObjectLocaliser.gate(logits, boxes: ObjectLocaliser.enlarge(box, by: 2)).reshape([-1]).toArray(Float.self)
+    for y in 0..<10 {
+      for x in 0..<12 {
+        let inside = (0...5).contains(x) && (3...6).contains(y)
+        XCTAssertEqual(gated[y * 12 + x], inside ? Float(y * 12 + x) : -20, "(\(x), \(y))")
+      }
+    }
+
+    // In MaskRNN (untrained localiser: the refined box is the proposal (35, 17.5, 65, 32.5)),
+    // ×1.5 gates with (27.5, 13.75, 72.5, 36.25): column 70 and row 35 keep the fused logits.
+    Torch.manualSeed(12)
+    let model = try MaskRNN(encoder: "resnet18")
+    model.eval()
+    model.localiser?.gateEnlargement = 1.5
+    XCTAssertEqual(model.localiser?.gateEnlargement, 1.5)
+    var values = [Float](repeating: 0, count: 64 * 96)
+    for y in 20..<30 { for x in 40..<60 { values[y * 96 + x] = 1 } }
+    let output = try Torch.withNoGrad {
+      try model.forward(image: try Tensor.randn([1, 3, 64, 96]), warpedMask: try Tensor(values, shape: [1, 1, 64, 96]),
+                        flowMagnitudes: try Tensor.zeros([1, 2, 64, 96]))
+    }
+    let (out, fused) = (try output.out[0][0], try output.fused[0][0])
+    XCTAssertEqual(try out[35][70].item(), try fused[35][70].item(), accuracy: 1e-6)
+    XCTAssertEqual(try out[14][28].item(), try fused[14][28].item(), accuracy: 1e-6)
+    XCTAssertEqual(try out[13][50].item(), -20)
+    XCTAssertEqual(try out[36][50].item(), -20)
+    XCTAssertEqual(try out[25][73].item(), -20)
+  }
+
+  /// A localiser on layer3 (ResNet-18: 256 channels at stride 16): its head's input
+  /// follows, it runs, and its weights load back into a layer3 MaskRNN (found from
+  /// the weights) with the same output; a layer4 MaskRNN refuses them.
+  func testLayer3LocaliserBuildsRunsAndRoundTrips() throws {
+    Torch.manualSeed(13)
+    let model = try MaskRNN(encoder: "resnet18", localiserFeatures: .layer3)
+    model.eval()
+    model.localiser?.gateEnlargement = 1.25
+    let localiser = try XCTUnwrap(model.localiser)
+    XCTAssertEqual(localiser.featureLevel, 3)
+    XCTAssertEqual(localiser.featureStride, 16)
+    let state = try StateDict(try model.stateDict())
+    XCTAssertEqual(state["localiser.fc1.weight"]?.shape, [1024, 256 * 49])
+    XCTAssertEqual(try MaskRNN(encoder: "resnet18").stateDict().first { $0.0 == "localiser.fc1.weight" }?.1.shape, [1024, 512 * 49])
+    // fc2 starts at zero; random deltas make the refined box depend on the layer3 features.
+    try Torch.withNoGrad {
+      for (name, tensor) in try localiser.stateDict() where name.hasPrefix("fc2.") { try tensor.copy_(try Tensor.randn(tensor.shape) * 0.01) }
+    }
+    var values = [Float](repeating: 0, count: 64 * 96)
+    for y in 20..<30 { for x in 40..<60 { values[y * 96 + x] = 1 } }
+    let (image, mask, flows) = (try Tensor.randn([1, 3, 64, 96]), try Tensor(values, shape: [1, 1, 64, 96]), try Tensor.rand([1, 2, 64, 96]))
+    let output = try Torch.withNoGrad { try model.forward(image: image, warpedMask: mask, flowMagnitudes: flows) }
+    XCTAssertEqual(output.out.shape, [1, 1, 64, 96])
+    XCTAssertNotNil(output.box)
+
+    let file = try Oracle.temporaryDirectory().appendingPathComponent("layer3.safetensors")
+    try StateDict(try model.stateDict()).save(to: file)
+    let saved = try StateDict.load(contentsOf: file)
+    XCTAssertEqual(try MaskRNN.localiserFeatures(of: saved), .layer3)
+    let loaded = try MaskRNN.matching(saved, encoder: "resnet18")
+    try loaded.load(saved)
+    loaded.eval()
+    XCTAssertEqual(loaded.localiser?.featureLevel, 3)
+    XCTAssertEqual(loaded.localiser?.gateEnlargement, 1.25)
+    let again = try Torch.withNoGrad { try loaded.forward(image: image, warpedMask: mask, flowMagnitudes: flows) }
+    XCTAssertTrue(try again.out.allClose(output.out, rtol: 1e-5, atol: 1e-5))
+    XCTAssertTrue(try XCTUnwrap(again.box).allClose(XCTUnwrap(output.box), rtol: 1e-5, atol: 1e-5))
+    XCTAssertThrowsError(try MaskRNN(encoder: "resnet18").load(saved)) { error in
+      XCTAssertTrue("\(error)".contains("reads layer3 features"), "\(error)")
+    }
+    // Weights from before the level was kept read layer4.
+    let older = try StateDict(try MaskRNN(encoder: "resnet18").stateDict().filter { !$0.0.hasSuffix("feature_level") && !$0.0.hasSuffix("gate_enlargement") })
+    XCTAssertEqual(try MaskRNN.localiserFeatures(of: older), .layer4)
+    XCTAssertNoThrow(try MaskRNN.matching(older, encoder: "resnet18").load(older))
+  }
 }

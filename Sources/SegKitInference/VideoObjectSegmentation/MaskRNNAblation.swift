@@ -19,10 +19,12 @@ public enum MaskRNNAblation {
     public var f: Double { report.global[4].value }
   }
 
-  /// Segments and scores every readout into `folder`/<readout>/; a readout the weights
-  /// cannot give (the localiser of weights without one) is reported through `skipped`.
+  /// Segments and scores every readout of `parts` (all by default) into
+  /// `folder`/<readout>/; a readout the weights cannot give (the localiser of weights
+  /// without one) is reported through `skipped`.
   public static func run(
     _ network: MaskRNN, flow: MaskRNNFlowSource, device: Device, on dataset: VideoDataset, singleObject: Bool, into folder: URL,
+    parts: [(readout: MaskRNNSegmenter.Readout, name: String)] = parts,
     skipped: (String) -> Void = { _ in }, finished: (Row) -> Void = { _ in }, shouldStop: @escaping () -> Bool = { false }
   ) throws -> [Row] {
     var rows: [Row] = []
@@ -49,9 +51,11 @@ public enum MaskRNNAblation {
     return rows
   }
 
-  /// The table: a row per readout.
-  public static func csv(_ rows: [Row]) -> String {
-    "Part,J&F-Mean,J-Mean,F-Mean\n"
-      + rows.map { "\($0.name)," + String(format: "%.4f,%.4f,%.4f", $0.jAndF, $0.j, $0.f) }.joined(separator: "\n") + "\n"
+  /// The table: a row per readout; with `training` (how the rows' networks were
+  /// trained, e.g. "separately trained") a last column says it on every row.
+  public static func csv(_ rows: [Row], training: String? = nil) -> String {
+    "Part,J&F-Mean,J-Mean,F-Mean" + (training == nil ? "" : ",Training") + "\n"
+      + rows.map { "\($0.name)," + String(format: "%.4f,%.4f,%.4f", $0.jAndF, $0.j, $0.f) + (training.map { ",\($0)" } ?? "") }
+      .joined(separator: "\n") + "\n"
   }
 }

@@ -56,13 +56,14 @@ extension MaskRNNAblation {
   }
 
   /// The ablation's rows and the diagnostic, unrounded, as JSON.
-  public static func json(_ rows: [Row], diagnostic: WarpDiagnostic) throws -> Data {
+  public static func json(_ rows: [Row], diagnostic: WarpDiagnostic, training: String? = nil) throws -> Data {
     struct Part: Codable { let name: String; let jAndF, j, f, seconds: Double }
-    struct Report: Codable { let parts: [Part]; let flowWarp: WarpDiagnostic }
+    struct Report: Codable { let parts: [Part]; let flowWarp: WarpDiagnostic; let training: String? }
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
     encoder.keyEncodingStrategy = .convertToSnakeCase
     return try encoder.encode(Report(
-      parts: rows.map { Part(name: $0.name, jAndF: $0.jAndF, j: $0.j, f: $0.f, seconds: $0.seconds) }, flowWarp: diagnostic))
+      parts: rows.map { Part(name: $0.name, jAndF: $0.jAndF, j: $0.j, f: $0.f, seconds: $0.seconds) }, flowWarp: diagnostic,
+      training: training))
   }
 }

@@ -10,8 +10,10 @@ import SegKitNN
 ///     fusion.*       the streams' fused logits combined: their sum, or a learned 1×1
 ///                    convolution over the two (started as the sum)
 ///     localiser.*    the object localiser (`ObjectLocaliser`) on the appearance stream's
-///                    deepest features (conv5_3 for VGG16): the warped mask's enlarged
-///                    box refined; the fused logits outside it become background
+///                    deepest features (conv5_3 for VGG16, layer4 for ResNets) or the
+///                    level before (`LocaliserFeatures`): the warped mask's enlarged box
+///                    refined; the fused logits outside it (enlarged by its
+///                    `gateEnlargement`) become background
 ///
 /// The streams keep OSVOS's keys inside their prefix (`appearance.stages.0.0.weight`,
 /// `flow.side_prep.0.weight`, …), so an OSVOS parent loads into both with
@@ -34,6 +36,23 @@ public final class MaskRNN: Module, SegmentationNetwork {
     case learned
   }
 
+  /// Which of the appearance stream's feature levels the localiser pools its RoI from.
+  public enum LocaliserFeatures: String, CaseIterable, Sendable {
+    /// The level before the deepest (ResNet layer3, stride 16; VGG16 conv4_3, stride 8):
+    /// twice the spatial support, which a small frame needs (a 128×96 frame is 4×3 cells at stride 32).
+    case layer3
+    /// The deepest level (ResNet layer4, stride 32; VGG16 conv5_3, stride 16). The default.
+    case layer4
+
+    /// Its 1-based level in the encoder (as `ObjectLocaliser.featureLevel` keeps it).
+    public var level: Int { self == .layer3 ? 3 : 4 }
+
+    public init?(level: Int) {
+      guard let features = Self.allCases.first(where: { $0.level == level }) else { return nil }
+      self = features
+    }
+  }
+
   /// What fills the appearance stream's new input channel in `loadStreams`.
   public enum NewChannel: Sendable {
     /// N(0, std²) filters (tfvos: std 0.001): the stream starts almost as the RGB network.
@@ -50,23 +69,29 @@ public final class MaskRNN: Module, SegmentationNetwork {
 
   /// Both streams over `encoder` (`vgg16`: OSVOS itself; any other encoder of the
   /// zoo: OSVOS's figure over it), with or without the object localiser.
-  public convenience init(encoder: String = "vgg16", fusion: Fusion = .sum, localisation: Bool = true) throws {
+  public convenience init(
+    encoder: String = "vgg16", fusion: Fusion = .sum, localisation: Bool = true, localiserFeatures: LocaliserFeatures = .layer4
+  ) throws {
     guard EncoderRegistry.names.contains(encoder) else {
       throw ModelError("MaskRNN: no OSVOS network over '\(encoder)'; streams take \(EncoderRegistry.names.joined(separator: ", "))")
     }
     try self.init(appearance: try OSVOS(encoder: encoder, inputChannels: 4), flow: try OSVOS(encoder: encoder, inputChannels: 3),
-                  fusion: fusion, localisation: localisation)
+                  fusion: fusion, localisation: localisation, localiserFeatures: localiserFeatures)
   }
 
   /// MaskRNN from its two streams: the appearance stream takes the frame and the warped
   /// mask (4 channels), the flow stream the flow magnitudes (3).
-  public init(appearance: OSVOS, flow: OSVOS, fusion: Fusion = .sum, localisation: Bool = true) throws {
+  public init(
+    appearance: OSVOS, flow: OSVOS, fusion: Fusion = .sum, localisation: Bool = true, localiserFeatures: LocaliserFeatures = .layer4
+  ) throws {
     self.appearance = appearance
     self.flow = flow
     self.fusion = fusion
     fusionConvolution = fusion == .learned ? try Conv2d(2, 1, kernelSize: 1) : nil
+    let level = localiserFeatures.level - 1
     localiser = localisation
-      ? try ObjectLocaliser(featureChannels: appearance.encoder.featureChannels[3], featureStride: appearance.encoder.featureStrides[3])
+      ? try ObjectLocaliser(featureChannels: appearance.encoder.featureChannels[level], featureStride: appearance.encoder.featureStrides[level],
+                            featureLevel: localiserFeatures.level)
       : nil
     super.init()
     registerModule("appearance", appearance)
@@ -111,18 +136,38 @@ public final class MaskRNN: Module, SegmentationNetwork {
   }
 
   /// The MaskRNN over `encoder` whose parts `state` holds: a learned fusion when it has
-  /// `fusion.weight`, the localiser when it has `localiser.*`.
+  /// `fusion.weight`, the localiser when it has `localiser.*`, on the features its
+  /// `localiser.feature_level` names (layer4 when a checkpoint predates it).
   public static func matching(_ state: StateDict, encoder: String) throws -> MaskRNN {
     try MaskRNN(encoder: encoder, fusion: state.names.contains("fusion.weight") ? .learned : .sum,
-                localisation: state.names.contains { $0.hasPrefix("localiser.") })
+                localisation: state.names.contains { $0.hasPrefix("localiser.") }, localiserFeatures: try localiserFeatures(of: state))
   }
 
-  /// Loads MaskRNN weights; a checkpoint without the localiser's `proposal_enlargement`
-  /// (made before it was kept) leaves the model's value.
+  /// The features a checkpoint's localiser reads: its `localiser.feature_level`, else layer4
+  /// (checkpoints made before the level was kept read layer4).
+  public static func localiserFeatures(of state: StateDict) throws -> LocaliserFeatures {
+    guard let tensor = state["localiser.feature_level"] else { return .layer4 }
+    let level = try tensor.item()
+    guard let features = LocaliserFeatures(level: Int(level)) else {
+      throw ModelError("localiser.feature_level is \(level), not 3 (layer3) or 4 (layer4)")
+    }
+    return features
+  }
+
+  /// The localiser's buffers that checkpoints made before they were kept lack: loading
+  /// one of those leaves the model's value.
+  static let laterLocaliserBuffers = ["localiser.proposal_enlargement", "localiser.gate_enlargement", "localiser.feature_level"]
+
+  /// Loads MaskRNN weights; a checkpoint without one of the localiser's later buffers
+  /// leaves the model's value; one whose localiser reads other features is refused
+  /// (with VGG16 both levels have 512 channels, so the shapes alone would not tell).
   @discardableResult
   public func load(_ state: StateDict) throws -> LoadReport {
-    let key = "localiser.proposal_enlargement"
-    return try loadStateDict(state, skip: state.names.contains(key) ? nil : { $0 == key })
+    if let localiser, try Self.localiserFeatures(of: state).level != localiser.featureLevel {
+      throw ModelError("the weights' localiser reads \(try Self.localiserFeatures(of: state).rawValue) features, this MaskRNN's layer\(localiser.featureLevel)")
+    }
+    let absent = Set(Self.laterLocaliserBuffers.filter { !state.names.contains($0) })
+    return try loadStateDict(state, skip: absent.isEmpty ? nil : { absent.contains($0) })
   }
 
   /// A 0/1 mask [N, 1, H, W] as the streams read it.
@@ -179,9 +224,10 @@ public final class MaskRNN: Module, SegmentationNetwork {
       }
       if proposals.allSatisfy({ $0 != nil }) {
         let proposal = try Tensor(proposals.flatMap { $0 ?? [] }.map { Float($0) }, shape: [proposals.count, 4]).to(image.device)
-        let deltas = try localiser.deltas(features: features[3], proposals: proposal, batchIndices: Array(0..<proposals.count))
+        let deltas = try localiser.deltas(features: features[localiser.featureLevel - 1], proposals: proposal,
+                                          batchIndices: Array(0..<proposals.count))
         let box = try ObjectLocaliser.decode(deltas, relativeTo: proposal)
-        out = try ObjectLocaliser.gate(out, boxes: box)
+        out = try ObjectLocaliser.gate(out, boxes: ObjectLocaliser.enlarge(box, by: localiser.gateEnlargement))
         (output.out, output.proposal, output.box, output.boxDeltas) = (out, proposal, box, deltas)
       }
     }

@@ -7,7 +7,7 @@ import SegKitNN
 /// connected layers (`fc1` to 1024 with ReLU, `fc2` to 4) that regress the refined
 /// box as Faster R-CNN's deltas (centre shift in box sizes, log size ratios). `fc2`
 /// starts at zero, so an untrained localiser keeps the proposal. Pixels outside the
-/// refined box become background (`gate`).
+/// refined box, enlarged about its centre by `gateEnlargement`, become background (`gate`).
 ///
 /// Boxes are (x1, y1, x2, y2) in pixels of the input image, x2 and y2 exclusive.
 public final class ObjectLocaliser: Module {
@@ -28,8 +28,21 @@ public final class ObjectLocaliser: Module {
     set { try? Torch.withNoGrad { try buffer("proposal_enlargement")?.fill_(newValue) } }
   }
 
+  /// How much the refined box is enlarged about its centre before it gates the logits:
+  /// a buffer (`gate_enlargement`) for the same reason; 1 gates with the refined box itself.
+  /// A margin keeps object pixels that a tight, slightly wrong box would cut off.
+  public var gateEnlargement: Double {
+    get { (try? buffer("gate_enlargement")?.item()) ?? 1 }
+    set { try? Torch.withNoGrad { try buffer("gate_enlargement")?.fill_(newValue) } }
+  }
+
+  /// The encoder level (1-based, 4 = the deepest) whose features it reads: a buffer
+  /// (`feature_level`), so a checkpoint says which features its `fc1` was trained on.
+  public var featureLevel: Int { Int((try? buffer("feature_level")?.item()) ?? 4) }
+
   public init(
-    featureChannels: Int, featureStride: Int, hidden: Int = 1024, poolSize: Size2 = Size2(7, 7), proposalEnlargement: Double = 1.5
+    featureChannels: Int, featureStride: Int, hidden: Int = 1024, poolSize: Size2 = Size2(7, 7), proposalEnlargement: Double = 1.5,
+    gateEnlargement: Double = 1, featureLevel: Int = 4
   ) throws {
     self.poolSize = poolSize
     self.featureStride = featureStride
@@ -39,6 +52,8 @@ public final class ObjectLocaliser: Module {
     registerModule("fc1", fc1)
     registerModule("fc2", fc2)
     _ = registerBuffer("proposal_enlargement", try Tensor([Float(proposalEnlargement)], shape: [1]))
+    _ = registerBuffer("gate_enlargement", try Tensor([Float(gateEnlargement)], shape: [1]))
+    _ = registerBuffer("feature_level", try Tensor([Float(featureLevel)], shape: [1]))
     try Torch.withNoGrad {
       try fc2.weight.zero_()
       try fc2.bias?.zero_()
@@ -92,6 +107,14 @@ public final class ObjectLocaliser: Module {
     guard boxes.rank == 2, boxes.shape[1] == 4 else { throw ModelError("boxes must be [K, 4], got \(boxes.shape)") }
     let c = try (0..<4).map { try boxes.narrow(dim: 1, start: $0, length: 1) }
     return (try (c[0] + c[2]) / 2, try (c[1] + c[3]) / 2, try c[2] - c[0], try c[3] - c[1])
+  }
+
+  /// `boxes` [K, 4] enlarged by `factor` about their centres (not clipped: gating needs no clipping).
+  public static func enlarge(_ boxes: Tensor, by factor: Double) throws -> Tensor {
+    guard factor != 1 else { return boxes }
+    let b = try centreSize(boxes)
+    let (w, h) = (try b.w * factor / 2, try b.h * factor / 2)
+    return try Tensor.cat([b.cx - w, b.cy - h, b.cx + w, b.cy + h], dim: 1)
   }
 
   /// `logits` [N, 1, H, W] with every pixel whose centre lies outside its image's box

@@ -21,6 +21,7 @@ extension TrainingConfig {
       require(task == .foreground, "task", "must be foreground for \(model.name) (MaskRNN segments one object at a time)", task.rawValue)
       let m = maskRNN
       require((1...4).contains(m.proposalEnlargement), "proposal_enlargement", "must be in [1, 4]", "\(m.proposalEnlargement)")
+      require((1...4).contains(m.localiserGateEnlargement), "localiser_gate_enlargement", "must be in [1, 4]", "\(m.localiserGateEnlargement)")
       require(m.preset != nil, "flow_preset", "must be ultrafast, fast or medium", m.flowPreset)
       require(["dis", "flownet2s", "flownets_thin"].contains(m.flowMethod), "flow_method", "must be dis, flownet2s or flownets_thin", m.flowMethod)
       require(m.flowMethod == "dis" || m.flowWeights != nil, "flow_weights", "must name the weights of flow_method \(m.flowMethod)", "null")

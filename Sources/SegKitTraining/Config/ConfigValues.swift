@@ -102,6 +102,8 @@ extension TrainingConfig.BalancedLossNormalization: ConfigScalar {}
 extension TrainingConfig.SideLossSchedule: ConfigScalar {}
 extension ModelManifest.Task: ConfigScalar {}
 extension MaskRNN.Fusion: ConfigScalar {}
+extension MaskRNN.LocaliserFeatures: ConfigScalar {}
+extension TrainingConfig.MaskRNNVariant: ConfigScalar {}
 
 extension Array: ConfigValue where Element: ConfigScalar {
   static var typeDescription: String { "a list of \(Element.pluralDescription)" }

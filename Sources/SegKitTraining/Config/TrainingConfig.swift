@@ -168,10 +168,36 @@ public struct TrainingConfig: Equatable, Sendable {
     public var inputScale = 1.0
   }
 
+  /// Which of MaskRNN's variants a run trains (the paper's ablation trains each on its
+  /// own): the network keeps both streams, but only the variant's readout is trained.
+  public enum MaskRNNVariant: String, CaseIterable, Sendable {
+    /// The appearance stream alone: its loss (and its side outputs') only.
+    case appearance
+    /// The flow stream alone: its loss (and its side outputs') only.
+    case flow
+    /// Both streams fused, no localiser: the fused loss and each stream's.
+    case streams
+    /// MaskRNN: both streams fused and the localiser (with `localisation`). The default.
+    case full
+
+    /// The streams whose losses train (the other keeps the parent's weights).
+    public var trainedStreams: [String] {
+      switch self {
+      case .appearance: ["appearance"]
+      case .flow: ["flow"]
+      case .streams, .full: ["appearance", "flow"]
+      }
+    }
+  }
+
   public struct MaskRNNSettings: Equatable, Sendable {
+    public var variant = MaskRNNVariant.full
     public var fusion = MaskRNN.Fusion.sum
     public var localisation = true
     public var proposalEnlargement = 1.5
+    /// The localiser's refined box enlarged by this before it gates the logits (1: the box itself).
+    public var localiserGateEnlargement = 1.0
+    public var localiserFeatures = MaskRNN.LocaliserFeatures.layer4
     public var flowPreset = "\(OpticalFlow.Preset.default)"
     /// dis, or a flow network (flownet2s, flownets_thin) with `flowWeights`.
     public var flowMethod = "dis"

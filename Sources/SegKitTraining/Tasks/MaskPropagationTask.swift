@@ -7,7 +7,8 @@ import Foundation
 /// OSVOS's class-balanced sigmoid cross-entropy on the fused logits before the box
 /// (`fused`), on each stream's fused output and, weighted by `side_loss_weight` and its
 /// schedule, on each stream's side outputs; plus, with the localiser, the smooth-L1 loss
-/// of its box deltas against the ground-truth box's. Validation: the foreground IoU of
+/// of its box deltas against the ground-truth box's. `maskrnn_variant` appearance or
+/// flow trains that stream's losses only, streams has no localiser. Validation: the foreground IoU of
 /// the validation split's frames from their annotated previous masks (teacher forcing),
 /// of MaskRNN's output and of each readout the ablation compares.
 /// `initial_checkpoint` may be an OSVOS parent (both streams start from it, the
@@ -65,8 +66,13 @@ final class MaskPropagationTask: TrainingTask {
       do {
         let state = try StateDict.load(contentsOf: URL(fileURLWithPath: path))
         if state.names.contains(where: { $0.hasPrefix("appearance.") }) {
-          // The run's settings decide the enlargement, not the checkpoint's.
-          try network.loadStateDict(state, skip: { $0 == "localiser.proposal_enlargement" })
+          // The run's settings decide the enlargements, not the checkpoint's; its localiser must read the run's features.
+          if let localiser = network.localiser, try MaskRNN.localiserFeatures(of: state).level != localiser.featureLevel,
+            state.names.contains(where: { $0.hasPrefix("localiser.") }) {
+            throw TrainingError("its localiser reads \(try MaskRNN.localiserFeatures(of: state).rawValue) features, the run's 'localiser_features' is \(config.maskRNN.localiserFeatures.rawValue)")
+          }
+          let runSettings: Set = ["localiser.proposal_enlargement", "localiser.gate_enlargement", "localiser.feature_level"]
+          try network.loadStateDict(state, skip: { runSettings.contains($0) })
         } else {
           try network.loadStreams(from: state)
         }
@@ -101,16 +107,16 @@ final class MaskPropagationTask: TrainingTask {
     func balanced(_ logits: Tensor) throws -> Tensor {
       try classBalancedSigmoidCrossEntropy(logits: logits, labels: foreground, normalization: normalization)
     }
-    let fused = try balanced(output.fused)
-    var terms = LossTerms(total: fused, parts: [("fused", fused)])
-    for (name, stream) in [("appearance", output.appearance), ("flow", output.flow)] {
-      let streamLoss = try balanced(stream.out)
-      terms.total = try terms.total + streamLoss
-      terms.parts.append((name, streamLoss))
-    }
+    // A one-stream variant trains that stream alone: the fused loss would train the other too.
+    let trained = config.maskRNN.variant.trainedStreams
+    let streams = [("appearance", output.appearance), ("flow", output.flow)].filter { trained.contains($0.0) }
+    var parts: [(name: String, value: Tensor)] = trained.count == 2 ? [("fused", try balanced(output.fused))] : []
+    for (name, stream) in streams { parts.append((name, try balanced(stream.out))) }
+    var terms = LossTerms(total: parts[0].value, parts: parts)
+    for part in parts.dropFirst() { terms.total = try terms.total + part.value }
     let sideWeight = ForegroundSegmentationTask.sideLossWeight(config.foreground, step: step, totalSteps: totalSteps)
     if sideWeight > 0 {
-      for (stream, output) in [("appearance", output.appearance), ("flow", output.flow)] {
+      for (stream, output) in streams {
         var sides: Tensor?
         for (_, side) in output.extras.sorted(by: { $0.key < $1.key }) {
           let sideLoss = try balanced(side)

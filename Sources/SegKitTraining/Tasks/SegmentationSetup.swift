@@ -32,8 +32,10 @@ extension TrainingConfig {
     if case .maskRNN(let encoder) = ModelFamily(name: model.name) {
       do {
         let network = try MaskRNN(encoder: encoder, fusion: maskRNN.fusion,
-                                  localisation: maskRNN.localisation)
+                                  localisation: maskRNN.localisation && maskRNN.variant == .full,
+                                  localiserFeatures: maskRNN.localiserFeatures)
         network.localiser?.proposalEnlargement = maskRNN.proposalEnlargement
+        network.localiser?.gateEnlargement = maskRNN.localiserGateEnlargement
         return network
       } catch {
         throw TrainingError("cannot build '\(model.name)' with these settings: \(error)")
