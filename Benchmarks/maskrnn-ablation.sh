@@ -47,8 +47,10 @@ for flow in trained exact; do
     | tee "$out/ablation-$flow.txt"
 done
 if [ "${SEPARATE:-0}" = 1 ]; then
-  step vos ablation --parent "$out/maskrnn" --davis "$out/davis" --year 2017 --separate --out "$out/ablation-separate" \
-    | tee "$out/ablation-separate.txt"
+  step vos ablation --parent "$out/parent/model.safetensors" --model maskrnn_resnet18 --davis "$out/davis" --year 2017 --separate \
+    --config configs/osvos-parent-cpu.yaml --set rotation_degrees=0 --set "flow_preset=$preset" \
+    --set "training_number_of_steps=$steps" --set "checkpoint_interval=$steps" --set val_interval=0 \
+    --out "$out/ablation-separate" | tee "$out/ablation-separate.txt"
 fi
 
 python3 - "$out" "$name" <<'PY'
