@@ -50,9 +50,12 @@ paths=(--run "$out/seg" --flow "$out/warp" --cityscapes "$out/street" --regions 
 for split in train val; do
   [ -f "$out/dvs/$split.safetensors" ] || step dvs features "${paths[@]}" --split "$split" --out "$out/dvs/$split.safetensors"
 done
-# The warp orders at key distance 0…9 on the validation split (the mean score by distance is printed).
-step dvs features "${paths[@]}" --split val --warp-at flow --out "$out/dvs/val-warp-at-flow.safetensors" | tail -n 1 >"$out/warp-at-flow.txt"
-step dvs features "${paths[@]}" --split val --warp-at output --out "$out/dvs/val-warp-at-output.safetensors" | tail -n 1 >"$out/warp-at-output.txt"
+# The warp orders at key distance 0…9 on the validation split: the mean score by
+# distance (agreement of the warp path with segmentation) for each.
+for order in flow output; do
+  [ -f "$out/warp-at-$order.txt" ] || step dvs features "${paths[@]}" --split val --warp-at "$order" --stride 5 \
+    --out "$out/dvs/val-warp-at-$order.safetensors" | tail -n 1 >"$out/warp-at-$order.txt"
+done
 [ -f "$out/dvs/decision.safetensors" ] || step dvs train-decision --train "$out/dvs/train.safetensors" --val "$out/dvs/val.safetensors" \
   --out "$out/dvs" --epochs 50
 step dvs eval "${paths[@]}" --decision "$out/dvs/decision.safetensors" --sweep --out "$out/sweep" | tee "$out/sweep.txt"
