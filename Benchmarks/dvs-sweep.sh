@@ -13,6 +13,7 @@
 # network), REGIONS, SEG_STEPS, FLOW_STEPS, WARP_STEPS, TRAIN / VAL (snippets),
 # FLOW_SIZE (HxW of the flow pairs), OUT (default runs/bench/dvs-sweep-SIZE-MODEL).
 # Every step is the `segkit` command a user would run; nothing here is tuned to the result.
+# A step whose output exists is skipped, so an interrupted run goes on where it stopped.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -53,18 +54,19 @@ done
 # The warp orders at key distance 0…9 on the validation split: the mean score by
 # distance (agreement of the warp path with segmentation) for each.
 for order in flow output; do
-  [ -f "$out/warp-at-$order.txt" ] || step dvs features "${paths[@]}" --split val --warp-at "$order" --stride 5 \
+  [ -s "$out/warp-at-$order.txt" ] || step dvs features "${paths[@]}" --split val --warp-at "$order" --stride 5 \
     --out "$out/dvs/val-warp-at-$order.safetensors" | tail -n 1 >"$out/warp-at-$order.txt"
 done
 [ -f "$out/dvs/decision.safetensors" ] || step dvs train-decision --train "$out/dvs/train.safetensors" --val "$out/dvs/val.safetensors" \
   --out "$out/dvs" --epochs 50
-step dvs eval "${paths[@]}" --decision "$out/dvs/decision.safetensors" --sweep --out "$out/sweep" | tee "$out/sweep.txt"
+[ -f "$out/sweep/sweep.csv" ] || step dvs eval "${paths[@]}" --decision "$out/dvs/decision.safetensors" --sweep --out "$out/sweep" \
+  | tee "$out/sweep.txt"
 
 # The table as markdown, with the command that made it.
 python3 - "$out" "$size" "$model" "$regions" <<'PY'
 import csv, sys
 out, size, model, regions = sys.argv[1:5]
-rows = list(csv.DictReader(open(f"{out}/sweep.csv")))
+rows = list(csv.DictReader(open(f"{out}/sweep/sweep.csv")))
 print(f"\n`SIZE={size} MODEL={model} REGIONS={regions} Benchmarks/dvs-sweep.sh` ({len(rows)} policies)\n")
 print("| policy | mIoU (95 % interval) | segmentation steps per frame | fps |")
 print("| --- | --- | --- | --- |")
