@@ -29,6 +29,6 @@ final class InferenceDefaultsTests: XCTestCase {
     (maskRNN.task, maskRNN.model.name, maskRNN.maskRNN.flowMethod, maskRNN.maskRNN.flowWeights) = (.foreground, "maskrnn_vgg16", "flownets_thin", "w.safetensors")
     XCTAssertEqual(maskRNN.inferenceDefaults.flowMethod, "flownets_thin")
     XCTAssertEqual(maskRNN.inferenceDefaults.flowWeights, "w.safetensors")
-    XCTAssertEqual(maskRNN.inferenceDefaults.flowPreset, "fast")
+    XCTAssertEqual(maskRNN.inferenceDefaults.flowPreset, "medium", "DIS medium is the default preset")
   }
 }
