@@ -24,16 +24,7 @@ out="${OUT:-$root/runs/bench/dvs-sweep-$size-$model}"
 crop="[${size%x*}, ${size#*x}]"
 flow_crop="[${flow_size%x*}, ${flow_size#*x}]"
 
-if [ -z "${SEGKIT:-}" ]; then
-  bash scripts/setup-libtorch.sh >/dev/null
-  swift build -c release --product segkit >/dev/null
-  SEGKIT="$(swift build -c release --show-bin-path)/segkit"
-fi
-segkit() { "$SEGKIT" "$@"; }
-mkdir -p "$out"
-log="$out/commands.log"
-: >"$log"
-step() { echo "+ segkit $*" | tee -a "$log" >&2; local t0=$SECONDS; segkit "$@"; echo "  ($((SECONDS - t0)) s)" | tee -a "$log" >&2; }
+source Benchmarks/steps.sh
 
 [ -d "$out/street" ] || step data synth --kind street --out "$out/street" --image-size "$size" --train "$train" --val "$val" --seed 0
 [ -d "$out/chairs" ] || step data synth --kind flow --out "$out/chairs" --image-size "$flow_size" --max-shift 40 --seed 0

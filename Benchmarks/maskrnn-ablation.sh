@@ -24,16 +24,7 @@ if [ -n "${OBJECTS:-}" ]; then data_options+=(--objects "$OBJECTS" --layout davi
 if [ "${CAMOUFLAGE:-0}" = 1 ]; then data_options+=(--camouflage); name="$name-camouflage"; fi
 out="${OUT:-$root/runs/bench/maskrnn-ablation-$name}"
 
-if [ -z "${SEGKIT:-}" ]; then
-  bash scripts/setup-libtorch.sh >/dev/null
-  swift build -c release --product segkit >/dev/null
-  SEGKIT="$(swift build -c release --show-bin-path)/segkit"
-fi
-segkit() { "$SEGKIT" "$@"; }
-mkdir -p "$out"
-log="$out/commands.log"
-: >"$log"
-step() { echo "+ segkit $*" | tee -a "$log" >&2; local t0=$SECONDS; segkit "$@"; echo "  ($((SECONDS - t0)) s)" | tee -a "$log" >&2; }
+source Benchmarks/steps.sh
 
 [ -d "$out/davis" ] || step data synth --kind video --out "$out/davis" "${data_options[@]}"
 [ -f "$out/parent/model.json" ] || step vos train --config configs/osvos-parent-cpu.yaml --set "dataset_dir=$out/davis" \
