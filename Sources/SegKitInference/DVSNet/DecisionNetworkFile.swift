@@ -35,10 +35,11 @@ public enum DecisionNetworkFile {
     init(metadata: [String: String]) {
       segmentation = SegmentationIdentity(metadata: metadata)
       featureLayer = metadata["feature_layer"].flatMap(FlowNetS.FeatureLayer.init(rawValue:))
-      scorePercentiles = (metadata["score_percentiles"] ?? "").split(separator: ",").compactMap { pair in
+      // A file's metadata is not trusted to size the sweep: at most 100 percentiles in 0…100.
+      scorePercentiles = Array((metadata["score_percentiles"] ?? "").split(separator: ",").prefix(100).compactMap { pair in
         let parts = pair.split(separator: ":").compactMap { Double($0) }
-        return parts.count == 2 && parts.allSatisfy(\.isFinite) ? (parts[0], parts[1]) : nil
-      }
+        return parts.count == 2 && parts.allSatisfy(\.isFinite) && (0...100).contains(parts[0]) ? (parts[0], parts[1]) : nil
+      })
     }
   }
 
