@@ -12,7 +12,8 @@
 # (1: objects drawn with the background's texture), SIZE (HxW, default 96x128), TRAIN /
 # VAL (sequences), PARENT_STEPS, STEPS (MaskRNN), PRESET (DIS preset of the run's flow),
 # SEPARATE (1: also train each variant on its own, `vos ablation --separate`),
-# OUT (default runs/bench/maskrnn-ablation-…).
+# TRAIN_FLOW (dis, the default: MaskRNN trains on DIS flows with PRESET; exact: on the
+# generator's exact flows, `flow_method: exact`), OUT (default runs/bench/maskrnn-ablation-…).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -22,6 +23,8 @@ data_options=(--image-size "$size" --train "$train" --val "$val" --seed 0)
 name="objects-${OBJECTS:-random}"
 if [ -n "${OBJECTS:-}" ]; then data_options+=(--objects "$OBJECTS" --layout davis2017); fi
 if [ "${CAMOUFLAGE:-0}" = 1 ]; then data_options+=(--camouflage); name="$name-camouflage"; fi
+train_flow="${TRAIN_FLOW:-dis}"
+if [ "$train_flow" != dis ]; then name="$name-trained-on-$train_flow"; fi
 out="${OUT:-$root/runs/bench/maskrnn-ablation-$name}"
 
 source Benchmarks/steps.sh
@@ -30,16 +33,17 @@ source Benchmarks/steps.sh
 [ -f "$out/parent/model.json" ] || step vos train --config configs/osvos-parent-cpu.yaml --set "dataset_dir=$out/davis" \
   --set "training_number_of_steps=$parent_steps" --set "checkpoint_interval=$parent_steps" --run "$out/parent" --plain
 [ -f "$out/maskrnn/model.json" ] || step vos train --config configs/osvos-parent-cpu.yaml --set "dataset_dir=$out/davis" \
-  --set model=maskrnn_resnet18 --set rotation_degrees=0 --set "flow_preset=$preset" \
+  --set model=maskrnn_resnet18 --set rotation_degrees=0 --set "flow_preset=$preset" --set "flow_method=$train_flow" \
   --set "initial_checkpoint=$out/parent/model.safetensors" --set "training_number_of_steps=$steps" \
   --set "checkpoint_interval=$steps" --set val_interval=0 --run "$out/maskrnn" --plain
-for flow in trained exact; do
+flows=(trained exact); if [ "$train_flow" = exact ]; then flows=(exact); fi
+for flow in "${flows[@]}"; do
   step vos ablation --parent "$out/maskrnn" --davis "$out/davis" --year 2017 --flow "$flow" --out "$out/ablation-$flow" \
     | tee "$out/ablation-$flow.txt"
 done
 if [ "${SEPARATE:-0}" = 1 ]; then
   step vos ablation --parent "$out/parent/model.safetensors" --model maskrnn_resnet18 --davis "$out/davis" --year 2017 --separate \
-    --config configs/osvos-parent-cpu.yaml --set rotation_degrees=0 --set "flow_preset=$preset" \
+    --config configs/osvos-parent-cpu.yaml --set rotation_degrees=0 --set "flow_preset=$preset" --set "flow_method=$train_flow" \
     --set "training_number_of_steps=$steps" --set "checkpoint_interval=$steps" --set val_interval=0 \
     --out "$out/ablation-separate" | tee "$out/ablation-separate.txt"
 fi

@@ -220,6 +220,24 @@ final class TrainCommandTests: XCTestCase {
                                   "--year", "2017", "--out", root.appendingPathComponent("no-ablation").path])
     XCTAssertNotEqual(osvosParent.status, 0)
     XCTAssertTrue(osvosParent.error.contains("is not a MaskRNN"), osvosParent.error)
+    // Trained on the generator's exact flows: no cache is read, and the run's own flows are the exact ones.
+    let exactRun = root.appendingPathComponent("exact-run")
+    let onExact = try segkit(common + ["--set", "flow_method=exact", "--run", exactRun.path])
+    XCTAssertEqual(onExact.status, 0, onExact.error)
+    XCTAssertEqual(try RunLayout.existing(exactRun).manifest().inference?.flowMethod, "exact")
+    let exactTrained = root.appendingPathComponent("ablation-exact-trained")
+    let readsExact = try segkit(["vos", "ablation", "--parent", exactRun.path, "--davis", data.path, "--year", "2017",
+                                 "--out", exactTrained.path, "--device", "cpu"])
+    XCTAssertEqual(readsExact.status, 0, readsExact.error)
+    XCTAssertEqual(try Data(contentsOf: exactTrained.appendingPathComponent("flow-warp.csv")),
+                   try Data(contentsOf: exactFolder.appendingPathComponent("flow-warp.csv")), "--flow trained of an exact-flow run reads the exact flows")
+    let noFlows = root.appendingPathComponent("davis-without-flow")
+    try FileManager.default.copyItem(at: data, to: noFlows)
+    try FileManager.default.removeItem(at: Synthetic.flowFolders(of: noFlows).forward)
+    let missing = try segkit(common.map { $0 == "dataset_dir=\(data.path)" ? "dataset_dir=\(noFlows.path)" : $0 }
+                               + ["--set", "flow_method=exact", "--run", root.appendingPathComponent("no-exact").path])
+    XCTAssertNotEqual(missing.status, 0)
+    XCTAssertTrue(missing.error.contains("Flow/480p") && missing.error.contains("is missing"), missing.error)
     let otherPreset = try segkit(common + ["--set", "flow_preset=ultrafast", "--run", root.appendingPathComponent("ultrafast").path])
     XCTAssertNotEqual(otherPreset.status, 0)
     XCTAssertTrue(otherPreset.error.contains("made with dis (preset medium)"), otherPreset.error)

@@ -34,7 +34,7 @@ final class MaskPropagationTests: XCTestCase {
     try Synthetic.writeVideo(to: root, options: options)
     let dataset = try VideoDataset.davis2017(root: root, split: "train")
     let cache = try FlowCache(folder: root.appendingPathComponent("flows"), preset: .ultrafast)
-    let source = try MaskPropagationSource(dataset: dataset, cache: cache, perturbation: .none)
+    let source = try MaskPropagationSource(dataset: dataset, flows: cache, perturbation: .none)
     XCTAssertEqual(source.count, 6, "3 frames × 2 objects")
     let sequence = dataset.sequences[0]
     let annotations = try sequence.frames.map { try ImageIO.readLabel(XCTUnwrap($0.label?.url)) }
@@ -56,7 +56,7 @@ final class MaskPropagationTests: XCTestCase {
     XCTAssertTrue(try XCTUnwrap(try source.loadSample(at: 5).flows[.next]).values.allSatisfy { $0 == 0 })
 
     // Perturbed samples are the same on every read; through the loader with OSVOS's augmentation.
-    let perturbed = try MaskPropagationSource(dataset: dataset, cache: cache, perturbation: .training, seed: 7)
+    let perturbed = try MaskPropagationSource(dataset: dataset, flows: cache, perturbation: .training, seed: 7)
     XCTAssertEqual(try perturbed.loadSample(at: 3).masks[.previous]?.pixels, try perturbed.loadSample(at: 3).masks[.previous]?.pixels)
     var augmentation = Augmentation.osvos()
     augmentation.crop = Size2(32, 48)
@@ -68,5 +68,39 @@ final class MaskPropagationTests: XCTestCase {
     XCTAssertEqual(batch.masks[.previous]?.shape, [2, 32, 48])
     XCTAssertEqual(batch.flows[.previous]?.shape, [2, 2, 32, 48])
     XCTAssertEqual(batch.flows[.next]?.shape, [2, 2, 32, 48])
+  }
+
+  /// `flow_method: exact`: samples carry the generator's own flows, the previous mask is
+  /// warped by them, and a root without them is refused before training, naming the file.
+  func testSamplesOnExactFlows() throws {
+    let root = try Oracle.temporaryDirectory("segkit-mask-propagation-exact")
+    defer { try? FileManager.default.removeItem(at: root) }
+    var options = Synthetic.VideoOptions()
+    (options.trainSequences, options.valSequences, options.frames, options.objects) = (1, 0, 3, 1)
+    (options.width, options.height, options.seed) = (48, 32, 6)
+    try Synthetic.writeVideo(to: root, options: options)
+    let dataset = try VideoDataset.davis2017(root: root, split: "train")
+    let sequence = dataset.sequences[0]
+    let flows = ExactFlows(root: root)
+    try flows.prepare(dataset.sequences)
+    let drawn = Synthetic.videoFlows(seed: 6, split: "train", index: 0, frames: 3, width: 48, height: 32, objects: 1)
+    let (backward, forward) = try flows.flows(of: sequence, frame: 1)
+    XCTAssertEqual(backward, drawn.backward[0], "frame 1 → 0 as drawn")
+    XCTAssertEqual(forward, drawn.forward[1], "frame 1 → 2 as drawn")
+    XCTAssertNil(try flows.flows(of: sequence, frame: 0).backward)
+    XCTAssertNil(try flows.flows(of: sequence, frame: 2).forward)
+
+    let source = try MaskPropagationSource(dataset: dataset, flows: flows, perturbation: .none)
+    let sample = try source.loadSample(at: 1)
+    var previous = try ImageIO.readLabel(XCTUnwrap(sequence.frames[0].label?.url))
+    previous.pixels = previous.pixels.map { $0 == 1 ? 1 : 0 }
+    XCTAssertEqual(sample.flows[.previous], drawn.backward[0])
+    XCTAssertEqual(sample.masks[.previous]?.pixels, try FlowWarp.warp(mask: previous, by: drawn.backward[0]).pixels)
+
+    let missing = Synthetic.flowFolders(of: root).forward.appendingPathComponent(sequence.name).appendingPathComponent("00001.flo")
+    try FileManager.default.removeItem(at: missing)
+    XCTAssertThrowsError(try flows.prepare(dataset.sequences)) { error in
+      XCTAssertTrue("\(error)".contains(missing.path), "\(error)")
+    }
   }
 }

@@ -98,16 +98,16 @@ public struct MaskPerturbation: Sendable, Equatable {
 /// from (seed, index), so a sample is the same on every read.
 public struct MaskPropagationSource: SampleSource {
   public let dataset: VideoDataset
-  public let cache: FlowCache
+  public let flows: any FrameFlowSource
   public let perturbation: MaskPerturbation
   public let seed: UInt64
   /// (sequence, frame, object id) of each sample.
   public let items: [(sequence: Int, frame: Int, object: Int)]
   let singleObject: Bool
 
-  public init(dataset: VideoDataset, cache: FlowCache, perturbation: MaskPerturbation = .training, seed: UInt64 = 0) throws {
+  public init(dataset: VideoDataset, flows: any FrameFlowSource, perturbation: MaskPerturbation = .training, seed: UInt64 = 0) throws {
     self.dataset = dataset
-    self.cache = cache
+    self.flows = flows
     self.perturbation = perturbation
     self.seed = seed
     singleObject = dataset.frames.format == .davis2016
@@ -144,7 +144,7 @@ public struct MaskPropagationSource: SampleSource {
       return mask
     }
     let label = try objectMask(t)
-    let (backward, forward) = try cache.flows(of: sequence, frame: t)
+    let (backward, forward) = try flows.flows(of: sequence, frame: t)
     let zero = try FlowField(width: image.width, height: image.height, values: [Float](repeating: 0, count: 2 * image.width * image.height))
     var previous = try objectMask(max(0, t - 1))
     for i in previous.pixels.indices where previous.pixels[i] == voidLabel { previous.pixels[i] = 0 }

@@ -9,7 +9,7 @@ import Foundation
 ///     <folder>/settings.json
 ///     <folder>/<sequence>/<frame>.backward.flo   flow t → t−1
 ///     <folder>/<sequence>/<frame>.forward.flo    flow t → t+1
-public final class FlowCache: Sendable {
+public final class FlowCache: FrameFlowSource {
   public struct Settings: Codable, Equatable, Sendable {
     public var method: String
     /// DIS's preset; nil for a network.
@@ -119,6 +119,8 @@ public final class FlowCache: Sendable {
     if let error = failures.first { throw error }
     return missing.count
   }
+
+  public func prepare(_ sequences: [VideoSequence]) throws { try fill(sequences) }
 
   func file(_ sequence: VideoSequence, _ index: Int, _ direction: String) -> URL {
     let stem = sequence.frames[index].image.deletingPathExtension().lastPathComponent

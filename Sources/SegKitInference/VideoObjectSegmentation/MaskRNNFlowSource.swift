@@ -22,41 +22,9 @@ public enum MaskRNNFlowSource {
   }
 }
 
-/// One sequence's exact flows, as the synthetic generator writes them: frame N's flow
-/// to frame N+1 in `forward`/NNNNN.flo, to frame N−1 in `backward`/NNNNN.flo. Both
-/// directions are read (not one inverted from the other), since inverting a flow is not
-/// exact where objects occlude.
-public struct ExactSequenceFlows {
-  public let sequence: String
-  public let forward: URL
-  public let backward: URL
-
-  public init(root: URL, sequence: String) {
-    let folders = Synthetic.flowFolders(of: root)
-    self.sequence = sequence
-    forward = folders.forward.appendingPathComponent(sequence)
-    backward = folders.backward.appendingPathComponent(sequence)
-  }
-
-  /// Frame `index`'s flow to the frame after it.
-  public func forward(frame index: Int) throws -> FlowField { try read(forward, index, "to frame \(index + 1)") }
-
-  /// Frame `index`'s flow to the frame before it.
-  public func backward(frame index: Int) throws -> FlowField { try read(backward, index, "to frame \(index - 1)") }
-
+extension ExactSequenceFlows {
   /// Frame `index`'s flows to the frame before it and, when `hasNext`, the one after.
   public func flows(frame index: Int, hasNext: Bool) throws -> MaskRNNSegmenter.FrameFlows {
     MaskRNNSegmenter.FrameFlows(backward: try backward(frame: index), forward: hasNext ? try forward(frame: index) : nil)
-  }
-
-  private func read(_ folder: URL, _ index: Int, _ what: String) throws -> FlowField {
-    let url = folder.appendingPathComponent(String(format: "%05d.flo", index))
-    guard FileManager.default.fileExists(atPath: url.path) else {
-      throw InferenceError("""
-        \(url.path) is missing: --flow exact reads frame \(index)'s exact flow \(what) of sequence \(sequence), \
-        which `segkit data synth --kind video` writes (Flow/480p, BackwardFlow/480p); other data needs computed flow
-        """)
-    }
-    do { return try FlowFile.read(url) } catch { throw InferenceError("\(url.path): \(error)") }
   }
 }

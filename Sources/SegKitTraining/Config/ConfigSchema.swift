@@ -170,7 +170,8 @@ extension TrainingConfig {
     Setting("flow_preset", "MaskRNN (maskrnn_* models)", \.maskRNN.flowPreset,
             "DIS preset of the flows cached in DATASET/FlowCache: ultrafast, fast or medium", task: .foreground),
     Setting("flow_method", "MaskRNN (maskrnn_* models)", \.maskRNN.flowMethod,
-            "how flows are computed: dis (with flow_preset), or flownet2s or flownets_thin (with flow_weights)", task: .foreground),
+            "how flows are computed: dis (with flow_preset), flownet2s or flownets_thin (with flow_weights), "
+              + "or exact (the synthetic generator's Flow/480p and BackwardFlow/480p)", task: .foreground),
     Setting("flow_weights", "MaskRNN (maskrnn_* models)", \.maskRNN.flowWeights,
             "the flow network's weights for flow_method flownet2s or flownets_thin", task: .foreground),
     Setting("perturbation_radius", "MaskRNN (maskrnn_* models)", \.maskRNN.perturbationRadius,

@@ -199,7 +199,8 @@ public struct TrainingConfig: Equatable, Sendable {
     public var localiserGateEnlargement = 1.0
     public var localiserFeatures = MaskRNN.LocaliserFeatures.layer4
     public var flowPreset = "\(OpticalFlow.Preset.default)"
-    /// dis, or a flow network (flownet2s, flownets_thin) with `flowWeights`.
+    /// dis, a flow network (flownet2s, flownets_thin) with `flowWeights`, or exact: the
+    /// synthetic generator's own flows (Flow/480p, BackwardFlow/480p beside the frames).
     public var flowMethod = "dis"
     public var flowWeights: String? = nil
     public var perturbationRadius = 3
@@ -212,6 +213,9 @@ public struct TrainingConfig: Equatable, Sendable {
       MaskPerturbation(maximumRadius: perturbationRadius, maximumShift: perturbationShift, dropProbability: perturbationDrop)
     }
     public var preset: OpticalFlow.Preset? { OpticalFlow.Preset.allCases.first { "\($0)" == flowPreset } }
+
+    /// Whether training reads the synthetic generator's exact flows instead of computing them.
+    public var trainsOnExactFlow: Bool { flowMethod == "exact" }
 
     /// How the flows are computed: DIS with `flow_preset`, or the flow network of `flow_weights`.
     public func method(device: Device = .cpu) throws -> FlowMethod {

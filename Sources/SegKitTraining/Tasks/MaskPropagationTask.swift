@@ -39,20 +39,24 @@ final class MaskPropagationTask: TrainingTask {
         throw TrainingError("cannot open the \(split) split of \(config.data.dataset) at \(datasetDir): \(error)")
       }
     }
-    let cache: FlowCache
-    let method = try config.maskRNN.method()
-    do { cache = try FlowCache(folder: FlowCache.defaultFolder(forDatasetAt: root), method: method) } catch {
-      throw TrainingError("\(error)")
+    let flows: any FrameFlowSource
+    if config.maskRNN.trainsOnExactFlow {
+      flows = ExactFlows(root: root)
+    } else {
+      let method = try config.maskRNN.method()
+      do { flows = try FlowCache(folder: FlowCache.defaultFolder(forDatasetAt: root), method: method) } catch {
+        throw TrainingError("\(error)")
+      }
     }
     let train = try videos(config.data.trainSplit)
-    try cache.fill(train.sequences)
-    let source = try MaskPropagationSource(dataset: train, cache: cache, perturbation: config.maskRNN.perturbation, seed: UInt64(config.run.seed))
+    do { try flows.prepare(train.sequences) } catch { throw TrainingError("\(error)") }
+    let source = try MaskPropagationSource(dataset: train, flows: flows, perturbation: config.maskRNN.perturbation, seed: UInt64(config.run.seed))
     if config.data.valSplit.isEmpty {
       validationSource = nil
     } else {
       let validation = try videos(config.data.valSplit)
-      try cache.fill(validation.sequences)
-      validationSource = try MaskPropagationSource(dataset: validation, cache: cache, perturbation: .none)
+      do { try flows.prepare(validation.sequences) } catch { throw TrainingError("\(error)") }
+      validationSource = try MaskPropagationSource(dataset: validation, flows: flows, perturbation: .none)
     }
     // The parts build the model and loader; the initial checkpoint is loaded here (an OSVOS parent goes into both streams).
     guard !config.run.float64 else { throw TrainingError("'float64' is for semantic and foreground training; MaskRNN trains in float32") }

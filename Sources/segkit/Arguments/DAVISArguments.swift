@@ -60,14 +60,21 @@ func parentWeights(_ parent: String, model: String) throws -> (String, URL) {
 }
 
 /// How a MaskRNN parent computes its flows: as its run was trained (flow method, DIS
-/// preset, flow weights), or DIS with the fast preset for a bare weight file.
-func maskRNNFlow(parent: String, device: Device) throws -> FlowMethod {
+/// preset, flow weights; the exact flows under `davis` for a run trained on them), or DIS
+/// with the fast preset for a bare weight file.
+func maskRNNFlow(parent: String, davis: String?, device: Device) throws -> MaskRNNFlowSource {
   let url = URL(fileURLWithPath: parent)
   var isDirectory: ObjCBool = false
-  guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory), isDirectory.boolValue else { return .dis(.fast) }
+  guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory), isDirectory.boolValue else { return .computed(.dis(.fast)) }
   let defaults = try inferenceDefaults(of: RunLayout.existing(url))
+  if defaults.flowMethod == "exact" {
+    guard let davis else {
+      throw CommandError("--parent \(parent) was trained on the synthetic generator's exact flows: give the synthetic DAVIS root (--davis)")
+    }
+    return .exact(root: URL(fileURLWithPath: davis))
+  }
   do {
-    return try NetworkFlow.method(defaults.flowMethod ?? "dis", preset: defaults.flowPreset, weights: defaults.flowWeights, device: device)
+    return .computed(try NetworkFlow.method(defaults.flowMethod ?? "dis", preset: defaults.flowPreset, weights: defaults.flowWeights, device: device))
   } catch let error as InferenceError {
     throw CommandError("--parent \(parent): \(error.message)")
   }

@@ -9,7 +9,7 @@ struct MaskRNNFlowArgument: ParsableArguments {
   enum Choice: String, ExpressibleByArgument, CaseIterable { case trained, exact }
 
   @Option(help: """
-    MaskRNN's flows: trained (computed as its run computed them: DIS or a flow network) or exact (read from the \
+    MaskRNN's flows: trained (as its run's were: DIS, a flow network, or exact flows) or exact (read from the \
     synthetic generator's Flow/480p and BackwardFlow/480p under --davis).
     """)
   var flow: Choice = .trained
@@ -21,7 +21,7 @@ struct MaskRNNFlowArgument: ParsableArguments {
       return .computed(.dis(.fast))
     }
     switch flow {
-    case .trained: return .computed(try maskRNNFlow(parent: parent, device: device))
+    case .trained: return try maskRNNFlow(parent: parent, davis: davis, device: device)
     case .exact:
       guard let davis else { throw ValidationError("--flow exact reads the exact flows of a synthetic DAVIS root: give --davis ROOT") }
       return .exact(root: URL(fileURLWithPath: davis))
