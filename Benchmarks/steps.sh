@@ -8,7 +8,7 @@ if [ -z "${SEGKIT:-}" ]; then
 fi
 mkdir -p "$out"
 log="$out/commands.log"
-: >"$log"
+echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(basename "$0") (steps whose output exists are skipped)" >>"$log"
 step() {
   echo "+ segkit $*" | tee -a "$log" >&2
   local t0=$SECONDS
