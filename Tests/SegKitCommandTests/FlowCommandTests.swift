@@ -26,6 +26,20 @@ final class FlowCommandTests: XCTestCase {
     XCTAssertEqual([field.width, field.height], [64, 48])
     XCTAssertEqual(field, try OpticalFlow.dis(from: try ImageIO.read(b), to: try ImageIO.read(a), preset: .ultrafast))
 
+    // --upscale: DIS on enlarged frames, the flow at the frames' size; refused for networks and out of range.
+    let upscaled = root.appendingPathComponent("out/upscaled.flo")
+    let byTwo = try SegKitCommand.run(["flow", b.path, a.path, "--out", upscaled.path, "--preset", "ultrafast", "--upscale", "2"])
+    XCTAssertEqual(byTwo.status, 0, byTwo.error)
+    XCTAssertTrue(byTwo.output.contains("frames ×2"), byTwo.output)
+    XCTAssertEqual(try FlowFile.read(upscaled),
+                   try OpticalFlow.dis(from: try ImageIO.read(b), to: try ImageIO.read(a), preset: .ultrafast, upscale: 2))
+    for (arguments, message) in [(["--upscale", "9"], "--upscale must be 1 to 8"),
+                                 (["--upscale", "2", "--method", "flownets_thin", "--weights", "w"], "--upscale is for dis")] {
+      let refused = try SegKitCommand.run(["flow", b.path, a.path, "--out", root.appendingPathComponent("no.flo").path] + arguments)
+      XCTAssertNotEqual(refused.status, 0)
+      XCTAssertTrue(refused.error.contains(message), refused.error)
+    }
+
     let picture = root.appendingPathComponent("flow.png")
     let shown = try SegKitCommand.run(["flow", "show", flow.path, "--out", picture.path])
     XCTAssertEqual(shown.status, 0, shown.error)
@@ -46,6 +60,9 @@ final class FlowCommandTests: XCTestCase {
     let other = try SegKitCommand.run(["flow", "cache", "--davis", data.path, "--year", "2016", "--preset", "medium"])
     XCTAssertNotEqual(other.status, 0)
     XCTAssertTrue(other.error.contains("made with dis (preset ultrafast)"), other.error)
+    let enlarged = try SegKitCommand.run(["flow", "cache", "--davis", data.path, "--year", "2016", "--preset", "ultrafast", "--upscale", "2"])
+    XCTAssertNotEqual(enlarged.status, 0)
+    XCTAssertTrue(enlarged.error.contains("asks for dis (preset ultrafast) (frames ×2)"), enlarged.error)
 
     // A flow of another size than the mask, a truncated .flo, a missing frame: clear errors, nothing written.
     let small = root.appendingPathComponent("small.flo")

@@ -16,13 +16,16 @@ public final class FlowCache: FrameFlowSource {
     public var preset: String?
     /// A flow network's weights, by the FNV-1a hash of the file; nil for DIS.
     public var weights: String?
+    /// DIS on frames enlarged this many times; nil for 1 (so caches from before it match).
+    public var upscale: Int?
 
-    public init(method: String, preset: String? = nil, weights: String? = nil) {
-      (self.method, self.preset, self.weights) = (method, preset, weights)
+    public init(method: String, preset: String? = nil, weights: String? = nil, upscale: Int? = nil) {
+      (self.method, self.preset, self.weights, self.upscale) = (method, preset, weights, upscale)
     }
 
     public var description: String {
-      method + (preset.map { " (preset \($0))" } ?? "") + (weights.map { " (weights \($0))" } ?? "")
+      method + (preset.map { " (preset \($0))" } ?? "") + (upscale.map { " (frames ×\($0))" } ?? "")
+        + (weights.map { " (weights \($0))" } ?? "")
     }
   }
 
@@ -141,9 +144,9 @@ public struct FlowMethod: @unchecked Sendable {
     (self.settings, self.parallel, self.compute) = (settings, parallel, compute)
   }
 
-  public static func dis(_ preset: OpticalFlow.Preset) -> FlowMethod {
-    FlowMethod(settings: FlowCache.Settings(method: "dis", preset: "\(preset)"), parallel: true) {
-      try OpticalFlow.dis(from: $0, to: $1, preset: preset)
+  public static func dis(_ preset: OpticalFlow.Preset, upscale: Int = 1) -> FlowMethod {
+    FlowMethod(settings: FlowCache.Settings(method: "dis", preset: "\(preset)", upscale: upscale == 1 ? nil : upscale), parallel: true) {
+      try OpticalFlow.dis(from: $0, to: $1, preset: preset, upscale: upscale)
     }
   }
 
