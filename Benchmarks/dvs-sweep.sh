@@ -28,13 +28,13 @@ source Benchmarks/steps.sh
 
 [ -d "$out/street" ] || step data synth --kind street --out "$out/street" --image-size "$size" --train "$train" --val "$val" --seed 0
 [ -d "$out/chairs" ] || step data synth --kind flow --out "$out/chairs" --image-size "$flow_size" --max-shift 40 --seed 0
-[ -f "$out/seg/model.json" ] || step train --config configs/street-cpu.yaml --set "dataset_dir=$out/street" --set "model=$model" \
+[ -f "$out/seg/model.safetensors" ] || step train --config configs/street-cpu.yaml --set "dataset_dir=$out/street" --set "model=$model" \
   --set "train_crop_size=$crop" --set "train_batch_size=4" --set "training_number_of_steps=$seg_steps" --set "val_interval=0" \
   --set "checkpoint_interval=$seg_steps" --run "$out/seg" --plain
-[ -f "$out/flow/model.json" ] || step train --config configs/flownets-thin-synthetic.yaml --set "dataset_dir=$out/chairs" \
+[ -f "$out/flow/model.safetensors" ] || step train --config configs/flownets-thin-synthetic.yaml --set "dataset_dir=$out/chairs" \
   --set "train_crop_size=$flow_crop" --set "training_number_of_steps=$flow_steps" --set "val_interval=0" \
   --set "checkpoint_interval=$flow_steps" --run "$out/flow" --plain
-[ -f "$out/warp/model.json" ] || step train --config configs/flownets-thin-warp-street.yaml --set "dataset_dir=$out/street" \
+[ -f "$out/warp/model.safetensors" ] || step train --config configs/flownets-thin-warp-street.yaml --set "dataset_dir=$out/street" \
   --set "initial_checkpoint=$out/flow/model.safetensors" --set "segmentation_run=$out/seg" --set "train_crop_size=$crop" \
   --set "train_batch_size=4" --set "training_number_of_steps=$warp_steps" --set "val_interval=0" \
   --set "checkpoint_interval=$warp_steps" --run "$out/warp" --plain

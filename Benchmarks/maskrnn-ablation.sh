@@ -30,9 +30,9 @@ out="${OUT:-$root/runs/bench/maskrnn-ablation-$name}"
 source Benchmarks/steps.sh
 
 [ -d "$out/davis" ] || step data synth --kind video --out "$out/davis" "${data_options[@]}"
-[ -f "$out/parent/model.json" ] || step vos train --config configs/osvos-parent-cpu.yaml --set "dataset_dir=$out/davis" \
+[ -f "$out/parent/model.safetensors" ] || step vos train --config configs/osvos-parent-cpu.yaml --set "dataset_dir=$out/davis" \
   --set "training_number_of_steps=$parent_steps" --set "checkpoint_interval=$parent_steps" --run "$out/parent" --plain
-[ -f "$out/maskrnn/model.json" ] || step vos train --config configs/osvos-parent-cpu.yaml --set "dataset_dir=$out/davis" \
+[ -f "$out/maskrnn/model.safetensors" ] || step vos train --config configs/osvos-parent-cpu.yaml --set "dataset_dir=$out/davis" \
   --set model=maskrnn_resnet18 --set rotation_degrees=0 --set "flow_preset=$preset" --set "flow_method=$train_flow" \
   --set "initial_checkpoint=$out/parent/model.safetensors" --set "training_number_of_steps=$steps" \
   --set "checkpoint_interval=$steps" --set val_interval=0 --run "$out/maskrnn" --plain
