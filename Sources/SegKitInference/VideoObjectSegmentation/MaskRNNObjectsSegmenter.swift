@@ -39,7 +39,7 @@ public final class MaskRNNObjectsSegmenter: SequenceSegmenter {
     guard !ids.isEmpty else { throw InferenceError("the first frame's mask holds no object (every pixel is 0)") }
     frameIndex = 0
     // Only a network prepared on the first frame reads its flow (as the second frame's backward one is read later).
-    let forward = try prepare == nil || following == nil ? nil
+    let forward = prepare == nil || following == nil ? nil
       : try exactFlows?.forward(frame: 0) ?? following.map { try flow.compute(firstFrame, $0) }
     objects = try ids.map { id in
       let object = ObjectMasks.object(id, of: mask)
