@@ -22,8 +22,11 @@ public struct ExactSequenceFlows: Sendable {
   /// Frame `index`'s flow to the frame before it.
   public func backward(frame index: Int) throws -> FlowField { try read(backward, index, "to frame \(index - 1)") }
 
+  /// Frame `index`'s file in `folder` (`forward` or `backward`).
+  public func file(in folder: URL, frame index: Int) -> URL { folder.appendingPathComponent(String(format: "%05d.flo", index)) }
+
   private func read(_ folder: URL, _ index: Int, _ what: String) throws -> FlowField {
-    let url = folder.appendingPathComponent(String(format: "%05d.flo", index))
+    let url = file(in: folder, frame: index)
     guard FileManager.default.fileExists(atPath: url.path) else {
       throw DataError("""
         \(url.path) is missing: exact flow reads frame \(index)'s flow \(what) of sequence \(sequence), \
@@ -75,7 +78,7 @@ public struct ExactFlows: FrameFlowSource {
       for index in sequence.frames.indices {
         let files = [(index > 0, exact.backward, index), (index + 1 < sequence.frames.count, exact.forward, index)]
         for (needed, folder, frame) in files where needed {
-          let url = folder.appendingPathComponent(String(format: "%05d.flo", frame))
+          let url = exact.file(in: folder, frame: frame)
           guard FileManager.default.fileExists(atPath: url.path) else {
             throw DataError("\(url.path) is missing: flow_method exact trains on the exact flows `segkit data synth --kind video` writes beside its frames")
           }
