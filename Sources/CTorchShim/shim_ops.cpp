@@ -20,6 +20,7 @@
 #include <ATen/ops/minimum.h>
 #include <ATen/ops/one_hot.h>
 #include <ATen/ops/relu.h>
+#include <ATen/ops/scatter.h>
 #include <ATen/ops/silu.h>
 #include <ATen/ops/softmax.h>
 #include <ATen/ops/sort.h>
@@ -207,6 +208,10 @@ sk_status sk_masked_select(sk_tensor t, sk_tensor mask, sk_tensor *out) {
 
 sk_status sk_gather(sk_tensor t, int64_t dim, sk_tensor index, sk_tensor *out) {
   return guard([&] { put(out, T(t).gather(dim, T(index))); });
+}
+
+sk_status sk_scatter(sk_tensor t, int64_t dim, sk_tensor index, sk_tensor src, sk_tensor *out) {
+  return guard([&] { put(out, T(t).scatter(dim, T(index), T(src))); });
 }
 
 sk_status sk_squeeze(sk_tensor t, int64_t dim, int32_t all_dims, sk_tensor *out) {

@@ -91,6 +91,11 @@ extension Tensor {
     try produce { sk_gather(handle, Int64(dim), index.handle, $0) }
   }
 
+  /// A copy with `source`'s values written at `index` along `dim`: the inverse of `gather`.
+  public func scatter(dim: Int, index: Tensor, source: Tensor) throws -> Tensor {
+    try produce { sk_scatter(handle, Int64(dim), index.handle, source.handle, $0) }
+  }
+
   /// Removes size-1 dimensions: all of them, or only `dim`.
   public func squeeze(dim: Int? = nil) throws -> Tensor {
     let result = try produce { sk_squeeze(handle, Int64(dim ?? 0), dim == nil ? 1 : 0, $0) }

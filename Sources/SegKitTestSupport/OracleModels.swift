@@ -15,6 +15,19 @@ public enum OracleModels {
     }
   }
 
+  /// XMem (`OracleXMem`, `OracleXMemProcessor`, `preprocess`, `randomize(model, seed)`, …),
+  /// written from XMem's definitions in Benchmarks/python/xmem_reference.py, which the
+  /// speed benchmark shares.
+  public static func xmem() throws -> String { try benchmarkScript("xmem_reference.py") }
+
+  static func benchmarkScript(_ name: String) throws -> String {
+    let file = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+      .deletingLastPathComponent().appendingPathComponent("Benchmarks/python/\(name)")
+    do { return try String(contentsOf: file, encoding: .utf8) } catch {
+      throw Oracle.Failure(description: "\(file.path): the oracle's model cannot be read (\(error))")
+    }
+  }
+
   /// Redraws a state dict's entries (all but those `keep` names) from N(0, 2 / fan-in):
   /// OSVOS's own N(0, 0.001) initialisation makes its outputs vanish, which would let
   /// any parity test pass.

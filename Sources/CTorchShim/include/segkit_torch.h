@@ -125,6 +125,8 @@ sk_status sk_select(sk_tensor t, int64_t dim, int64_t index, sk_tensor *out);
 sk_status sk_index_select(sk_tensor t, int64_t dim, sk_tensor index, sk_tensor *out);
 sk_status sk_masked_select(sk_tensor t, sk_tensor mask, sk_tensor *out);
 sk_status sk_gather(sk_tensor t, int64_t dim, sk_tensor index, sk_tensor *out);
+/* A copy of t with src written at index along dim (torch.scatter). */
+sk_status sk_scatter(sk_tensor t, int64_t dim, sk_tensor index, sk_tensor src, sk_tensor *out);
 sk_status sk_squeeze(sk_tensor t, int64_t dim, int32_t all_dims, sk_tensor *out);
 sk_status sk_unsqueeze(sk_tensor t, int64_t dim, sk_tensor *out);
 sk_status sk_cat(const sk_tensor *ts, int64_t n, int64_t dim, sk_tensor *out);

@@ -1,0 +1,40 @@
+import Foundation
+import SegKitModels
+
+extension XMem {
+  /// XMem from a weight file in XMem's key layout: its released `XMem.pth` (a raw state
+  /// dict, read without running any pickled code) or a safetensors file with the same
+  /// keys. Errors name the file.
+  public static func load(contentsOf url: URL, device: Device = .cpu) throws -> XMem {
+    let stateDict = try StateDict.load(contentsOf: url)
+    var entries: [String: Tensor] = [:]
+    for (name, tensor) in stateDict { entries[name] = tensor }
+    do {
+      return try XMem(stateDict: entries).to(device: device).eval()
+    } catch let error as ModelError {
+      throw InferenceError("\(url.path): \(error.message)")
+    } catch let error as StateDictError {
+      throw InferenceError("\(url.path): not XMem's layout: \(error)")
+    }
+  }
+}
+
+/// Writes each frame's object probabilities as XMem's `--save_scores` keeps its scores:
+/// `<folder>/<sequence>/<frame>.safetensors`, one float32 tensor `probabilities`
+/// [objects, H, W] (background left out), each file written whole then renamed.
+public struct ProbabilityWriter: Sendable {
+  public let folder: URL
+
+  public init(folder: URL) { self.folder = folder }
+
+  public func write(_ probabilities: Tensor, sequence: String, frame: String) throws {
+    let directory = folder.appendingPathComponent(sequence)
+    do {
+      try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    } catch {
+      throw InferenceError("\(directory.path): cannot create the folder (\(error.localizedDescription))")
+    }
+    let tensor = try probabilities.to(dtype: .float32, device: .cpu).contiguous()
+    try StateDict([("probabilities", tensor)]).save(to: directory.appendingPathComponent(frame + ".safetensors"))
+  }
+}
