@@ -102,3 +102,67 @@ final class XMemProcessorTests: XCTestCase {
     XCTAssertGreaterThanOrEqual(outcome.consolidations, 3)
   }
 }
+
+/// The segmenter around the processor: XMem's evaluation resizing (frames to a shorter
+/// side, masks by nearest neighbour, probabilities back), object ids, and an object
+/// first given on a later frame, against the oracle's `preprocess`, `resize_mask` and loop.
+final class XMemSegmenterTests: XCTestCase {
+  func testResizesLikeXMemsEvaluationAndAddsObjectsLater() throws {
+    let folder = try Oracle.temporaryDirectory("xmem")
+    defer { try? FileManager.default.removeItem(at: folder) }
+    let (h, w, frames) = (70, 100, 5)
+    // Frames and masks made here, as 8-bit images the segmenter reads.
+    var images: [Image] = [], masks: [Int: Image] = [:]
+    for t in 0..<frames {
+      var pixels = [UInt8](repeating: 0, count: h * w * 3)
+      for y in 0..<h { for x in 0..<w { for c in 0..<3 { pixels[(y * w + x) * 3 + c] = UInt8((x * 3 + y * 5 + c * 70 + t * 9 + (x * y) % 23) % 256) } } }
+      images.append(try Image(width: w, height: h, channels: 3, pixels: pixels))
+    }
+    func blob(_ id: UInt8, cy: Int, cx: Int) throws -> Image {
+      var pixels = [UInt8](repeating: 0, count: h * w)
+      for y in 0..<h { for x in 0..<w where abs(y - cy) < 12 && abs(x - cx) < 18 { pixels[y * w + x] = id } }
+      return try Image(width: w, height: h, channels: 1, pixels: pixels)
+    }
+    masks[0] = try blob(3, cy: 25, cx: 30)  // ids need not start at 1
+    masks[2] = try blob(7, cy: 45, cx: 70)
+    let inputs = try (0..<frames).map { ("frame\($0)", try images[$0].tensor()) }
+      + masks.map { ("mask\($0.key)", try $0.value.labelTensor()) }
+    let oracle = try OracleTensors.run(try OracleModels.xmem() + "\n" + #"""
+      inputs = load_inputs()
+      net = OracleXMem()
+      randomize(net, 11)
+      torch.save(net.state_dict(), "\#(folder.path)/XMem.pth")
+      proc = OracleXMemProcessor(net, mem_every=2, top_k=20)
+      labels = []
+      with torch.no_grad():
+          for t in range(\#(frames)):
+              rgb = (inputs[f"frame{t}"] * 255).round().to(torch.uint8).permute(1, 2, 0)
+              image = preprocess(rgb, 64)
+              mask, valid = None, None
+              if f"mask{t}" in inputs:
+                  ids = [int(i) for i in inputs[f"mask{t}"].unique() if i != 0]
+                  valid = list(range(len(labels) + 1, len(labels) + len(ids) + 1))
+                  labels = labels + ids
+                  proc.set_all_labels(list(range(1, len(labels) + 1)))
+                  onehot = torch.stack([(inputs[f"mask{t}"] == i).float() for i in labels])
+                  mask = resize_mask(onehot, 64)
+              prob = proc.step(image, mask, valid)
+              prob = F.interpolate(prob[None], size=(\#(h), \#(w)), mode="bilinear", align_corners=False)[0]
+              save(f"prob{t}", prob[1:])
+      """#, inputs: inputs)
+    var settings = XMemSettings()
+    (settings.size, settings.memEvery, settings.topK) = (64, 2, 20)
+    var entries: [String: Tensor] = [:]
+    for (name, tensor) in try StateDict.load(contentsOf: folder.appendingPathComponent("XMem.pth")) { entries[name] = tensor }
+    let segmenter = try XMemSegmenter(network: try XMem(stateDict: entries).eval(), settings: settings)
+    try Torch.withNoGrad {
+      for t in 0..<frames {
+        let labels = t == 0 ? try segmenter.start(firstFrame: images[t], mask: masks[t])
+          : try masks[t].map { try segmenter.next(images[t], mask: $0) } ?? segmenter.next(images[t])
+        try assertMatchesOracle(segmenter.lastProbabilities, try oracle["prob\(t)"], rtol: 1e-4, atol: 1e-4, "frame \(t)")
+        XCTAssertTrue(Set(labels.pixels).isSubset(of: [0, 3, 7]), "frame \(t): the masks' own ids")
+        XCTAssertEqual(segmenter.objectIDs, t < 2 ? [3] : [3, 7])
+      }
+    }
+  }
+}

@@ -38,3 +38,32 @@ public struct ProbabilityWriter: Sendable {
     try StateDict([("probabilities", tensor)]).save(to: directory.appendingPathComponent(frame + ".safetensors"))
   }
 }
+
+/// XMem segmenters sharing one loaded network: a fresh memory per sequence, each frame's
+/// probabilities kept when `probabilities` is set.
+public struct XMemSegmenters {
+  public let network: XMem
+  public let settings: XMemSettings
+  public let device: Device
+  public let probabilities: ProbabilityWriter?
+
+  /// Loads `weights` (see `XMem.load(contentsOf:device:)`) and checks the settings.
+  public init(weights: URL, settings: XMemSettings, device: Device = .cpu, probabilities: ProbabilityWriter? = nil) throws {
+    network = try XMem.load(contentsOf: weights, device: device)
+    self.settings = try settings.validated()
+    (self.device, self.probabilities) = (device, probabilities)
+  }
+
+  /// A segmenter for `sequence`, whose frame `i` is named `frameNames[i]` in the
+  /// probability files (six-digit indices past the list's end).
+  public func make(sequence: String, frameNames: [String] = []) throws -> XMemSegmenter {
+    let segmenter = try XMemSegmenter(network: network, settings: settings, device: device)
+    if let probabilities {
+      segmenter.didSegment = { index, tensor in
+        let name = index < frameNames.count ? frameNames[index] : String(format: "%06d", index)
+        try probabilities.write(tensor, sequence: sequence, frame: name)
+      }
+    }
+    return segmenter
+  }
+}

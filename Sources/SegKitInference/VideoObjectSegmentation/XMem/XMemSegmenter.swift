@@ -16,6 +16,10 @@ public final class XMemSegmenter: SequenceSegmenter {
   public private(set) var objectIDs: [Int] = []
   /// The last frame's object probabilities [objects, H, W] at the frame's size (no background).
   public private(set) var lastProbabilities: Tensor?
+  /// Called with each frame's index in the sequence and its object probabilities (as
+  /// `lastProbabilities`), e.g. to keep them (`ProbabilityWriter`).
+  public var didSegment: ((Int, Tensor) throws -> Void)?
+  private var frameIndex = -1
 
   public init(network: XMem, settings: XMemSettings = XMemSettings(), device: Device = .cpu) throws {
     self.network = network
@@ -26,31 +30,30 @@ public final class XMemSegmenter: SequenceSegmenter {
   /// The processor of the current sequence (memory sizes, readouts), nil before `start`.
   public var currentProcessor: XMemProcessor? { processor }
 
-  public func start(firstFrame: Image, mask: Image?) throws -> Image { try start(firstFrame: firstFrame, mask: mask, following: nil) }
-
-  public func start(firstFrame: Image, mask: Image?, following: Image?) throws -> Image {
+  public func start(firstFrame: Image, mask: Image?) throws -> Image {
     guard let mask else { throw InferenceError("XMem needs the first frame's object mask") }
     processor = try XMemProcessor(network: network, settings: settings)
     objectIDs = []
-    return try segment(firstFrame, mask: mask, isLast: following == nil)
+    frameIndex = -1
+    return try segment(firstFrame, mask: mask)
   }
 
-  public func next(_ frame: Image) throws -> Image { try next(frame, following: nil) }
-
-  public func next(_ frame: Image, following: Image?) throws -> Image {
+  public func next(_ frame: Image) throws -> Image {
     guard processor != nil else { throw InferenceError("next(_:) before start(firstFrame:mask:): the sequence has not begun") }
-    return try segment(frame, mask: nil, isLast: following == nil)
+    return try segment(frame, mask: nil)
   }
 
   /// A frame that comes with a mask: its ids not seen before become new objects (as a
   /// YouTube-VOS object first annotated on a later frame), the ids already followed are
   /// reset to the mask, and the objects absent from it keep their prediction.
-  public func next(_ frame: Image, mask: Image, following: Image?) throws -> Image {
-    guard processor != nil else { return try start(firstFrame: frame, mask: mask, following: following) }
-    return try segment(frame, mask: mask, isLast: following == nil)
+  public func next(_ frame: Image, mask: Image) throws -> Image {
+    guard processor != nil else { return try start(firstFrame: frame, mask: mask) }
+    return try segment(frame, mask: mask)
   }
 
-  private func segment(_ frame: Image, mask: Image?, isLast: Bool) throws -> Image {
+  // XMem skips memorising the last frame (`end`), which changes no output; callers of
+  // `next(_:)` do not say which frame is last, so every frame is treated alike.
+  private func segment(_ frame: Image, mask: Image?) throws -> Image {
     guard let processor else { throw InferenceError("XMem: the sequence has not begun") }
     guard frame.channels == 3 else { throw InferenceError("XMem: frames must be RGB, got \(frame.channels) channels") }
     let size = resizedSize(height: frame.height, width: frame.width)
@@ -73,11 +76,14 @@ public final class XMemSegmenter: SequenceSegmenter {
       masks = oneHot
     }
     // Objects already followed that the mask gives again are reset to it, like new ones.
-    var probabilities = try processor.step(image, masks: masks, annotated: given, isLast: isLast)
+    var probabilities = try processor.step(image, masks: masks, annotated: given)
     if size != nil {
       probabilities = try probabilities.unsqueeze(0).interpolate(size: Size2(frame.height, frame.width), mode: .bilinear).squeeze(dim: 0)
     }
-    lastProbabilities = try probabilities.slice(dim: 0, start: 1)
+    let objectProbabilities = try probabilities.slice(dim: 0, start: 1)
+    lastProbabilities = objectProbabilities
+    frameIndex += 1
+    try didSegment?(frameIndex, objectProbabilities)
     let positions = try probabilities.argmax(dim: 0).to(.cpu).toArray(Int64.self)
     let ids = [0] + objectIDs
     return try Image(width: frame.width, height: frame.height, channels: 1, pixels: positions.map { UInt8(ids[Int($0)]) })
