@@ -132,9 +132,17 @@ case "dvs":
   let rest = Array(arguments.dropFirst())
   let number = { (i: Int, fallback: Int) in rest.count > i ? Int(rest[i]) ?? fallback : fallback }
   try dvsBenchmark(model: rest.first ?? "deeplabv3plus_resnet50", height: number(1, 512), width: number(2, 1024), frames: number(3, 10))
+case "xmem":
+  let rest = Array(arguments.dropFirst())
+  let number = { (i: Int, fallback: Int) in rest.count > i ? Int(rest[i]) ?? fallback : fallback }
+  guard let weights = rest.first else {
+    FileHandle.standardError.write("usage: segkit-bench xmem WEIGHTS [HEIGHT] [WIDTH] [FRAMES] [OBJECTS]\n".data(using: .utf8)!)
+    exit(2)
+  }
+  try xmemBenchmark(weights: weights, height: number(1, 480), width: number(2, 854), frames: number(3, 10), objects: number(4, 2))
 default:
   FileHandle.standardError.write(
-    "usage: segkit-bench op-overhead [ITERATIONS] | inference MODEL [SIZE] [RUNS] | profile MODEL SIZE TRACE | loader [WORKERS] [IMAGES] [BATCH] [CROP] | train [MODEL] [BATCH] [CROP] [STEPS] [WORKERS] | finetune [MODEL] [HEIGHT] [WIDTH] [STEPS] [FRAMES] | maskrnn [HEIGHT] [WIDTH] [FRAMES] | dvs [MODEL] [HEIGHT] [WIDTH] [FRAMES]\n"
+    "usage: segkit-bench op-overhead [ITERATIONS] | inference MODEL [SIZE] [RUNS] | profile MODEL SIZE TRACE | loader [WORKERS] [IMAGES] [BATCH] [CROP] | train [MODEL] [BATCH] [CROP] [STEPS] [WORKERS] | finetune [MODEL] [HEIGHT] [WIDTH] [STEPS] [FRAMES] | maskrnn [HEIGHT] [WIDTH] [FRAMES] | dvs [MODEL] [HEIGHT] [WIDTH] [FRAMES] | xmem WEIGHTS [HEIGHT] [WIDTH] [FRAMES] [OBJECTS]\n"
       .data(using: .utf8)!)
   exit(2)
 }

@@ -53,26 +53,34 @@ final class XMemTests: XCTestCase {
     XCTAssertEqual(network.dimensions, XMem.Dimensions(key: 64, value: 512, hidden: 64))
     XCTAssertEqual(try network.stateDict().map { $0.0 }, oracle.meta["keys"] as? [String], "XMem's keys, in XMem's order")
 
+    // The plain network, then the fast one (batch norm folded, activations fused, channels-last).
+    for optimized in [false, true] {
+      if optimized { try network.optimizeForInference() }
+      try compare(network, with: oracle, label: optimized ? "optimised " : "")
+    }
+  }
+
+  func compare(_ network: XMem, with oracle: OracleTensors, label: String) throws {
     try Torch.withNoGrad {
       let frame = try oracle["frame"]
       let encoded = try network.encodeKey(frame)
-      try assertMatchesOracle(encoded.features.f4, try oracle["f4"], rtol: 1e-4, atol: 1e-4, "f4")
-      try assertMatchesOracle(encoded.features.f8, try oracle["f8"], rtol: 1e-4, atol: 1e-4, "f8")
-      try assertMatchesOracle(encoded.features.f16, try oracle["f16"], rtol: 1e-4, atol: 1e-4, "f16")
-      try assertMatchesOracle(encoded.key, try oracle["key"], rtol: 1e-4, atol: 1e-4, "key")
-      try assertMatchesOracle(encoded.shrinkage, try oracle["shrinkage"], rtol: 1e-4, atol: 1e-4, "shrinkage")
-      try assertMatchesOracle(encoded.selection, try oracle["selection"], rtol: 1e-4, atol: 1e-4, "selection")
+      try assertMatchesOracle(encoded.features.f4, try oracle["f4"], rtol: 1e-4, atol: 1e-4, label + "f4")
+      try assertMatchesOracle(encoded.features.f8, try oracle["f8"], rtol: 1e-4, atol: 1e-4, label + "f8")
+      try assertMatchesOracle(encoded.features.f16, try oracle["f16"], rtol: 1e-4, atol: 1e-4, label + "f16")
+      try assertMatchesOracle(encoded.key, try oracle["key"], rtol: 1e-4, atol: 1e-4, label + "key")
+      try assertMatchesOracle(encoded.shrinkage, try oracle["shrinkage"], rtol: 1e-4, atol: 1e-4, label + "shrinkage")
+      try assertMatchesOracle(encoded.selection, try oracle["selection"], rtol: 1e-4, atol: 1e-4, label + "selection")
 
       let f16 = try oracle["f16"], hidden = try oracle["hidden"]
       let value = try network.encodeValue(frame: frame, f16: f16, hidden: hidden, masks: try oracle["masks"], deepUpdate: true)
-      try assertMatchesOracle(value.value, try oracle["value"], rtol: 1e-4, atol: 1e-4, "value")
-      try assertMatchesOracle(value.hidden, try oracle["deep_hidden"], rtol: 1e-4, atol: 1e-4, "hidden after the deep update")
+      try assertMatchesOracle(value.value, try oracle["value"], rtol: 1e-4, atol: 1e-4, label + "value")
+      try assertMatchesOracle(value.hidden, try oracle["deep_hidden"], rtol: 1e-4, atol: 1e-4, label + "hidden after the deep update")
 
       let features = (f16: f16, f8: try oracle["f8"], f4: try oracle["f4"])
       let segmented = try network.segment(features: features, readout: try oracle["readout"], hidden: hidden, updateHidden: true)
-      try assertMatchesOracle(segmented.logits, try oracle["logits"], rtol: 1e-4, atol: 1e-4, "aggregated logits")
-      try assertMatchesOracle(segmented.probabilities, try oracle["prob"], rtol: 1e-4, atol: 1e-5, "probabilities")
-      try assertMatchesOracle(segmented.hidden, try oracle["new_hidden"], rtol: 1e-4, atol: 1e-4, "hidden after decoding")
+      try assertMatchesOracle(segmented.logits, try oracle["logits"], rtol: 1e-4, atol: 1e-4, label + "aggregated logits")
+      try assertMatchesOracle(segmented.probabilities, try oracle["prob"], rtol: 1e-4, atol: 1e-5, label + "probabilities")
+      try assertMatchesOracle(segmented.hidden, try oracle["new_hidden"], rtol: 1e-4, atol: 1e-4, label + "hidden after decoding")
       XCTAssertGreaterThan(try segmented.probabilities.std().item(), 0.01, "random weights that decode to a constant would prove little")
     }
   }

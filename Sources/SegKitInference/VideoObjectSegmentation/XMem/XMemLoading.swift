@@ -39,8 +39,8 @@ public struct ProbabilityWriter: Sendable {
   }
 }
 
-/// XMem segmenters sharing one loaded network: a fresh memory per sequence, each frame's
-/// probabilities kept when `probabilities` is set.
+/// XMem segmenters sharing one loaded network, prepared for fast inference: a fresh
+/// memory per sequence, each frame's probabilities kept when `probabilities` is set.
 public struct XMemSegmenters {
   public let network: XMem
   public let settings: XMemSettings
@@ -50,6 +50,7 @@ public struct XMemSegmenters {
   /// Loads `weights` (see `XMem.load(contentsOf:device:)`) and checks the settings.
   public init(weights: URL, settings: XMemSettings, device: Device = .cpu, probabilities: ProbabilityWriter? = nil) throws {
     network = try XMem.load(contentsOf: weights, device: device)
+    try network.optimizeForInference()
     self.settings = try settings.validated()
     (self.device, self.probabilities) = (device, probabilities)
   }

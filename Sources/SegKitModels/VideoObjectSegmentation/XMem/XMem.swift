@@ -82,6 +82,16 @@ public final class XMem: Module {
     try loadStateDict(entries)
   }
 
+  /// The layout inference computes in (see `optimizeForInference`).
+  public private(set) var inferenceForm = InferenceForm()
+
+  /// Evaluation mode, batch norm folded into the convolutions, activations and the
+  /// ResNets' residual additions fused into them, and (by default) channels-last weights
+  /// and frames (oneDNN's faster layout). Parameters keep their values and names.
+  public func optimizeForInference(channelsLast: Bool = true) throws {
+    inferenceForm = try InferenceForm.prepare(self, channelsLast: channelsLast, dtype: .float32)
+  }
+
   /// Whether the network keeps a hidden (sensory) state per object.
   public var hasHiddenState: Bool { dimensions.hidden > 0 }
 
@@ -93,7 +103,7 @@ public final class XMem: Module {
     guard frame.rank == 4, frame.shape[1] == 3, frame.shape[2] % 16 == 0, frame.shape[3] % 16 == 0 else {
       throw ModelError("XMem: frames must be [N, 3, H, W] with H and W multiples of 16, got \(frame.shape)")
     }
-    let features = try keyEncoder.forward(frame)
+    let features = try keyEncoder.forward(try inferenceForm.input(frame))
     let projected = try keyProjection.forward(features.f16, needShrinkage: needShrinkage, needSelection: needSelection)
     return (projected.key, projected.shrinkage, projected.selection, features)
   }
@@ -103,7 +113,7 @@ public final class XMem: Module {
   public func encodeValue(
     frame: Tensor, f16: Tensor, hidden: Tensor?, masks: Tensor, deepUpdate: Bool = true
   ) throws -> (value: Tensor, hidden: Tensor?) {
-    try valueEncoder.forward(frame: frame, imageFeature: f16, masks: masks, hidden: hidden, deepUpdate: deepUpdate)
+    try valueEncoder.forward(frame: try inferenceForm.input(frame), imageFeature: f16, masks: masks, hidden: hidden, deepUpdate: deepUpdate)
   }
 
   /// Decodes a memory readout [B, O, C^v, h, w] into each object's probability, merged
