@@ -56,9 +56,26 @@ final class VOSSegmentXMemCommandTests: XCTestCase {
     XCTAssertTrue(clip.output.contains("6 frames, 2 object(s)"), clip.output)
     XCTAssertTrue(FileManager.default.fileExists(atPath: out.appendingPathComponent("clip/000005.png").path))
 
-    // Arguments that do not fit together, and weights that are not XMem's.
     let other = root.appendingPathComponent("unet.safetensors")
     try StateDict(try ModelZoo.make("unet_resnet18", classes: 1).stateDict()).save(to: other)
+
+    // YouTube-VOS: the second object joins on the frame its mask first appears.
+    let youtube = try Synthetic.writeYouTubeVOS(from: sequence, to: root.appendingPathComponent("valid"))
+    let ytOut = root.appendingPathComponent("yt")
+    let yt = try SegKitCommand.run(common + ["--youtube-vos", youtube.path, "--out", ytOut.path])
+    XCTAssertEqual(yt.status, 0, yt.error)
+    XCTAssertTrue(yt.output.contains("[1/1] v1: 6 frames, 2 object(s)"), yt.output)
+    for (index, stem) in ["00000", "00005", "00010", "00025"].enumerated() {
+      let labels = try ImageIO.readLabel(ytOut.appendingPathComponent("Annotations/v1/\(stem).png"))
+      XCTAssertEqual([labels.width, labels.height], [48, 32])
+      XCTAssertTrue(Set(labels.pixels).isSubset(of: index < 2 ? [0, 1] : [0, 1, 2]), "\(stem): \(Set(labels.pixels))")
+    }
+    let onlyXMem = try SegKitCommand.run(["vos", "segment", "--parent", other.path, "--model", "unet_resnet18", "--youtube-vos", youtube.path,
+                                          "--out", ytOut.path])
+    XCTAssertNotEqual(onlyXMem.status, 0)
+    XCTAssertTrue(onlyXMem.error.contains("--youtube-vos is for --method xmem"), onlyXMem.error)
+
+    // Arguments that do not fit together, and weights that are not XMem's.
     let davis = ["--davis", data.path, "--year", "2017", "--out", root.appendingPathComponent("bad").path]
     for (arguments, message) in [
       (["vos", "segment", "--method", "xmem"] + davis, "--method xmem needs --weights"),

@@ -73,7 +73,7 @@ public struct VideoDataset: Sendable {
                         labelMapping: .identity(classes: Int(voidLabel)), openEnded: true)
   }
 
-  private init(
+  init(
     sequences: [VideoSequence], format: DatasetFormat, root: URL, split: String, colormap: Colormap,
     labelMapping: LabelMapping, openEnded: Bool
   ) {

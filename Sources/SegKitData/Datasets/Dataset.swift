@@ -2,7 +2,7 @@ import Foundation
 
 /// The dataset layouts SegKit reads.
 public enum DatasetFormat: String, CaseIterable, Sendable {
-  case voc, vocAug = "voc_aug", cityscapes, ade20k, camvid, davis2016, davis2017, folder
+  case voc, vocAug = "voc_aug", cityscapes, ade20k, camvid, davis2016, davis2017, youtubeVOS = "youtube_vos", folder
 
   /// The split read when none is named.
   public var defaultSplit: String {
@@ -63,6 +63,13 @@ public enum DatasetFormat: String, CaseIterable, Sendable {
           JPEGImages/{480p,Full-Resolution}/<sequence>/<frame>.jpg
           Annotations/{480p,Full-Resolution}/<sequence>/<frame>.png   palette PNG: 0 background, k object k, 255 void
           ImageSets/2017/{train,val}.txt                            one sequence name per line
+        """
+    case .youtubeVOS:
+      return """
+        ROOT/ (a YouTube-VOS split: train/, valid/, …)
+          JPEGImages/<video>/<frame>.jpg
+          Annotations/<video>/<frame>.png   palette PNG: 0 background, k object k (valid: where an object first appears)
+          meta.json                         {"videos": {<video>: {"objects": {<id>: {"category": …, "frames": [<frame>, …]}}}}}
         """
     case .folder:
       return """
@@ -213,6 +220,7 @@ public struct SegmentationDataset: SampleSource {
     case .camvid: return try camvid(root: root, split: split)
     case .davis2016: return try VideoDataset.davis2016(root: root, split: split).frames
     case .davis2017: return try VideoDataset.davis2017(root: root, split: split).frames
+    case .youtubeVOS: return try VideoDataset.youTubeVOS(root: root).dataset.frames
     case .folder: return try folder(root: root, split: split == "all" ? nil : split)
     }
   }

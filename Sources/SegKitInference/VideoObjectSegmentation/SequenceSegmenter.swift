@@ -56,3 +56,11 @@ extension Image {
     return object
   }
 }
+
+/// A sequence segmenter that also takes masks on later frames: objects that first
+/// appear there (YouTube-VOS), or a user's correction of an object it follows.
+public protocol MaskAcceptingSegmenter: SequenceSegmenter {
+  /// The labels of the next frame, given its mask: the mask's objects not yet followed
+  /// are added, those followed are reset to it, the others keep their prediction.
+  func next(_ frame: Image, mask: Image) throws -> Image
+}

@@ -19,7 +19,8 @@ struct VOSSegment: ParsableCommand {
       highest probability above 1/2. XMem (--weights XMem.pth, no fine-tuning): every \
       object is read from a memory of past frames, bounded by the --mem-every … \
       --max-long-term-elements settings (XMem's defaults); each pixel takes the most \
-      probable object or the background.
+      probable object or the background. YouTube-VOS (--youtube-vos SPLIT, XMem): objects \
+      join on the frames their masks first appear; writes <out>/Annotations/<video>/<frame>.png.
 
       DAVIS (--davis ROOT --year 2016|2017): writes the DAVIS results layout into --out \
       (2016: 0/255 PNGs; 2017: palette PNGs of object ids, named like the annotations) and \
@@ -62,15 +63,23 @@ struct VOSSegment: ParsableCommand {
   @Flag(help: "Print a line per sequence even on a terminal (no progress bar).")
   var plain = false
 
+  @Option(help: "A YouTube-VOS split folder (JPEGImages, Annotations, meta.json) to segment instead (xmem).")
+  var youtubeVOS: String?
+
   func validate() throws {
-    switch (davis.davis, video) {
-    case (nil, nil): throw ValidationError("give --davis ROOT --year 2016|2017, or --video FILE --first-mask PNG")
-    case (.some, .some): throw ValidationError("--davis and --video exclude each other: segment one or the other")
-    case (nil, .some):
+    switch [davis.davis != nil, video != nil, youtubeVOS != nil].filter({ $0 }).count {
+    case 0: throw ValidationError("give --davis ROOT --year 2016|2017, --video FILE --first-mask PNG, or --youtube-vos SPLIT")
+    case 1: break
+    default: throw ValidationError("--davis, --video and --youtube-vos exclude each other: segment one at a time")
+    }
+    if video != nil {
       guard firstMask != nil else { throw ValidationError("--video needs --first-mask, the first frame's object mask") }
-      guard sequences == nil else { throw ValidationError("--sequences is for --davis") }
-    case (.some, nil):
-      guard firstMask == nil else { throw ValidationError("--first-mask is for --video; DAVIS sequences bring their own") }
+    } else if firstMask != nil {
+      throw ValidationError("--first-mask is for --video; DAVIS and YouTube-VOS sequences bring their own")
+    }
+    if sequences != nil, davis.davis == nil { throw ValidationError("--sequences is for --davis") }
+    if youtubeVOS != nil, method.weights == nil {
+      throw ValidationError("--youtube-vos is for --method xmem (--weights): its objects appear on later frames")
     }
   }
 
@@ -88,6 +97,7 @@ struct VOSSegment: ParsableCommand {
     }
     let stop = Interrupt.install(message: "stopping after this frame; finished sequences are kept (Ctrl-C again quits at once)")
     let make: (VideoSequence?) throws -> any SequenceSegmenter
+    var makeXMem: ((VideoSequence) throws -> any MaskAcceptingSegmenter)?
     if let parent {
       let segmenters: ParentSegmenters
       do {
@@ -108,9 +118,12 @@ struct VOSSegment: ParsableCommand {
         try segmenters.make(sequence: sequence?.name ?? videoName,
                             frameNames: sequence?.frames.map { $0.image.deletingPathExtension().lastPathComponent } ?? [])
       }
+      makeXMem = { try segmenters.make(sequence: $0.name, frameNames: $0.frames.map { $0.image.deletingPathExtension().lastPathComponent }) }
     }
     try createFolder(folder)
-    if let video, let firstMask {
+    if let youtubeVOS, let makeXMem {
+      try segmentYouTubeVOS(URL(fileURLWithPath: youtubeVOS), with: YouTubeVOSSegmentation(makeSegmenter: makeXMem), into: folder, stop: stop)
+    } else if let video, let firstMask {
       try segmentVideo(URL(fileURLWithPath: video), firstMask: URL(fileURLWithPath: firstMask),
                        with: try make(nil), into: folder, replacing: replacing, stop: stop)
     } else {

@@ -47,4 +47,20 @@ extension VOSSegment {
     print("results: \(folder.path)")
     if outcome.stopped { throw ExitCode(130) }
   }
+
+  func segmentYouTubeVOS(_ root: URL, with segmentation: YouTubeVOSSegmentation, into folder: URL, stop: Interrupt) throws {
+    let (dataset, _) = try VideoDataset.youTubeVOS(root: root)
+    for (number, video) in dataset.sequences.enumerated() {
+      let label = "[\(number + 1)/\(dataset.sequences.count)] \(video.name)"
+      do {
+        let objects = try segmentation.segment(video, into: folder, shouldStop: { stop.requested })
+        print("\(label): \(video.frames.count) frames, \(objects) object(s)")
+      } catch is StoppedOnRequest {
+        print("\(label): stopped; finished videos are in \(folder.path)")
+        throw ExitCode(130)
+      }
+      fflush(stdout)
+    }
+    print("results: \(folder.appendingPathComponent("Annotations").path)")
+  }
 }

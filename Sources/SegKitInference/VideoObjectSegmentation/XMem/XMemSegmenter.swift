@@ -7,7 +7,7 @@ import SegKitModels
 /// `settings.size` (bilinear, without antialiasing, as torchvision resized tensors when
 /// XMem was released), masks resized to match by nearest neighbour; the probabilities
 /// are resized back (bilinear) and each pixel takes the most probable object or background.
-public final class XMemSegmenter: SequenceSegmenter {
+public final class XMemSegmenter: MaskAcceptingSegmenter {
   public let network: XMem
   public let settings: XMemSettings
   public let device: Device
