@@ -124,4 +124,27 @@ final class XMemTests: XCTestCase {
       XCTAssertTrue("\(error)".contains("key_proj.key_proj.weight"), "\(error)")
     }
   }
+
+  /// The top-k affinity, read sparsely, against XMem's dense one (scattered zeros, then a
+  /// product): the oracle's similarity and top-k softmax, usage and readout.
+  func testTopKReadingMatchesXMemsDenseAffinity() throws {
+    let oracle = try OracleTensors.run(try OracleModels.xmem() + "\n" + #"""
+      mk, qk = torch.randn(1, 16, 300), torch.randn(1, 16, 70)
+      ms, qe = torch.rand(1, 1, 300) + 1, torch.rand(1, 16, 70)
+      values = torch.randn(3, 8, 300)
+      similarity = get_similarity(mk, ms, qk, qe)
+      affinity, usage = do_softmax(similarity, top_k=30, return_usage=True)
+      for name, t in [("mk", mk), ("qk", qk), ("ms", ms), ("qe", qe), ("values", values), ("similarity", similarity),
+                      ("affinity", affinity), ("usage", usage), ("readout", values @ affinity)]:
+          save(name, t)
+      """#)
+    let similarity = try XMemMemoryReading.similarity(memoryKey: try oracle["mk"], shrinkage: try oracle["ms"],
+                                                      queryKey: try oracle["qk"], selection: try oracle["qe"])
+    try assertMatchesOracle(similarity, try oracle["similarity"], rtol: 1e-5, atol: 1e-4, "similarity")
+    let affinity = try XMemMemoryReading.softmax(try oracle["similarity"], topK: 30)
+    guard case .topK = affinity.form else { return XCTFail("30 of 300 elements is read sparsely") }
+    try assertMatchesOracle(try affinity.dense(), try oracle["affinity"], rtol: 1e-5, atol: 1e-6, "affinity")
+    try assertMatchesOracle(try affinity.usage(), try oracle["usage"], rtol: 1e-5, atol: 1e-5, "usage")
+    try assertMatchesOracle(try affinity.read(try oracle["values"]), try oracle["readout"], rtol: 1e-5, atol: 1e-5, "readout")
+  }
 }

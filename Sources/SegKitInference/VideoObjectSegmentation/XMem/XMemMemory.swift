@@ -41,7 +41,7 @@ final class XMemMemory {
     let (h, w) = (queryKey.shape[2], queryKey.shape[3])
     let qk = try queryKey.flatten(startDim: 2), qe = try selection?.flatten(startDim: 2)
     let topK = settings.topK
-    var affinities: [Tensor] = []
+    var affinities: [XMemAffinity] = []
     var groupValues: [Tensor] = []
     if usesLongTerm, let longKey = longTerm.key, let longShrinkage = longTerm.shrinkage {
       let longSize = longTerm.size
@@ -53,31 +53,32 @@ final class XMemMemory {
       func newest(_ t: Tensor, _ n: Int) throws -> Tensor { try t.slice(dim: 1, start: t.shape[1] - n) }
       let first = try XMemMemoryReading.softmax(
         Tensor.cat([newest(longSimilarity, longTerm.valueSize(group: 0)), workingSimilarity], dim: 1), topK: topK)
-      affinities.append(first.affinity)
+      affinities.append(first)
       for group in 1..<max(1, working.groupCount) {
         let candidates = group < longTerm.groupCount
           ? try Tensor.cat([newest(longSimilarity, longTerm.valueSize(group: group)),
                             newest(workingSimilarity, working.valueSize(group: group))], dim: 1)
           : try newest(workingSimilarity, working.valueSize(group: group))
-        affinities.append(try XMemMemoryReading.softmax(candidates, topK: topK).affinity)
+        affinities.append(try XMemMemoryReading.softmax(candidates, topK: topK))
       }
       for (group, value) in working.values.enumerated() {
         groupValues.append(group < longTerm.groupCount ? try Tensor.cat([longTerm.values[group], value], dim: 2) : value)
       }
-      try working.updateUsage(first.usage.slice(dim: 1, start: longSize).flatten())
-      try longTerm.updateUsage(first.usage.slice(dim: 1, start: 0, end: longSize).flatten())
+      let usage = try first.usage()
+      try working.updateUsage(usage.slice(dim: 1, start: longSize).flatten())
+      try longTerm.updateUsage(usage.slice(dim: 1, start: 0, end: longSize).flatten())
     } else {
       let similarity = try XMemMemoryReading.similarity(memoryKey: workingKey, shrinkage: workingShrinkage, queryKey: qk, selection: qe)
       let first = try XMemMemoryReading.softmax(similarity, topK: topK)
-      if settings.longTerm { try working.updateUsage(first.usage.flatten()) }
-      affinities.append(first.affinity)
+      if settings.longTerm { try working.updateUsage(first.usage().flatten()) }
+      affinities.append(first)
       for group in 1..<max(1, working.groupCount) {
         let newest = try similarity.slice(dim: 1, start: similarity.shape[1] - working.valueSize(group: group))
-        affinities.append(try XMemMemoryReading.softmax(newest, topK: topK).affinity)
+        affinities.append(try XMemMemoryReading.softmax(newest, topK: topK))
       }
       groupValues = working.values
     }
-    let readout = try Tensor.cat(try zip(affinities, groupValues).map { try XMemMemoryReading.readout($0, values: $1) }, dim: 0)
+    let readout = try Tensor.cat(try zip(affinities, groupValues).map { try $0.read($1) }, dim: 0)
     return try readout.view([readout.shape[0], readout.shape[1], h, w])
   }
 
@@ -131,7 +132,7 @@ final class XMemMemory {
       let valid = positions.enumerated().filter { $0.element >= Int64(n - groupSize) }.map { Int64($0.offset) }
       guard !valid.isEmpty else { return nil }
       let columns = try similarity.slice(dim: 1, start: n - groupSize).indexSelect(dim: 2, index: Tensor(valid).to(similarity.device))
-      return try XMemMemoryReading.softmax(columns, topK: nil).affinity
+      return try XMemMemoryReading.softmax(columns, topK: nil).dense()
     }
     let prototypeValues: [Tensor?] = try zip(candidateValues, affinities).map { value, affinity in
       guard let value, let affinity else { return nil }
