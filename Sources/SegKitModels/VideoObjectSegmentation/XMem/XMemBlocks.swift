@@ -49,6 +49,29 @@ final class GroupResidualBlock: Module {
       return try out + (downsample?.forward(g) ?? g)
     }
   }
+
+  /// The block over each object's features after the image feature x [B, C, H, W],
+  /// concatenated on channels, as XMem computes it. With several objects (in
+  /// evaluation), the image's share of the first convolution and of the projection is
+  /// computed once and added to each object's share: both are linear and the ReLU acts
+  /// per channel, so the sums are XMem's, with the image's part not repeated per object.
+  func forward(image x: Tensor, groups g: Tensor) throws -> Tensor {
+    let objects = g.shape[1], imageChannels = x.shape[1]
+    guard objects > 1, !isTraining, let downsample else {
+      return try forward(Tensor.cat([x.distributed(to: objects), g], dim: 2))
+    }
+    func split(_ conv: Conv2d) throws -> (image: Tensor, groups: Tensor) {
+      let weight = conv.weight  // no batch norm follows these convolutions: nothing is folded into them
+      return (try weight.narrow(dim: 1, start: 0, length: imageChannels),
+              try weight.narrow(dim: 1, start: imageChannels, length: weight.shape[1] - imageChannels))
+    }
+    let (first, projection) = (try split(conv1), try split(downsample))
+    let imageFirst = try x.relu().conv2d(weight: first.image, bias: nil, padding: 1).unsqueeze(1)
+    let imageProjection = try x.conv2d(weight: projection.image, bias: nil, padding: 1).unsqueeze(1)
+    let hidden = try g.perGroup { try $0.relu().conv2d(weight: first.groups, bias: conv1.bias, padding: 1) } + imageFirst
+    let shortcut = try g.perGroup { try $0.conv2d(weight: projection.groups, bias: downsample.bias, padding: 1) } + imageProjection
+    return try hidden.perGroup { try conv2.forward($0.relu()) } + shortcut
+  }
 }
 
 /// CBAM (Woo et al. 2018) as XMem uses it: a channel gate (a shared two-layer MLP over
@@ -103,7 +126,7 @@ final class FeatureFusionBlock: Module {
   }
 
   func forward(image x: Tensor, groups g: Tensor) throws -> Tensor {
-    let fused = try block1.forward(Tensor.cat([x.distributed(to: g.shape[1]), g], dim: 2))
+    let fused = try block1.forward(image: x, groups: g)
     let attended = try fused.perGroup { try attention.forward($0) }
     return try block2.forward(fused + attended)
   }
