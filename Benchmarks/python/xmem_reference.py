@@ -14,6 +14,8 @@
 #                           object groups, usage counting and memory consolidation.
 #   preprocess, resize_mask, pad_divide_by, unpad, soft_aggregate - data helpers.
 #   randomize             - deterministic random weights with sane activation scales.
+#   xmem_read_memory, xmem_training_pass, bootstrapped_ce, dice_loss, xmem_losses
+#                         - training: XMemTrainer.do_pass's forward pass and LossComputer.
 #
 # Only torch is needed; nothing is downloaded (XMem asks for ImageNet backbones).
 import math
@@ -289,10 +291,19 @@ class OracleXMem(nn.Module):
         logits = F.interpolate(logits, scale_factor=4, mode='bilinear', align_corners=False)
         return hidden, logits.view(b, n, *logits.shape[-2:])
 
-    def segment(self, multi_scale_features, memory_readout, hidden_state, h_out=True, strip_bg=True):
+    def segment(self, multi_scale_features, memory_readout, hidden_state, h_out=True, strip_bg=True,
+                selector=None):
+        """selector (training only, XMem's `selector`): None, or per-object weights
+        [B, N] (or anything broadcasting to [B, N, 1, 1]) multiplied into the sigmoid
+        probabilities before the soft aggregation, zeroing padded objects."""
         f16, f8, f4 = multi_scale_features
         hidden, logits = self._decode(f16, f8, f4, hidden_state, memory_readout, h_out)
-        logits, prob = soft_aggregate(torch.sigmoid(logits), dim=1)
+        prob = torch.sigmoid(logits)
+        if selector is not None:
+            if selector.dim() == 2:
+                selector = selector.reshape(*selector.shape, 1, 1)
+            prob = prob * selector
+        logits, prob = soft_aggregate(prob, dim=1)
         if strip_bg:
             prob = prob[:, 1:]
         return hidden, logits, prob
@@ -777,3 +788,134 @@ def randomize(model, seed):
             if gain is not None:
                 m.weight.mul_(gain)
     return model.eval()
+
+
+# ----------------------------------------------------------------------------------
+# Training: XMem's forward pass (XMemTrainer.do_pass) and losses (model/losses.py)
+# ----------------------------------------------------------------------------------
+# XMem trains with the network in eval() mode (frozen batch-norm statistics), which is
+# the mode randomize() leaves the model in.
+
+def xmem_read_memory(query_key, query_selection, memory_key, memory_shrinkage, memory_value):
+    """XMem.read_memory (training): affinity = full softmax over every memory element
+    (maximum subtracted, no top-k) of get_similarity, then a weighted sum of the values.
+    query_key [B,CK,H,W], query_selection [B,CK,H,W] or None, memory_key [B,CK,T,H,W],
+    memory_shrinkage [B,1,T,H,W] or None, memory_value [B,N,CV,T,H,W] -> [B,N,CV,H,W]."""
+    b, n, cv = memory_value.shape[:3]
+    affinity = do_softmax(get_similarity(memory_key, memory_shrinkage, query_key, query_selection))
+    mv = memory_value.flatten(1, 2)                         # [B, N*CV, T, H, W]
+    mem = torch.bmm(mv.reshape(b, n * cv, -1), affinity)    # [B, N*CV, HW]
+    return mem.view(b, n, cv, *query_key.shape[-2:])
+
+
+def _ref_index_list(ref_indices, ti, num_ref_frames):
+    if isinstance(ref_indices, dict):
+        return ref_indices[ti]
+    return ref_indices[ti - num_ref_frames - 1]
+
+
+def xmem_training_pass(net, frames, first_frame_gt, selector, num_ref_frames, deep_updates,
+                       ref_indices=None):
+    """The forward half of XMemTrainer.do_pass (no DDP / AMP / logging).
+
+    frames [B,T,3,H,W]; first_frame_gt [B,1,N,H,W] float; selector [B,N] (1 = filled
+    object, 0 = padding); deep_updates: T-2 booleans, entry ti-1 for frame ti in 1..T-2
+    (XMem: np.random.rand() < deep_update_prob); ref_indices: for every ti >
+    num_ref_frames, B index lists of length num_ref_frames into the frames encoded so far
+    (XMem: [0] + (randperm(ti-1)[:num_ref_frames-1] + 1)); given either as a dict keyed
+    by ti or as a list whose entry k belongs to ti = num_ref_frames + 1 + k. None draws
+    them as XMem does, from torch's global generator.
+    Returns {'logits_ti': [B,N+1,H,W], 'masks_ti': [B,N,H,W]} for ti in 1..T-1."""
+    b, t = frames.shape[:2]
+    num_objects = first_frame_gt.shape[2]
+    sel = selector.unsqueeze(2).unsqueeze(2)
+
+    # image features of every frame at once; key/shrinkage/selection as [B, C, T, h, w],
+    # f16/f8/f4 as [B, T, C, h, w]
+    key, shrinkage, selection, f16, f8, f4 = net.encode_key(frames.flatten(0, 1))
+    key, shrinkage, selection = [x.view(b, t, *x.shape[-3:]).transpose(1, 2).contiguous()
+                                 for x in (key, shrinkage, selection)]
+    f16, f8, f4 = [x.view(b, t, *x.shape[-3:]) for x in (f16, f8, f4)]
+
+    hidden = torch.zeros((b, num_objects, net.hidden_dim, *key.shape[-2:]),
+                         dtype=frames.dtype, device=frames.device)
+    v16, hidden = net.encode_value(frames[:, 0], f16[:, 0], hidden, first_frame_gt[:, 0])
+    values = v16.unsqueeze(3)                               # [B, N, CV, T, h, w]
+
+    out = {}
+    for ti in range(1, t):
+        if ti <= num_ref_frames:
+            ref_values, ref_keys, ref_shrinkage = values, key[:, :, :ti], shrinkage[:, :, :ti]
+        else:
+            if ref_indices is None:
+                idx = [torch.cat([torch.zeros(1, dtype=torch.int64),
+                                  torch.randperm(ti - 1)[:num_ref_frames - 1] + 1]) for _ in range(b)]
+            else:
+                idx = [torch.as_tensor(list(i), dtype=torch.int64)
+                       for i in _ref_index_list(ref_indices, ti, num_ref_frames)]
+                assert len(idx) == b
+            ref_values = torch.stack([values[bi].index_select(2, idx[bi]) for bi in range(b)], 0)
+            ref_keys = torch.stack([key[bi].index_select(1, idx[bi]) for bi in range(b)], 0)
+            ref_shrinkage = torch.stack([shrinkage[bi].index_select(1, idx[bi]) for bi in range(b)], 0)
+
+        readout = xmem_read_memory(key[:, :, ti], selection[:, :, ti], ref_keys, ref_shrinkage, ref_values)
+        last = ti == t - 1
+        hidden, logits, masks = net.segment((f16[:, ti], f8[:, ti], f4[:, ti]), readout, hidden,
+                                            h_out=not last, selector=sel)
+        if not last:    # the last frame is never encoded
+            v16, hidden = net.encode_value(frames[:, ti], f16[:, ti], hidden, masks,
+                                           is_deep_update=bool(deep_updates[ti - 1]))
+            values = torch.cat([values, v16.unsqueeze(3)], 3)
+        out[f'masks_{ti}'] = masks
+        out[f'logits_{ti}'] = logits
+    return out
+
+
+def bootstrapped_ce(logits, target, it, start_warm, end_warm, top_p=0.15):
+    """XMem's BootstrappedCE: plain mean cross-entropy (p = 1.0) while it < start_warm;
+    otherwise the mean of the int(num_pixels * p) largest per-pixel losses, p falling
+    linearly from 1 (it = start_warm) to top_p (it = end_warm), top_p after end_warm.
+    logits [B,C,H,W], target [B,H,W] int64. Returns (loss, p)."""
+    if it < start_warm:
+        return F.cross_entropy(logits, target), 1.0
+    raw = F.cross_entropy(logits, target, reduction='none').view(-1)
+    if it > end_warm:
+        p = top_p
+    else:
+        p = top_p + (1 - top_p) * ((end_warm - it) / (end_warm - start_warm))
+    k = int(raw.numel() * p)
+    return torch.topk(raw, k, sorted=False)[0].mean(), p
+
+
+def dice_loss(masks, cls_gt):
+    """XMem's dice_loss: masks [B,N,H,W] (foreground probabilities), cls_gt [B,H,W]
+    (0 = background, i+1 = object i). Per (item, object): 1 - (2*sum(m*g) + 1) /
+    (sum(m) + sum(g) + 1); the mean over all B*N pairs, padded objects included."""
+    losses = []
+    for i in range(masks.shape[1]):
+        m = masks[:, i].flatten(1)
+        g = (cls_gt == (i + 1)).float().flatten(1)
+        losses.append(1 - (2 * (m * g).sum(-1) + 1) / (m.sum(-1) + g.sum(-1) + 1))
+    return torch.cat(losses).mean()
+
+
+def xmem_losses(out, cls_gt, num_filled_objects, it, start_warm, end_warm):
+    """XMem's LossComputer.compute. out: xmem_training_pass's dict; cls_gt [B,T,1,H,W]
+    int64; num_filled_objects: B ints. Cross-entropy per batch item over its first
+    num_filled_objects[bi] + 1 logit channels (background + filled objects), each item's
+    loss divided by B; Dice over all N object channels of the whole batch. total_loss =
+    sum over ti of ce_loss_ti + dice_loss_ti; p = mean of the per-item p values."""
+    b, t = cls_gt.shape[:2]
+    losses = {'total_loss': 0, 'p': 0}
+    for ti in range(1, t):
+        ce = 0
+        for bi in range(b):
+            loss, p = bootstrapped_ce(out[f'logits_{ti}'][bi:bi + 1, :num_filled_objects[bi] + 1],
+                                      cls_gt[bi:bi + 1, ti, 0], it, start_warm, end_warm)
+            losses['p'] += p / b / (t - 1)
+            ce = ce + loss / b
+        losses[f'ce_loss_{ti}'] = ce
+        losses['total_loss'] = losses['total_loss'] + ce
+        losses[f'dice_loss_{ti}'] = dice_loss(out[f'masks_{ti}'], cls_gt[:, ti, 0])
+        losses['total_loss'] = losses['total_loss'] + losses[f'dice_loss_{ti}']
+    return losses

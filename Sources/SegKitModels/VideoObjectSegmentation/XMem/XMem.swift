@@ -119,12 +119,31 @@ public final class XMem: Module {
   /// Decodes a memory readout [B, O, C^v, h, w] into each object's probability, merged
   /// by soft aggregation: the new hidden state (when `updateHidden`), the merged logits
   /// and probabilities [B, 1 + O, H, W], background first.
+  /// `selector` [B, O] (training): 1 for each real object, 0 for the padding objects of
+  /// a batch whose clips have fewer, whose probabilities then count as zero.
   public func segment(
-    features: (f16: Tensor, f8: Tensor, f4: Tensor), readout: Tensor, hidden: Tensor?, updateHidden: Bool = true
+    features: (f16: Tensor, f8: Tensor, f4: Tensor), readout: Tensor, hidden: Tensor?, updateHidden: Bool = true,
+    selector: Tensor? = nil
   ) throws -> (hidden: Tensor?, logits: Tensor, probabilities: Tensor) {
     let decoded = try decoder.forward(f16: features.f16, f8: features.f8, f4: features.f4, readout: readout, hidden: hidden,
                                       updateHidden: updateHidden)
-    let merged = try softAggregate(decoded.logits.sigmoid(), dim: 1)
+    var probabilities = try decoded.logits.sigmoid()
+    if let selector { probabilities = try probabilities * selector.view([selector.shape[0], selector.shape[1], 1, 1]) }
+    let merged = try softAggregate(probabilities, dim: 1)
     return (decoded.hidden, merged.logits, merged.probabilities)
+  }
+
+  /// Training's memory reading (XMem's `read_memory`): every memory element, a plain
+  /// softmax. Query key and selection [B, C^k, h, w]; memory keys [B, C^k, T, h, w],
+  /// shrinkage [B, 1, T, h, w], values [B, O, C^v, T, h, w]. Returns [B, O, C^v, h, w].
+  public func readMemory(queryKey: Tensor, selection: Tensor?, memoryKey: Tensor, shrinkage: Tensor?, values: Tensor) throws -> Tensor {
+    let (batch, objects, channels) = (values.shape[0], values.shape[1], values.shape[2])
+    let (h, w) = (queryKey.shape[2], queryKey.shape[3])
+    let similarity = try XMemMemoryReading.similarity(
+      memoryKey: memoryKey.flatten(startDim: 2), shrinkage: try shrinkage?.flatten(startDim: 2), queryKey: queryKey.flatten(startDim: 2),
+      selection: try selection?.flatten(startDim: 2))
+    let affinity = try XMemMemoryReading.softmax(similarity, topK: nil).dense()
+    let memory = try values.reshape([batch, objects * channels, -1]).matmul(affinity)
+    return try memory.view([batch, objects, channels, h, w])
   }
 }
