@@ -163,6 +163,9 @@ final class XMemSegmenterTests: XCTestCase {
         XCTAssertTrue(Set(labels.pixels).isSubset(of: [0, 3, 7]), "frame \(t): the masks' own ids")
         XCTAssertEqual(segmenter.objectIDs, t < 2 ? [3] : [3, 7])
       }
+      // A frame of another size is refused by name, not left to a tensor error.
+      let small = Image(width: 50, height: 40, channels: 3, filling: 9)
+      XCTAssertThrowsError(try segmenter.next(small)) { XCTAssertTrue("\($0)".contains("frame 5 is 50×40, the sequence's first 100×70"), "\($0)") }
     }
   }
 }

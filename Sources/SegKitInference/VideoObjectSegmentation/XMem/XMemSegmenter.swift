@@ -20,6 +20,8 @@ public final class XMemSegmenter: MaskAcceptingSegmenter {
   /// `lastProbabilities`), e.g. to keep them (`ProbabilityWriter`).
   public var didSegment: ((Int, Tensor) throws -> Void)?
   private var frameIndex = -1
+  /// The sequence's frame size (width, height), fixed by its first frame.
+  private var frameSize: (width: Int, height: Int)?
 
   public init(network: XMem, settings: XMemSettings = XMemSettings(), device: Device = .cpu) throws {
     self.network = network
@@ -35,6 +37,7 @@ public final class XMemSegmenter: MaskAcceptingSegmenter {
     processor = try XMemProcessor(network: network, settings: settings)
     objectIDs = []
     frameIndex = -1
+    frameSize = (firstFrame.width, firstFrame.height)
     return try segment(firstFrame, mask: mask)
   }
 
@@ -56,6 +59,9 @@ public final class XMemSegmenter: MaskAcceptingSegmenter {
   private func segment(_ frame: Image, mask: Image?) throws -> Image {
     guard let processor else { throw InferenceError("XMem: the sequence has not begun") }
     guard frame.channels == 3 else { throw InferenceError("XMem: frames must be RGB, got \(frame.channels) channels") }
+    if let frameSize, frameSize != (frame.width, frame.height) {
+      throw InferenceError("XMem: frame \(frameIndex + 1) is \(frame.width)×\(frame.height), the sequence's first \(frameSize.width)×\(frameSize.height): a sequence keeps one size")
+    }
     let size = resizedSize(height: frame.height, width: frame.width)
     var image = try InputNormalization.imagenet.batch(frame).to(device)
     if let size { image = try image.interpolate(size: size, mode: .bilinear) }
