@@ -12,7 +12,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
-usage="usage: scripts/fuzz.sh mat|flo|pth|safetensors|yaml|png|jpeg|ppm|flowcache [SECONDS] | smoke [RUNS]"
+usage="usage: scripts/fuzz.sh mat|flo|pth|safetensors|yaml|png|jpeg|ppm|flowcache|decisionsamples|youtubevos [SECONDS] | smoke [RUNS]"
 target="${1:?$usage}"
 export LIBTORCH="${LIBTORCH:-$root/.deps/libtorch/torch}"
 # gold cannot link a libFuzzer binary here (an internal error); lld can.
@@ -57,6 +57,7 @@ PY
   if [ "$target" = yaml ]; then cp configs/*.yaml "$corpus"/; fi
   if [ "$target" = ppm ]; then printf 'P6\n# seed\n3 2\n255\n' > "$corpus/seed.ppm"; head -c 18 /dev/zero | tr '\0' '\200' >> "$corpus/seed.ppm"; printf 'P5 2 1 15\n\017\005' > "$corpus/seed.pgm"; fi
   if [ "$target" = flowcache ]; then printf '{"method":"dis","preset":"fast"}' > "$corpus/settings.json"; fi
+  if [ "$target" = youtubevos ]; then printf '{"videos":{"v1":{"objects":{"1":{"category":"cat","frames":["00000"]}}}}}' > "$corpus/meta.json"; fi
 }
 
 # The Swift runtime's backtracer would take the crash before libFuzzer could save the input.
@@ -64,7 +65,7 @@ if [ "$target" = smoke ]; then
   runs="${2:-20000}"
   log="$(mktemp)"
   trap 'rm -f "$log"' EXIT
-  for name in mat flo pth safetensors yaml png jpeg ppm flowcache decisionsamples; do
+  for name in mat flo pth safetensors yaml png jpeg ppm flowcache decisionsamples youtubevos; do
     seed_corpus "$name"
     if ! SWIFT_BACKTRACE=enable=no .build-fuzz/release/segkit-fuzz "$name" -runs="$runs" -seed=1 -rss_limit_mb=4096 \
       -malloc_limit_mb=2048 -timeout=10 -artifact_prefix="fuzz/crashes/$name/" "fuzz/corpus/$name" > "$log" 2>&1; then

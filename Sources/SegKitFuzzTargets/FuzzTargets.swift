@@ -15,6 +15,8 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
   case flowcache
   /// DVSNet's decision samples (`segkit dvs features`), read and sized for training.
   case decisionsamples
+  /// YouTube-VOS's meta.json, read against a one-video split (`VideoDataset.youTubeVOS`).
+  case youtubevos
 
   /// The file name extension its inputs get on disk (the readers take files).
   var fileExtension: String {
@@ -29,6 +31,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     case .ppm: return "ppm"
     case .flowcache: return "json"
     case .decisionsamples: return "safetensors"
+    case .youtubevos: return "json"
     }
   }
 
@@ -60,6 +63,16 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
       defer { MemoryBudget.limit = previous }
       MemoryBudget.limit = 1 << 30
       return (try? DecisionNetworkTraining().checkMemory(for: samples)) != nil
+    case .youtubevos:
+      // The split's one video, v1, has frame 00000 and its annotation; the files' contents are not read.
+      let root = Self.scratch.appendingPathComponent("YouTubeVOS")
+      for folder in ["JPEGImages/v1", "Annotations/v1"] {
+        try? FileManager.default.createDirectory(at: root.appendingPathComponent(folder), withIntermediateDirectories: true)
+      }
+      FileManager.default.createFile(atPath: root.appendingPathComponent("JPEGImages/v1/00000.jpg").path, contents: Data())
+      FileManager.default.createFile(atPath: root.appendingPathComponent("Annotations/v1/00000.png").path, contents: Data())
+      guard (try? data.write(to: root.appendingPathComponent("meta.json"))) != nil else { return false }
+      return (try? VideoDataset.youTubeVOS(root: root)) != nil
     case .mat, .flo, .ppm: return false
     }
   }

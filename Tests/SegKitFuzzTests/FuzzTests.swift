@@ -87,6 +87,7 @@ final class FuzzTests: XCTestCase {
       .safetensors: [try bytes("w.safetensors")], .flo: [try bytes("f.flo")], .png: [try bytes("i.png")],
       .jpeg: [try bytes("i.jpg")], .ppm: [[UInt8](try PortablePixmap.encode(image)), [UInt8]("P5 2 1 15\n".utf8) + [15, 5]], .yaml: [[UInt8](try Data(contentsOf: config))],
       .flowcache: [try flowCacheSettings(in: folder)], .decisionsamples: [try bytes("d.safetensors")],
+      .youtubevos: [[UInt8](#"{"videos": {"v1": {"objects": {"1": {"category": "cat", "frames": ["00000"]}}}}}"#.utf8)],
     ]
   }
 }
