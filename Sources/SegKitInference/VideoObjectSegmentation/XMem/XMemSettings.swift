@@ -24,7 +24,10 @@ public struct XMemSettings: Equatable, Sendable {
     func require(_ condition: Bool, _ problem: String) throws {
       if !condition { throw InferenceError("XMem settings: \(problem)") }
     }
-    if let size { try require(size >= 16, "--size must be at least 16 (or -1 to keep the frames' size), got \(size)") }
+    if let size {
+      // An upper bound so that a mistyped size is an error, not an allocation of gigabytes.
+      try require((16...4096).contains(size), "--size must be 16…4096 (or -1 to keep the frames' size), got \(size)")
+    }
     try require(memEvery >= 1, "--mem-every must be at least 1, got \(memEvery)")
     try require(topK >= 1, "--top-k must be at least 1, got \(topK)")
     try require(minMidTermFrames >= 2, "--min-mid-term-frames must be at least 2, got \(minMidTermFrames)")
