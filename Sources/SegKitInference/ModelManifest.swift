@@ -13,6 +13,8 @@ public struct ModelManifest: Codable, Equatable, Sendable {
     case foreground
     /// Two frames in, the optical flow from the first to the second out (FlowNetS).
     case flow
+    /// Frames in, object masks out, read from a memory of past frames (XMem): `segkit vos segment --method xmem`.
+    case memory
   }
 
   public var model: String
@@ -56,13 +58,16 @@ public struct ModelManifest: Codable, Equatable, Sendable {
     public var flowMethod: String?
     public var flowPreset: String?
     public var flowWeights: String?
+    /// A memory run (XMem): its inference settings.
+    public var memory: XMemSettings?
 
     public init(
       scales: [Double] = [1], flip: Bool = false, crop: [Int]? = nil, dataset: String? = nil, datasetDir: String? = nil,
       trainSplit: String? = nil, valSplit: String? = nil, ignoreLabel: Int? = nil, warpAt: String? = nil,
       flowInputScale: Double? = nil, flowMethod: String? = nil, flowPreset: String? = nil, flowWeights: String? = nil,
-      segmentationRun: String? = nil
+      segmentationRun: String? = nil, memory: XMemSettings? = nil
     ) {
+      self.memory = memory
       self.scales = scales
       self.flip = flip
       self.crop = crop

@@ -81,6 +81,9 @@ public final class Trainer {
     case .flow:
       let flow = try FlowEstimationTask(config: config, device: device, role: role)
       (task, manifest) = (flow, flow.manifest())
+    case .memory:
+      let memory = try MemoryTrainingTask(config: config, device: device, role: role)
+      (task, manifest) = (memory, memory.manifest())
     }
     manifest.inference = config.inferenceDefaults
     if config.initialization.syncBatchNorm, let group = dataParallel?.group {

@@ -182,6 +182,18 @@ public protocol SampleSource: Sendable {
   func loadSample(at index: Int) throws -> Sample
 }
 
+/// A source whose samples are drawn afresh each epoch (which frames of a video make a
+/// clip, how a still image moves from frame to frame), from a seed the loader derives
+/// like the augmentation's, so that a resumed run draws what an uninterrupted one would.
+public protocol DrawnSampleSource: SampleSource {
+  /// Sample `index` as drawn in `epoch` from `seed`; `loadSample(at:)` is epoch 0's draw with seed 0.
+  func loadSample(at index: Int, epoch: Int, seed: UInt64) throws -> Sample
+}
+
+extension DrawnSampleSource {
+  public func loadSample(at index: Int) throws -> Sample { try loadSample(at: index, epoch: 0, seed: 0) }
+}
+
 /// One split of a segmentation dataset: its files, classes and label mapping.
 public struct SegmentationDataset: SampleSource {
   public let format: DatasetFormat

@@ -159,8 +159,10 @@ public struct DataLoader: Sendable {
     var skipped: [String] = []
     for index in indices(in: order, step: position.step) {
       do {
-        let sample = try source.loadSample(at: index)
-        samples.append(try augmentation.apply(to: sample, seed: sampleSeed(epoch: position.epoch, index: index)))
+        let seed = sampleSeed(epoch: position.epoch, index: index)
+        let sample = try (source as? any DrawnSampleSource)?.loadSample(at: index, epoch: position.epoch, seed: ~seed)
+          ?? source.loadSample(at: index)
+        samples.append(try augmentation.apply(to: sample, seed: seed))
       } catch {
         guard options.badSamples == .skip else { throw error }
         let message = "skipped sample \(index) at \(position): \(error)"

@@ -68,7 +68,7 @@ extension TrainingConfig {
 
   static let table: [Setting] = [
     Setting("task", "task", \.task,
-            "semantic (a class per pixel), foreground (one-channel foreground against background) or flow (optical flow of frame pairs)"),
+            "semantic (a class per pixel), foreground (one-channel foreground against background), flow (optical flow of frame pairs) or memory (XMem: objects in video from a memory of frames)"),
 
     Setting("dataset", "dataset", \.data.dataset, "dataset name (pascal_voc, cityscapes, ade20k, camvid, davis, folder, …)"),
     Setting("dataset_dir", "dataset", \.data.datasetDir, "dataset root folder (required)"),
@@ -192,6 +192,25 @@ extension TrainingConfig {
     Setting("flow_input_scale", "loss", \.flow.inputScale,
             "dataset cityscapes or camvid: frames resized by this for the flow network (DVSNet: 0.5; `segkit dvs` reads it from the run)", task: .flow),
     Setting("warp_at", "loss", \.flow.warpAt, "dataset cityscapes or camvid: warp the key logits at the output size with the flow upsampled (output, DVSNet's finer-grid order, the default) or resize them down to the flow's grid (flow)", task: .flow),
+
+    Setting("num_frames", "XMem (task memory)", \.memory.numFrames, "frames per training clip (XMem: 8 on video, 3 on static images)", task: .memory),
+    Setting("num_ref_frames", "XMem (task memory)", \.memory.numRefFrames,
+            "memory frames each segmented frame reads at most: the first and others at random (XMem: 3 on video, 2 on static images)", task: .memory),
+    Setting("max_num_obj", "XMem (task memory)", \.memory.maxNumObj, "objects per clip at most (XMem: 3 on video, 1 on static images)", task: .memory),
+    Setting("deep_update_prob", "XMem (task memory)", \.memory.deepUpdateProb, "probability that a memory frame's value encoder updates the hidden state", task: .memory),
+    Setting("start_warm", "XMem (task memory)", \.memory.startWarm, "step where the bootstrapped cross-entropy starts keeping fewer pixels", task: .memory),
+    Setting("end_warm", "XMem (task memory)", \.memory.endWarm, "step from which it keeps the hardest 15%", task: .memory),
+    Setting("max_jump_values", "XMem (task memory)", \.memory.maxJumpValues,
+            "largest frame jump within a video clip, the first value then one per fraction in max_jump_fractions", task: .memory),
+    Setting("max_jump_fractions", "XMem (task memory)", \.memory.maxJumpFractions, "fractions of training where the next max_jump_values entry starts", task: .memory),
+    Setting("size", "XMem inference", \.memory.inference.size, "frames' shorter side; null keeps their size", task: .memory),
+    Setting("mem_every", "XMem inference", \.memory.inference.memEvery, "a memory frame every this many frames", task: .memory),
+    Setting("top_k", "XMem inference", \.memory.inference.topK, "memory elements each query reads", task: .memory),
+    Setting("max_mid_term_frames", "XMem inference", \.memory.inference.maxMidTermFrames, "working-memory frames that trigger consolidation", task: .memory),
+    Setting("min_mid_term_frames", "XMem inference", \.memory.inference.minMidTermFrames, "working-memory frames kept after consolidation", task: .memory),
+    Setting("num_prototypes", "XMem inference", \.memory.inference.prototypes, "long-term elements made by one consolidation", task: .memory),
+    Setting("max_long_term_elements", "XMem inference", \.memory.inference.maxLongTermElements, "cap on long-term memory", task: .memory),
+    Setting("long_term", "XMem inference", \.memory.inference.longTerm, "long-term memory (false: working memory only)", task: .memory),
 
     Setting("eval_crop_size", "evaluation", \.evaluation.evalCropSize, "evaluation crop [height, width]; null: whole images"),
     Setting("eval_scales", "evaluation", \.evaluation.evalScales, "input scales averaged at evaluation"),

@@ -17,7 +17,19 @@ extension TrainingConfig {
     }
     require(data.ignoreLabel >= 0, "ignore_label", "must be non-negative", "\(data.ignoreLabel)")
     let family = ModelFamily(name: model.name)
-    if family?.isMaskRNN == true {
+    if task == .memory {
+      require(model.name == "xmem", "model", "must be xmem for task memory", model.name)
+      let m = memory
+      require((2...64).contains(m.numFrames), "num_frames", "must be 2 to 64", "\(m.numFrames)")
+      require((1...64).contains(m.numRefFrames), "num_ref_frames", "must be 1 to 64", "\(m.numRefFrames)")
+      require((1...16).contains(m.maxNumObj), "max_num_obj", "must be 1 to 16", "\(m.maxNumObj)")
+      require((0...1).contains(m.deepUpdateProb), "deep_update_prob", "must be in [0, 1]", "\(m.deepUpdateProb)")
+      require(m.startWarm >= 0 && m.endWarm > m.startWarm, "end_warm", "must be above start_warm (\(m.startWarm)), both non-negative", "\(m.endWarm)")
+      require(!m.maxJumpValues.isEmpty && m.maxJumpValues.allSatisfy { $0 >= 1 }, "max_jump_values", "must be positive jumps", "\(m.maxJumpValues)")
+      require(m.maxJumpFractions.count == m.maxJumpValues.count - 1 && m.maxJumpFractions == m.maxJumpFractions.sorted(),
+              "max_jump_fractions", "must be one fewer than max_jump_values, ascending", "\(m.maxJumpFractions)")
+      do { _ = try m.inference.validated() } catch { problems.append("\(error)") }
+    } else if family?.isMaskRNN == true {
       require(task == .foreground, "task", "must be foreground for \(model.name) (MaskRNN segments one object at a time)", task.rawValue)
       let m = maskRNN
       require((1...4).contains(m.proposalEnlargement), "proposal_enlargement", "must be in [1, 4]", "\(m.proposalEnlargement)")

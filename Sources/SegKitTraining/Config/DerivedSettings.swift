@@ -52,6 +52,7 @@ extension TrainingConfig {
       ignoreLabel: data.ignoreLabel, warpAt: warpPath ? flow.warpAt : nil, flowInputScale: warpPath ? flow.inputScale : nil,
       flowMethod: isMaskRNN ? maskRNN.flowMethod : nil, flowPreset: isMaskRNN ? maskRNN.flowPreset : nil,
       flowWeights: isMaskRNN ? maskRNN.flowWeights : nil,
-      segmentationRun: warpPath ? flow.segmentationRun.map { URL(fileURLWithPath: $0).standardizedFileURL.path } : nil)
+      segmentationRun: warpPath ? flow.segmentationRun.map { URL(fileURLWithPath: $0).standardizedFileURL.path } : nil,
+      memory: task == .memory ? memory.inference : nil)
   }
 }

@@ -49,6 +49,8 @@ public struct TrainingConfig: Equatable, Sendable {
   public var maskRNN = MaskRNNSettings()
   /// Settings of task flow only.
   public var flow = FlowSettings()
+  /// Settings of task memory only (XMem).
+  public var memory = MemorySettings()
   public var evaluation = EvaluationSettings()
   public var run = RunSettings()
 
@@ -222,6 +224,32 @@ public struct TrainingConfig: Equatable, Sendable {
       do { return try NetworkFlow.method(flowMethod, preset: flowPreset, weights: flowWeights, device: device) } catch {
         throw TrainingError("flow_method \(flowMethod): \(error)")
       }
+    }
+  }
+
+  /// XMem's training (task memory): clips, objects, deep updates, the cross-entropy's
+  /// warm-up, and the inference settings its runs are used with.
+  public struct MemorySettings: Equatable, Sendable {
+    /// Frames per clip (XMem: 8 on video, 3 on static images).
+    public var numFrames = 8
+    /// Memory frames a segmented frame reads at most (XMem: 3 on video, 2 on static images).
+    public var numRefFrames = 3
+    /// Objects per clip at most (XMem: 3 on video, 1 on static images).
+    public var maxNumObj = 3
+    public var deepUpdateProb = 0.2
+    public var startWarm = 20_000
+    public var endWarm = 70_000
+    /// The clips' largest frame jump: `maxJumpValues[0]` first, `maxJumpValues[i]` from
+    /// `maxJumpFractions[i − 1]` of training on (XMem's main training: 5, 10, 15, 5 at 0.1, 0.3, 0.9).
+    public var maxJumpValues = [5, 10, 15, 5]
+    public var maxJumpFractions = [0.1, 0.3, 0.9]
+    /// Inference (validation, and `segkit vos segment` on the run): XMem's settings.
+    public var inference = XMemSettings()
+
+    /// The largest jump at `fraction` of training.
+    public func maximumJump(atFraction fraction: Double) -> Int {
+      let passed = maxJumpFractions.filter { fraction >= $0 }.count
+      return maxJumpValues[Swift.min(passed, maxJumpValues.count - 1)]
     }
   }
 

@@ -37,6 +37,7 @@ struct ModelArguments: ParsableArguments {
     case .semantic: return "Its commands: segkit eval, predict, export, dvs."
     case .foreground: return "Its commands: segkit vos segment --parent RUN, segkit predict, export."
     case .flow: return "Its commands: segkit flow compute --weights RUN/model.safetensors --method flownets_thin, segkit dvs … --flow RUN."
+    case .memory: return "Its commands: segkit vos segment --method xmem --weights RUN/model.safetensors."
     }
   }
 

@@ -1,5 +1,5 @@
 /// XMem's inference settings, with XMem's defaults (its `eval.py`).
-public struct XMemSettings: Equatable, Sendable {
+public struct XMemSettings: Codable, Equatable, Sendable {
   /// Frames are resized so that their shorter side is this many pixels; nil keeps them.
   public var size: Int? = 480
   /// A memory frame every this many frames (and every frame given a mask).
