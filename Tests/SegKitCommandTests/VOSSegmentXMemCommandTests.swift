@@ -1,5 +1,6 @@
 import Foundation
 import SegKitTestSupport
+import SegKitInference
 import SegKitTraining
 import XCTest
 
@@ -43,6 +44,24 @@ final class VOSSegmentXMemCommandTests: XCTestCase {
     }
     let scored = try SegKitCommand.run(["vos", "eval", "--results", results.path, "--davis", data.path, "--year", "2017"])
     XCTAssertEqual(scored.status, 0, scored.error)
+    XCTAssertTrue(run.output.contains("XMem: size kept, mem_every 2, top_k 30, mid-term 5–10 frames, 128 prototypes, long-term ≤ 10000\n"),
+                  run.output)
+
+    // Weights in a training run's folder: its settings, under the flags given.
+    let trained = root.appendingPathComponent("run")
+    try FileManager.default.createDirectory(at: trained, withIntermediateDirectories: true)
+    try FileManager.default.copyItem(at: weights, to: trained.appendingPathComponent("model.safetensors"))
+    var settings = XMemSettings()
+    (settings.size, settings.memEvery, settings.topK) = (nil, 3, 7)
+    var manifest = ModelManifest(model: "xmem", task: .memory, classes: 1)
+    manifest.inference = .init(memory: settings)
+    try manifest.write(to: trained.appendingPathComponent("model.json"))
+    let fromRun = try SegKitCommand.run(["vos", "segment", "--weights", trained.appendingPathComponent("model.safetensors").path,
+                                         "--top-k", "5", "--device", "cpu", "--plain", "--davis", data.path, "--year", "2017",
+                                         "--out", root.appendingPathComponent("from-run").path])
+    XCTAssertEqual(fromRun.status, 0, fromRun.error)
+    XCTAssertTrue(fromRun.output.contains("XMem: size kept, mem_every 3, top_k 5, mid-term 5–10 frames, 128 prototypes, long-term ≤ 10000 (over the training run's)"),
+                  fromRun.output)
 
     // A video with its first mask: the same layout as the other methods.
     let video = root.appendingPathComponent("clip.mp4")

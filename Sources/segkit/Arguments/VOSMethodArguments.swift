@@ -20,7 +20,7 @@ struct VOSMethodArguments: ParsableArguments {
   @Option(help: "The parent's model when --parent is a weight file.")
   var model = "osvos_vgg16"
 
-  @Option(help: "XMem's weights (xmem): its released XMem.pth, or a safetensors file with XMem's keys.")
+  @Option(help: "XMem's weights (xmem): its released XMem.pth, or a training run's model.safetensors (its settings then the defaults).")
   var weights: String?
 
   @Option(help: "Write each frame's object probabilities as DIR/<sequence>/<frame>.safetensors, float32 [objects, H, W] (xmem).")
@@ -56,30 +56,46 @@ struct VOSMethodArguments: ParsableArguments {
   }
 }
 
-/// XMem's memory settings (`segkit vos segment --method xmem`), XMem's defaults unless given.
+/// XMem's memory settings (`segkit vos segment --method xmem`): those given, else the
+/// training run's (model.json beside the weights), else XMem's defaults.
 struct XMemArguments: ParsableArguments {
-  @Option(parsing: .unconditional, help: "XMem: resize frames so that their shorter side is this (-1 keeps them).")
-  var size = 480
-  @Option(help: "XMem: a memory frame every this many frames.")
-  var memEvery = 5
-  @Option(help: "XMem: memory elements each query reads.")
-  var topK = 30
-  @Option(help: "XMem: working memory is consolidated at this many frames.")
-  var maxMidTermFrames = 10
-  @Option(help: "XMem: frames working memory keeps after consolidating (the first and the newest).")
-  var minMidTermFrames = 5
-  @Option(help: "XMem: long-term elements made by each consolidation.")
-  var numPrototypes = 128
-  @Option(help: "XMem: the cap on long-term memory.")
-  var maxLongTermElements = 10_000
+  @Option(parsing: .unconditional, help: "XMem: resize frames so that their shorter side is this (-1 keeps them; default 480).")
+  var size: Int?
+  @Option(help: "XMem: a memory frame every this many frames (default 5).")
+  var memEvery: Int?
+  @Option(help: "XMem: memory elements each query reads (default 30).")
+  var topK: Int?
+  @Option(help: "XMem: working memory is consolidated at this many frames (default 10).")
+  var maxMidTermFrames: Int?
+  @Option(help: "XMem: frames working memory keeps after consolidating, the first and the newest (default 5).")
+  var minMidTermFrames: Int?
+  @Option(help: "XMem: long-term elements made by each consolidation (default 128).")
+  var numPrototypes: Int?
+  @Option(help: "XMem: the cap on long-term memory (default 10000).")
+  var maxLongTermElements: Int?
   @Flag(help: "XMem: no long-term memory (working memory then grows with the video).")
   var noLongTerm = false
 
-  func settings() throws -> XMemSettings {
-    var settings = XMemSettings()
-    settings.size = size < 0 ? nil : size
-    (settings.memEvery, settings.topK, settings.maxMidTermFrames, settings.minMidTermFrames) = (memEvery, topK, maxMidTermFrames, minMidTermFrames)
-    (settings.prototypes, settings.maxLongTermElements, settings.longTerm) = (numPrototypes, maxLongTermElements, !noLongTerm)
+  /// The settings given, over `run`'s (a training run's) or XMem's defaults.
+  func settings(over run: XMemSettings? = nil) throws -> XMemSettings {
+    var settings = run ?? XMemSettings()
+    if let size { settings.size = size < 0 ? nil : size }
+    settings.memEvery = memEvery ?? settings.memEvery
+    settings.topK = topK ?? settings.topK
+    settings.maxMidTermFrames = maxMidTermFrames ?? settings.maxMidTermFrames
+    settings.minMidTermFrames = minMidTermFrames ?? settings.minMidTermFrames
+    settings.prototypes = numPrototypes ?? settings.prototypes
+    settings.maxLongTermElements = maxLongTermElements ?? settings.maxLongTermElements
+    if noLongTerm { settings.longTerm = false }
     do { return try settings.validated() } catch let error as InferenceError { throw ValidationError(error.message) }
+  }
+
+  /// The settings a `task: memory` run kept in the model.json beside `weights`; nil for other weights.
+  static func runSettings(besideWeights weights: URL) throws -> XMemSettings? {
+    let run = RunLayout(weights.deletingLastPathComponent())
+    guard FileManager.default.fileExists(atPath: run.manifestURL.path) else { return nil }
+    do { return try run.manifest().inference?.memory } catch {
+      throw ValidationError("--weights \(weights.path): the run's \(run.manifestURL.lastPathComponent) cannot be read: \(error)")
+    }
   }
 }

@@ -111,7 +111,11 @@ struct VOSSegment: ParsableCommand {
       make = { sequence in segmenters.make(sequence: sequence?.name) { stop.requested } }
     } else {
       let writer = method.saveProbabilities.map { ProbabilityWriter(folder: URL(fileURLWithPath: $0)) }
-      let segmenters = try XMemSegmenters(weights: URL(fileURLWithPath: method.weights ?? ""), settings: try xmem.settings(),
+      let weights = URL(fileURLWithPath: method.weights ?? "")
+      let runSettings = try XMemArguments.runSettings(besideWeights: weights)
+      let xmemSettings = try xmem.settings(over: runSettings)
+      print("XMem: \(xmemSettings.summary)\(runSettings == nil ? "" : " (over the training run's)")")
+      let segmenters = try XMemSegmenters(weights: weights, settings: xmemSettings,
                                           device: settings.device, probabilities: writer)
       let videoName = video.map { URL(fileURLWithPath: $0).deletingPathExtension().lastPathComponent } ?? "video"
       make = { sequence in

@@ -19,6 +19,13 @@ public struct XMemSettings: Codable, Equatable, Sendable {
 
   public init() {}
 
+  /// "size 480, mem_every 5, top_k 30, mid-term 5–10 frames, 128 prototypes, long-term ≤ 10000".
+  public var summary: String {
+    let longTermPart = longTerm ? "\(prototypes) prototypes, long-term ≤ \(maxLongTermElements)" : "no long-term memory"
+    return "size \(size.map(String.init) ?? "kept"), mem_every \(memEvery), top_k \(topK), "
+      + "mid-term \(minMidTermFrames)–\(maxMidTermFrames) frames, \(longTermPart)"
+  }
+
   /// Checks the settings together; the error names the setting as a flag.
   public func validated() throws -> XMemSettings {
     func require(_ condition: Bool, _ problem: String) throws {
