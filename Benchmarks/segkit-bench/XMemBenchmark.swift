@@ -33,12 +33,20 @@ func xmemBenchmark(weights: String, height: Int, width: Int, frames: Int, object
   let network = try XMem.load(contentsOf: URL(fileURLWithPath: weights))
   if environment["SEGKIT_BENCH_PLAIN"] != "1" { try network.optimizeForInference() }
   let processor = try XMemProcessor(network: network)
+  // SEGKIT_BENCH_PRECISION=int8: calibrated on frames 0–2 (as XMemSegmenter does), timed from frame 3.
+  let int8 = environment["SEGKIT_BENCH_PRECISION"] == "int8"
+  let firstTimed = int8 ? 3 : 1
   var checkpoints: [[String: Double]] = []
   let elapsed = try Torch.withInferenceMode { () throws -> Double in
+    if int8 { try network.beginConvolutionCalibration() }
     _ = try processor.step(try xmemFrame(0, height: height, width: width), masks: try xmemMasks(objects: objects, height: height, width: width),
                            annotated: Array(1...objects))
+    if int8 {
+      for t in 1..<firstTimed { _ = try processor.step(try xmemFrame(t, height: height, width: width)) }
+      try network.finishConvolutionCalibration()
+    }
     return try seconds {
-      for t in 1..<frames {
+      for t in firstTimed..<frames {
         _ = try processor.step(try xmemFrame(t, height: height, width: width))
         if environment["SEGKIT_BENCH_CHECKPOINTS"] == "1", (t + 1) % max(1, frames / 10) == 0 {
           let sizes = processor.memorySizes
@@ -48,7 +56,8 @@ func xmemBenchmark(weights: String, height: Int, width: Int, frames: Int, object
       }
     }
   }
-  var report: [String: Any] = ["seconds_per_frame": elapsed / Double(frames - 1), "frames_per_second": Double(frames - 1) / elapsed,
+  let timed = Double(frames - firstTimed)
+  var report: [String: Any] = ["seconds_per_frame": elapsed / timed, "frames_per_second": timed / elapsed,
                                "peak_mib": peakMemoryMiB()]
   if !checkpoints.isEmpty { report["checkpoints"] = checkpoints }
   let json = try JSONSerialization.data(withJSONObject: report, options: [.sortedKeys])

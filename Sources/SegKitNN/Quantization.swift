@@ -9,17 +9,45 @@ extension Module {
   /// loading weights, undoes it. Returns how many convolutions were quantised.
   @discardableResult
   public func quantizeConvolutions(calibrate: () throws -> Void) throws -> Int {
+    try beginConvolutionCalibration()
+    do {
+      try Torch.withNoGrad { try calibrate() }
+    } catch {
+      cancelConvolutionCalibration()
+      throw error
+    }
+    return try finishConvolutionCalibration()
+  }
+
+  /// The convolutions int8 applies to: ungrouped ones (see `quantizeConvolutions`).
+  private var quantizableConvolutions: [Conv2d] { modules().compactMap { $0 as? Conv2d }.filter { $0.groups == 1 } }
+
+  /// Starts a calibration that runs while the caller goes on (a video segmenter
+  /// calibrating on a sequence's first frames, which it segments in float32 meanwhile):
+  /// every convolution returns to float32 and records its input range until
+  /// `finishConvolutionCalibration`.
+  public func beginConvolutionCalibration() throws {
     guard !isTraining else { throw NNError("quantizeConvolutions: call eval() first") }
-    let convolutions = modules().compactMap { $0 as? Conv2d }.filter { $0.groups == 1 }
-    for conv in convolutions {
+    for conv in quantizableConvolutions {
       guard conv.weight.device == .cpu, conv.weight.dtype == .float32 else {
         throw NNError("quantizeConvolutions: int8 runs float32 CPU models, this one has \(conv.weight.dtype) weights on \(conv.weight.device)")
       }
       conv.int8 = nil
       conv.calibration = (nil, [])
     }
+  }
+
+  /// Ends a calibration without quantising.
+  public func cancelConvolutionCalibration() {
+    for conv in quantizableConvolutions { conv.calibration = nil }
+  }
+
+  /// Ends a calibration: each convolution that saw an input runs in int8 from its range.
+  /// Returns how many did.
+  @discardableResult
+  public func finishConvolutionCalibration() throws -> Int {
+    let convolutions = quantizableConvolutions
     defer { for conv in convolutions { conv.calibration = nil } }
-    try Torch.withNoGrad { try calibrate() }
     var count = 0
     for conv in convolutions {
       guard let (range, shape) = conv.calibration, let range else { continue }

@@ -167,5 +167,30 @@ final class XMemSegmenterTests: XCTestCase {
       let small = Image(width: 50, height: 40, channels: 3, filling: 9)
       XCTAssertThrowsError(try segmenter.next(small)) { XCTAssertTrue("\($0)".contains("frame 5 is 50×40, the sequence's first 100×70"), "\($0)") }
     }
+
+    // int8: the first three frames run in float32 while the convolutions learn their
+    // input ranges, the rest in int8, close to float32's probabilities.
+    let optimised = try XMem(stateDict: entries).eval()
+    try optimised.optimizeForInference()
+    let int8 = try XMemSegmenter(network: optimised, settings: settings, precision: .int8)
+    func quantised() -> Int { optimised.modules().compactMap { ($0 as? Conv2d)?.int8 }.count }
+    try Torch.withNoGrad {
+      for t in 0..<frames {
+        _ = t == 0 ? try int8.start(firstFrame: images[t], mask: masks[t])
+          : try masks[t].map { try int8.next(images[t], mask: $0) } ?? int8.next(images[t])
+        let expected = try oracle["prob\(t)"]
+        if t < 2 { XCTAssertEqual(quantised(), 0, "frame \(t) calibrates in float32") }
+        if t < 3 {
+          try assertMatchesOracle(int8.lastProbabilities, expected, rtol: 1e-4, atol: 1e-4, "int8 run, calibration frame \(t)")
+        } else {
+          let error = try (XCTUnwrap(int8.lastProbabilities) - expected).abs().mean().item()
+          XCTAssertLessThan(error, 0.03, "int8 frame \(t): mean probability error \(error)")
+        }
+      }
+    }
+    XCTAssertGreaterThan(quantised(), 60, "the ungrouped convolutions run in int8")
+    XCTAssertThrowsError(try XMemSegmenter(network: optimised, settings: settings, precision: .bf16)) {
+      XCTAssertTrue("\($0)".contains("fp32 or int8"), "\($0)")
+    }
   }
 }

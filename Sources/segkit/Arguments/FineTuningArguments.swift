@@ -26,7 +26,7 @@ struct FineTuningArguments: ParsableArguments {
   @Flag(help: "OSVOS's per-layer learning rates (biases ×2, side scores ×0.1, fuse ×0.01, no decay on biases).")
   var referenceLearningRates = false
 
-  @Option(help: "Arithmetic of the segmenting (fine-tuning is fp32): fp32 (exact, the default), bf16, or int8 (OSVOS; calibrated on each object's first frame).")
+  @Option(help: "Arithmetic of the segmenting (fine-tuning is fp32): fp32 (exact, the default), bf16 (OSVOS, MaskRNN), or int8 (OSVOS: calibrated on each object's first frame; XMem: on each sequence's first 3 frames).")
   var precision = "fp32"
 
   func validate() throws {

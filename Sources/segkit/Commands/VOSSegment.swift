@@ -115,8 +115,8 @@ struct VOSSegment: ParsableCommand {
       let runSettings = try XMemArguments.runSettings(besideWeights: weights)
       let xmemSettings = try xmem.settings(over: runSettings)
       print("XMem: \(xmemSettings.summary)\(runSettings == nil ? "" : " (over the training run's)")")
-      let segmenters = try XMemSegmenters(weights: weights, settings: xmemSettings,
-                                          device: settings.device, probabilities: writer)
+      let segmenters = try XMemSegmenters(weights: weights, settings: xmemSettings, device: settings.device, probabilities: writer,
+                                          precision: settings.precision)
       let videoName = video.map { URL(fileURLWithPath: $0).deletingPathExtension().lastPathComponent } ?? "video"
       make = { sequence in
         try segmenters.make(sequence: sequence?.name ?? videoName,

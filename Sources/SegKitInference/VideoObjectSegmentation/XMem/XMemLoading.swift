@@ -46,19 +46,23 @@ public struct XMemSegmenters {
   public let settings: XMemSettings
   public let device: Device
   public let probabilities: ProbabilityWriter?
+  public let precision: InferencePrecision
 
-  /// Loads `weights` (see `XMem.load(contentsOf:device:)`) and checks the settings.
-  public init(weights: URL, settings: XMemSettings, device: Device = .cpu, probabilities: ProbabilityWriter? = nil) throws {
+  /// Loads `weights` (see `XMem.load(contentsOf:device:)`) and checks the settings;
+  /// `precision` as `XMemSegmenter` takes it.
+  public init(weights: URL, settings: XMemSettings, device: Device = .cpu, probabilities: ProbabilityWriter? = nil,
+              precision: InferencePrecision = .fp32) throws {
     network = try XMem.load(contentsOf: weights, device: device)
     try network.optimizeForInference()
     self.settings = try settings.validated()
-    (self.device, self.probabilities) = (device, probabilities)
+    (self.device, self.probabilities, self.precision) = (device, probabilities, precision)
+    _ = try XMemSegmenter(network: network, settings: settings, device: device, precision: precision)  // refused precisions, said now
   }
 
   /// A segmenter for `sequence`, whose frame `i` is named `frameNames[i]` in the
   /// probability files (six-digit indices past the list's end).
   public func make(sequence: String, frameNames: [String] = []) throws -> XMemSegmenter {
-    let segmenter = try XMemSegmenter(network: network, settings: settings, device: device)
+    let segmenter = try XMemSegmenter(network: network, settings: settings, device: device, precision: precision)
     if let probabilities {
       segmenter.didSegment = { index, tensor in
         let name = index < frameNames.count ? frameNames[index] : String(format: "%06d", index)

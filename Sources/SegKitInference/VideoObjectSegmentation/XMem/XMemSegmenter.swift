@@ -23,10 +23,21 @@ public final class XMemSegmenter: MaskAcceptingSegmenter {
   /// The sequence's frame size (width, height), fixed by its first frame.
   private var frameSize: (width: Int, height: Int)?
 
-  public init(network: XMem, settings: XMemSettings = XMemSettings(), device: Device = .cpu) throws {
+  /// fp32, or int8: the convolutions run in int8 once calibrated on each sequence's first
+  /// `calibrationFrames` frames (segmented in float32 meanwhile), whose inputs set their
+  /// ranges. (bf16 is not offered: the memory's sums of products want float32, and this
+  /// CPU has no bfloat16 arithmetic to gain from.)
+  public let precision: InferencePrecision
+  public var calibrationFrames = 3
+  private var calibrationLeft = 0
+
+  public init(network: XMem, settings: XMemSettings = XMemSettings(), device: Device = .cpu, precision: InferencePrecision = .fp32) throws {
+    guard precision != .bf16 else { throw InferenceError("XMem runs in fp32 or int8, not bf16") }
+    guard precision == .fp32 || device == .cpu else { throw InferenceError("XMem's int8 is for the CPU, not \(device)") }
     self.network = network
     self.settings = try settings.validated()
     self.device = device
+    self.precision = precision
   }
 
   /// The processor of the current sequence (memory sizes, readouts), nil before `start`.
@@ -35,6 +46,10 @@ public final class XMemSegmenter: MaskAcceptingSegmenter {
   public func start(firstFrame: Image, mask: Image?) throws -> Image {
     guard let mask else { throw InferenceError("XMem needs the first frame's object mask") }
     processor = try XMemProcessor(network: network, settings: settings)
+    if precision == .int8 {
+      try network.beginConvolutionCalibration()
+      calibrationLeft = max(1, calibrationFrames)
+    }
     objectIDs = []
     frameIndex = -1
     frameSize = (firstFrame.width, firstFrame.height)
@@ -89,6 +104,10 @@ public final class XMemSegmenter: MaskAcceptingSegmenter {
     let objectProbabilities = try probabilities.slice(dim: 0, start: 1)
     lastProbabilities = objectProbabilities
     frameIndex += 1
+    if calibrationLeft > 0 {
+      calibrationLeft -= 1
+      if calibrationLeft == 0 { try network.finishConvolutionCalibration() }
+    }
     try didSegment?(frameIndex, objectProbabilities)
     let positions = try probabilities.argmax(dim: 0).to(.cpu).toArray(Int64.self)
     let ids = [0] + objectIDs
