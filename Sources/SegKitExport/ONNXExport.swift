@@ -123,12 +123,12 @@ public enum ONNXExport {
     return [(1, h + 37, w + 45), (2, h + 118, w + 39), (1, h + 171, w + 242), (1, h + 222, w + 155)]
   }
 
-  private static func record(inputs: [Tensor], _ body: ([Tensor]) throws -> [Tensor]) throws -> ONNXGraphWriter.Recording {
+  static func record(inputs: [Tensor], _ body: ([Tensor]) throws -> [Tensor]) throws -> ONNXGraphWriter.Recording {
     let (outputs, trace) = try OperationTrace.record { try Torch.withInferenceMode { try body(inputs) } }
     return ONNXGraphWriter.Recording(trace: trace, inputs: inputs, outputs: outputs)
   }
 
-  private static func write(
+  static func write(
     _ recordings: [ONNXGraphWriter.Recording], inputNames: [String], outputNames: [String], network: Module, opset: Int,
     metadata: [String: String]
   ) throws -> Onnx_ModelProto {

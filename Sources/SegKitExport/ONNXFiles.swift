@@ -56,4 +56,15 @@ public enum ONNXFiles {
       metadata: ["model": "dvsnet_decision", "grid": "\(network.grid.height)x\(network.grid.width)", "producer": producer]
     ).serializedData()
   }
+
+  /// XMem's three per-frame networks (`xmemModels`), each with its part's name: key, value, decoder.
+  public static func xmem(_ network: XMem, size: Size2, objects: Int, opset: Int, producer: String) throws -> [(part: String, data: Data)] {
+    try ONNXExport.checkMemory(at: size, openSizes: false, what: "XMem") { probe in
+      try ONNXExport.xmemModels(of: network, height: max(16, probe.height / 16 * 16), width: max(16, probe.width / 16 * 16), objects: objects).key
+    }
+    let models = try ONNXExport.xmemModels(of: network, height: size.height, width: size.width, objects: objects, opset: opset,
+                                           metadata: ["model": "xmem", "producer": producer])
+    return [("key", try models.key.serializedData()), ("value", try models.value.serializedData()),
+            ("decoder", try models.decoder.serializedData())]
+  }
 }

@@ -212,6 +212,8 @@ public struct ONNXGraphWriter {
       case .hardswish: add("HardSwish", [x], [output])
       case .hardsigmoid: add("HardSigmoid", [x], [output], [.float("alpha", 1.0 / 6), .float("beta", 0.5)])
       case .tanh: add("Tanh", [x], [output])
+      case .exp: add("Exp", [x], [output])
+      case .log: add("Log", [x], [output])
       }
     case .leakyReLU(let slope):
       add("LeakyRelu", [x], [output], [.float("alpha", slope)])
@@ -310,6 +312,14 @@ public struct ONNXGraphWriter {
     case .mean(let dims, let keepDim):
       let axes = dims.isEmpty ? Array(0..<step.inputs[0].rank) : dims
       add("ReduceMean", [x], [output], [.ints("axes", axes), .int("keepdims", keepDim ? 1 : 0)])
+    case .reduce(let kind, let dims, let keepDim):
+      let axes = dims.isEmpty ? Array(0..<step.inputs[0].rank) : dims.map { $0 < 0 ? $0 + step.inputs[0].rank : $0 }
+      switch kind {
+      // ReduceSum takes its axes as an input from opset 13, ReduceMax and ReduceProd from opset 18.
+      case .sum: add("ReduceSum", [x, try constant(axes, stem: "axes")], [output], [.int("keepdims", keepDim ? 1 : 0)])
+      case .max: add("ReduceMax", [x], [output], [.ints("axes", axes), .int("keepdims", keepDim ? 1 : 0)])
+      case .prod: add("ReduceProd", [x], [output], [.ints("axes", axes), .int("keepdims", keepDim ? 1 : 0)])
+      }
     case .linear(let hasBias):
       guard step.inputs[0].rank == 2 else {
         throw ExportError("linear on a \(step.inputs[0].rank)-D input: SegKit's export writes Gemm for 2-D inputs only")

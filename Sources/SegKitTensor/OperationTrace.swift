@@ -11,7 +11,8 @@ import Foundation
 /// wrong graph. Tensors made before recording (weights, buffers) are constants.
 public final class OperationTrace {
   public enum Binary: String, Sendable { case add, sub, mul, div }
-  public enum Unary: String, Sendable { case relu, relu6, sigmoid, hardswish, hardsigmoid, tanh }
+  public enum Unary: String, Sendable { case relu, relu6, sigmoid, hardswish, hardsigmoid, tanh, exp, log }
+  public enum Reduction: String, Sendable { case sum, max, prod }
 
   public enum Operation {
     case conv2d(stride: Size2, padding: Size2, dilation: Size2, groups: Int)
@@ -35,6 +36,8 @@ public final class OperationTrace {
     case permute([Int])
     case expand([Int])
     case mean(dims: [Int], keepDim: Bool)
+    /// A sum or largest value over `dims` (all when empty).
+    case reduce(Reduction, dims: [Int], keepDim: Bool)
     case linear(hasBias: Bool)
     case softmax(dim: Int)
     case argmax(dim: Int, keepDim: Bool)

@@ -115,14 +115,15 @@ extension Tensor {
   // MARK: Unary functions
 
   public func neg() throws -> Tensor { try unary(SK_NEG) }
-  public func exp() throws -> Tensor { try unary(SK_EXP) }
-  public func log() throws -> Tensor { try unary(SK_LOG) }
+  public func exp() throws -> Tensor { OperationTrace.note(.unary(.exp), [self], try unary(SK_EXP)) }
+  public func log() throws -> Tensor { OperationTrace.note(.unary(.log), [self], try unary(SK_LOG)) }
   public func log1p() throws -> Tensor { try unary(SK_LOG1P) }
   public func expm1() throws -> Tensor { try unary(SK_EXPM1) }
   public func sqrt() throws -> Tensor { try unary(SK_SQRT) }
   public func rsqrt() throws -> Tensor { try unary(SK_RSQRT) }
   public func abs() throws -> Tensor { try unary(SK_ABS) }
-  public func square() throws -> Tensor { try unary(SK_SQUARE) }
+  /// x·x (recorded as that product).
+  public func square() throws -> Tensor { OperationTrace.note(.binary(.mul), [self, self], try unary(SK_SQUARE)) }
   public func reciprocal() throws -> Tensor { try unary(SK_RECIPROCAL) }
   public func sign() throws -> Tensor { try unary(SK_SIGN) }
   public func floor() throws -> Tensor { try unary(SK_FLOOR) }
@@ -165,20 +166,26 @@ extension Tensor {
   }
 
   /// Sum over `dims` (all dimensions when empty).
-  public func sum(dims: [Int] = [], keepDim: Bool = false) throws -> Tensor { try reduce(SK_SUM, dims, keepDim) }
-  public func sum(dim: Int, keepDim: Bool = false) throws -> Tensor { try reduce(SK_SUM, [dim], keepDim) }
+  public func sum(dims: [Int] = [], keepDim: Bool = false) throws -> Tensor {
+    OperationTrace.note(.reduce(.sum, dims: dims, keepDim: keepDim), [self], try reduce(SK_SUM, dims, keepDim))
+  }
+  public func sum(dim: Int, keepDim: Bool = false) throws -> Tensor { try sum(dims: [dim], keepDim: keepDim) }
   /// The Euclidean norm over `dims` (all when empty); its gradient at a zero vector is 0.
   public func norm(dims: [Int] = [], keepDim: Bool = false) throws -> Tensor { try reduce(SK_NORM2, dims, keepDim) }
   public func mean(dims: [Int] = [], keepDim: Bool = false) throws -> Tensor {
     OperationTrace.note(.mean(dims: dims, keepDim: keepDim), [self], try reduce(SK_MEAN, dims, keepDim))
   }
-  public func mean(dim: Int, keepDim: Bool = false) throws -> Tensor { try reduce(SK_MEAN, [dim], keepDim) }
-  public func prod(dims: [Int] = [], keepDim: Bool = false) throws -> Tensor { try reduce(SK_PROD, dims, keepDim) }
+  public func mean(dim: Int, keepDim: Bool = false) throws -> Tensor { try mean(dims: [dim], keepDim: keepDim) }
+  public func prod(dims: [Int] = [], keepDim: Bool = false) throws -> Tensor {
+    OperationTrace.note(.reduce(.prod, dims: dims, keepDim: keepDim), [self], try reduce(SK_PROD, dims, keepDim))
+  }
   /// Unbiased variance and standard deviation, as torch.var and torch.std.
   public func variance(dims: [Int] = [], keepDim: Bool = false) throws -> Tensor { try reduce(SK_VAR, dims, keepDim) }
   public func std(dims: [Int] = [], keepDim: Bool = false) throws -> Tensor { try reduce(SK_STD, dims, keepDim) }
   /// Largest value over `dims` (all when empty), as torch.amax.
-  public func max(dims: [Int] = [], keepDim: Bool = false) throws -> Tensor { try reduce(SK_AMAX, dims, keepDim) }
+  public func max(dims: [Int] = [], keepDim: Bool = false) throws -> Tensor {
+    OperationTrace.note(.reduce(.max, dims: dims, keepDim: keepDim), [self], try reduce(SK_AMAX, dims, keepDim))
+  }
   public func min(dims: [Int] = [], keepDim: Bool = false) throws -> Tensor { try reduce(SK_AMIN, dims, keepDim) }
   public func all(dims: [Int] = [], keepDim: Bool = false) throws -> Tensor { try reduce(SK_ALL, dims, keepDim) }
   public func any(dims: [Int] = [], keepDim: Bool = false) throws -> Tensor { try reduce(SK_ANY, dims, keepDim) }

@@ -70,7 +70,9 @@ extension Tensor {
 
   /// Removes dimension `dim` by taking element `index` of it.
   public func select(dim: Int, index: Int) throws -> Tensor {
-    try produce { sk_select(handle, Int64(dim), Int64(index), $0) }
+    // Recorded as the narrow and squeeze it is.
+    if OperationTrace.isRecording { return try narrow(dim: dim, start: index < 0 ? index + dimSize(dim) : index, length: 1).squeeze(dim: dim) }
+    return try produce { sk_select(handle, Int64(dim), Int64(index), $0) }
   }
 
   /// `t[i]` is `t.select(dim: 0, index: i)`.
@@ -126,6 +128,11 @@ extension Tensor {
   }
 
   public static func stack(_ tensors: [Tensor], dim: Int = 0) throws -> Tensor {
+    // Recorded as the unsqueezes and concatenation it is.
+    if OperationTrace.isRecording, let first = tensors.first {
+      let axis = dim < 0 ? dim + first.rank + 1 : dim
+      return try cat(tensors.map { try $0.unsqueeze(axis) }, dim: axis)
+    }
     let handles: [sk_tensor?] = tensors.map { $0.handle }
     return try withExtendedLifetime(tensors) {
       try produce { sk_stack(handles, Int64(handles.count), Int64(dim), $0) }

@@ -203,7 +203,10 @@ extension Tensor {
     let s = shape
     guard s.count == 4 else { throw TorchError("interpolate expects a 4-D (N, C, H, W) tensor, got shape \(s)") }
     let size = Size2(Int((Double(s[2]) * scaleFactor).rounded(.down)), Int((Double(s[3]) * scaleFactor).rounded(.down)))
-    return try resample(size: size, scales: [scaleFactor, scaleFactor], mode: mode, alignCorners: alignCorners)
+    let result = try resample(size: size, scales: [scaleFactor, scaleFactor], mode: mode, alignCorners: alignCorners)
+    // When the factor gives the size exactly, the coordinates are those of a resize to that size.
+    let exact = Double(size.height) == Double(s[2]) * scaleFactor && Double(size.width) == Double(s[3]) * scaleFactor
+    return exact ? result.traced(.interpolate(size: size, mode: mode, alignCorners: alignCorners), [self]) : result
   }
 
   private func resample(size: Size2, scales: [Double], mode: Interpolation, alignCorners: Bool) throws -> Tensor {

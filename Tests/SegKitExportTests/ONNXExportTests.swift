@@ -200,7 +200,7 @@ final class ONNXExportTests: XCTestCase {
     }()) { XCTAssertTrue("\($0)".contains("opset 9 is not supported"), "\($0)") }
 
     let x = try Tensor.randn([1, 3, 8, 8]), weight = try Tensor.randn([2, 3, 1, 1])
-    let (output, trace) = try OperationTrace.record { try x.exp().conv2d(weight: weight).relu() }
+    let (output, trace) = try OperationTrace.record { try x.sin().conv2d(weight: weight).relu() }
     var writer = try ONNXGraphWriter(trace: trace)
     XCTAssertThrowsError(try writer.model(inputs: [("input", x)], outputs: [("out", output)], metadata: [:])) {
       XCTAssertTrue("\($0)".contains("conv2d") && "\($0)".contains("an operation the ONNX exporter does not know"), "\($0)")
@@ -214,4 +214,52 @@ final class ONNXExportTests: XCTestCase {
     var second = try ONNXGraphWriter(trace: inPlace)
     XCTAssertThrowsError(try second.model(inputs: [("input", x)], outputs: [("out", changed)], metadata: [:]))
   }
+
+  /// XMem's per-frame networks (key encoder and projection, value encoder with its deep
+  /// update, decoder with soft aggregation) give SegKit's outputs in ONNX Runtime, from
+  /// the plain and the folded network.
+  func testXMemNetworksMatchONNXRuntime() throws {
+    try SlowTest.skipInFastTier()
+    Torch.manualSeed(6)
+    let network = try XMem(dimensions: XMem.Dimensions(key: 16, value: 32, hidden: 8)).eval()
+    let (height, width, objects) = (32, 48, 2)
+    let image = try Tensor.randn([1, 3, height, width]), masks = try Tensor.rand([1, objects, height, width])
+    for folded in [false, true] {
+      if folded { try network.optimizeForInference() }
+      let models = try ONNXExport.xmemModels(of: network, height: height, width: width, objects: objects)
+      let (key, value, decoder) = ["key", "value", "decoder"].map { folder.appendingPathComponent("xmem-\($0)-\(folded).onnx") }.tuple3
+      try models.key.serializedData().write(to: key)
+      try models.value.serializedData().write(to: value)
+      try models.decoder.serializedData().write(to: decoder)
+      let expected = try Torch.withInferenceMode { () throws -> [String: Tensor] in
+        let encoded = try network.encodeKey(image)
+        let hidden = try Tensor.randn([1, objects, 8, height / 16, width / 16])
+        let valued = try network.encodeValue(frame: image, f16: encoded.features.f16, hidden: hidden, masks: masks)
+        let readout = try Tensor.randn([1, objects, 32, height / 16, width / 16])
+        let decoded = try network.segment(features: encoded.features, readout: readout, hidden: hidden)
+        return ["key": encoded.key, "shrinkage": encoded.shrinkage!, "selection": encoded.selection!, "f16": encoded.features.f16,
+                "f8": encoded.features.f8, "f4": encoded.features.f4, "hidden": hidden, "readout": readout,
+                "value": valued.value, "value_hidden": valued.hidden!, "decoder_hidden": decoded.hidden!, "logits": decoded.logits,
+                "probabilities": decoded.probabilities]
+      }
+      let e = { (name: String) in expected[name]! }
+      let (outputs, _) = try runInONNXRuntime([
+        (key, [("image", image)]),
+        (value, [("image", image), ("f16", e("f16")), ("masks", masks), ("hidden", e("hidden"))]),
+        (decoder, [("f16", e("f16")), ("f8", e("f8")), ("f4", e("f4")), ("readout", e("readout")), ("hidden", e("hidden"))]),
+      ])
+      for (output, name) in [("0/key", "key"), ("0/shrinkage", "shrinkage"), ("0/selection", "selection"), ("0/f16", "f16"),
+                             ("0/f8", "f8"), ("0/f4", "f4"), ("1/value", "value"), ("1/hidden_out", "value_hidden"),
+                             ("2/hidden_out", "decoder_hidden"), ("2/logits", "logits"), ("2/probabilities", "probabilities")] {
+        XCTAssertLessThan(try relativeError(try outputs[output], e(name)), 1e-4, "\(output), folded \(folded)")
+      }
+    }
+    XCTAssertThrowsError(try ONNXExport.xmemModels(of: network, height: 30, width: 48, objects: 2)) {
+      XCTAssertTrue("\($0)".contains("multiples of 16"), "\($0)")
+    }
+  }
+}
+
+extension Array {
+  fileprivate var tuple3: (Element, Element, Element) { (self[0], self[1], self[2]) }
 }

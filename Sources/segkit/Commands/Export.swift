@@ -18,7 +18,9 @@ struct Export: ParsableCommand {
       (--height, --width), or with --dynamic for any batch, height and width the network takes. \
       Flow networks (--model flownets_thin or flownet2s, or a `task: flow` run) take `first` and \
       `second` and give `flow`, `features` and `scale`; a decision network (--decision FILE) takes \
-      `features` and gives `score`.
+      `features` and gives `score`. XMem (--model xmem --weights XMem.pth, or a `task: memory` run) is \
+      written as its three per-frame networks, OUT-key.onnx, OUT-value.onnx and OUT-decoder.onnx, for \
+      --objects objects (the memory between them stays with the caller; docs/export.md).
       """
   )
 
@@ -53,6 +55,9 @@ struct Export: ParsableCommand {
   @Flag(help: "Add a `labels` output: the argmax over the classes.")
   var argmax = false
 
+  @Option(help: "XMem: the objects its value encoder and decoder are written for (default 1).")
+  var objects = 1
+
   func run() throws {
     try memory.apply()
     guard format == "onnx" else { throw ValidationError("--format \(format): SegKit writes onnx") }
@@ -66,7 +71,10 @@ struct Export: ParsableCommand {
     let producer = "SegKit \(SegKit.version)"
     var options = ONNXExportOptions(height: height ?? 512, width: width ?? 512)
     (options.opset, options.openSizes, options.bakePreprocessing, options.argmax) = (opset, dynamic, bakePreprocessing, argmax)
-    let run = try model.run(for: "segkit export", tasks: [.semantic, .foreground, .flow])
+    let run = try model.run(for: "segkit export", tasks: [.semantic, .foreground, .flow, .memory])
+    if try run?.layout.manifest().task == .memory || model.model == "xmem" {
+      return try exportXMem(weights: run.map { $0.layout.finalWeightsURL.path } ?? model.weights, to: outURL)
+    }
     let flowFamily = ModelFamily(name: try run.map { try $0.layout.manifest().model } ?? model.model ?? "")?.flowWidths
     let (what, bytes, shape): (String, Data, String)
     do {
@@ -106,6 +114,26 @@ struct Export: ParsableCommand {
     }
     try write(bytes, to: outURL)
     print("\(outURL.path): \(what), \(shape), opset \(opset), \(bytes.count / 1024) KiB")
+  }
+
+  /// XMem's three networks beside `out` (its name without .onnx, then -key, -value, -decoder).
+  private func exportXMem(weights: String?, to out: URL) throws {
+    guard let weights else { throw ValidationError("--model xmem needs --weights (XMem.pth or a memory run's model.safetensors)") }
+    guard !dynamic, !bakePreprocessing, !argmax, (1...64).contains(objects) else {
+      throw ValidationError("XMem is written for one frame size and 1 to 64 --objects, without --dynamic, --bake-preprocessing or --argmax")
+    }
+    let size = Size2(height ?? 480, width ?? 864)
+    let network = try XMem.load(contentsOf: URL(fileURLWithPath: weights))
+    let parts: [(part: String, data: Data)]
+    do {
+      parts = try ONNXFiles.xmem(network, size: size, objects: objects, opset: opset, producer: "SegKit \(SegKit.version)")
+    } catch let error as ExportError { throw CommandError("\(weights): \(error.message)") }
+    let stem = out.pathExtension == "onnx" ? out.deletingPathExtension() : out
+    for (part, data) in parts {
+      let file = stem.deletingLastPathComponent().appendingPathComponent("\(stem.lastPathComponent)-\(part).onnx")
+      try write(data, to: file)
+      print("\(file.path): XMem's \(part) network, \(size.height)×\(size.width), \(objects) object(s), opset \(opset), \(data.count / 1024) KiB")
+    }
   }
 
   private func sizeDescription(_ height: Int, _ width: Int) -> String {

@@ -84,10 +84,11 @@ public final class XMemValueEncoder: Module, ConvBatchNormPairs {
     if !singleObject {
       // Each object's "others" channel: the sum of every other object's mask.
       // Summed directly (not total minus own) to round as XMem does.
+      // (Narrows and products, which an ONNX export can record.)
       let others = try objects == 1
-        ? Tensor.zeros(masks.shape, device: masks.device)
+        ? masks * 0
         : Tensor.cat(try (0..<objects).map { i in
-            try masks.indexSelect(dim: 1, index: Tensor((0..<objects).filter { $0 != i }.map(Int64.init)).to(masks.device))
+            try Tensor.cat(try (0..<objects).filter { $0 != i }.map { try masks.narrow(dim: 1, start: $0, length: 1) }, dim: 1)
               .sum(dim: 1, keepDim: true)
           }, dim: 1)
       maskChannels = try Tensor.cat([maskChannels, others.unsqueeze(2)], dim: 2)
