@@ -6,6 +6,7 @@
 #   fine-tune it on each validation sequence's first frame and segment the rest,
 #   score the results as davis2017-evaluation does, and segment one sequence as a
 #   video file from its first mask into an overlay video;
+# - video (XMem): train XMem on the same sequences' clips, segment and score them;
 # - video semantic segmentation (DVSNet): generate synthetic street snippets and flow
 #   pairs, train the segmentation path, the thin FlowNetS (on true flow, then as the
 #   warp path), the decision network, and sweep the policies (table and plot).
@@ -43,6 +44,13 @@ ffmpeg -loglevel error -y -framerate 12 -i "$demo/davis/JPEGImages/480p/$clip/%0
 "$segkit" vos segment --parent "$demo/parent" --video "$demo/$clip.mp4" \
   --first-mask "$demo/davis/Annotations/480p/$clip/00000.png" --out "$demo/video"
 
+# XMem: trained on the same synthetic clips (about 45 minutes on 2 cores), no fine-tuning
+# per video; the run's model.json carries its inference settings to vos segment.
+"$segkit" train --config configs/xmem-cpu.yaml --set "dataset_dir=$demo/davis" --run "$demo/xmem" --plain
+"$segkit" vos segment --method xmem --weights "$demo/xmem/model.safetensors" --davis "$demo/davis" --year 2017 \
+  --out "$demo/xmem-results" --plain
+"$segkit" vos eval --results "$demo/xmem-results" --davis "$demo/davis" --year 2017 --json "$demo/xmem-eval.json"
+
 # Video semantic segmentation with dynamic key frames.
 "$segkit" data synth --kind street --out "$demo/street" --seed 0
 "$segkit" data synth --kind flow --out "$demo/chairs" --seed 0
@@ -65,13 +73,14 @@ ffmpeg -loglevel error -y -framerate 15 -pattern_type glob -i "$demo/street/left
 
 miou="$(python3 -c 'import json, sys; print(round(json.load(open(sys.argv[1]))["mIoU"], 4))' "$demo/eval.json")"
 jf="$(python3 -c 'import json, sys; print(round(json.load(open(sys.argv[1]))["global"]["J&F-Mean"], 4))' "$demo/vos-eval.json")"
+xmem_jf="$(python3 -c 'import json, sys; print(round(json.load(open(sys.argv[1]))["global"]["J&F-Mean"], 4))' "$demo/xmem-eval.json")"
 echo
 echo "The data are synthetic (textured shapes and moving objects drawn by segkit data synth)."
-echo "run folders:  $demo/train, $demo/parent   (tensorboard --logdir $demo)"
-echo "evaluation:   $demo/eval.json, $demo/vos-eval.json"
+echo "run folders:  $demo/train, $demo/parent, $demo/xmem   (tensorboard --logdir $demo)"
+echo "evaluation:   $demo/eval.json, $demo/vos-eval.json, $demo/xmem-eval.json"
 echo "predictions:  $demo/predictions (labels, colour masks, overlays)"
 echo "ONNX:         $demo/model.onnx (the trained model for ONNX Runtime, 128×128, with a labels output)"
 echo "video:        $demo/vos-results (DAVIS results layout), $demo/video/${clip}_overlay.mp4"
 echo "DVSNet:       $demo/dvs/sweep/sweep.csv, $demo/dvs/sweep/sweep.png, $demo/dvs/video/street_overlay.mp4"
-echo "J&F on the synthetic DAVIS validation split: $jf"
+echo "J&F on the synthetic DAVIS validation split: OSVOS $jf, XMem $xmem_jf"
 echo "mIoU on the synthetic validation split: $miou"

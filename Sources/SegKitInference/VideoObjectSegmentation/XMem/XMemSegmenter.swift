@@ -97,7 +97,8 @@ public final class XMemSegmenter: MaskAcceptingSegmenter {
       masks = oneHot
     }
     // Objects already followed that the mask gives again are reset to it, like new ones.
-    var probabilities = try processor.step(image, masks: masks, annotated: given)
+    // Inference mode: no autograd records (the weights require gradients), and int8 runs only without them.
+    var probabilities = try Torch.withInferenceMode { try processor.step(image, masks: masks, annotated: given) }
     if size != nil {
       probabilities = try probabilities.unsqueeze(0).interpolate(size: Size2(frame.height, frame.width), mode: .bilinear).squeeze(dim: 0)
     }
