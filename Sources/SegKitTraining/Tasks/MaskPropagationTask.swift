@@ -28,17 +28,7 @@ final class MaskPropagationTask: TrainingTask {
   init(config: TrainingConfig, device: Device, role: ProcessRole = .single) throws {
     guard let datasetDir = config.data.datasetDir else { throw TrainingError("'dataset_dir' is not set: name the DAVIS folder") }
     let root = URL(fileURLWithPath: datasetDir)
-    func videos(_ split: String) throws -> VideoDataset {
-      do {
-        switch config.data.dataset {
-        case "davis2016": return try .davis2016(root: root, split: split)
-        case "davis2017": return try .davis2017(root: root, split: split)
-        default: throw TrainingError("'dataset' \(config.data.dataset): \(config.model.name) trains on video sequences, davis2016 or davis2017")
-        }
-      } catch let error as TrainingError { throw error } catch {
-        throw TrainingError("cannot open the \(split) split of \(config.data.dataset) at \(datasetDir): \(error)")
-      }
-    }
+    func videos(_ split: String) throws -> VideoDataset { try config.openVideos(split: split, allowed: ["davis2016", "davis2017"]) }
     let flows: any FrameFlowSource
     if config.maskRNN.trainsOnExactFlow {
       flows = ExactFlows(root: root)

@@ -18,6 +18,28 @@ extension TrainingConfig {
     }
   }
 
+  /// The dataset kinds read as video sequences.
+  public static let videoDatasets = ["davis2016", "davis2017", "youtube_vos"]
+
+  /// One split of the configured video dataset, which must be one of `allowed`
+  /// (youtube_vos: the split is the folder `<dataset_dir>/<split>`).
+  public func openVideos(split: String, allowed: [String] = videoDatasets) throws -> VideoDataset {
+    guard let datasetDir = data.datasetDir else { throw TrainingError("'dataset_dir' is not set: name the video dataset's folder") }
+    guard allowed.contains(data.dataset) else {
+      throw TrainingError("'dataset' \(data.dataset): \(model.name) trains on video sequences, \(allowed.joined(separator: ", "))")
+    }
+    let root = URL(fileURLWithPath: datasetDir)
+    do {
+      switch data.dataset {
+      case "davis2016": return try .davis2016(root: root, split: split)
+      case "davis2017": return try .davis2017(root: root, split: split)
+      default: return try VideoDataset.youTubeVOS(root: root.appendingPathComponent(split)).dataset
+      }
+    } catch {
+      throw TrainingError("cannot open the \(split) split of \(data.dataset) at \(datasetDir): \(error)")
+    }
+  }
+
   /// `num_classes`, else the dataset's own class count.
   public func classCount(of dataset: SegmentationDataset) throws -> Int {
     if let numClasses = data.numClasses { return numClasses }

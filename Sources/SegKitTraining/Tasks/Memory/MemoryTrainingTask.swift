@@ -25,26 +25,12 @@ final class MemoryTrainingTask: TrainingTask {
       + "\(trainLoader.source.count) training \(clipsAreVideo ? "videos" : "images") as clips of \(config.memory.numFrames) frames"
   }
 
-  /// The dataset kinds whose samples are videos (else still images made into sequences).
-  static let videoDatasets = ["davis2016", "davis2017", "youtube_vos"]
-
   init(config: TrainingConfig, device: Device, role: ProcessRole = .single) throws {
     guard let datasetDir = config.data.datasetDir else { throw TrainingError("'dataset_dir' is not set: name the dataset's folder") }
+    func videos(_ split: String) throws -> VideoDataset { try config.openVideos(split: split) }
     guard !config.run.float64 else { throw TrainingError("'float64' is for semantic and foreground training; XMem trains in float32") }
-    let root = URL(fileURLWithPath: datasetDir)
-    func videos(_ split: String) throws -> VideoDataset {
-      do {
-        switch config.data.dataset {
-        case "davis2016": return try .davis2016(root: root, split: split)
-        case "davis2017": return try .davis2017(root: root, split: split)
-        default: return try VideoDataset.youTubeVOS(root: root.appendingPathComponent(split)).dataset
-        }
-      } catch {
-        throw TrainingError("cannot open the \(split) split of \(config.data.dataset) at \(datasetDir): \(error)")
-      }
-    }
     let memory = config.memory
-    clipsAreVideo = Self.videoDatasets.contains(config.data.dataset)
+    clipsAreVideo = TrainingConfig.videoDatasets.contains(config.data.dataset)
     let options = LoaderOptions(
       batchSize: config.input.trainBatchSize, shuffle: config.input.shuffle, seed: UInt64(config.run.seed), dropLast: true,
       workers: config.run.workers, prefetch: 2 * max(1, config.run.workers), rank: role.rank, worldSize: role.worldSize)
