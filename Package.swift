@@ -23,7 +23,7 @@ let cudaLink = withCUDA
 
 let package = Package(
   name: "SegKit",
-  platforms: [.macOS(.v13)],
+  platforms: [.macOS(.v14)],
   products: [
     .executable(name: "segkit", targets: ["segkit"]),
     .library(name: "SegKitTensor", targets: ["SegKitTensor"]),
@@ -40,6 +40,8 @@ let package = Package(
     .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.19"),
     .package(url: "https://github.com/jpsim/Yams", from: "5.0.0"),
     .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+    .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+    .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
   ],
   targets: [
     // Layer 0: the plain-C shim over libtorch. Only this target sees C++.
@@ -124,11 +126,22 @@ let package = Package(
       dependencies: ["SegKitInference", .product(name: "Yams", package: "Yams")],
       path: "Sources/SegKitTraining"
     ),
-    // Layer 7: the command-line tool: it parses arguments, calls the libraries and prints.
+    // Layer 7: the service: `segkit serve`'s HTTP API (Hummingbird on SwiftNIO) and its
+    // web page (HTML, CSS and plain JavaScript in Page/, served from the binary's bundle).
+    .target(
+      name: "SegKitService",
+      dependencies: [
+        "SegKitInference", .product(name: "Hummingbird", package: "hummingbird"),
+        .product(name: "NIOCore", package: "swift-nio"), .product(name: "ZIPFoundation", package: "ZIPFoundation"),
+      ],
+      path: "Sources/SegKitService",
+      resources: [.copy("Page")]
+    ),
+    // Layer 8: the command-line tool: it parses arguments, calls the libraries and prints.
     .executableTarget(
       name: "segkit",
       dependencies: [
-        "SegKitTensor", "SegKitModels", "SegKitData", "SegKitMetrics", "SegKitInference", "SegKitTraining", "SegKitExport",
+        "SegKitTensor", "SegKitModels", "SegKitData", "SegKitMetrics", "SegKitInference", "SegKitTraining", "SegKitExport", "SegKitService",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       path: "Sources/segkit"
@@ -203,6 +216,16 @@ let package = Package(
       name: "SegKitExportTests",
       dependencies: ["SegKitExport", "SegKitInference", "SegKitModels", "SegKitNN", "SegKitTensor", "SegKitTestSupport"],
       path: "Tests/SegKitExportTests"
+    ),
+    // The service against a real server on a loopback port, and the page in headless Chromium.
+    .testTarget(
+      name: "SegKitServiceTests",
+      dependencies: [
+        "SegKitService", "SegKitInference", "SegKitData", "SegKitTestSupport",
+        .product(name: "ZIPFoundation", package: "ZIPFoundation"),
+      ],
+      path: "Tests/SegKitServiceTests",
+      exclude: ["Python"]
     ),
     .testTarget(
       name: "SegKitNNTests",

@@ -11,3 +11,5 @@ TIMM_VERSION=1.0.31            # oracle only: reference for encoders torchvision
 SCIPY_VERSION=1.17.1           # oracle only: writes MATLAB files (SBD) for the tests
 ONNX_VERSION=1.23.2            # oracle only: checks exported models (onnx.checker)
 ONNXRUNTIME_VERSION=1.31.1     # oracle only: runs exported models
+PYCOCOTOOLS_VERSION=2.0.10     # oracle only: decodes the service's COCO run-length masks
+SELENIUM_VERSION=4.38.0        # oracle only: drives headless Chromium through the page

@@ -37,11 +37,40 @@ public enum ImageIO {
     return (Int(w), Int(h))
   }
 
+  /// Decodes JPEG or PNG bytes (a request's body, say) to RGB; `name` names them in errors.
+  /// The header's size is checked against `Image`'s limits before any pixel is decoded.
+  public static func decode(_ data: Data, name: String) throws -> Image {
+    if PortablePixmap.sniff(data) { return try PortablePixmap.decode(data, name: name).rgb() }
+    return try decode(data, name: name, mode: IC_DECODE_RGB)
+  }
+
+  /// A label map from PNG bytes: palette indices or gray values, 1 channel.
+  public static func decodeLabel(_ data: Data, name: String) throws -> Image {
+    let format = data.withUnsafeBytes { ic_sniff($0.bindMemory(to: UInt8.self).baseAddress, $0.count) }
+    guard format == IC_PNG else {
+      throw DataError("\(name): a label map must be a palette or gray PNG, not \(format == IC_JPEG ? "a JPEG" : "this format")")
+    }
+    return try decode(data, name: name, mode: IC_DECODE_LABEL)
+  }
+
+  /// Width and height from the header of JPEG or PNG bytes, without decoding pixels.
+  public static func size(of data: Data, name: String) throws -> (width: Int, height: Int) {
+    var (w, h): (Int32, Int32) = (0, 0)
+    let status = data.withUnsafeBytes { ic_image_size($0.bindMemory(to: UInt8.self).baseAddress, $0.count, &w, &h) }
+    try check(status, name)
+    return (Int(w), Int(h))
+  }
+
   /// Writes a PNG: gray, RGB or RGBA as stored; with `palette`, a 1-channel image of indices
   /// as a palette PNG holding the colormap's 256 colours. Atomic (temporary file and rename).
   public static func writePNG(_ image: Image, to url: URL, palette: Colormap? = nil, compression: Int = 6) throws {
+    try save(try pngData(image, palette: palette, compression: compression, name: url.path), to: url)
+  }
+
+  /// The PNG bytes `writePNG` writes.
+  public static func pngData(_ image: Image, palette: Colormap? = nil, compression: Int = 6, name: String = "PNG") throws -> Data {
     if palette != nil && image.channels != 1 {
-      throw DataError("\(url.path): a palette PNG needs a 1-channel label map, not \(image.channels) channels")
+      throw DataError("\(name): a palette PNG needs a 1-channel label map, not \(image.channels) channels")
     }
     let colors = palette?.paletteBytes
     var out: UnsafeMutablePointer<UInt8>?
@@ -52,12 +81,17 @@ public enum ImageIO {
                       colors, colors == nil ? 0 : 256, Int32(max(0, min(9, compression))), &out, &size)
       }
     }
-    try check(status, url)
-    try save(out, size, to: url)
+    try check(status, name)
+    return take(out, size)
   }
 
   /// Writes a baseline JPEG (4:2:0). Gray stays gray; RGBA loses its alpha.
   public static func writeJPEG(_ image: Image, to url: URL, quality: Int = 95) throws {
+    try save(try jpegData(image, quality: quality, name: url.path), to: url)
+  }
+
+  /// The JPEG bytes `writeJPEG` writes.
+  public static func jpegData(_ image: Image, quality: Int = 95, name: String = "JPEG") throws -> Data {
     let source = image.channels == 4 ? image.droppingAlpha() : image
     var out: UnsafeMutablePointer<UInt8>?
     var size = 0
@@ -65,8 +99,8 @@ public enum ImageIO {
       ic_jpeg_encode($0.baseAddress, Int32(source.width), Int32(source.height), Int32(source.channels),
                      Int32(quality), &out, &size)
     }
-    try check(status, url)
-    try save(out, size, to: url)
+    try check(status, name)
+    return take(out, size)
   }
 
   // MARK: Internals
@@ -76,12 +110,16 @@ public enum ImageIO {
   }
 
   private static func decode(_ data: Data, url: URL, mode: ic_decode_mode) throws -> Image {
+    try decode(data, name: url.path, mode: mode)
+  }
+
+  private static func decode(_ data: Data, name: String, mode: ic_decode_mode) throws -> Image {
     var (w, h, c): (Int32, Int32, Int32) = (0, 0, 0)
     // The header's size first: a few hundred bytes may claim gigapixels.
     let sized = data.withUnsafeBytes { ic_image_size($0.bindMemory(to: UInt8.self).baseAddress, $0.count, &w, &h) }
     if sized == 0 {
       guard Int(w) <= Image.maximumSide, Int(h) <= Image.maximumSide, Int(w) * Int(h) <= Image.maximumPixels else {
-        throw DataError("\(url.path): a \(w)×\(h) image is over the limit of \(Image.maximumSide) pixels a side and \(Image.maximumPixels) in all")
+        throw DataError("\(name): a \(w)×\(h) image is over the limit of \(Image.maximumSide) pixels a side and \(Image.maximumPixels) in all")
       }
     }
     var pixels: UnsafeMutablePointer<UInt8>?
@@ -93,8 +131,8 @@ public enum ImageIO {
       default: return -1
       }
     }
-    if status == -1 { throw DataError("\(url.path): not a PNG, JPEG or PPM file (unrecognised content)") }
-    try check(status, url)
+    if status == -1 { throw DataError("\(name): not a PNG, JPEG or PPM file (unrecognised content)") }
+    try check(status, name)
     defer { ic_free(pixels) }
     let count = Int(w) * Int(h) * Int(c)
     return try Image(width: Int(w), height: Int(h), channels: Int(c),
@@ -113,9 +151,12 @@ public enum ImageIO {
     }
   }
 
-  private static func save(_ bytes: UnsafeMutablePointer<UInt8>?, _ size: Int, to url: URL) throws {
+  private static func take(_ bytes: UnsafeMutablePointer<UInt8>?, _ size: Int) -> Data {
     defer { ic_free(bytes) }
-    let data = Data(bytes: bytes!, count: size)
+    return Data(bytes: bytes!, count: size)
+  }
+
+  private static func save(_ data: Data, to url: URL) throws {
     do {
       try AtomicFile.write(data, to: url)
     } catch {
@@ -123,9 +164,11 @@ public enum ImageIO {
     }
   }
 
-  private static func check(_ status: ic_status, _ url: URL) throws {
+  private static func check(_ status: ic_status, _ url: URL) throws { try check(status, url.path) }
+
+  private static func check(_ status: ic_status, _ name: String) throws {
     guard status != 0 else { return }
-    throw DataError("\(url.path): \(String(cString: ic_last_error()))")
+    throw DataError("\(name): \(String(cString: ic_last_error()))")
   }
 
   private static func withOptionalBuffer<R>(_ values: [UInt8]?, _ body: (UnsafePointer<UInt8>?) -> R) -> R {

@@ -159,6 +159,24 @@ public final class ImageSegmenter {
     try labels(fromScores: scores(image, shorterSide: shorterSide))
   }
 
+  /// The label maps of an already normalised [N, 3, H, W] batch of images of one size,
+  /// in one run of the model (a server's micro-batch). Only for a single plain pass (one
+  /// scale, no flip, no windows), where each image's labels are those `labels(_:)` gives.
+  public func labels(batch: Tensor) throws -> [Image] {
+    guard settings.isSinglePlainPass else {
+      throw InferenceError("batches run one plain pass: scales \(settings.scales), flip \(settings.flip), crop \(settings.crop.map { "\($0.height)x\($0.width)" } ?? "none")")
+    }
+    guard batch.shape.count == 4 else { throw InferenceError("a batch must be [N, 3, H, W], got \(batch.shape)") }
+    let size = Size2(batch.shape[2], batch.shape[3])
+    let scores = try inEvaluationMode { () -> Tensor in
+      var out = try model(batch.to(device)).out
+      if out.shape[2] != size.height || out.shape[3] != size.width { out = try out.interpolate(size: size, mode: .bilinear) }
+      return try out.to(.cpu)
+    }
+    let labels = try labelTensor(fromScores: scores).to(.uint8)
+    return try (0..<batch.shape[0]).map { try Image(tensor: labels.select(dim: 0, index: $0)) }
+  }
+
   /// The label of each pixel of [1, C, H, W] scores: the argmax, or for one channel
   /// foreground where the logit is positive (one pass) or the probability above ½.
   public func labels(fromScores scores: Tensor) throws -> Image {

@@ -11,7 +11,7 @@ struct SegKit: ParsableCommand {
     version: version,
     subcommands: [
       Info.self, Models.self, Predict.self, ConvertWeights.self, DataCommand.self, Train.self, Eval.self, VOSCommand.self, DVSCommand.self,
-      FlowCommand.self, Export.self,
+      FlowCommand.self, Export.self, Serve.self,
     ]
   )
 

@@ -92,10 +92,6 @@ struct XMemArguments: ParsableArguments {
 
   /// The settings a `task: memory` run kept in the model.json beside `weights`; nil for other weights.
   static func runSettings(besideWeights weights: URL) throws -> XMemSettings? {
-    let run = RunLayout(weights.deletingLastPathComponent())
-    guard FileManager.default.fileExists(atPath: run.manifestURL.path) else { return nil }
-    do { return try run.manifest().inference?.memory } catch {
-      throw ValidationError("--weights \(weights.path): the run's \(run.manifestURL.lastPathComponent) cannot be read: \(error)")
-    }
+    do { return try XMemSettings.ofRun(besideWeights: weights) } catch { throw ValidationError("--weights \(error)") }
   }
 }

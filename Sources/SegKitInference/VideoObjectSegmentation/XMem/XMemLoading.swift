@@ -39,6 +39,18 @@ public struct ProbabilityWriter: Sendable {
   }
 }
 
+extension XMemSettings {
+  /// The settings a memory run stored in the model.json beside `weights` (its
+  /// model.safetensors), nil when there is no model.json there or it holds none.
+  public static func ofRun(besideWeights weights: URL) throws -> XMemSettings? {
+    let run = RunLayout(weights.deletingLastPathComponent())
+    guard FileManager.default.fileExists(atPath: run.manifestURL.path) else { return nil }
+    do { return try run.manifest().inference?.memory } catch {
+      throw InferenceError("\(weights.path): the run's \(run.manifestURL.lastPathComponent) cannot be read: \(error)")
+    }
+  }
+}
+
 /// XMem segmenters sharing one loaded network, prepared for fast inference: a fresh
 /// memory per sequence, each frame's probabilities kept when `probabilities` is set.
 public struct XMemSegmenters {

@@ -1,0 +1,151 @@
+import Foundation
+import SegKitInference
+import SegKitService
+import SegKitTestSupport
+import XCTest
+import ZIPFoundation
+
+/// The service on a real loopback port, started and stopped by the test: its API from a
+/// Python client (every endpoint, the label PNG equal to SegKit's own prediction, COCO
+/// masks through pycocotools, caps, a propagation streamed, cancelled and downloaded),
+/// expiry, and the page driven in headless Chromium.
+final class ServiceTests: XCTestCase {
+  override func setUpWithError() throws { try SlowTest.skipInFastTier() }
+
+  /// A semantic run (LR-ASPP, 4 classes, random weights) and XMem weights, a test image, a DAVIS-like sequence.
+  struct Fixtures {
+    let root: URL
+    let run: URL
+    let xmem: URL
+
+    init() throws {
+      root = try Oracle.temporaryDirectory("segkit-serve")
+      run = root.appendingPathComponent("street")
+      xmem = root.appendingPathComponent("XMem.pth")
+      let layout = RunLayout(run)
+      try FileManager.default.createDirectory(at: layout.checkpointsURL, withIntermediateDirectories: true)
+      Torch.manualSeed(3)
+      let manifest = ModelManifest(model: "lraspp_mobilenet_v3_large", classes: 4, classNames: ["background", "road", "car", "sky"])
+      // Random weights, the classifiers' biases zeroed so that the classes vary over the image.
+      let weights = try StateDict(try ModelLoader.build(manifest).stateDict().map { name, tensor in
+        (name, name.contains("classifier") && name.hasSuffix(".bias") ? try tensor * 0.0 : tensor)
+      })
+      try manifest.write(to: layout.manifestURL)
+      try Checkpoint(model: weights, metadata: CheckpointMetadata(step: 1))
+        .write(to: layout.checkpointsURL.appendingPathComponent("step-000001.safetensors"))
+      try OracleTensors.run(try OracleModels.xmem() + "\n" + #"""
+        net = OracleXMem()
+        randomize(net, 5)
+        torch.save(net.state_dict(), "\#(xmem.path)")
+        """#)
+      let sequence = Synthetic.videoSequence(seed: 4, split: "val", index: 0, frames: 6, width: 128, height: 96, objects: 2)
+      try ImageIO.writePNG(sequence.frames[0], to: root.appendingPathComponent("image.png"))
+      try ImageIO.writePNG(sequence.masks[0], to: root.appendingPathComponent("first_mask.png"), palette: .pascal)
+      let archive = try Archive(url: root.appendingPathComponent("frames.zip"), accessMode: .create)
+      for (t, frame) in sequence.frames.enumerated() {
+        let jpeg = try ImageIO.jpegData(frame, quality: 95)
+        try archive.addEntry(with: "seq/\(String(format: "%05d", t)).jpg", type: .file, uncompressedSize: Int64(jpeg.count)) { p, n in
+          jpeg.subdata(in: Int(p)..<Int(p) + n)
+        }
+      }
+      // SegKit's own prediction of the image (what `segkit predict --run` computes).
+      let loaded = try ModelLoader.load(run: layout)
+      let segmenter = try ImageSegmenter(model: loaded.network, device: .cpu, normalization: loaded.manifest.normalization)
+      let image = try ImageIO.read(root.appendingPathComponent("image.png"))
+      try ImageIO.writePNG(try segmenter.labels(image), to: root.appendingPathComponent("expected.png"))
+      // A PNG header claiming 100,000 × 100,000 pixels: signature, then IHDR.
+      var header = Data([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13, 0x49, 0x48, 0x44, 0x52])
+      for value in [UInt32(100_000), 100_000] { withUnsafeBytes(of: value.bigEndian) { header.append(contentsOf: $0) } }
+      header.append(contentsOf: [8, 2, 0, 0, 0, 0, 0, 0, 0] + [UInt8](repeating: 0, count: 64))
+      try header.write(to: root.appendingPathComponent("big_header.png"))
+    }
+  }
+
+  /// A running service; `stop()` ends it.
+  final class Running {
+    let service: SegmentationService
+    let url: String
+    private let task: Task<Void, Error>
+
+    init(_ settings: ServiceSettings, fixtures: Fixtures) throws {
+      var xmemSettings = XMemSettings()
+      (xmemSettings.size, xmemSettings.memEvery) = (nil, 2)
+      service = try SegmentationService(
+        settings: settings, models: [try ServedModel(run: fixtures.run)],
+        xmem: try XMemSegmenters(weights: fixtures.xmem, settings: xmemSettings))
+      let port = PortBox()
+      let service = self.service
+      task = Task { try await service.run { port.set($0) } }
+      guard let bound = port.wait(seconds: 60) else { throw Oracle.Failure(description: "the service did not start") }
+      url = "http://127.0.0.1:\(bound)"
+    }
+
+    func stop() { task.cancel() }
+  }
+
+  final class PortBox: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var port: Int?
+    func set(_ value: Int) { condition.withLock { port = value; condition.broadcast() } }
+    func wait(seconds: Double) -> Int? {
+      condition.withLock {
+        let until = Date().addingTimeInterval(seconds)
+        while port == nil && condition.wait(until: until) {}
+        return port
+      }
+    }
+  }
+
+  static func settings(_ fixtures: Fixtures) -> ServiceSettings {
+    var settings = ServiceSettings(folder: fixtures.root.appendingPathComponent("service"))
+    (settings.port, settings.token) = (0, "s3cret")
+    (settings.maxBodyBytes, settings.maxSessionBytes, settings.sessionIdle) = (1 << 20, 2 << 20, 600)
+    return settings
+  }
+
+  static func python(_ script: String, _ arguments: [String]) throws -> String {
+    let path = Oracle.packageRoot.appendingPathComponent("Tests/SegKitServiceTests/Python/\(script)").path
+    return try Oracle.run("import runpy, sys\nsys.argv = sys.argv[1:]\nrunpy.run_path(sys.argv[0], run_name='__main__')",
+                          arguments: [path] + arguments)
+  }
+
+  func testAPIFromAClient() throws {
+    let fixtures = try Fixtures()
+    defer { try? FileManager.default.removeItem(at: fixtures.root) }
+    let running = try Running(Self.settings(fixtures), fixtures: fixtures)
+    defer { running.stop() }
+    let output = try Self.python("api_client.py", [running.url, "s3cret", fixtures.root.path])
+    XCTAssertTrue(output.contains("api: all checks passed"), output)
+    // Nothing of the ended session is left in the service's folder.
+    let sessions = try FileManager.default.contentsOfDirectory(atPath: fixtures.root.appendingPathComponent("service/sessions").path)
+    XCTAssertEqual(sessions, [])
+  }
+
+  func testIdleSessionsExpireWithTheirFiles() throws {
+    let fixtures = try Fixtures()
+    defer { try? FileManager.default.removeItem(at: fixtures.root) }
+    var settings = Self.settings(fixtures)
+    settings.sessionIdle = 1
+    let running = try Running(settings, fixtures: fixtures)
+    defer { running.stop() }
+    let output = try Oracle.run(#"""
+      import http.client, json, sys, time, urllib.parse
+      url = urllib.parse.urlparse(sys.argv[1])
+      def call(method, path, body=None):
+          c = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
+          c.request(method, path, body=body, headers={"Authorization": "Bearer s3cret"})
+          r = c.getresponse(); data = r.read(); c.close()
+          return r.status, data
+      status, data = call("POST", "/v1/sessions", open(sys.argv[2], "rb").read())
+      assert status == 201, data
+      sid = json.loads(data)["id"]
+      time.sleep(2.5)
+      status, data = call("GET", "/v1/sessions/" + sid)
+      assert status == 404, (status, data)
+      print(sid)
+      """#, arguments: [running.url, fixtures.root.appendingPathComponent("frames.zip").path])
+    let id = output.trimmingCharacters(in: .whitespacesAndNewlines)
+    XCTAssertEqual(id.count, 32)
+    XCTAssertFalse(FileManager.default.fileExists(atPath: fixtures.root.appendingPathComponent("service/sessions/\(id)").path))
+  }
+}
