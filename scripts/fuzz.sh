@@ -3,7 +3,8 @@
 #   bash scripts/fuzz.sh TARGET [SECONDS]   one target, for SECONDS (default 600)
 #   bash scripts/fuzz.sh smoke [RUNS]        every target, RUNS inputs each with a fixed
 #                                            seed (default 20000; the test command's smoke run)
-# TARGET: mat, flo, pth, safetensors, yaml, png, jpeg, ppm or flowcache.
+# TARGET: mat, flo, pth, safetensors, yaml, png, jpeg, ppm, flowcache, decisionsamples, youtubevos,
+# multipart (the service's form bodies) or rle (its COCO run-length mask requests).
 # Builds an instrumented segkit-fuzz in .build-fuzz (release, -sanitize=fuzzer), starts
 # from valid seed files and the regression files, and keeps what it finds in
 # fuzz/corpus/TARGET; a crashing input is written to fuzz/crashes/TARGET/ and the run
@@ -12,7 +13,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
-usage="usage: scripts/fuzz.sh mat|flo|pth|safetensors|yaml|png|jpeg|ppm|flowcache|decisionsamples|youtubevos [SECONDS] | smoke [RUNS]"
+usage="usage: scripts/fuzz.sh mat|flo|pth|safetensors|yaml|png|jpeg|ppm|flowcache|decisionsamples|youtubevos|multipart|rle [SECONDS] | smoke [RUNS]"
 target="${1:?$usage}"
 export LIBTORCH="${LIBTORCH:-$root/.deps/libtorch/torch}"
 # gold cannot link a libFuzzer binary here (an internal error); lld can.
@@ -57,6 +58,8 @@ PY
   if [ "$target" = yaml ]; then cp configs/*.yaml "$corpus"/; fi
   if [ "$target" = ppm ]; then printf 'P6\n# seed\n3 2\n255\n' > "$corpus/seed.ppm"; head -c 18 /dev/zero | tr '\0' '\200' >> "$corpus/seed.ppm"; printf 'P5 2 1 15\n\017\005' > "$corpus/seed.pgm"; fi
   if [ "$target" = flowcache ]; then printf '{"method":"dis","preset":"fast"}' > "$corpus/settings.json"; fi
+  if [ "$target" = multipart ]; then printf -- '--fuzzboundary\r\nContent-Disposition: form-data; name="model"\r\n\r\nstreet\r\n--fuzzboundary\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\nContent-Type: image/png\r\n\r\n\x89PNG\r\n--fuzzboundary--\r\n' > "$corpus/seed.form"; fi
+  if [ "$target" = rle ]; then printf '{"object": 2, "rle": {"size": [4, 5], "counts": "5220003"}}' > "$corpus/seed.json"; fi
   if [ "$target" = youtubevos ]; then printf '{"videos":{"v1":{"objects":{"1":{"category":"cat","frames":["00000"]}}}}}' > "$corpus/meta.json"; fi
 }
 
@@ -65,7 +68,7 @@ if [ "$target" = smoke ]; then
   runs="${2:-20000}"
   log="$(mktemp)"
   trap 'rm -f "$log"' EXIT
-  for name in mat flo pth safetensors yaml png jpeg ppm flowcache decisionsamples youtubevos; do
+  for name in mat flo pth safetensors yaml png jpeg ppm flowcache decisionsamples youtubevos multipart rle; do
     seed_corpus "$name"
     if ! SWIFT_BACKTRACE=enable=no .build-fuzz/release/segkit-fuzz "$name" -runs="$runs" -seed=1 -rss_limit_mb=4096 \
       -malloc_limit_mb=2048 -timeout=10 -artifact_prefix="fuzz/crashes/$name/" "fuzz/corpus/$name" > "$log" 2>&1; then

@@ -17,6 +17,10 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
   case decisionsamples
   /// YouTube-VOS's meta.json, read against a one-video split (`VideoDataset.youTubeVOS`).
   case youtubevos
+  /// A multipart/form-data request body as `segkit serve` splits it (boundary `fuzzboundary`).
+  case multipart
+  /// A mask request's JSON, `{"object": ID, "rle": {"size": [H, W], "counts": "…"}}`, decoded to pixels.
+  case rle
 
   /// The file name extension its inputs get on disk (the readers take files).
   var fileExtension: String {
@@ -32,6 +36,8 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     case .flowcache: return "json"
     case .decisionsamples: return "safetensors"
     case .youtubevos: return "json"
+    case .multipart: return "form"
+    case .rle: return "json"
     }
   }
 
@@ -42,6 +48,12 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     if self == .mat { return (try? MATFile.read(data)) != nil }
     if self == .flo { return (try? FlowFile.decode(data, name: "fuzz.flo")) != nil }
     if self == .ppm { return (try? PortablePixmap.decode(data, name: "fuzz.ppm")) != nil }
+    if self == .multipart { return (try? MultipartForm(data, boundary: "fuzzboundary")) != nil }
+    if self == .rle {
+      struct Body: Decodable { let object: Int; let rle: RunLengthEncoding }
+      guard let body = try? JSONDecoder().decode(Body.self, from: data) else { return false }
+      return (try? body.rle.mask(value: UInt8(clamping: body.object), maxPixels: 1 << 22)) != nil
+    }
     let url = Self.scratch.appendingPathComponent("input.\(fileExtension)")
     guard (try? data.write(to: url)) != nil else { return false }
     switch self {
@@ -73,7 +85,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
       FileManager.default.createFile(atPath: root.appendingPathComponent("Annotations/v1/00000.png").path, contents: Data())
       guard (try? data.write(to: root.appendingPathComponent("meta.json"))) != nil else { return false }
       return (try? VideoDataset.youTubeVOS(root: root)) != nil
-    case .mat, .flo, .ppm: return false
+    case .mat, .flo, .ppm, .multipart, .rle: return false
     }
   }
 

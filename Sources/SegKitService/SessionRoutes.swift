@@ -120,7 +120,12 @@ extension SegmentationService {
         throw ServiceError.badRequest("the JSON body must be {\"object\": ID, \"rle\": {\"size\": [H, W], \"counts\": \"…\"}}")
       }
       object = try Self.objectID(String(decoded.object))
-      do { given = try decoded.rle.mask(value: 1, field: "rle") } catch { throw ServiceError.unprocessable("\(error)") }
+      guard decoded.rle.size == [session.height, session.width] else {
+        throw ServiceError.unprocessable("rle.size is \(decoded.rle.size.prefix(4)), the session's frames [\(session.height), \(session.width)]")
+      }
+      do { given = try decoded.rle.mask(value: 1, maxPixels: settings.maxImagePixels, field: "rle") } catch {
+        throw ServiceError.unprocessable("\(error)")
+      }
     } else {
       _ = try SessionUpload.checkedSize(body, name: "the mask", settings: settings)
       do { given = try ImageIO.decodeLabel(body, name: "the mask") } catch { throw ServiceError.unprocessable("\(error)") }

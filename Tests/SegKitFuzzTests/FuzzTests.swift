@@ -88,6 +88,8 @@ final class FuzzTests: XCTestCase {
       .jpeg: [try bytes("i.jpg")], .ppm: [[UInt8](try PortablePixmap.encode(image)), [UInt8]("P5 2 1 15\n".utf8) + [15, 5]], .yaml: [[UInt8](try Data(contentsOf: config))],
       .flowcache: [try flowCacheSettings(in: folder)], .decisionsamples: [try bytes("d.safetensors")],
       .youtubevos: [[UInt8](#"{"videos": {"v1": {"objects": {"1": {"category": "cat", "frames": ["00000"]}}}}}"#.utf8)],
+      .multipart: [[UInt8]("--fuzzboundary\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nstreet\r\n--fuzzboundary\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\n\r\n\u{89}PNG\r\n--fuzzboundary--\r\n".utf8)],
+      .rle: [[UInt8](#"{"object": 2, "rle": {"size": [4, 5], "counts": "5220003"}}"#.utf8)],
     ]
   }
 }

@@ -121,6 +121,20 @@ final class ServiceTests: XCTestCase {
     XCTAssertEqual(sessions, [])
   }
 
+  /// Screenshots of each step land in .build/page-screenshots for a person to look at.
+  func testThePageInHeadlessChromium() throws {
+    let fixtures = try Fixtures()
+    defer { try? FileManager.default.removeItem(at: fixtures.root) }
+    try Data("not an image".utf8).write(to: fixtures.root.appendingPathComponent("not-an-image.png"))
+    let running = try Running(Self.settings(fixtures), fixtures: fixtures)
+    defer { running.stop() }
+    let shots = Oracle.packageRoot.appendingPathComponent(".build/page-screenshots")
+    try? FileManager.default.removeItem(at: shots)
+    let output = try Self.python("page_browser.py", [running.url, "s3cret", fixtures.root.path, shots.path])
+    XCTAssertTrue(output.contains("page: all checks passed"), output)
+    print(output)
+  }
+
   func testIdleSessionsExpireWithTheirFiles() throws {
     let fixtures = try Fixtures()
     defer { try? FileManager.default.removeItem(at: fixtures.root) }

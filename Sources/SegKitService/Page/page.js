@@ -3,6 +3,16 @@
 'use strict';
 
 const $ = (id) => document.getElementById(id);
+const on = (id, type, handler) => $(id).addEventListener(type, handler);
+const setText = (id, text) => { $(id).textContent = text; };
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
 
 // ---------------------------------------------------------------- API access
 
@@ -13,8 +23,7 @@ const token = new URLSearchParams(location.search).get('token');
 class ApiError extends Error {
   constructor(message, status, cap) {
     super(message);
-    this.status = status;
-    this.cap = cap;
+    Object.assign(this, { status, cap });
   }
 }
 
@@ -45,12 +54,11 @@ async function errorFrom(response) {
 
 const apiJSON = async (path, options) => (await api(path, options)).json();
 const apiBlob = async (path, options) => (await api(path, options)).blob();
+const postBody = (body, type) => ({ method: 'POST', body, headers: { 'Content-Type': type || 'application/octet-stream' } });
 
 function saveBlob(blob, filename) {
   const url = URL.createObjectURL(blob);
-  const link = document.createElement('a');
-  link.href = url;
-  link.download = filename;
+  const link = Object.assign(document.createElement('a'), { href: url, download: filename });
   document.body.append(link);
   link.click();
   link.remove();
@@ -63,13 +71,13 @@ function showError(error, context) {
   let text;
   if (error instanceof ApiError) text = error.cap ? `${error.message} (${error.cap})` : error.message;
   else text = String((error && error.message) || error);
-  $('error-message').textContent = context ? `${context}: ${text}` : text;
+  setText('error-message', context ? `${context}: ${text}` : text);
   $('error').hidden = false;
 }
 
 function clearError() {
   $('error').hidden = true;
-  $('error-message').textContent = '';
+  setText('error-message', '');
 }
 
 // ---------------------------------------------------------------- COCO run-length encoding
@@ -96,9 +104,7 @@ function rleRuns(text) {
   const runs = [];
   let i = 0;
   while (i < text.length) {
-    let x = 0;
-    let k = 0;
-    let more = true;
+    let x = 0, k = 0, more = true;
     while (more) {
       const c = text.charCodeAt(i++) - 48;
       x |= (c & 0x1f) << (5 * k);
@@ -114,22 +120,17 @@ function rleRuns(text) {
 
 function rleEncode(mask, height, width) {
   const runs = [];
-  let value = 0;
-  let run = 0;
+  let value = 0, run = 0;
   for (let col = 0; col < width; col++) {
     for (let row = 0; row < height; row++) {
       const v = mask[row * width + col] ? 1 : 0;
-      if (v !== value) {
-        runs.push(run);
-        run = 0;
-        value = v;
-      }
+      if (v !== value) { runs.push(run); run = 0; value = v; }
       run++;
     }
   }
   runs.push(run);
   const chars = [];
-  for (let i = 0; i < runs.length; i++) {
+  runs.forEach((_, i) => {
     let x = i > 2 ? runs[i] - runs[i - 2] : runs[i];
     let more = true;
     while (more) {
@@ -139,7 +140,7 @@ function rleEncode(mask, height, width) {
       if (more) c |= 0x20;
       chars.push(String.fromCharCode(c + 48));
     }
-  }
+  });
   return { size: [height, width], counts: chars.join('') };
 }
 
@@ -166,8 +167,6 @@ const css = ([r, g, b]) => `rgb(${r}, ${g}, ${b})`;
 let models = [];
 let videoAvailable = false;
 
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
 // A canvas's pixel under a pointer event: its CSS box may be scaled to any size.
 function canvasPoint(canvas, event) {
   const rect = canvas.getBoundingClientRect();
@@ -189,6 +188,10 @@ function fitStage(stage, width, height, maxHeight, minWidth = 0) {
   stage.classList.toggle('pixelated', scale > 1);
 }
 
+function sizeCanvases(ids, width, height) {
+  for (const id of ids) Object.assign($(id), { width, height });
+}
+
 // The label map of a /v1/segment JSON answer: one class id per pixel (-1 where no mask covers it).
 function labelsOf(result) {
   const labels = new Int16Array(result.width * result.height).fill(-1);
@@ -199,9 +202,12 @@ function labelsOf(result) {
   return labels;
 }
 
-function segmentPath(modelName) {
-  const model = modelName ? `model=${encodeURIComponent(modelName)}&` : '';
-  return `/v1/segment?${model}format=json`;
+function segmentPath(model, format = 'json') {
+  return `/v1/segment?${model ? `model=${encodeURIComponent(model.name)}&` : ''}format=${format}`;
+}
+
+function selectedModel() {
+  return models.find((m) => m.name === $('model').value);
 }
 
 // ---------------------------------------------------------------- image section
@@ -215,26 +221,25 @@ async function loadModels() {
     models = listing.models || [];
     videoAvailable = Boolean(listing.video);
     select.replaceChildren(...models.map((m) => new Option(`${m.name} (${m.architecture}, ${m.classes.length} classes)`, m.name)));
-    if (!models.length) select.add(new Option('No image models loaded', ''));
-    select.disabled = !models.length;
-    $('image-file').disabled = !models.length;
-    if (!models.length) $('image-status').textContent = 'The service was started without image models (--run).';
+    if (!models.length) {
+      select.add(new Option('No image models loaded', ''));
+      setText('image-status', 'The service was started without image models (--run).');
+    }
+    select.disabled = $('image-file').disabled = !models.length;
+    if (models.length) setText('image-status', '');
     const video = videoAvailable ? `video: ${listing.video}` : 'no video model';
-    $('service-status').textContent = `${models.length} image model${models.length === 1 ? '' : 's'} · ${video}`;
+    setText('service-status', `${models.length} image model${models.length === 1 ? '' : 's'} · ${video}`);
     $('video-note').hidden = videoAvailable;
   } catch (error) {
     showError(error, 'Loading the model list failed');
     select.replaceChildren(new Option('Models unavailable', ''));
-    $('service-status').textContent = 'service unavailable';
-    $('video-note').textContent = 'Video segmentation is unavailable: the model list could not be loaded.';
+    $('image-file').disabled = true;
+    setText('service-status', 'service unavailable');
+    setText('video-note', 'Video segmentation is unavailable: the model list could not be loaded.');
     $('video-note').hidden = false;
   }
   document.body.classList.toggle('no-video', !videoAvailable);
   updateVideoControls();
-}
-
-function selectedModel() {
-  return models.find((m) => m.name === $('model').value);
 }
 
 async function segmentImage(file) {
@@ -245,150 +250,114 @@ async function segmentImage(file) {
     return;
   }
   document.body.dataset.image = 'segmenting';
-  $('image-status').textContent = `Segmenting ${file.name}…`;
+  setText('image-status', `Segmenting ${file.name}…`);
   $('download-labels').disabled = true;
   const model = selectedModel();
   try {
     const [result, bitmap] = await Promise.all([
-      apiJSON(segmentPath(model && model.name), {
-        method: 'POST',
-        body: file,
-        headers: { 'Content-Type': file.type || 'application/octet-stream' },
-      }),
+      apiJSON(segmentPath(model), postBody(file, file.type)),
       // The browser may not decode every format the service does; then only the mask shows.
       createImageBitmap(file).catch(() => null),
     ]);
     showSegmentation(result, bitmap, model);
     picture.file = file;
     $('download-labels').disabled = false;
-    $('image-status').textContent = `${file.name}: ${result.width}×${result.height}, model ${result.model}.`;
+    setText('image-status', `${file.name}: ${result.width}×${result.height}, model ${result.model}.`);
     clearError();
     document.body.dataset.image = 'segmented';
   } catch (error) {
     showError(error, `Segmenting ${file.name} failed`);
-    $('image-status').textContent = '';
+    setText('image-status', '');
+    $('download-labels').disabled = !picture.file; // the earlier result stays shown
     document.body.dataset.image = 'error';
   }
 }
 
 function showSegmentation(result, bitmap, model) {
   const { width, height } = result;
-  const imageCanvas = $('image-canvas');
-  const maskCanvas = $('image-mask');
-  for (const canvas of [imageCanvas, maskCanvas]) {
-    canvas.width = width;
-    canvas.height = height;
-  }
-  const imageContext = imageCanvas.getContext('2d');
-  imageContext.fillStyle = '#808080';
-  imageContext.fillRect(0, 0, width, height);
+  sizeCanvases(['image-canvas', 'image-mask'], width, height);
+  const context = $('image-canvas').getContext('2d');
+  context.fillStyle = '#808080';
+  context.fillRect(0, 0, width, height);
   if (bitmap) {
-    imageContext.drawImage(bitmap, 0, 0, width, height);
+    context.drawImage(bitmap, 0, 0, width, height);
     bitmap.close();
   }
 
-  const colors = new Map(((model && model.classes) || []).map((c) => [c.id, c.color]));
-  picture.names = new Map(((model && model.classes) || []).map((c) => [c.id, c.name]));
+  const classes = (model && model.classes) || [];
+  const colors = new Map(classes.map((c) => [c.id, c.color]));
+  picture.names = new Map(classes.map((c) => [c.id, c.name]));
   for (const c of result.classes || []) picture.names.set(c.id, c.name);
   const colorOf = (id) => colors.get(id) || VOC[id & 255];
 
-  picture.labels = labelsOf(result);
-  picture.width = width;
-  picture.height = height;
+  Object.assign(picture, { labels: labelsOf(result), width, height });
   const mask = new ImageData(width, height);
-  const labels = picture.labels;
-  for (let i = 0; i < labels.length; i++) {
-    if (labels[i] < 0) continue;
-    const [r, g, b] = colorOf(labels[i]);
+  picture.labels.forEach((id, i) => {
+    if (id < 0) return;
+    const [r, g, b] = colorOf(id);
     // Pure black is the palettes' "background/unlabelled": leave the photo visible there.
-    if (r === 0 && g === 0 && b === 0) continue;
-    mask.data.set([r, g, b, 255], i * 4);
-  }
-  maskCanvas.getContext('2d').putImageData(mask, 0, 0);
-  fitStage($('image-stage'), width, height, 560, 0);
+    if (r || g || b) mask.data.set([r, g, b, 255], i * 4);
+  });
+  $('image-mask').getContext('2d').putImageData(mask, 0, 0);
+  fitStage($('image-stage'), width, height, 560);
   updateOpacity();
-  showLegend(result, colorOf);
-}
 
-function showLegend(result, colorOf) {
-  const total = result.width * result.height || 1;
+  // The legend: classes present, largest first, with their share of the pixels.
+  const total = width * height || 1;
   const present = (result.classes || []).filter((c) => c.pixels > 0).sort((a, b) => b.pixels - a.pixels);
   const items = present.map((c) => {
-    const item = document.createElement('li');
-    const swatch = document.createElement('span');
-    swatch.className = 'swatch';
+    const swatch = el('span', 'swatch');
     swatch.style.background = css(colorOf(c.id));
-    const name = document.createElement('span');
-    name.textContent = c.name;
-    const share = document.createElement('span');
-    share.className = 'share';
-    share.textContent = `${((100 * c.pixels) / total).toFixed(1)}%`;
-    item.append(swatch, name, share);
+    const item = el('li');
+    item.append(swatch, el('span', 'name', c.name), el('span', 'share', `${((100 * c.pixels) / total).toFixed(1)}%`));
     return item;
   });
-  if (!items.length) {
-    const empty = document.createElement('li');
-    empty.className = 'muted';
-    empty.textContent = 'No classes found.';
-    items.push(empty);
-  }
-  $('legend').replaceChildren(...items);
+  $('legend').replaceChildren(...(items.length ? items : [el('li', 'muted', 'No classes found.')]));
 }
 
 function updateOpacity() {
   const value = Number($('opacity').value);
   $('image-mask').style.opacity = String(value / 100);
-  $('opacity-value').textContent = `${value}%`;
+  setText('opacity-value', `${value}%`);
 }
 
 function showHoverClass(event) {
   if (!picture.labels) return;
   const [x, y] = canvasPoint($('image-mask'), event);
   const id = picture.labels[y * picture.width + x];
-  $('hover-class').textContent = id < 0 ? 'none' : picture.names.get(id) || `class ${id}`;
+  setText('hover-class', id < 0 ? 'none' : picture.names.get(id) || `class ${id}`);
 }
 
 async function downloadLabels() {
   if (!picture.file) return;
-  const button = $('download-labels');
-  button.disabled = true;
+  $('download-labels').disabled = true;
   try {
-    const model = selectedModel();
-    const path = segmentPath(model && model.name).replace('format=json', 'format=png');
-    const blob = await apiBlob(path, {
-      method: 'POST',
-      body: picture.file,
-      headers: { 'Content-Type': picture.file.type || 'application/octet-stream' },
-    });
-    saveBlob(blob, 'labels.png');
+    saveBlob(await apiBlob(segmentPath(selectedModel(), 'png'), postBody(picture.file, picture.file.type)), 'labels.png');
     clearError();
   } catch (error) {
     showError(error, 'Downloading the labels failed');
   } finally {
-    button.disabled = false;
+    $('download-labels').disabled = false;
   }
 }
 
 function setUpImageSection() {
-  $('image-file').addEventListener('change', (event) => segmentImage(event.target.files[0]));
-  $('opacity').addEventListener('input', updateOpacity);
-  $('download-labels').addEventListener('click', downloadLabels);
-  $('image-mask').addEventListener('pointermove', showHoverClass);
-  $('image-mask').addEventListener('pointerleave', () => { $('hover-class').textContent = '—'; });
-  // Re-segment the current image when another model is chosen.
-  $('model').addEventListener('change', () => { if (picture.file) segmentImage(picture.file); });
+  on('image-file', 'change', (event) => segmentImage(event.target.files[0]));
+  on('opacity', 'input', updateOpacity);
+  on('download-labels', 'click', downloadLabels);
+  on('image-mask', 'pointermove', showHoverClass);
+  on('image-mask', 'pointerleave', () => setText('hover-class', '—'));
+  // Another model: segment the current image again with it.
+  on('model', 'change', () => picture.file && segmentImage(picture.file));
 
   const drop = $('image-drop');
-  drop.addEventListener('dragover', (event) => {
-    event.preventDefault();
-    drop.classList.add('over');
-  });
+  drop.addEventListener('dragover', (event) => { event.preventDefault(); drop.classList.add('over'); });
   drop.addEventListener('dragleave', () => drop.classList.remove('over'));
   drop.addEventListener('drop', (event) => {
     event.preventDefault();
     drop.classList.remove('over');
-    const file = [...event.dataTransfer.files].find((f) => f.type.startsWith('image/')) || event.dataTransfer.files[0];
-    segmentImage(file);
+    const files = [...event.dataTransfer.files];
+    segmentImage(files.find((f) => f.type.startsWith('image/')) || files[0]);
   });
   // A file dropped anywhere else must not make the browser navigate away from the page.
   window.addEventListener('dragover', (event) => event.preventDefault());
@@ -404,13 +373,15 @@ const state = {
   annotated: [], segmented: [], mask: null, frameBlob: null,
 };
 
-let frameTicket = 0;           // the newest frame request; older answers are dropped
-let saveQueue = Promise.resolve(); // mask uploads, in order
-let stroke = null;             // the brush stroke in progress
+let frameTicket = 0;               // the newest frame request; older answers are dropped
+let saveQueue = Promise.resolve(); // mask uploads, one after another
+let stroke = null;                 // the brush stroke in progress
 let picking = false;
-let playing = null;
-let propagation = null;        // { controller, cancelled } while a propagation runs
-let maskImage = null;          // the coloured overlay, updated in place while painting
+let playing = null;                // a token per playback, so a new one stops the old loop
+let propagation = null;            // { controller, cancelled } while a propagation runs
+let maskImage = null;              // the coloured overlay, updated in place while painting
+
+const setVideoState = (value) => { document.body.dataset.video = value; };
 
 function applySession(info) {
   Object.assign(state, {
@@ -432,13 +403,9 @@ function updateVideoControls() {
   $('cancel').disabled = !running;
 }
 
-function tool() {
-  return document.querySelector('input[name="tool"]:checked').value;
-}
-
-function selectedObject() {
-  return Number($('object-id').value) || 1;
-}
+const tool = () => document.querySelector('input[name="tool"]:checked').value;
+const selectedObject = () => Number($('object-id').value) || 1;
+const updateSwatch = () => { $('object-swatch').style.background = css(VOC[selectedObject()]); };
 
 // Offer objects 1…n in the selector, each shown in its palette colour.
 function ensureObjects(n) {
@@ -453,39 +420,32 @@ function ensureObjects(n) {
   updateSwatch();
 }
 
-function updateSwatch() {
-  $('object-swatch').style.background = css(VOC[selectedObject()]);
-}
-
 async function uploadVideo(file) {
   if (!file) return;
   stopPlaying();
-  document.body.dataset.video = 'uploading';
-  $('video-status').textContent = `Uploading ${file.name}…`;
+  setVideoState('uploading');
+  setText('video-status', `Uploading ${file.name}…`);
   try {
-    const type = file.type || (file.name.toLowerCase().endsWith('.zip') ? 'application/zip' : 'application/octet-stream');
-    const info = await apiJSON('/v1/sessions', { method: 'POST', body: file, headers: { 'Content-Type': type } });
+    const zip = file.name.toLowerCase().endsWith('.zip');
+    const info = await apiJSON('/v1/sessions', postBody(file, file.type || (zip ? 'application/zip' : '')));
     applySession(info);
-    state.current = 0;
-    for (const canvas of [$('frame-canvas'), $('mask-canvas')]) {
-      canvas.width = state.width;
-      canvas.height = state.height;
-    }
+    Object.assign(state, { current: 0, mask: null, frameBlob: null });
+    sizeCanvases(['frame-canvas', 'mask-canvas'], state.width, state.height);
     maskImage = new ImageData(state.width, state.height);
     fitVideoStage();
     $('frame-slider').max = String(Math.max(0, state.frames - 1));
     $('object-id').replaceChildren();
     ensureObjects(1);
     $('progress').value = 0;
-    $('progress-label').textContent = 'Not started.';
+    setText('progress-label', 'Not started.');
     await showFrame(0);
-    $('video-status').textContent = `${file.name}: ${state.frames} frames, ${state.width}×${state.height} at ${+state.fps.toFixed(2)} fps.`;
+    setText('video-status', `${file.name}: ${state.frames} frames, ${state.width}×${state.height} at ${+state.fps.toFixed(2)} fps.`);
     clearError();
-    document.body.dataset.video = 'ready';
+    setVideoState('ready');
   } catch (error) {
     showError(error, `Opening ${file.name} failed`);
-    $('video-status').textContent = '';
-    document.body.dataset.video = 'error';
+    setText('video-status', '');
+    setVideoState('error');
   }
   updateVideoControls();
 }
@@ -515,17 +475,14 @@ async function showFrame(t) {
     return false;
   }
   const { width, height } = state;
-  const scratch = document.createElement('canvas');
-  scratch.width = width;
-  scratch.height = height;
+  const scratch = Object.assign(document.createElement('canvas'), { width, height });
   const scratchContext = scratch.getContext('2d', { willReadFrequently: true });
   scratchContext.drawImage(maskBitmap, 0, 0);
   const pixels = scratchContext.getImageData(0, 0, width, height).data;
   const mask = new Uint8Array(width * height);
   let highest = 0;
   for (let i = 0; i < mask.length; i++) {
-    const key = (pixels[i * 4] << 16) | (pixels[i * 4 + 1] << 8) | pixels[i * 4 + 2];
-    const object = VOC_IDS.get(key) || 0; // exact palette colours only
+    const object = VOC_IDS.get((pixels[i * 4] << 16) | (pixels[i * 4 + 1] << 8) | pixels[i * 4 + 2]) || 0; // exact matches only
     mask[i] = object;
     if (object > highest) highest = object;
   }
@@ -537,7 +494,7 @@ async function showFrame(t) {
   renderMask();
   ensureObjects(Math.max(1, highest));
   $('frame-slider').value = String(t);
-  $('frame-label').textContent = `frame ${t} / ${state.frames}`;
+  setText('frame-label', `frame ${t} / ${state.frames}`);
   updateVideoControls();
   return true;
 }
@@ -546,7 +503,6 @@ async function showFrame(t) {
 async function goTo(t) {
   if (!state.sessionId) return;
   const target = Math.min(Math.max(t, 0), state.frames - 1);
-  $('frame-label').textContent = `frame ${target} / ${state.frames}`;
   try {
     if (await showFrame(target)) clearError();
   } catch (error) {
@@ -563,10 +519,7 @@ function renderMask(x0 = 0, y0 = 0, x1 = state.width - 1, y1 = state.height - 1)
     for (let x = x0; x <= x1; x++) {
       const i = y * width + x;
       const id = mask[i];
-      const [r, g, b] = VOC[id];
-      data[i * 4] = r;
-      data[i * 4 + 1] = g;
-      data[i * 4 + 2] = b;
+      data.set(VOC[id], i * 4);
       data[i * 4 + 3] = id ? 128 : 0;
     }
   }
@@ -576,25 +529,24 @@ function renderMask(x0 = 0, y0 = 0, x1 = state.width - 1, y1 = state.height - 1)
 // Paint (or erase) a disc of the brush radius; returns the rectangle it covered.
 function stamp(cx, cy, radius, object, erase) {
   const { width, height, mask } = state;
-  const x0 = Math.max(0, Math.floor(cx - radius));
-  const x1 = Math.min(width - 1, Math.ceil(cx + radius));
-  const y0 = Math.max(0, Math.floor(cy - radius));
-  const y1 = Math.min(height - 1, Math.ceil(cy + radius));
+  const x0 = Math.max(0, Math.floor(cx - radius)), x1 = Math.min(width - 1, Math.ceil(cx + radius));
+  const y0 = Math.max(0, Math.floor(cy - radius)), y1 = Math.min(height - 1, Math.ceil(cy + radius));
   for (let y = y0; y <= y1; y++) {
     for (let x = x0; x <= x1; x++) {
-      if ((x - cx) ** 2 + (y - cy) ** 2 > radius * radius) continue;
+      // r² + r rather than r² rounds the disc without one-pixel spurs at its four tips.
+      if ((x - cx) ** 2 + (y - cy) ** 2 >= radius * radius + radius) continue;
       const i = y * width + x;
-      if (erase) { if (mask[i] === object) mask[i] = 0; } else mask[i] = object;
+      if (!erase) mask[i] = object;
+      else if (mask[i] === object) mask[i] = 0;
     }
   }
   return [x0, y0, x1, y1];
 }
 
-// A stroke segment: discs spaced at most half a radius apart, so fast strokes stay continuous.
+// A stroke segment: discs at most half a radius apart, so fast strokes stay continuous.
 function paintLine(from, to) {
   const radius = Number($('brush-size').value);
-  const distance = Math.hypot(to[0] - from[0], to[1] - from[1]);
-  const steps = Math.max(1, Math.ceil(distance / Math.max(1, radius / 2)));
+  const steps = Math.max(1, Math.ceil(Math.hypot(to[0] - from[0], to[1] - from[1]) / Math.max(1, radius / 2)));
   let box = null;
   for (let s = 0; s <= steps; s++) {
     const x = from[0] + ((to[0] - from[0]) * s) / steps;
@@ -609,13 +561,11 @@ function onPointerDown(event) {
   if (!state.mask || event.button !== 0 || $('object-id').disabled) return;
   stopPlaying();
   const point = canvasPoint($('mask-canvas'), event);
-  if (tool() === 'pick') {
-    pickAt(point[0], point[1]);
-    return;
-  }
+  if (tool() === 'pick') return void pickAt(point[0], point[1]);
   event.preventDefault();
-  $('mask-canvas').setPointerCapture(event.pointerId);
+  try { $('mask-canvas').setPointerCapture(event.pointerId); } catch { /* a synthetic event's pointer cannot be captured */ }
   stroke = { frame: state.current, object: selectedObject(), erase: tool() === 'eraser', last: point };
+  if (!propagation) setVideoState('annotating'); // until the stroke's upload lands
   paintLine(point, point);
 }
 
@@ -631,9 +581,10 @@ function onPointerUp() {
   const { frame, object } = stroke;
   stroke = null;
   if (frame === state.current) saveObject(frame, object);
+  else setVideoState('ready'); // the frame changed under the stroke: nothing to save
 }
 
-// Upload object `object`'s pixels of the shown mask as frame `frame`'s mask for it.
+// Upload object `object`'s pixels of the shown mask as its mask on frame `frame`.
 // The mask is read now; uploads run one after another so they land in order.
 function saveObject(frame, object) {
   const { sessionId, width, height } = state;
@@ -646,10 +597,10 @@ function saveObject(frame, object) {
       });
       if (sessionId === state.sessionId) applySession(info);
       clearError();
-      if (!propagation) document.body.dataset.video = 'annotated';
+      if (!propagation) setVideoState('annotated');
     } catch (error) {
       showError(error, `Saving the mask of frame ${frame} failed`);
-      document.body.dataset.video = 'error';
+      setVideoState('error');
     }
   });
   return saveQueue;
@@ -660,50 +611,51 @@ function saveObject(frame, object) {
 async function pickAt(x, y) {
   if (picking || !state.frameBlob) return;
   const model = selectedModel();
-  if (!model) {
-    showError('the pick tool needs an image model: start the service with --run RUN');
-    return;
-  }
+  if (!model) return void showError('the pick tool needs an image model: start the service with --run RUN');
   picking = true;
-  const { sessionId, current: frame, frameBlob } = state;
+  if (!propagation) setVideoState('annotating');
+  const { sessionId, current: frame, frameBlob, width, height } = state;
   const object = selectedObject();
-  $('video-status').textContent = `Segmenting frame ${frame} with ${model.name}…`;
+  setText('video-status', `Segmenting frame ${frame} with ${model.name}…`);
   try {
-    const result = await apiJSON(segmentPath(model.name), {
-      method: 'POST', body: frameBlob, headers: { 'Content-Type': frameBlob.type || 'image/png' },
-    });
-    if (sessionId !== state.sessionId || frame !== state.current) return; // the user moved on
-    if (result.width !== state.width || result.height !== state.height) {
-      throw new Error(`the segmentation is ${result.width}×${result.height}, the frame ${state.width}×${state.height}`);
+    const result = await apiJSON(segmentPath(model), postBody(frameBlob, frameBlob.type || 'image/png'));
+    if (sessionId !== state.sessionId || frame !== state.current) { // the user moved on
+      setText('video-status', '');
+      setVideoState('ready');
+      return;
+    }
+    if (result.width !== width || result.height !== height) {
+      throw new Error(`the segmentation is ${result.width}×${result.height}, the frame ${width}×${height}`);
     }
     const labels = labelsOf(result);
-    const region = floodFill(labels, state.width, state.height, x, y);
+    const region = floodFill(labels, width, x, y);
     for (const i of region) state.mask[i] = object;
     renderMask();
-    const name = (result.classes || []).find((c) => c.id === labels[y * state.width + x]);
-    $('video-status').textContent = `Picked ${region.length} pixels${name ? ` of ${name.name}` : ''} for object ${object}.`;
+    const picked = (result.classes || []).find((c) => c.id === labels[y * width + x]);
+    setText('video-status', `Picked ${region.length} pixels${picked ? ` of ${picked.name}` : ''} for object ${object}.`);
     await saveObject(frame, object);
   } catch (error) {
     showError(error, 'Picking a region failed');
-    $('video-status').textContent = '';
-    document.body.dataset.video = 'error';
+    setText('video-status', '');
+    setVideoState('error');
   } finally {
     picking = false;
   }
 }
 
-function floodFill(labels, width, height, x, y) {
-  const target = labels[y * width + x];
-  const seen = new Uint8Array(width * height);
-  const stack = [y * width + x];
+// The 4-connected pixels with the same label as (x, y), as indices.
+function floodFill(labels, width, x, y) {
+  const start = y * width + x;
+  const target = labels[start];
+  const seen = new Uint8Array(labels.length);
+  const stack = [start];
   const region = [];
-  seen[stack[0]] = 1;
+  seen[start] = 1;
   while (stack.length) {
     const i = stack.pop();
     region.push(i);
-    const px = i % width;
-    const neighbours = [px > 0 ? i - 1 : -1, px < width - 1 ? i + 1 : -1, i - width, i + width];
-    for (const n of neighbours) {
+    const column = i % width;
+    for (const n of [column > 0 ? i - 1 : -1, column < width - 1 ? i + 1 : -1, i - width, i + width]) {
       if (n < 0 || n >= labels.length || seen[n] || labels[n] !== target) continue;
       seen[n] = 1;
       stack.push(n);
@@ -718,7 +670,7 @@ async function startPlaying() {
   if (!state.sessionId || playing) return;
   const run = {};
   playing = run;
-  $('play').textContent = 'Pause';
+  setText('play', 'Pause');
   const interval = 1000 / Math.min(Math.max(state.fps || 10, 1), 60);
   let next = state.current >= state.frames - 1 ? 0 : state.current + 1;
   while (playing === run && next < state.frames) {
@@ -738,7 +690,7 @@ async function startPlaying() {
 
 function stopPlaying() {
   playing = null;
-  $('play').textContent = 'Play';
+  setText('play', 'Play');
 }
 
 // ---------------------------------------------------------------- propagation
@@ -751,39 +703,34 @@ async function propagate() {
   const run = { controller: new AbortController(), cancelled: false };
   propagation = run;
   updateVideoControls();
-  document.body.dataset.video = 'propagating';
-  $('progress').value = 0;
-  $('progress').max = 1;
-  $('progress-label').textContent = `Propagating from frame ${from}…`;
+  setVideoState('propagating');
+  Object.assign($('progress'), { value: 0, max: 1 });
+  setText('progress-label', `Propagating from frame ${from}…`);
 
   let end = null;
   try {
-    const response = await api(`/v1/sessions/${sessionId}/propagate?from=${from}&direction=forward`, {
-      method: 'POST', signal: run.controller.signal,
-    });
+    const path = `/v1/sessions/${sessionId}/propagate?from=${from}&direction=forward`;
+    const response = await api(path, { method: 'POST', signal: run.controller.signal });
     const reader = response.body.getReader();
     const decoder = new TextDecoder();
-    let buffer = '';
     const handle = (line) => {
       if (!line.trim()) return;
       const message = JSON.parse(line);
       if (message.end) end = message;
       else showProgress(message);
     };
+    let buffer = '';
     for (;;) {
       const { value, done } = await reader.read();
       if (done) break;
       buffer += decoder.decode(value, { stream: true });
-      let newline;
-      while ((newline = buffer.indexOf('\n')) >= 0) {
-        handle(buffer.slice(0, newline));
-        buffer = buffer.slice(newline + 1);
-      }
+      const lines = buffer.split('\n');
+      buffer = lines.pop(); // an incomplete line waits for the next chunk
+      lines.forEach(handle);
     }
     handle(buffer + decoder.decode());
   } catch (error) {
-    if (run.cancelled && error.name === 'AbortError') end = { end: 'cancelled' };
-    else end = { end: 'error', failure: error };
+    end = run.cancelled && error.name === 'AbortError' ? { end: 'cancelled' } : { end: 'error', failure: error };
   }
   propagation = null;
   updateVideoControls();
@@ -791,11 +738,9 @@ async function propagate() {
 }
 
 function showProgress(message) {
-  const progress = $('progress');
-  progress.max = Math.max(1, message.total);
-  progress.value = message.done;
+  Object.assign($('progress'), { max: Math.max(1, message.total), value: message.done });
   const objects = Object.keys(message.objects || {}).length;
-  $('progress-label').textContent = `Frame ${message.frame}: ${message.done} / ${message.total} (${objects} object${objects === 1 ? '' : 's'})`;
+  setText('progress-label', `Frame ${message.frame}: ${message.done} / ${message.total} (${objects} object${objects === 1 ? '' : 's'})`);
 }
 
 async function finishPropagation(end, sessionId) {
@@ -804,22 +749,23 @@ async function finishPropagation(end, sessionId) {
     if (end.end === 'done') {
       applySession(await apiJSON(`/v1/sessions/${sessionId}`));
       $('progress').value = $('progress').max;
-      $('progress-label').textContent = 'Done: showing the last frame.';
+      setText('progress-label', 'Done: showing the last frame.');
+      // Retry once if a slider move overtook it: the state must end on the last frame.
       if (!(await showFrame(state.frames - 1))) await showFrame(state.frames - 1);
       clearError();
-      document.body.dataset.video = 'propagated';
+      setVideoState('propagated');
     } else if (end.end === 'cancelled') {
-      $('progress-label').textContent = `Cancelled after ${$('progress').value} of ${$('progress').max} frames.`;
+      setText('progress-label', `Cancelled after ${$('progress').value} of ${$('progress').max} frames.`);
       await showFrame(state.current); // the shown frame may have been propagated already
-      document.body.dataset.video = 'cancelled';
+      setVideoState('cancelled');
     } else {
-      $('progress-label').textContent = 'Failed.';
+      setText('progress-label', 'Failed.');
       showError(end.failure || end.error || 'unknown error', 'Propagation failed');
-      document.body.dataset.video = 'error';
+      setVideoState('error');
     }
   } catch (error) {
     showError(error, 'Loading the propagated masks failed');
-    document.body.dataset.video = 'error';
+    setVideoState('error');
   }
 }
 
@@ -828,13 +774,13 @@ async function cancelPropagation() {
   if (!run) return;
   run.cancelled = true;
   $('cancel').disabled = true;
-  $('progress-label').textContent = 'Cancelling…';
+  setText('progress-label', 'Cancelling…');
   try {
     await api(`/v1/sessions/${state.sessionId}/propagate`, { method: 'DELETE' });
   } catch (error) {
     showError(error, 'Cancelling the propagation failed');
   }
-  run.controller.abort(); // stop reading: the stream's end no longer matters
+  run.controller.abort(); // stop reading: the service has stopped, the rest of the stream does not matter
 }
 
 async function downloadResult(format, filename, button) {
@@ -854,33 +800,27 @@ async function downloadResult(format, filename, button) {
 }
 
 function setUpVideoSection() {
-  $('video-file').addEventListener('change', (event) => uploadVideo(event.target.files[0]));
-  $('frame-slider').addEventListener('input', (event) => {
-    stopPlaying();
-    goTo(Number(event.target.value));
-  });
-  $('prev').addEventListener('click', () => { stopPlaying(); goTo(state.current - 1); });
-  $('next').addEventListener('click', () => { stopPlaying(); goTo(state.current + 1); });
-  $('play').addEventListener('click', () => (playing ? stopPlaying() : startPlaying()));
-  $('brush-size').addEventListener('input', (event) => {
-    $('brush-size-value').textContent = `${event.target.value} px`;
-  });
-  $('object-id').addEventListener('change', updateSwatch);
-  $('add-object').addEventListener('click', () => {
+  on('video-file', 'change', (event) => uploadVideo(event.target.files[0]));
+  on('frame-slider', 'input', (event) => { stopPlaying(); goTo(Number(event.target.value)); });
+  on('prev', 'click', () => { stopPlaying(); goTo(state.current - 1); });
+  on('next', 'click', () => { stopPlaying(); goTo(state.current + 1); });
+  on('play', 'click', () => (playing ? stopPlaying() : startPlaying()));
+  on('brush-size', 'input', (event) => setText('brush-size-value', `${event.target.value} px`));
+  on('object-id', 'change', updateSwatch);
+  on('add-object', 'click', () => {
     const select = $('object-id');
     ensureObjects(select.options.length + 1);
     select.value = String(select.options.length);
     updateSwatch();
   });
-  const canvas = $('mask-canvas');
-  canvas.addEventListener('pointerdown', onPointerDown);
-  canvas.addEventListener('pointermove', onPointerMove);
-  canvas.addEventListener('pointerup', onPointerUp);
-  canvas.addEventListener('pointercancel', onPointerUp);
-  $('propagate').addEventListener('click', propagate);
-  $('cancel').addEventListener('click', cancelPropagation);
-  $('download-masks').addEventListener('click', (e) => downloadResult('davis', 'masks.zip', e.currentTarget));
-  $('download-video').addEventListener('click', (e) => downloadResult('video', 'overlay.mp4', e.currentTarget));
+  on('mask-canvas', 'pointerdown', onPointerDown);
+  on('mask-canvas', 'pointermove', onPointerMove);
+  on('mask-canvas', 'pointerup', onPointerUp);
+  on('mask-canvas', 'pointercancel', onPointerUp);
+  on('propagate', 'click', propagate);
+  on('cancel', 'click', cancelPropagation);
+  on('download-masks', 'click', (event) => downloadResult('davis', 'masks.zip', event.currentTarget));
+  on('download-video', 'click', (event) => downloadResult('video', 'overlay.mp4', event.currentTarget));
   ensureObjects(1);
   updateVideoControls();
 }
@@ -888,19 +828,16 @@ function setUpVideoSection() {
 // ---------------------------------------------------------------- start
 
 // For automated tests: the shown frame's ids and the session's state.
-window.segkit = {
-  shownMask: () => Array.from(state.mask || []),
-  state,
-};
+window.segkit = { shownMask: () => Array.from(state.mask || []), state };
 
 function start() {
-  $('error-close').addEventListener('click', clearError);
+  on('error-close', 'click', clearError);
   // Whatever slips through still ends in the banner rather than only in the console.
   window.addEventListener('error', (event) => showError(event.message || 'unexpected error'));
   window.addEventListener('unhandledrejection', (event) => showError(event.reason || 'unexpected error'));
   window.addEventListener('resize', () => {
     fitVideoStage();
-    if (picture.labels) fitStage($('image-stage'), picture.width, picture.height, 560, 0);
+    if (picture.labels) fitStage($('image-stage'), picture.width, picture.height, 560);
   });
   setUpImageSection();
   setUpVideoSection();

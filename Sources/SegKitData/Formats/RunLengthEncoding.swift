@@ -1,5 +1,4 @@
 import Foundation
-import SegKitData
 
 /// COCO's run-length encoding of a binary mask, the form pycocotools' `mask.encode`
 /// writes and SAM 2's demo and COCO's tools read: `size` is [height, width]; the pixels
@@ -36,10 +35,14 @@ public struct RunLengthEncoding: Codable, Equatable, Sendable {
     self.init(size: [labels.height, labels.width], counts: Self.string(runs))
   }
 
-  /// The mask as a 1-channel image of 0 and `value`; the error names `field`.
-  public func mask(value: UInt8 = 1, field: String = "rle") throws -> Image {
+  /// The mask as a 1-channel image of 0 and `value`, refused past `maxPixels` before
+  /// anything is allocated; the error names `field`.
+  public func mask(value: UInt8 = 1, maxPixels: Int = Image.maximumPixels, field: String = "rle") throws -> Image {
     guard size.count == 2, size[0] > 0, size[1] > 0, size[0] <= Image.maximumSide, size[1] <= Image.maximumSide else {
       throw DataError("\(field).size must be [height, width] with sides from 1 to \(Image.maximumSide), got \(size)")
+    }
+    guard size[0] * size[1] <= maxPixels else {
+      throw DataError("\(field).size \(size[0])×\(size[1]) is over the limit of \(maxPixels) pixels")
     }
     let (height, width) = (size[0], size[1])
     let runs = try Self.runs(counts, field: field)

@@ -1,6 +1,6 @@
 import Foundation
 
-/// A multipart/form-data body (RFC 7578) split into its named parts. Only what a form
+/// A multipart/form-data body (RFC 7578), as a browser or curl sends a form with files split into its named parts. Only what a form
 /// sends is read: each part's `name` and `filename` from Content-Disposition, and its
 /// bytes. Anything malformed (no boundary, a part without its closing boundary, a
 /// header block without its blank line) is an error naming what is missing.
