@@ -1,7 +1,8 @@
 import Foundation
 import Hummingbird
 
-/// Around every request: the token check (all but /healthz), an early refusal of a
+/// Around every request: the token check (all but /healthz and the page's three static
+/// files, which a browser fetches without headers and which hold no data), an early refusal of a
 /// declared body past the cap, errors turned into JSON answers, and the request counted
 /// in /metrics under its route (session ids and frame numbers folded into `:id`, `:t`).
 struct GuardMiddleware<Context: RequestContext>: RouterMiddleware {
@@ -13,7 +14,7 @@ struct GuardMiddleware<Context: RequestContext>: RouterMiddleware {
     let start = Date()
     let route = Self.route(request.uri.path)
     do {
-      if let token, request.uri.path != "/healthz", !Self.authorized(request, token: token) {
+      if let token, !Self.open.contains(request.uri.path), !Self.authorized(request, token: token) {
         throw ServiceError(.unauthorized, "this service needs its token: send 'Authorization: Bearer TOKEN' (or ?token=TOKEN)")
       }
       if let length = request.headers[.contentLength].flatMap(Int.init), length > maxBodyBytes {
@@ -42,6 +43,9 @@ struct GuardMiddleware<Context: RequestContext>: RouterMiddleware {
     default: return ServiceError(.unprocessableContent, "\(error)")
     }
   }
+
+  /// What answers without the token.
+  static var open: Set<String> { ["/healthz", "/", "/page.js", "/page.css"] }
 
   static func authorized(_ request: Request, token: String) -> Bool {
     let given = request.headers[.authorization].flatMap { $0.hasPrefix("Bearer ") ? String($0.dropFirst(7)) : nil }

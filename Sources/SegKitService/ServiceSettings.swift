@@ -7,7 +7,7 @@ public struct ServiceSettings: Sendable {
   public var host = "127.0.0.1"
   /// 0: any free port (the service reports the one it got).
   public var port = 8080
-  /// With a token, every request but /healthz needs `Authorization: Bearer TOKEN`
+  /// With a token, every request but /healthz and the page's static files needs `Authorization: Bearer TOKEN`
   /// (or `?token=TOKEN`, for links the page opens).
   public var token: String?
   /// The service's own folder: session frames and masks live under it, nothing else is written.

@@ -27,7 +27,7 @@ struct Serve: ParsableCommand {
   @Option(help: "Port (0: any free one).")
   var port = 8080
 
-  @Option(help: "Every request but /healthz needs 'Authorization: Bearer TOKEN' (or ?token=TOKEN).")
+  @Option(help: "Every API request (all but /healthz and the page's own files) needs 'Authorization: Bearer TOKEN' (or ?token=TOKEN).")
   var token: String?
 
   @Option(help: "The service's folder for session files (default: a new folder in the system's temporary folder).")

@@ -83,7 +83,10 @@ try:
     canvas = driver.find_element(By.ID, "mask-canvas")
     rect = driver.execute_script("const r = arguments[0].getBoundingClientRect(); return [r.width, r.height]", canvas)
     scale_x, scale_y = rect[0] / width, rect[1] / height
-    driver.find_element(By.ID, "tool-brush").click()
+    brush = driver.find_element(By.ID, "tool-brush")
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center', behavior: 'instant'})", brush)
+    brush.click()
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center', behavior: 'instant'})", canvas)
 
     def at(x, y):  # offsets from the canvas's centre, in CSS pixels
         return int((x + 0.5 - width / 2) * scale_x), int((y + 0.5 - height / 2) * scale_y)
@@ -103,13 +106,16 @@ try:
     shot("painted")
 
     # Propagate, then the page shows the last frame: its mask is the service's.
-    driver.find_element(By.ID, "propagate").click()
+    propagate = driver.find_element(By.ID, "propagate")
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center', behavior: 'instant'})", propagate)
+    propagate.click()
     wait_for("document.body.dataset.video === 'propagated'", seconds=300, what="the propagation")
     wait_for(f"window.segkit.state.current === {frames - 1}", what="the last frame shown")
     shown = np.array(driver.execute_script("return Array.from(window.segkit.shownMask())"), dtype=np.uint8).reshape(height, width)
     served = np.array(Image.open(io.BytesIO(fetch(f"/v1/sessions/{session}/masks/{frames - 1}"))))
     assert (shown == served).all(), f"the page shows {np.unique(shown)}, the service has {np.unique(served)}"
     assert json.loads(fetch(f"/v1/sessions/{session}"))["segmented"] == list(range(frames))
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center', behavior: 'instant'})", canvas)
     shot("propagated")
     print(f"page: all checks passed; the last frame holds objects {sorted(set(np.unique(served)) - {0})}; screenshots in {shots}")
 finally:
