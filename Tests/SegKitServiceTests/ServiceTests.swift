@@ -121,6 +121,17 @@ final class ServiceTests: XCTestCase {
     XCTAssertEqual(sessions, [])
   }
 
+  func testHostileTrafficGetsItsRefusalsAndHealthzAnswersThroughout() throws {
+    let fixtures = try Fixtures()
+    defer { try? FileManager.default.removeItem(at: fixtures.root) }
+    let settings = Self.settings(fixtures)
+    let running = try Running(settings, fixtures: fixtures)
+    defer { running.stop() }
+    let output = try Self.python("hostile_client.py", [running.url, "s3cret", fixtures.root.path, settings.folder.path])
+    XCTAssertTrue(output.contains("hostile: all checks passed"), output)
+    print(output)
+  }
+
   /// Screenshots of each step land in .build/page-screenshots for a person to look at.
   func testThePageInHeadlessChromium() throws {
     let fixtures = try Fixtures()
