@@ -7,6 +7,7 @@
 #   score the results as davis2017-evaluation does, and segment one sequence as a
 #   video file from its first mask into an overlay video;
 # - video (XMem): train XMem on the same sequences' clips, segment and score them;
+# - the service: segkit serve started, one image segmented through it, stopped;
 # - video semantic segmentation (DVSNet): generate synthetic street snippets and flow
 #   pairs, train the segmentation path, the thin FlowNetS (on true flow, then as the
 #   warp path), the decision network, and sweep the policies (table and plot).
@@ -50,6 +51,19 @@ ffmpeg -loglevel error -y -framerate 12 -i "$demo/davis/JPEGImages/480p/$clip/%0
 "$segkit" vos segment --method xmem --weights "$demo/xmem/model.safetensors" --davis "$demo/davis" --year 2017 \
   --out "$demo/xmem-results" --plain
 "$segkit" vos eval --results "$demo/xmem-results" --davis "$demo/davis" --year 2017 --json "$demo/xmem-eval.json"
+
+# The service: the U-Net and XMem served for a few seconds, one image segmented through
+# it (the same bytes as predict's label PNG), then stopped as Ctrl-C stops it.
+"$segkit" serve --run "$demo/train" --vos "$demo/xmem" --port 0 --folder "$demo/serve" > "$demo/serve.log" 2>&1 &
+server=$!
+for _ in $(seq 1 600); do grep -q '^serving' "$demo/serve.log" && break; sleep 0.1; done
+url="$(sed -n 's/^serving .* on \(http[^ ]*\)\/$/\1/p' "$demo/serve.log")"
+first="$(ls "$demo/val-images" | head -n 1)"
+curl -sf --data-binary "@$demo/val-images/$first" "$url/v1/segment?format=png" -o "$demo/served.png"
+kill -INT "$server"
+wait "$server"
+cmp "$demo/served.png" "$demo/predictions/${first%.jpg}.png"
+echo "served $first through $url: the same label PNG as segkit predict's"
 
 # Video semantic segmentation with dynamic key frames.
 "$segkit" data synth --kind street --out "$demo/street" --seed 0

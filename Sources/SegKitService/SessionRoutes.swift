@@ -36,7 +36,7 @@ extension SegmentationService {
       }
       guard !upload.isEmpty else { throw ServiceError.badRequest("no video: send a video file or a zip of frames as the body") }
       let store = self.sessions
-      let session = try await Task.detached { try store.create(upload, filename: filename) }.value
+      let session = try await Self.blocking { try store.create(upload, filename: filename) }
       return try Self.json(self.info(session), status: .created)
     }
     router.get("/v1/sessions/:id") { _, context -> Response in
@@ -82,15 +82,23 @@ extension SegmentationService {
       let format = request.uri.queryParameters.get("format") ?? "davis"
       switch format {
       case "davis":
-        let data = try await Task.detached { try self.davisZip(session) }.value
+        let data = try await Self.blocking { try self.davisZip(session) }
         return Response(status: .ok, headers: [.contentType: "application/zip", .contentDisposition: "attachment; filename=\"masks.zip\""],
                         body: .init(byteBuffer: ByteBuffer(data: data)))
       case "video":
-        let data = try await Task.detached { try self.overlayVideo(session) }.value
+        let data = try await Self.blocking { try self.overlayVideo(session) }
         return Response(status: .ok, headers: [.contentType: "video/mp4", .contentDisposition: "attachment; filename=\"overlay.mp4\""],
                         body: .init(byteBuffer: ByteBuffer(data: data)))
       default: throw ServiceError.badRequest("format must be davis or video, got '\(format.prefix(40))'")
       }
+    }
+  }
+
+  /// Runs file and codec work (unzipping, ffmpeg, encoding) on a dispatch thread, off
+  /// Swift's few cooperative threads, which keep answering other requests meanwhile.
+  static func blocking<T>(_ body: @escaping () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+      DispatchQueue.global().async { continuation.resume(with: Result { try body() }) }
     }
   }
 

@@ -121,6 +121,44 @@ final class ServiceTests: XCTestCase {
     XCTAssertEqual(sessions, [])
   }
 
+  /// Concurrent requests gathered into batches give each image the labels it gets alone.
+  func testMicroBatchesGiveEachImageItsOwnLabels() throws {
+    let fixtures = try Fixtures()
+    defer { try? FileManager.default.removeItem(at: fixtures.root) }
+    var settings = Self.settings(fixtures)
+    (settings.maxBatch, settings.maxDelayMs) = (4, 300)
+    let running = try Running(settings, fixtures: fixtures)
+    defer { running.stop() }
+    let output = try Oracle.run(#"""
+      import concurrent.futures, http.client, io, re, sys, urllib.parse
+      import numpy as np
+      from PIL import Image
+      url = urllib.parse.urlparse(sys.argv[1]); root = sys.argv[2]
+      expected = np.array(Image.open(root + "/expected.png"))
+      image = open(root + "/image.png", "rb").read()
+      flipped = io.BytesIO(); Image.open(root + "/image.png").transpose(Image.FLIP_LEFT_RIGHT).save(flipped, "PNG")
+      def call(method, path, body=None):
+          c = http.client.HTTPConnection(url.hostname, url.port, timeout=120)
+          c.request(method, path, body=body, headers={"Authorization": "Bearer s3cret"})
+          r = c.getresponse(); data = r.read(); c.close()
+          assert r.status == 200, data
+          return data
+      alone = np.array(Image.open(io.BytesIO(call("POST", "/v1/segment", flipped.getvalue()))))
+      bodies = [image, flipped.getvalue()] * 4
+      with concurrent.futures.ThreadPoolExecutor(8) as pool:
+          answers = list(pool.map(lambda b: np.array(Image.open(io.BytesIO(call("POST", "/v1/segment", b)))), bodies))
+      for i, labels in enumerate(answers):
+          assert (labels == (expected if i % 2 == 0 else alone)).all(), i
+      metrics = call("GET", "/metrics").decode()
+      ones = int(re.search(r'segkit_batch_size_bucket\{le="1.0"\} (\d+)', metrics).group(1))
+      runs = int(re.search(r"segkit_batch_size_count (\d+)", metrics).group(1))
+      assert runs < 9 and ones < runs, (ones, runs)
+      print(f"batches: {runs} model runs for 9 images, {runs - ones} of them batches")
+      """#, arguments: [running.url, fixtures.root.path])
+    XCTAssertTrue(output.contains("batches:"), output)
+    print(output)
+  }
+
   func testHostileTrafficGetsItsRefusalsAndHealthzAnswersThroughout() throws {
     let fixtures = try Fixtures()
     defer { try? FileManager.default.removeItem(at: fixtures.root) }
