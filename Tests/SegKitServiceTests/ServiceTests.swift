@@ -12,6 +12,20 @@ import ZIPFoundation
 final class ServiceTests: XCTestCase {
   override func setUpWithError() throws { try SlowTest.skipInFastTier() }
 
+  /// One set of fixtures for the class (the oracle writes XMem's weights once).
+  nonisolated(unsafe) private static var shared: Fixtures?
+  static func fixtures() throws -> Fixtures {
+    if let shared { return shared }
+    shared = try Fixtures()
+    return shared!
+  }
+
+  override class func tearDown() {
+    if let shared { try? FileManager.default.removeItem(at: shared.root) }
+    shared = nil
+    super.tearDown()
+  }
+
   /// A semantic run (LR-ASPP, 4 classes, random weights) and XMem weights, a test image, a DAVIS-like sequence.
   struct Fixtures {
     let root: URL
@@ -96,8 +110,9 @@ final class ServiceTests: XCTestCase {
     }
   }
 
+  /// Each service gets a folder of its own.
   static func settings(_ fixtures: Fixtures) -> ServiceSettings {
-    var settings = ServiceSettings(folder: fixtures.root.appendingPathComponent("service"))
+    var settings = ServiceSettings(folder: fixtures.root.appendingPathComponent("service-\(UUID().uuidString.prefix(8))"))
     (settings.port, settings.token) = (0, "s3cret")
     (settings.maxBodyBytes, settings.maxSessionBytes, settings.sessionIdle) = (1 << 20, 2 << 20, 600)
     return settings
@@ -110,21 +125,20 @@ final class ServiceTests: XCTestCase {
   }
 
   func testAPIFromAClient() throws {
-    let fixtures = try Fixtures()
-    defer { try? FileManager.default.removeItem(at: fixtures.root) }
-    let running = try Running(Self.settings(fixtures), fixtures: fixtures)
+    let fixtures = try Self.fixtures()
+    let settings = Self.settings(fixtures)
+    let running = try Running(settings, fixtures: fixtures)
     defer { running.stop() }
     let output = try Self.python("api_client.py", [running.url, "s3cret", fixtures.root.path])
     XCTAssertTrue(output.contains("api: all checks passed"), output)
     // Nothing of the ended session is left in the service's folder.
-    let sessions = try FileManager.default.contentsOfDirectory(atPath: fixtures.root.appendingPathComponent("service/sessions").path)
+    let sessions = try FileManager.default.contentsOfDirectory(atPath: settings.folder.appendingPathComponent("sessions").path)
     XCTAssertEqual(sessions, [])
   }
 
   /// Concurrent requests gathered into batches give each image the labels it gets alone.
   func testMicroBatchesGiveEachImageItsOwnLabels() throws {
-    let fixtures = try Fixtures()
-    defer { try? FileManager.default.removeItem(at: fixtures.root) }
+    let fixtures = try Self.fixtures()
     var settings = Self.settings(fixtures)
     (settings.maxBatch, settings.maxDelayMs) = (4, 300)
     let running = try Running(settings, fixtures: fixtures)
@@ -160,8 +174,7 @@ final class ServiceTests: XCTestCase {
   }
 
   func testHostileTrafficGetsItsRefusalsAndHealthzAnswersThroughout() throws {
-    let fixtures = try Fixtures()
-    defer { try? FileManager.default.removeItem(at: fixtures.root) }
+    let fixtures = try Self.fixtures()
     let settings = Self.settings(fixtures)
     let running = try Running(settings, fixtures: fixtures)
     defer { running.stop() }
@@ -172,8 +185,7 @@ final class ServiceTests: XCTestCase {
 
   /// Screenshots of each step land in .build/page-screenshots for a person to look at.
   func testThePageInHeadlessChromium() throws {
-    let fixtures = try Fixtures()
-    defer { try? FileManager.default.removeItem(at: fixtures.root) }
+    let fixtures = try Self.fixtures()
     try Data("not an image".utf8).write(to: fixtures.root.appendingPathComponent("not-an-image.png"))
     let running = try Running(Self.settings(fixtures), fixtures: fixtures)
     defer { running.stop() }
@@ -185,8 +197,7 @@ final class ServiceTests: XCTestCase {
   }
 
   func testIdleSessionsExpireWithTheirFiles() throws {
-    let fixtures = try Fixtures()
-    defer { try? FileManager.default.removeItem(at: fixtures.root) }
+    let fixtures = try Self.fixtures()
     var settings = Self.settings(fixtures)
     settings.sessionIdle = 1
     let running = try Running(settings, fixtures: fixtures)
@@ -209,6 +220,6 @@ final class ServiceTests: XCTestCase {
       """#, arguments: [running.url, fixtures.root.appendingPathComponent("frames.zip").path])
     let id = output.trimmingCharacters(in: .whitespacesAndNewlines)
     XCTAssertEqual(id.count, 32)
-    XCTAssertFalse(FileManager.default.fileExists(atPath: fixtures.root.appendingPathComponent("service/sessions/\(id)").path))
+    XCTAssertFalse(FileManager.default.fileExists(atPath: settings.folder.appendingPathComponent("sessions/\(id)").path))
   }
 }
