@@ -117,6 +117,28 @@ try:
     assert json.loads(fetch(f"/v1/sessions/{session}"))["segmented"] == list(range(frames))
     driver.execute_script("arguments[0].scrollIntoView({block: 'center', behavior: 'instant'})", canvas)
     shot("propagated")
+
+    # A correction on frame 3: a stroke of object 1 along the top rows, then propagate again from there.
+    driver.execute_script("const s = document.getElementById('frame-slider'); s.value = 3;"
+                          "s.dispatchEvent(new Event('input')); s.dispatchEvent(new Event('change'))")
+    wait_for("window.segkit.state.current === 3", what="frame 3 shown")
+    actions = ActionChains(driver)
+    actions.move_to_element_with_offset(canvas, *at(3, 3)).click_and_hold()
+    actions.move_to_element_with_offset(canvas, *at(width // 2, 3))
+    actions.move_to_element_with_offset(canvas, *at(width - 4, 3)).release().perform()
+    wait_for("document.body.dataset.video === 'annotated'", what="the correction saved")
+    corrected = np.array(Image.open(io.BytesIO(fetch(f"/v1/sessions/{session}/masks/3"))))
+    assert (corrected[3, 3:width - 4] == 1).all(), corrected[3]
+    assert json.loads(fetch(f"/v1/sessions/{session}"))["annotated"] == [0, 3]
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center', behavior: 'instant'})", propagate)
+    propagate.click()
+    wait_for("document.body.dataset.video === 'propagated'", seconds=300, what="the propagation from frame 3")
+    wait_for(f"window.segkit.state.current === {frames - 1}", what="the last frame shown again")
+    shown = np.array(driver.execute_script("return Array.from(window.segkit.shownMask())"), dtype=np.uint8).reshape(height, width)
+    served = np.array(Image.open(io.BytesIO(fetch(f"/v1/sessions/{session}/masks/{frames - 1}"))))
+    assert (shown == served).all(), "after the correction, the page's last mask is the service's"
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center', behavior: 'instant'})", canvas)
+    shot("corrected")
     print(f"page: all checks passed; the last frame holds objects {sorted(set(np.unique(served)) - {0})}; screenshots in {shots}")
 finally:
     driver.quit()
