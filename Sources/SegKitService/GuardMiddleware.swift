@@ -66,6 +66,7 @@ struct GuardMiddleware<Context: RequestContext>: RouterMiddleware {
     }
     let known = ["/", "/healthz", "/readyz", "/metrics", "/v1/models", "/v1/segment", "/v1/sessions", "/v1/sessions/:id",
                  "/v1/sessions/:id/frames/:t", "/v1/sessions/:id/masks/:t", "/v1/sessions/:id/propagate", "/v1/sessions/:id/result",
+                 "/v1/videos/semantic", "/v1/jobs/:id", "/v1/jobs/:id/result",
                  "/page.js", "/page.css"]
     let joined = parts.joined(separator: "/")
     return known.contains(joined) ? joined : "other"

@@ -9,28 +9,36 @@ import SegKitInference
 /// - GET /healthz (alive), /readyz (models loaded), /metrics (Prometheus), /v1/models
 /// - POST /v1/segment: an image segmented by a served model (SegmentRequest)
 /// - /v1/sessions…: interactive video object segmentation with XMem (SessionRoutes)
+/// - POST /v1/videos/semantic, /v1/jobs/{id}: a video annotated by DVSNet, as a job (SemanticVideo)
 /// - GET /: the page (Page/index.html, page.js, page.css)
 public final class SegmentationService: @unchecked Sendable {
   public let settings: ServiceSettings
   public let models: [ServedModel]
   let xmem: XMemSegmenters?
+  let semanticVideo: SemanticVideoModel?
   let metrics = ServiceMetrics()
   let worker: InferenceWorker
   let sessions: SessionStore
+  let jobs: JobStore
 
-  /// `models`: the image models (the first is the default); `xmem`: the video model, if any.
-  public init(settings: ServiceSettings, models: [ServedModel], xmem: XMemSegmenters?) throws {
+  /// `models`: the image models (the first is the default); `xmem`: the video object
+  /// model, if any; `semanticVideo`: DVSNet for annotated videos, if any.
+  public init(settings: ServiceSettings, models: [ServedModel], xmem: XMemSegmenters?, semanticVideo: SemanticVideoModel? = nil) throws {
     self.settings = try settings.validated()
-    guard !models.isEmpty || xmem != nil else { throw ServiceSettingsError("nothing to serve: give --run RUN and/or --vos WEIGHTS") }
+    guard !models.isEmpty || xmem != nil || semanticVideo != nil else {
+      throw ServiceSettingsError("nothing to serve: give --run RUN, --vos WEIGHTS or --dvs-run RUN --dvs-flow FLOW")
+    }
     let names = models.map(\.name)
     if let duplicate = names.first(where: { name in names.filter { $0 == name }.count > 1 }) {
       throw ServiceSettingsError("two runs are named \(duplicate): requests choose models by their run folder's name")
     }
     self.models = models
     self.xmem = xmem
+    self.semanticVideo = semanticVideo
     try FileManager.default.createDirectory(at: settings.folder, withIntermediateDirectories: true)
     worker = InferenceWorker(settings: self.settings, metrics: metrics)
     sessions = try SessionStore(settings: self.settings, metrics: metrics)
+    jobs = try JobStore(folder: settings.folder)
   }
 
   /// Serves until the task is cancelled or the process gets SIGINT/SIGTERM; `ready` gets
@@ -63,11 +71,13 @@ public final class SegmentationService: @unchecked Sendable {
     router.get("/readyz") { _, _ in Self.text("ready: \(self.models.count) image models, \(self.xmem == nil ? "no" : "one") video model\n") }
     router.get("/metrics") { _, _ in Self.text(self.metrics.text(), type: "text/plain; version=0.0.4") }
     router.get("/v1/models") { _, _ -> Response in
-      struct Listing: Encodable { let models: [ModelDescription]; let video: String? }
-      return try Self.json(Listing(models: self.models.map(ModelDescription.init), video: self.xmem == nil ? nil : "xmem"))
+      struct Listing: Encodable { let models: [ModelDescription]; let video: String?; let semanticVideo: String? }
+      return try Self.json(Listing(models: self.models.map(ModelDescription.init), video: self.xmem == nil ? nil : "xmem",
+                                   semanticVideo: self.semanticVideo.map { "dvsnet (\($0.manifest.model))" }))
     }
     router.post("/v1/segment") { request, _ -> Response in try await self.segment(request) }
     addSessionRoutes(to: router)
+    addSemanticVideoRoutes(to: router)
     addPageRoutes(to: router)
     return router
   }

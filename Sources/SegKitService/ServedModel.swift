@@ -58,3 +58,16 @@ public final class ServedModel: @unchecked Sendable {
                               normalization: segmenter.normalization).labels(image)
   }
 }
+
+extension XMemSegmenters {
+  /// XMem for sessions: from its weights (XMem.pth, or a memory run's model.safetensors)
+  /// or from a memory run's folder, with the run's settings where there is a run, else XMem's.
+  public init(serving path: URL, device: Device = .cpu) throws {
+    var weights = path
+    var isFolder: ObjCBool = false
+    if FileManager.default.fileExists(atPath: path.path, isDirectory: &isFolder), isFolder.boolValue {
+      weights = path.appendingPathComponent("model.safetensors")
+    }
+    try self.init(weights: weights, settings: try XMemSettings.ofRun(besideWeights: weights) ?? XMemSettings(), device: device)
+  }
+}

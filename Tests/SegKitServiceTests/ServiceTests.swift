@@ -81,12 +81,12 @@ final class ServiceTests: XCTestCase {
     let url: String
     private let task: Task<Void, Error>
 
-    init(_ settings: ServiceSettings, fixtures: Fixtures) throws {
+    init(_ settings: ServiceSettings, fixtures: Fixtures, semanticVideo: SemanticVideoModel? = nil) throws {
       var xmemSettings = XMemSettings()
       (xmemSettings.size, xmemSettings.memEvery) = (nil, 2)
       service = try SegmentationService(
         settings: settings, models: [try ServedModel(run: fixtures.run)],
-        xmem: try XMemSegmenters(weights: fixtures.xmem, settings: xmemSettings))
+        xmem: try XMemSegmenters(weights: fixtures.xmem, settings: xmemSettings), semanticVideo: semanticVideo)
       let port = PortBox()
       let service = self.service
       task = Task { try await service.run { port.set($0) } }
@@ -171,6 +171,58 @@ final class ServiceTests: XCTestCase {
       """#, arguments: [running.url, fixtures.root.path])
     XCTAssertTrue(output.contains("batches:"), output)
     print(output)
+  }
+
+  /// DVSNet's annotated video as a job: accepted, progressing to done with the paths a
+  /// fixed interval takes, its video downloadable; refusals in words; deleted with its files.
+  func testSemanticVideoJobs() throws {
+    let fixtures = try Self.fixtures()
+    let flow = fixtures.root.appendingPathComponent("flownets_thin.safetensors")
+    try StateDict(try FlowNetS(widths: .thin).stateDict()).save(to: flow)
+    let video = fixtures.root.appendingPathComponent("street.mp4")
+    let writer = try VideoWriter(url: video, width: 128, height: 64, fps: 10)
+    for frame in Synthetic.videoSequence(seed: 6, split: "val", index: 0, frames: 8, width: 128, height: 64, objects: 2).frames {
+      try writer.write(frame)
+    }
+    try writer.finish()
+    let settings = Self.settings(fixtures)
+    let running = try Running(settings, fixtures: fixtures,
+                              semanticVideo: try SemanticVideoModel(run: fixtures.run, flow: flow, decision: nil))
+    defer { running.stop() }
+    let output = try Oracle.run(#"""
+      import http.client, json, sys, time, urllib.parse
+      url = urllib.parse.urlparse(sys.argv[1]); video = open(sys.argv[2], "rb").read()
+      def call(method, path, body=None):
+          c = http.client.HTTPConnection(url.hostname, url.port, timeout=120)
+          c.request(method, path, body=body, headers={"Authorization": "Bearer s3cret"})
+          r = c.getresponse(); data = r.read(); c.close()
+          return r.status, data
+      status, data = call("POST", "/v1/videos/semantic?policy=interval:3&boxes=car", video)
+      assert status == 202, (status, data)
+      job = json.loads(data)
+      assert job["state"] == "running" and job["total"] == 8 and job["policy"] == "key every 3 frames", job
+      for _ in range(600):
+          status, data = call("GET", f"/v1/jobs/{job['id']}")
+          job = json.loads(data)
+          if job["state"] != "running": break
+          time.sleep(0.1)
+      assert job["state"] == "done" and job["frames"] == 8, job
+      assert (job["segmentationSteps"], job["flowSteps"]) == (3, 5), job
+      status, data = call("GET", f"/v1/jobs/{job['id']}/result")
+      assert status == 200 and data[4:8] == b"ftyp", (status, data[:20])
+      for query, code, words in [("policy=balanced", 422, "decision network"), ("policy=sometimes", 400, "expected fast, balanced"),
+                                 ("policy=interval:2&boxes=unicorn", 400, "boxes")]:
+          status, data = call("POST", "/v1/videos/semantic?" + query, video)
+          assert status == code and words in json.loads(data)["error"], (query, status, data)
+      status, data = call("POST", "/v1/videos/semantic?policy=interval:2", b"not a video")
+      assert status == 422 and "not a video" in json.loads(data)["error"], data
+      assert call("DELETE", f"/v1/jobs/{job['id']}")[0] == 204
+      assert call("GET", f"/v1/jobs/{job['id']}")[0] == 404
+      print("jobs: all checks passed")
+      """#, arguments: [running.url, video.path])
+    XCTAssertTrue(output.contains("jobs: all checks passed"), output)
+    Thread.sleep(forTimeInterval: 0.5)
+    XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: settings.folder.appendingPathComponent("jobs").path), [])
   }
 
   func testHostileTrafficGetsItsRefusalsAndHealthzAnswersThroughout() throws {

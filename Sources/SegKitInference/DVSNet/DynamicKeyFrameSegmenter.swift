@@ -23,6 +23,21 @@ public final class DynamicKeyFrameSegmenter {
     case target(Double, dynamic: Bool)
 
     /// Named operating points: fast (target 80), balanced (90, DVSNet's default), slow (95).
+    /// A policy by name: fast, balanced or slow (targets 80, 90, 95), target:T (0 to 100),
+    /// interval:K (K ≥ 1) or every-frame; `dynamic` makes a target DVSNet's dynamic one.
+    public static func parse(_ text: String, dynamic: Bool = false) throws -> Policy {
+      if let preset = preset(text) {
+        guard case .target(let t, _) = preset else { return preset }
+        return .target(t, dynamic: dynamic)
+      }
+      if text == "every-frame" { return .everyFrame }
+      if text.hasPrefix("target:"), let t = Double(text.dropFirst("target:".count)), (0...100).contains(t) {
+        return .target(t, dynamic: dynamic)
+      }
+      if text.hasPrefix("interval:"), let k = Int(text.dropFirst("interval:".count)), k >= 1 { return .fixedInterval(k) }
+      throw InferenceError("policy '\(text.prefix(40))': expected fast, balanced, slow, target:T (0 to 100), interval:K (K ≥ 1) or every-frame")
+    }
+
     public static func preset(_ name: String) -> Policy? {
       switch name {
       case "fast": return .target(80, dynamic: false)

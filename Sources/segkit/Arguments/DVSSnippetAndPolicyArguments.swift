@@ -60,15 +60,8 @@ struct PolicyArguments: ParsableArguments {
   }
 
   static func parse(_ text: String, dynamic: Bool) throws -> DynamicKeyFrameSegmenter.Policy {
-    if let preset = DynamicKeyFrameSegmenter.Policy.preset(text) {
-      guard case .target(let t, _) = preset else { return preset }
-      return .target(t, dynamic: dynamic)
+    do { return try DynamicKeyFrameSegmenter.Policy.parse(text, dynamic: dynamic) } catch let error as InferenceError {
+      throw ValidationError("--\(error.message)")
     }
-    if text == "every-frame" { return .everyFrame }
-    if text.hasPrefix("target:"), let t = Double(text.dropFirst("target:".count)), (0...100).contains(t) {
-      return .target(t, dynamic: dynamic)
-    }
-    if text.hasPrefix("interval:"), let k = Int(text.dropFirst("interval:".count)), k >= 1 { return .fixedInterval(k) }
-    throw ValidationError("--policy '\(text)': expected fast, balanced, slow, target:T (0 to 100), interval:K (K ≥ 1) or every-frame")
   }
 }

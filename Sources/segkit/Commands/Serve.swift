@@ -9,7 +9,8 @@ struct Serve: ParsableCommand {
     discussion: """
       Images: POST /v1/segment (the image as the body or the form's 'image' part; model, format=png|color|overlay|json, \
       scales, flip). Video: POST /v1/sessions (a video or a zip of frames), PUT /v1/sessions/ID/masks/T, POST \
-      /v1/sessions/ID/propagate (XMem, streamed as JSON lines), GET /v1/sessions/ID/result?format=davis|video. Also \
+      /v1/sessions/ID/propagate (XMem, streamed as JSON lines), GET /v1/sessions/ID/result?format=davis|video. DVSNet: \
+      POST /v1/videos/semantic?policy=P&boxes=car,person (a job: GET /v1/jobs/ID, /v1/jobs/ID/result). Also \
       GET /v1/models, /healthz, /readyz, /metrics, and the page at /. Each limit is a flag; a request past one gets \
       413 or 422 naming it. Stop with Ctrl-C.
       """
@@ -20,6 +21,15 @@ struct Serve: ParsableCommand {
 
   @Option(help: "XMem for video sessions: its weights (XMem.pth, or a memory run's model.safetensors) or a memory run folder.")
   var vos: String?
+
+  @Option(help: "DVSNet for annotated videos (POST /v1/videos/semantic): the segmentation run.")
+  var dvsRun: String?
+
+  @Option(help: "DVSNet's flow network: a flow run folder, or thin FlowNetS weights.")
+  var dvsFlow: String?
+
+  @Option(help: "DVSNet's decision network (needed by target policies such as balanced).")
+  var dvsDecision: String?
 
   @Option(help: "Address to listen on (loopback by default: say 0.0.0.0 to be reachable from other machines).")
   var host = "127.0.0.1"
@@ -73,16 +83,30 @@ struct Serve: ParsableCommand {
         throw ValidationError("--run \(run): \(error)")
       }
     }
-    let xmem = try vos.map { try Self.xmem($0, device: device) }
+    let xmem = try vos.map { path in
+      do { return try XMemSegmenters(serving: URL(fileURLWithPath: path), device: device) } catch { throw ValidationError("--vos \(path): \(error)") }
+    }
+    guard (dvsRun == nil) == (dvsFlow == nil), dvsDecision == nil || dvsRun != nil else {
+      throw ValidationError("--dvs-run and --dvs-flow go together (--dvs-decision with them)")
+    }
+    let dvs = try dvsRun.map { run in
+      do {
+        return try SemanticVideoModel(run: URL(fileURLWithPath: run), flow: URL(fileURLWithPath: dvsFlow!),
+                                      decision: dvsDecision.map { URL(fileURLWithPath: $0) }, device: device)
+      } catch { throw ValidationError("--dvs-run/--dvs-flow/--dvs-decision: \(error)") }
+    }
     let service: SegmentationService
-    do { service = try SegmentationService(settings: settings, models: models, xmem: xmem) } catch { throw ValidationError("\(error)") }
+    do { service = try SegmentationService(settings: settings, models: models, xmem: xmem, semanticVideo: dvs) } catch {
+      throw ValidationError("\(error)")
+    }
     let done = DispatchSemaphore(value: 0)
     nonisolated(unsafe) var failure: Error?
     let host = self.host
     Task {
       do {
         try await service.run { port in
-          print("serving \(models.map(\.name).joined(separator: ", "))\(xmem == nil ? "" : (models.isEmpty ? "" : " and ") + "XMem") on http://\(host):\(port)/")
+          let served = models.map(\.name) + (xmem == nil ? [] : ["XMem"]) + (dvs == nil ? [] : ["DVSNet"])
+          print("serving \(served.joined(separator: ", ")) on http://\(host):\(port)/")
           fflush(stdout)
         }
       } catch { failure = error }
@@ -91,18 +115,5 @@ struct Serve: ParsableCommand {
     done.wait()
     try? FileManager.default.removeItem(at: settings.folder.appendingPathComponent("sessions"))
     if let failure { throw CommandError("the service stopped: \(failure)") }
-  }
-
-  /// XMem from weights, or from a memory run folder (its model.safetensors), with the run's settings.
-  static func xmem(_ path: String, device: Device) throws -> XMemSegmenters {
-    var weights = URL(fileURLWithPath: path)
-    var isFolder: ObjCBool = false
-    if FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), isFolder.boolValue {
-      weights = weights.appendingPathComponent("model.safetensors")
-    }
-    do {
-      let settings = try XMemSettings.ofRun(besideWeights: weights) ?? XMemSettings()
-      return try XMemSegmenters(weights: weights, settings: settings, device: device)
-    } catch { throw ValidationError("--vos \(path): \(error)") }
   }
 }
