@@ -209,15 +209,8 @@ final class JobStore: @unchecked Sendable {
       try FileManager.default.createDirectory(at: folder.appendingPathComponent("out"), withIntermediateDirectories: true)
       let input = folder.appendingPathComponent("input.mp4")
       try body.write(to: input)
-      let reader: VideoReader
-      do { reader = try VideoReader(input) } catch { throw ServiceError.unprocessable("the body is not a video ffmpeg can read") }
+      let reader = try SessionUpload.openVideo(input, settings: settings, notAVideo: "the body is not a video ffmpeg can read")
       defer { reader.close() }
-      guard reader.width * reader.height <= settings.maxImagePixels else {
-        throw ServiceError.tooLarge("\(reader.width)×\(reader.height) frames are over --max-image-pixels \(settings.maxImagePixels)", cap: "max-image-pixels")
-      }
-      guard reader.frameCount <= settings.maxFrames else {
-        throw ServiceError.tooLarge("the video has \(reader.frameCount) frames, over --max-frames \(settings.maxFrames)", cap: "max-frames")
-      }
       let job = SemanticVideoJob(id: id, folder: folder, total: reader.frameCount, policy: policy)
       lock.withLock { jobs[id] = job }
       return job

@@ -120,17 +120,8 @@ enum SessionUpload {
     let upload = folder.appendingPathComponent("upload.\(ext)")
     try body.write(to: upload)
     defer { try? FileManager.default.removeItem(at: upload) }
-    let reader: VideoReader
-    do { reader = try VideoReader(upload) } catch {
-      throw ServiceError.unprocessable("the body is neither a zip of frames nor a video ffmpeg can read")
-    }
+    let reader = try openVideo(upload, settings: settings, notAVideo: "the body is neither a zip of frames nor a video ffmpeg can read")
     defer { reader.close() }
-    guard reader.width * reader.height <= settings.maxImagePixels else {
-      throw ServiceError.tooLarge("\(reader.width)×\(reader.height) frames are over --max-image-pixels \(settings.maxImagePixels)", cap: "max-image-pixels")
-    }
-    guard reader.frameCount <= settings.maxFrames else {
-      throw ServiceError.tooLarge("the video has \(reader.frameCount) frames, over --max-frames \(settings.maxFrames)", cap: "max-frames")
-    }
     var files: [String] = []
     var total = 0
     while let frame = try reader.next() {
@@ -148,6 +139,22 @@ enum SessionUpload {
     }
     guard !files.isEmpty else { throw ServiceError.unprocessable("the video has no frames") }
     return (files, reader.width, reader.height, reader.fps > 0 ? reader.fps : 24)
+  }
+
+  /// An uploaded video opened by ffmpeg, its frame size and count checked against the caps
+  /// before any frame is decoded; `notAVideo` is the error when ffmpeg cannot read it.
+  static func openVideo(_ url: URL, settings: ServiceSettings, notAVideo: String) throws -> VideoReader {
+    let reader: VideoReader
+    do { reader = try VideoReader(url) } catch { throw ServiceError.unprocessable(notAVideo) }
+    guard reader.width * reader.height <= settings.maxImagePixels else {
+      reader.close()
+      throw ServiceError.tooLarge("\(reader.width)×\(reader.height) frames are over --max-image-pixels \(settings.maxImagePixels)", cap: "max-image-pixels")
+    }
+    guard reader.frameCount <= settings.maxFrames else {
+      reader.close()
+      throw ServiceError.tooLarge("the video has \(reader.frameCount) frames, over --max-frames \(settings.maxFrames)", cap: "max-frames")
+    }
+    return reader
   }
 
   /// The image size from its header, refused past the pixel cap before any decoding.

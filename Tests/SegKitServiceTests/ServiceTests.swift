@@ -217,6 +217,13 @@ final class ServiceTests: XCTestCase {
       status, data = call("POST", "/v1/videos/semantic?policy=interval:2", b"not a video")
       assert status == 422 and "not a video" in json.loads(data)["error"], data
       assert call("DELETE", f"/v1/jobs/{job['id']}")[0] == 204
+      # The same file opens a session: its frames decoded by ffmpeg.
+      status, data = call("POST", "/v1/sessions", video)
+      session = json.loads(data)
+      assert status == 201 and (session["frames"], session["width"], session["height"]) == (8, 128, 64), (status, data)
+      status, data = call("GET", f"/v1/sessions/{session['id']}/frames/7")
+      assert status == 200 and data[:2] == b"\xff\xd8", (status, data[:8])
+      assert call("DELETE", f"/v1/sessions/{session['id']}")[0] == 204
       assert call("GET", f"/v1/jobs/{job['id']}")[0] == 404
       print("jobs: all checks passed")
       """#, arguments: [running.url, video.path])
