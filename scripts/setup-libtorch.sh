@@ -17,7 +17,7 @@ if [ -f "$stamp" ]; then echo "libtorch: $TORCH_VERSION already in $dest"; exit 
 
 echo "libtorch: installing torch $TORCH_VERSION (CPU libraries only) into $dest"
 rm -rf "$dest.tmp"
-python3 -m pip install --quiet --no-deps --target "$dest.tmp" \
+python3 -m pip install --quiet --no-cache-dir --no-deps --target "$dest.tmp" \
   "torch==$TORCH_VERSION" \
   "nvidia-cuda-runtime==$CUDA_RUNTIME_VERSION.*" \
   "nvidia-cuda-cupti==$CUDA_CUPTI_VERSION.*"

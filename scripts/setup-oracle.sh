@@ -19,7 +19,9 @@ if [ -f "$stamp" ]; then echo "oracle: ready in $venv"; exit 0; fi
 
 echo "oracle: installing ${pins[*]} into $venv (about 5.5 GB)"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-"$venv/bin/python" -m pip install --quiet "${pins[@]}"
+# No wheel cache: the CUDA wheels PyPI's torch pulls in would otherwise be kept
+# twice on disk (about 3 GB more at the peak; a CI machine ran out of space).
+"$venv/bin/python" -m pip install --quiet --no-cache-dir "${pins[@]}"
 "$venv/bin/python" -c "import torch, torchvision, timm, scipy, onnx, onnxruntime, pycocotools, selenium; print('oracle: torch', torch.__version__, 'torchvision', torchvision.__version__)"
 rm -f "$venv"/.installed-*
 touch "$stamp"
