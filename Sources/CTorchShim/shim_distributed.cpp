@@ -8,6 +8,8 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/csrc/autograd/custom_function.h>
+#include <torch/csrc/autograd/function_hook.h>
+#include <torch/csrc/autograd/variable.h>
 
 #include <chrono>
 #include <condition_variable>
@@ -21,6 +23,85 @@ struct sk_process_group_opaque {
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<c10d::Backend> backend;
   int32_t world_size;
+};
+
+namespace {
+
+// What the hooks and the caller share. Hooks run on autograd's threads (the
+// caller's for CPU tensors, a device thread for CUDA ones), hence the mutex.
+struct ExchangeState {
+  sk_process_group group = nullptr;
+  std::vector<at::Tensor> parameters;
+  std::vector<std::vector<size_t>> buckets; // parameter indices, in the order backward reaches them
+  std::vector<size_t> bucket_of;
+
+  std::mutex mutex;
+  bool armed = false;
+  double divisor = 1;
+  std::vector<bool> ready;                           // per parameter, this pass
+  std::vector<size_t> waiting;                       // per bucket: its parameters not yet ready
+  size_t next = 0;                                   // the first bucket not started
+  size_t started_in_backward = 0;
+  std::vector<at::Tensor> flat;                      // per started bucket: its gradients, flattened, on the CPU
+  std::vector<std::vector<size_t>> members;          // per started bucket: the parameters in `flat`
+  std::vector<c10::intrusive_ptr<c10d::Work>> work;  // per started bucket, null when it held no gradient
+
+  void reset(double new_divisor) {
+    divisor = new_divisor;
+    ready.assign(parameters.size(), false);
+    waiting.clear();
+    for (auto &bucket : buckets) waiting.push_back(bucket.size());
+    next = 0;
+    started_in_backward = 0;
+    flat.assign(buckets.size(), at::Tensor());
+    members.assign(buckets.size(), {});
+    work.assign(buckets.size(), {});
+  }
+
+  // Averages the bucket's gradients over the accumulated batches (as the loop did
+  // after backward), flattens them and starts their sum over the ranks.
+  void start(size_t b) {
+    at::NoGradGuard no_grad;
+    std::vector<at::Tensor> pieces;
+    for (size_t p : buckets[b]) {
+      at::Tensor grad = parameters[p].grad();
+      if (!grad.defined()) continue;
+      if (divisor != 1) grad.div_(divisor);
+      pieces.push_back(grad.reshape({-1}));
+      members[b].push_back(p);
+    }
+    if (pieces.empty()) return;
+    at::Tensor joined = at::cat(pieces);
+    flat[b] = joined.device().is_cpu() ? joined : joined.to(at::kCPU);
+    std::vector<at::Tensor> tensors{flat[b]};
+    work[b] = group->backend->allreduce(tensors);
+  }
+
+  void parameter_ready(size_t p) {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (!armed || ready[p]) return;
+    ready[p] = true;
+    waiting[bucket_of[p]] -= 1;
+    while (next < buckets.size() && waiting[next] == 0) {
+      start(next++);
+      started_in_backward += 1;
+    }
+  }
+};
+
+struct ParameterReadyHook : torch::autograd::PostAccumulateGradHook {
+  std::weak_ptr<ExchangeState> state; // the hook outlives the exchange on the parameter
+  size_t index;
+  ParameterReadyHook(std::weak_ptr<ExchangeState> state, size_t index) : state(std::move(state)), index(index) {}
+  void operator()(const torch::autograd::Variable &) override {
+    if (auto shared = state.lock()) shared->parameter_ready(index);
+  }
+};
+
+} // namespace
+
+struct sk_gradient_exchange_opaque {
+  std::shared_ptr<ExchangeState> state;
 };
 
 using namespace sk;
@@ -256,6 +337,82 @@ sk_status sk_sync_batch_norm(sk_process_group group, sk_tensor input, sk_tensor 
     auto undefined = [](sk_tensor h) { return h == nullptr ? at::Tensor() : h->t; };
     put(out, SyncBatchNorm::apply(T(input), undefined(weight), undefined(bias), reinterpret_cast<int64_t>(group),
                                   undefined(running_mean), undefined(running_var), momentum, eps));
+  });
+}
+
+sk_status sk_gradient_exchange_new(sk_process_group group, const sk_tensor *parameters, int64_t count,
+                                   int64_t first_bucket_bytes, int64_t bucket_bytes, sk_gradient_exchange *out) {
+  return guard([&] {
+    checked(group);
+    if (out == nullptr || (count > 0 && parameters == nullptr)) throw std::invalid_argument("null parameters or output");
+    if (count < 0 || first_bucket_bytes < 1 || bucket_bytes < 1) throw std::invalid_argument("negative count or bucket size");
+    auto state = std::make_shared<ExchangeState>();
+    state->group = group;
+    state->bucket_of.assign(count, 0);
+    int64_t bytes = 0;
+    for (int64_t i = count - 1; i >= 0; --i) {
+      const at::Tensor &parameter = T(parameters[i]);
+      if (!parameter.requires_grad() || !parameter.is_leaf())
+        throw std::invalid_argument("parameter " + std::to_string(i) + " is not a leaf that requires its gradient");
+      const int64_t size = parameter.numel() * static_cast<int64_t>(parameter.element_size());
+      const int64_t limit = state->buckets.size() == 1 ? first_bucket_bytes : bucket_bytes;
+      if (state->buckets.empty() || (bytes > 0 && bytes + size > limit)) {
+        state->buckets.emplace_back();
+        bytes = 0;
+      }
+      state->buckets.back().push_back(state->parameters.size());
+      state->parameters.push_back(parameter);
+      bytes += size;
+    }
+    for (size_t b = 0; b < state->buckets.size(); ++b)
+      for (size_t p : state->buckets[b]) state->bucket_of[p] = b;
+    state->reset(1);
+    for (size_t p = 0; p < state->parameters.size(); ++p)
+      torch::autograd::impl::set_post_acc_grad_hooks(state->parameters[p],
+                                                     std::make_unique<ParameterReadyHook>(state, p));
+    *out = new sk_gradient_exchange_opaque{state};
+  });
+}
+
+void sk_gradient_exchange_free(sk_gradient_exchange exchange) { delete exchange; }
+
+int64_t sk_gradient_exchange_bucket_count(sk_gradient_exchange exchange) {
+  return exchange == nullptr ? 0 : static_cast<int64_t>(exchange->state->buckets.size());
+}
+
+sk_status sk_gradient_exchange_arm(sk_gradient_exchange exchange, double divisor) {
+  return guard([&] {
+    if (exchange == nullptr) throw std::invalid_argument("null gradient exchange");
+    if (!(divisor > 0)) throw std::invalid_argument("the divisor must be positive");
+    auto &state = *exchange->state;
+    std::lock_guard<std::mutex> lock(state.mutex);
+    state.reset(divisor);
+    state.armed = true;
+  });
+}
+
+sk_status sk_gradient_exchange_finish(sk_gradient_exchange exchange, int64_t *buckets_started_in_backward) {
+  return guard([&] {
+    if (exchange == nullptr) throw std::invalid_argument("null gradient exchange");
+    auto &state = *exchange->state;
+    std::lock_guard<std::mutex> lock(state.mutex);
+    if (!state.armed) throw std::logic_error("the gradient exchange was not armed before backward");
+    state.armed = false;
+    if (buckets_started_in_backward != nullptr) *buckets_started_in_backward = static_cast<int64_t>(state.started_in_backward);
+    while (state.next < state.buckets.size()) state.start(state.next++);
+    at::NoGradGuard no_grad;
+    for (size_t b = 0; b < state.buckets.size(); ++b) {
+      if (!state.work[b]) continue;
+      run(state.work[b]);
+      int64_t offset = 0;
+      for (size_t p : state.members[b]) {
+        at::Tensor grad = state.parameters[p].grad();
+        const int64_t n = grad.numel();
+        grad.copy_(state.flat[b].narrow(0, offset, n).view(grad.sizes()));
+        offset += n;
+      }
+    }
+    state.reset(1);
   });
 }
 

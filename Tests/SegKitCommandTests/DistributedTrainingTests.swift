@@ -86,6 +86,22 @@ final class DistributedTrainingTests: XCTestCase {
     XCTAssertEqual(losses(two.output), losses(one.output))
   }
 
+  /// With gradient accumulation the exchange runs during the last batch's backward
+  /// pass, after the average over the batches: two processes × batch 1 × 2 batches
+  /// take the steps of one process × batch 2 × 2 batches.
+  func testGradientAccumulationAcrossProcessesEqualsOneProcess() throws {
+    let config = try fixture(steps: 2)
+    let single = root.appendingPathComponent("single-accumulated"), pair = root.appendingPathComponent("pair-accumulated")
+    let one = try SegKitCommand.run(["train", "--config", config.path, "--run", single.path, "--plain", "--set", "threads=2",
+                                     "--set", "train_batch_size=2", "--set", "gradient_accumulation=2"])
+    XCTAssertEqual(one.status, 0, one.error)
+    let two = try SegKitCommand.run(["train", "--config", config.path, "--run", pair.path, "--plain", "--nproc-per-node", "2",
+                                     "--master-port", String(try Oracle.freePort()), "--set", "train_batch_size=1",
+                                     "--set", "gradient_accumulation=2"])
+    XCTAssertEqual(two.status, 0, two.error)
+    XCTAssertLessThan(try largestRelativeDifference(single, pair), 1e-5)
+  }
+
   /// Batch norm in training mode: with sync_batch_norm two processes × batch 2 take
   /// the first step of one process × batch 4 that normalises with the same arithmetic
   /// (synchronised batch norm on a world of one); without it they do not.

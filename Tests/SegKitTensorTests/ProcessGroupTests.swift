@@ -93,6 +93,56 @@ final class ProcessGroupTests: XCTestCase {
     }
   }
 
+  /// The gradient exchange overlapped with backward gives, bit for bit, what
+  /// averaging the accumulated gradients and then all-reducing each one after
+  /// backward gives; it starts buckets during backward (between synchronised batch
+  /// norm's own collectives); a bucket with an unused parameter waits for `finish`,
+  /// and the unused parameter keeps no gradient.
+  func testGradientExchangeDuringBackwardEqualsSumAfterBackward() throws {
+    Torch.manualSeed(12)
+    let initial = try [[5, 2], [16, 8], [8], [8], [8], [8, 3]].map { try Tensor.randn($0) }
+    let batches = try (0..<2).map { _ in try (0..<3).map { _ in try Tensor.randn([6, 16]) } }
+    let results = ResultBox()
+    try twoRanks { group in
+      // Parameters in registration order; the unused one first, so it is reached last.
+      func gradients(overlapped: Bool) throws -> [Tensor?] {
+        let parameters = try initial.map { try $0.clone().requiresGrad(true) }
+        let (w1, b1, gamma, beta, w2) = (parameters[1], parameters[2], parameters[3], parameters[4], parameters[5])
+        let exchange = overlapped
+          ? try GradientExchange(group: group, parameters: parameters, firstBucketBytes: 64, bucketBytes: 200) : nil
+        for (micro, x) in batches[group.rank].enumerated() {
+          let h = try (x.matmul(w1) + b1).relu()
+          let normalised = try h.syncBatchNorm(group: group, weight: gamma, bias: beta, runningMean: try Tensor.zeros([8]),
+                                               runningVar: try Tensor.ones([8]))
+          let y = try normalised.matmul(w2)
+          if micro == 2 { try exchange?.arm(dividingBy: 3) }
+          try (y * y).sum().backward()
+        }
+        if let exchange {
+          try exchange.finish()
+          XCTAssertGreaterThan(exchange.bucketCount, 2)
+          XCTAssertEqual(exchange.bucketsStartedInBackward, exchange.bucketCount - 1, "all but the unused parameter's bucket")
+        } else {
+          for grad in parameters.compactMap(\.grad) {
+            try grad.div_(3)
+            try group.allReduce(grad)
+          }
+        }
+        return parameters.map(\.grad)
+      }
+      results.set(group.rank, try gradients(overlapped: false).map { try $0 ?? Tensor.zeros([0]) })
+      results.set(group.rank + 2, try gradients(overlapped: true).map { try $0 ?? Tensor.zeros([0]) })
+    }
+    for rank in 0..<2 {
+      let (after, during) = (results.get(rank), results.get(rank + 2))
+      XCTAssertEqual(during[0].count, 0, "the unused parameter has no gradient")
+      for (a, d) in zip(after, during).dropFirst() {
+        XCTAssertEqual(try a.toArray(Float.self), try d.toArray(Float.self))
+      }
+      XCTAssertEqual(try during[1].toArray(Float.self), try results.get(1 - rank + 2)[1].toArray(Float.self), "ranks agree")
+    }
+  }
+
   /// A bad argument is an error naming the rank and the operation, on every rank.
   func testBadRootIsAnError() throws {
     try twoRanks(timeout: 5) { group in

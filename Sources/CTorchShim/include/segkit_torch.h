@@ -298,6 +298,24 @@ sk_status sk_barrier(sk_process_group group);
  * (C) are updated in place with the global batch's mean and unbiased variance. */
 sk_status sk_sync_batch_norm(sk_process_group group, sk_tensor input, sk_tensor weight, sk_tensor bias,
                              sk_tensor running_mean, sk_tensor running_var, double momentum, double eps, sk_tensor *out);
+/* Gradients summed over the ranks while backward still runs, as DDP's reducer does it.
+ * The parameters (which must require gradients) are cut into buckets in reverse
+ * order, the first up to first_bucket_bytes, the others up to bucket_bytes, and each
+ * gets a hook that runs once its gradient is accumulated. After arm, a backward pass
+ * divides each gradient by `divisor` as it is ready and starts a bucket's all-reduce
+ * as soon as all its gradients are (buckets start in order, so every rank starts the
+ * same collectives in the same order); finish starts the buckets still waiting (those
+ * holding a parameter without gradient), waits for all and writes the sums into the
+ * gradients. Parameters without a gradient keep none. The group must outlive it. */
+typedef struct sk_gradient_exchange_opaque *sk_gradient_exchange;
+sk_status sk_gradient_exchange_new(sk_process_group group, const sk_tensor *parameters, int64_t count,
+                                   int64_t first_bucket_bytes, int64_t bucket_bytes, sk_gradient_exchange *out);
+void sk_gradient_exchange_free(sk_gradient_exchange exchange);
+sk_status sk_gradient_exchange_arm(sk_gradient_exchange exchange, double divisor);
+/* buckets_started_in_backward (may be NULL): how many buckets the hooks started. */
+sk_status sk_gradient_exchange_finish(sk_gradient_exchange exchange, int64_t *buckets_started_in_backward);
+/* The number of buckets. */
+int64_t sk_gradient_exchange_bucket_count(sk_gradient_exchange exchange);
 
 #ifdef __cplusplus
 }

@@ -2,24 +2,29 @@ import Foundation
 
 /// Data-parallel training over a process group, as PyTorch's DistributedDataParallel
 /// does it: the same model on every rank (rank 0's weights and buffers broadcast at
-/// the start), each rank a shard of every batch, and the gradients reduced across
-/// ranks between backward and the optimizer step, so every rank takes the same step.
+/// the start), each rank a shard of every batch, and the gradients summed across
+/// ranks during backward, before the optimizer step, so every rank takes the same step.
 ///
 /// One difference from DDP: a rank's loss is weighted by its share of the global
 /// loss normaliser (the valid pixels of a pixel-averaged loss) rather than by
 /// 1 / world size. Shards differ in their void pixels, and only this weighting makes
 /// N processes × batch b take the step of 1 process × batch N·b.
 ///
-/// Gradients travel in buckets of up to `bucketBytes` (flattened, one all-reduce
-/// each) after the whole backward pass; they are not overlapped with it.
+/// Gradients travel as DDP sends them: in buckets (flattened, one all-reduce each),
+/// in reverse order of the parameters, each started by autograd hooks as soon as
+/// backward has produced its gradients (`GradientExchange`).
 public final class DataParallel {
   public let group: ProcessGroup
+  public let firstBucketBytes: Int
   public let bucketBytes: Int
-  /// Seconds spent exchanging gradients (including waiting for slower ranks).
+  /// Seconds spent after backward finishing the gradient exchange: the part that
+  /// backward did not hide, waiting for slower ranks included.
   public private(set) var gradientSeconds = 0.0
+  private var exchange: GradientExchange?
 
-  public init(group: ProcessGroup, bucketBytes: Int = 25 << 20) {
+  public init(group: ProcessGroup, firstBucketBytes: Int = 1 << 20, bucketBytes: Int = 25 << 20) {
     self.group = group
+    self.firstBucketBytes = max(1, firstBucketBytes)
     self.bucketBytes = max(1, bucketBytes)
   }
 
@@ -45,7 +50,7 @@ public final class DataParallel {
   /// rank's `normalizer` over the sum of all ranks', and the global batch's losses
   /// from each rank's `losses` (averages over its own normaliser). Backward through
   /// `loss × share` gives each rank its part of the global loss's gradient, so the
-  /// parts only need adding (`sumGradients`), and batch norm synchronised across
+  /// parts only need adding (`sumGradientsDuringBackward`), and batch norm synchronised across
   /// ranks sees consistent gradients. One all-reduce for both.
   public func share(normalizer: Double, losses: [Double]) throws -> (share: Double, losses: [Double]) {
     let sums = try sum([normalizer] + losses.map { $0 * normalizer })
@@ -54,36 +59,25 @@ public final class DataParallel {
     return (normalizer / total, sums.dropFirst().map { $0 / total })
   }
 
-  /// Replaces each gradient with its sum over the ranks, in flattened buckets.
-  public func sumGradients(_ parameters: [Tensor]) throws {
+  /// Makes the next backward pass sum `parameters`' gradients over the ranks, each
+  /// bucket as soon as backward has produced its gradients, after dividing them by
+  /// `divisor` (the batches accumulated into them, averaged as a single process
+  /// averages them). `finishGradientSum` waits for what backward did not hide.
+  public func sumGradientsDuringBackward(of parameters: [Tensor], dividingBy divisor: Int = 1) throws {
+    let trainable = parameters.filter(\.requiresGrad)
+    if exchange.map({ $0.parameters.count != trainable.count || !zip($0.parameters, trainable).allSatisfy(===) }) ?? true {
+      exchange = try GradientExchange(group: group, parameters: trainable, firstBucketBytes: firstBucketBytes, bucketBytes: bucketBytes)
+    }
+    try exchange!.arm(dividingBy: divisor)
+  }
+
+  /// Waits for the gradient sums armed by `sumGradientsDuringBackward` and writes
+  /// them into the gradients.
+  public func finishGradientSum() throws {
+    guard let exchange else { throw TrainingError("data parallel: finishGradientSum without sumGradientsDuringBackward") }
     let start = Date()
     defer { gradientSeconds += Date().timeIntervalSince(start) }
-    let grads = parameters.compactMap(\.grad)
-    try Torch.withNoGrad {
-      var bucket: [Tensor] = [], bytes = 0
-      func flush() throws {
-        guard !bucket.isEmpty else { return }
-        let flat = try Tensor.cat(try bucket.map { try $0.reshape([-1]) })
-        let device = flat.device
-        let onHost = device == .cpu ? flat : try flat.to(.cpu)
-        try group.allReduce(onHost)
-        var offset = 0
-        for grad in bucket {
-          let count = grad.count
-          try grad.copy_(try onHost.narrow(dim: 0, start: offset, length: count).view(grad.shape))
-          offset += count
-        }
-        bucket = []
-        bytes = 0
-      }
-      for grad in grads {
-        let size = grad.count * grad.dtype.byteSize
-        if bytes > 0, bytes + size > bucketBytes { try flush() }
-        bucket.append(grad)
-        bytes += size
-      }
-      try flush()
-    }
+    try exchange.finish()
   }
 
   /// Whether any rank asks to stop: every rank must stop at the same step, or the

@@ -164,12 +164,16 @@ public final class TrainingLoop {
         guard values[0].isFinite else {
           throw TrainingError("the loss is \(values[0]) at step \(step + 1) (samples \(batch.names.joined(separator: ", "))); lower base_learning_rate?")
         }
+        // The step's last backward pass also averages the gradients over the
+        // accumulated batches and, data parallel, sums them over the ranks as it goes.
+        let lastBatch = micro == accumulation - 1
+        if lastBatch { try dataParallel?.sumGradientsDuringBackward(of: optimizer.parameters, dividingBy: accumulation) }
         try objective.backward()
-        _ = try accumulator.accumulate(optimizer.parameters)
+        if dataParallel == nil { _ = try accumulator.accumulate(optimizer.parameters) }
         losses.add(total: values[0], parts: zip(terms.parts, values.dropFirst()).map { ($0.0.name, $0.1) }, weight: 1 / Double(accumulation))
         window.images += batch.names.count * worldSize
       }
-      try dataParallel?.sumGradients(optimizer.parameters)
+      try dataParallel?.finishGradientSum()
       if let maxNorm = settings.gradientClipNorm {
         _ = try clipGradNorm(optimizer.parameters.filter { $0.grad != nil }, maxNorm: maxNorm)
       }
@@ -208,7 +212,7 @@ public final class TrainingLoop {
     if let headline = validation?.headline { ending += "; \(headline.name) " + String(format: "%.4f", headline.value) }
     log(ending)
     if let dataParallel, step > sessionFirstStep {
-      log(String(format: "data parallel: gradient exchange %.1f ms per step", dataParallel.gradientSeconds / Double(step - sessionFirstStep) * 1000))
+      log(String(format: "data parallel: gradient exchange %.1f ms per step after backward", dataParallel.gradientSeconds / Double(step - sessionFirstStep) * 1000))
     }
     return .finished(step: step, validation: validation)
   }
