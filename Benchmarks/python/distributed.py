@@ -1,9 +1,9 @@
 # PyTorch's side of the data-parallel benchmark: torchvision's MODEL trained with SGD on
-# the synthetic VOC-layout images SegKit made, either one process with 2 threads and the
-# global batch, or DistributedDataParallel over Gloo: 2 processes with 1 thread and half
-# the batch each. Prints images per second (after one warm-up step) and, for DDP, the
+# the synthetic VOC-layout images SegKit made, one process with 2 threads (single) or 1
+# thread (single1) and the batch given, or DistributedDataParallel over Gloo (ddp): 2
+# processes with 1 thread and half the batch each. Prints images per second (after one warm-up step) and, for DDP, the
 # time of one all-reduce of a tensor as large as all the gradients.
-# Usage: distributed.py DATA MODEL CLASSES CROP GLOBAL_BATCH STEPS single|ddp PORT
+# Usage: distributed.py DATA MODEL CLASSES CROP GLOBAL_BATCH STEPS single|single1|ddp PORT
 import json
 import os
 import sys
@@ -33,7 +33,7 @@ def load(root, crop):
 
 def train(rank, world, args, queue):
     data, model_name, classes, crop, batch, steps, mode, port = args
-    torch.set_num_threads(2 if world == 1 else 1)
+    torch.set_num_threads(2 if mode == "single" else 1)
     if world > 1:
         dist.init_process_group("gloo", rank=rank, world_size=world, init_method=f"tcp://127.0.0.1:{port}")
     images, labels = load(data, crop)
