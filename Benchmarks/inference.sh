@@ -5,7 +5,8 @@
 # (no folding, fusion or channels-last), SegKit in bf16 and in int8 (not exact: see
 # `segkit eval --precision` for what they cost in accuracy),
 # PyTorch eager, tuned eager (channels-last, inference_mode), torch.compile, ONNX
-# Runtime on torch.onnx's export and ONNX Runtime on SegKit's export. Each figure is
+# Runtime on torch.onnx's export, in float32 and quantised to int8 (static, QDQ, per
+# channel), and ONNX Runtime on SegKit's export. Each figure is
 # the median of RUNS passes after a warm-up; with ROUNDS > 1 the variants take turns
 # and each figure is the median over rounds (this machine's speed drifts).
 # Usage: Benchmarks/inference.sh [MODEL] [SIZE] [RUNS] [ROUNDS]
@@ -34,7 +35,7 @@ for round in $(seq "$rounds"); do
     fi
     echo "segkit-int8 $(SEGKIT_BENCH_PRECISION=int8 "$bin/segkit-bench" inference "$model" "$size" "$runs")"
     if [ "$reference" = 1 ]; then
-      for variant in eager tuned compile onnxruntime; do
+      for variant in eager tuned compile onnxruntime onnxruntime-int8; do
         echo "$variant $($py Benchmarks/python/inference_variants.py "$variant" "$model" "$size" "$runs" 2>/dev/null)"
       done
     fi
@@ -56,7 +57,8 @@ names = {"segkit": "SegKit (default path)", "segkit-unfused": "SegKit without fu
          "segkit-plain": "SegKit plain path", "segkit-bf16": "SegKit --precision bf16",
          "segkit-int8": "SegKit --precision int8", "eager": "PyTorch eager (no_grad)",
          "tuned": "PyTorch channels-last + inference_mode", "compile": "torch.compile",
-         "onnxruntime": "ONNX Runtime (torch.onnx export)", "onnxruntime-segkit": "ONNX Runtime (SegKit's export)"}
+         "onnxruntime": "ONNX Runtime (torch.onnx export)", "onnxruntime-int8": "ONNX Runtime int8 (static QDQ)",
+         "onnxruntime-segkit": "ONNX Runtime (SegKit's export)"}
 for variant, seconds in median.items():
     print(f"{names[variant]:<42}{seconds:>8.3f}{seconds / reference:>7.2f}")
 PY
