@@ -39,11 +39,12 @@ public enum PredictionInput {
   /// The name outputs are written under.
   public static func stem(_ url: URL) -> String { url.deletingPathExtension().lastPathComponent }
 
-  /// What int8 calibrates on: the first `count` images (or frames) of the input;
-  /// unreadable ones (or ones `admit` refuses) are left for the segmenting loop to report.
+  /// What int8 calibrates on: the first `count` images (or frames) of the input (`single`:
+  /// the image, when already read); unreadable ones in a folder (or ones `admit` refuses)
+  /// are left for the segmenting loop to report.
   public func calibrationImages(_ count: Int, single: Image?, admit: (URL) throws -> Void) throws -> [Image] {
     switch self {
-    case .image: return single.map { [$0] } ?? []
+    case .image(let url): return [try single ?? ImageIO.read(url)]
     case .folder(let urls):
       var images: [Image] = []
       for url in urls where images.count < count {

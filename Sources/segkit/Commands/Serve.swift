@@ -59,16 +59,29 @@ struct Serve: ParsableCommand {
   @Option(help: "Seconds an image request may wait and run.") var requestTimeout = 60.0
   @Option(help: "Seconds an unused session lives.") var sessionIdle = 900.0
 
-  @Option(help: "Arithmetic of the image models: fp32 or bf16 (int8 needs calibration images: use `segkit predict`).")
+  @Option(help: "Arithmetic of the image models: fp32, bf16 or int8 (int8 calibrates on --calibration).")
   var precision = "fp32"
+
+  @Option(help: "Images int8 calibrates on: an image, a folder of images (name order) or a video.")
+  var calibration: String?
+
+  @Option(help: "How many of --calibration's images (or frames) int8 calibrates on.")
+  var calibrationImages = 8
 
   @OptionGroup var device: DeviceArgument
 
   func run() throws {
     // The service rewrites its own session files; tracking every file read would also grow without end.
     CommandInputs.track(false)
-    guard let precision = InferencePrecision(rawValue: precision), precision != .int8 else {
-      throw ValidationError("--precision must be fp32 or bf16, got '\(self.precision)'")
+    guard let precision = InferencePrecision(rawValue: precision) else {
+      throw ValidationError("--precision must be fp32, bf16 or int8, got '\(self.precision)'")
+    }
+    guard (precision == .int8) == (calibration != nil) else {
+      throw ValidationError(precision == .int8 ? "--precision int8 needs --calibration (images to calibrate on)"
+                                               : "--calibration goes with --precision int8")
+    }
+    guard (1...256).contains(calibrationImages) else {
+      throw ValidationError("--calibration-images must be 1 to 256, got \(calibrationImages)")
     }
     var settings = ServiceSettings(folder: URL(fileURLWithPath: folder ?? NSTemporaryDirectory()).appendingPathComponent(
       folder == nil ? "segkit-serve-\(ProcessInfo.processInfo.processIdentifier)" : ""))
@@ -78,8 +91,15 @@ struct Serve: ParsableCommand {
     (settings.maxQueue, settings.requestTimeout, settings.sessionIdle) = (maxQueue, requestTimeout, sessionIdle)
     do { settings = try settings.validated() } catch { throw ValidationError("\(error)") }
     let device = try self.device.resolved()
+    let calibrationImages: [Image] = try calibration.map { path -> [Image] in
+      do { return try PredictionInput(URL(fileURLWithPath: path)).calibrationImages(self.calibrationImages, single: nil, admit: { _ in }) } catch {
+        throw ValidationError("--calibration \(path): \(error)")
+      }
+    } ?? []
     let models = try runs.map { run -> ServedModel in
-      do { return try ServedModel(run: URL(fileURLWithPath: run), device: device, precision: precision) } catch {
+      do {
+        return try ServedModel(run: URL(fileURLWithPath: run), device: device, precision: precision, calibration: calibrationImages)
+      } catch {
         throw ValidationError("--run \(run): \(error)")
       }
     }
