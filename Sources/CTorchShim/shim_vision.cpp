@@ -19,6 +19,9 @@
 #include <ATen/ops/pad.h>
 #include <ATen/ops/int_repr.h>
 #include <ATen/ops/quantize_per_tensor.h>
+#include <ATen/ops/_make_per_tensor_quantized_tensor.h>
+#include <ATen/ops/dequantize.h>
+#include <ATen/ops/from_blob.h>
 #include <ATen/ops/_upsample_nearest_exact2d.h>
 #include <ATen/ops/upsample_bicubic2d.h>
 #include <ATen/ops/upsample_bilinear2d.h>
@@ -217,6 +220,90 @@ sk_status sk_qconv_prepack(sk_tensor w, sk_tensor w_scales, double x_scale, int6
       .typed<at::Tensor(at::Tensor, at::Tensor, double, int64_t, Ints, Ints, Ints, int64_t, std::optional<Ints>)>();
     put(out, prepack.call(T(w), T(w_scales), x_scale, x_zero_point, ints(stride), ints(padding), ints(dilation), groups,
                           Ints(std::vector<int64_t>(x_shape, x_shape + 4))));
+  });
+}
+
+namespace {
+// The uint8 values `x` as a quantised tensor (a view of the same memory), for the kernels that take one.
+at::Tensor quantized_view(const at::Tensor &x, double scale, int64_t zero_point) {
+  if (x.scalar_type() != at::kByte) throw std::invalid_argument("int8 activations must be uint8, got " + std::string(c10::toString(x.scalar_type())));
+  return at::_make_per_tensor_quantized_tensor(x, scale, zero_point);
+}
+
+// The stored values of quantised `q` as a uint8 tensor sharing its memory (int_repr copies them).
+at::Tensor uint8_view(const at::Tensor &q) {
+  auto storage = q;  // kept alive by the view's deleter
+  return at::from_blob(q.data_ptr(), q.sizes(), q.strides(), [storage](void *) {}, at::TensorOptions().dtype(at::kByte));
+}
+} // namespace
+
+sk_status sk_quantize_u8(sk_tensor x, double scale, int64_t zero_point, sk_tensor *out) {
+  return guard([&] {
+    static SilentWarnings silent;
+    c10::WarningUtils::WarningHandlerGuard quiet(&silent);
+    put(out, uint8_view(at::quantize_per_tensor(T(x).contiguous(at::MemoryFormat::ChannelsLast), scale, zero_point, at::kQUInt8)));
+  });
+}
+
+sk_status sk_dequantize_u8(sk_tensor x, double scale, int64_t zero_point, sk_tensor *out) {
+  return guard([&] {
+    static SilentWarnings silent;
+    c10::WarningUtils::WarningHandlerGuard quiet(&silent);
+    put(out, quantized_view(T(x), scale, zero_point).dequantize());
+  });
+}
+
+sk_status sk_max_pool2d_u8(sk_tensor x, double scale, int64_t zero_point, const int64_t *kernel, const int64_t *stride,
+                           const int64_t *padding, int32_t ceil_mode, sk_tensor *out) {
+  return guard([&] {
+    static SilentWarnings silent;
+    c10::WarningUtils::WarningHandlerGuard quiet(&silent);
+    auto pooled = at::max_pool2d(quantized_view(T(x), scale, zero_point), pair(kernel), pair(stride), pair(padding),
+                                 at::IntArrayRef({1, 1}), ceil_mode != 0);
+    put(out, uint8_view(pooled));
+  });
+}
+
+sk_status sk_qconv2d_u8(sk_tensor x, double x_scale, int64_t x_zero_point, sk_tensor packed, sk_tensor w_scales,
+                        sk_tensor w_zero_points, sk_tensor b, const int64_t *stride, const int64_t *padding,
+                        const int64_t *dilation, int64_t groups, sk_tensor accum, double accum_scale,
+                        int64_t accum_zero_point, int32_t accum_in_place, const char *activation, const double *scalars,
+                        int32_t scalar_count, double out_scale, int64_t out_zero_point, sk_tensor *out) {
+  return guard([&] {
+    // out_scale 0: dequantised, float32 output.
+    std::optional<at::ScalarType> out_type = out_scale > 0 ? std::nullopt : std::optional<at::ScalarType>(at::kFloat);
+    if (out_scale <= 0) out_scale = 1.0, out_zero_point = 0;
+    using Scalars = c10::List<std::optional<at::Scalar>>;
+    Scalars values;
+    for (int32_t i = 0; i < scalar_count; ++i) values.push_back(at::Scalar(scalars[i]));
+    auto input = T(x);
+    if (input.scalar_type() != at::kByte) throw std::invalid_argument("sk_qconv2d_u8: x must be uint8");
+    input = input.contiguous(at::MemoryFormat::ChannelsLast);
+    if (accum == nullptr) {
+      static auto qconv = c10::Dispatcher::singleton()
+        .findSchemaOrThrow("onednn::qconv2d_pointwise", "")
+        .typed<at::Tensor(at::Tensor, double, int64_t, at::Tensor, at::Tensor, at::Tensor, std::optional<at::Tensor>, Ints, Ints, Ints, int64_t, double, int64_t, std::optional<at::ScalarType>, std::string_view, Scalars,
+                          std::optional<std::string_view>)>();
+      put(out, qconv.call(input, x_scale, x_zero_point, T(packed), T(w_scales), T(w_zero_points), opt(b), ints(stride),
+                          ints(padding), ints(dilation), groups, out_scale, out_zero_point, out_type, activation, values,
+                          std::string_view("")));
+      return;
+    }
+    std::string_view unary(activation);
+    if (unary != "none" && unary != "relu") throw std::invalid_argument("sk_qconv2d_u8: with accum, activation must be none or relu");
+    if (T(accum).scalar_type() != at::kByte) throw std::invalid_argument("sk_qconv2d_u8: accum must be uint8");
+    static auto qconv = c10::Dispatcher::singleton()
+      .findSchemaOrThrow("onednn::qconv2d_pointwise", "binary")
+      .typed<at::Tensor(at::Tensor, double, int64_t, at::Tensor, at::Tensor, at::Tensor, at::Tensor, std::optional<at::Tensor>, Ints, Ints, Ints, int64_t, double, int64_t, std::optional<at::ScalarType>, double, int64_t, std::string_view, std::optional<at::Scalar>, std::optional<std::string_view>, Scalars, std::optional<std::string_view>)>();
+    // The kernel writes its result into the accumulator: unless the caller gives it up, a copy
+    // keeps the caller's tensor as it was.
+    auto sum = T(accum).contiguous(at::MemoryFormat::ChannelsLast);
+    if (accum_in_place == 0 && sum.data_ptr() == T(accum).data_ptr()) sum = sum.clone(at::MemoryFormat::ChannelsLast);
+    put(out, qconv.call(input, x_scale, x_zero_point, T(packed), T(w_scales), T(w_zero_points), sum, opt(b), ints(stride),
+                        ints(padding), ints(dilation), groups, out_scale, out_zero_point, out_type, accum_scale,
+                        accum_zero_point, std::string_view("sum"), at::Scalar(1.0),
+                        unary == "none" ? std::optional<std::string_view>() : std::optional<std::string_view>(unary),
+                        Scalars(), std::optional<std::string_view>()));
   });
 }
 

@@ -33,7 +33,7 @@ extension Module {
         throw NNError("quantizeConvolutions: int8 runs float32 CPU models, this one has \(conv.weight.dtype) weights on \(conv.weight.device)")
       }
       conv.int8 = nil
-      conv.calibration = (nil, [])
+      conv.calibration = .init()
     }
   }
 
@@ -50,11 +50,11 @@ extension Module {
     defer { for conv in convolutions { conv.calibration = nil } }
     var count = 0
     for conv in convolutions {
-      guard let (range, shape) = conv.calibration, let range else { continue }
+      guard let calibration = conv.calibration, let range = calibration.input else { continue }
       let (weight, bias) = conv.inferenceWeightAndBias
       conv.int8 = try Int8Convolution(
         weight: weight, bias: bias, stride: conv.stride, padding: conv.padding, dilation: conv.dilation,
-        groups: conv.groups, inputRange: range, inputShape: shape)
+        groups: conv.groups, inputRange: range, outputRange: calibration.output, inputShape: calibration.shape)
       count += 1
     }
     return count

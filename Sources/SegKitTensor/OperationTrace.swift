@@ -112,6 +112,7 @@ public final class OperationTrace {
   /// Notes that `tensor` is being changed in place, which a recorded graph cannot show.
   @inline(__always)
   static func modified(_ tensor: Tensor) {
+    tensor.int8Source = nil  // its int8 values no longer stand for it
     guard recordingCount > 0, let trace = active else { return }
     trace.kept.append(tensor)
     trace.changedInPlace.insert(ObjectIdentifier(tensor))

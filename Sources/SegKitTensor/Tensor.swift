@@ -170,6 +170,11 @@ func withInt64s<R>(_ values: [Int], _ body: (UnsafePointer<Int64>?, Int64) throw
 public final class Tensor {
   let handle: sk_tensor
 
+  /// The int8 activations this tensor was dequantised from (`QuantizedActivation.dequantized`),
+  /// so an int8 convolution that quantises its input the same way reads them instead of
+  /// quantising again. SegKit's in-place operations forget them (`OperationTrace.modified`).
+  var int8Source: QuantizedActivation?
+
   init(owning handle: sk_tensor) {
     self.handle = handle
     OperationTrace.created(self)

@@ -95,10 +95,12 @@ extension Tensor {
   public func pow_(_ value: Double) throws { OperationTrace.modified(self); try check(sk_binary_scalar_(SK_POW, handle, value)) }
   /// self += value * a * b
   public func addcmul_(_ a: Tensor, _ b: Tensor, value: Double = 1) throws {
+    OperationTrace.modified(self)
     try check(sk_addcmul_(handle, a.handle, b.handle, value))
   }
   /// self += value * a / b
   public func addcdiv_(_ a: Tensor, _ b: Tensor, value: Double = 1) throws {
+    OperationTrace.modified(self)
     try check(sk_addcdiv_(handle, a.handle, b.handle, value))
   }
   /// self += weight * (end - self)
@@ -108,6 +110,7 @@ extension Tensor {
   public func uniform_(from: Double = 0, to: Double = 1) throws { OperationTrace.modified(self); try check(sk_uniform_(handle, from, to)) }
   public func normal_(mean: Double = 0, std: Double = 1) throws { OperationTrace.modified(self); try check(sk_normal_(handle, mean, std)) }
   public func clamp_(min: Double? = nil, max: Double? = nil) throws {
+    OperationTrace.modified(self)
     try check(sk_clamp_(handle, min ?? 0, max ?? 0, min == nil ? 0 : 1, max == nil ? 0 : 1))
   }
   public func relu_() throws { OperationTrace.modified(self); try unaryInPlace(SK_RELU) }

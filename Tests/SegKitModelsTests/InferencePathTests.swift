@@ -161,4 +161,66 @@ final class InferencePathTests: XCTestCase {
       }
     }
   }
+
+  /// int8 activations between convolutions: uint8 in, uint8 out (requantised inside the
+  /// kernel), a residual added in int8, max pooling on the stored values; each against
+  /// float32 arithmetic on the values they stand for.
+  func testInt8ActivationsMatchFloat32() throws {
+    Torch.manualSeed(11)
+    let x = try Tensor.rand([2, 8, 15, 13]) * 3
+    let weight = try Tensor.randn([8, 8, 3, 3]) * 0.2, bias = try Tensor.randn([8])
+    let plain = try x.conv2d(weight: weight, bias: bias, padding: 1)
+    let residual = try Tensor.randn(plain.shape)
+    let sum = try (plain + residual).relu()
+    let int8 = try Int8Convolution(weight: weight, bias: bias, stride: 1, padding: 1, dilation: 1, groups: 1,
+                                   inputRange: 0...3, outputRange: try sum.min().item()...sum.max().item(), inputShape: x.shape)
+    let q = try QuantizedActivation(quantizing: x, int8.input)
+    XCTAssertEqual(q.values.dtype, .uint8)
+    XCTAssertLessThan(try (q.dequantized() - x).abs().max().item(), int8.input.scale / 2 + 1e-6, "quantise, dequantise")
+    let scale = try sum.abs().max().item()
+    try Torch.withInferenceMode {
+      let relu = try int8(q, then: .relu)
+      XCTAssertEqual(relu.quantization, int8.output)
+      XCTAssertLessThan(try (relu.dequantized() - plain.relu()).abs().max().item() / scale, 0.03, "conv + ReLU")
+      let r = try QuantizedActivation(quantizing: residual, AffineQuantization(range: -4...4))
+      let added = try int8(q, adding: r, then: .relu)
+      XCTAssertLessThan(try (added.dequantized() - sum).abs().max().item() / scale, 0.03, "conv + residual + ReLU")
+      XCTAssertLessThan(try (r.dequantized() - residual.clamp(min: -4, max: 4)).abs().max().item(), r.quantization.scale, "residual untouched")
+      // Activations quantised otherwise are requantised to the convolution's input first.
+      let other = try QuantizedActivation(quantizing: x, AffineQuantization(range: -1...5))
+      XCTAssertLessThan(try (int8(other, then: .relu).dequantized() - plain.relu()).abs().max().item() / scale, 0.04, "requantised")
+      // A float tensor dequantised from int8 activations quantised as the convolution's
+      // input is read as those (no second quantisation): the same result as quantising it.
+      let dequantized = try q.dequantized()
+      let copy = try dequantized.clone()
+      XCTAssertEqual(try int8(dequantized, then: .relu).toArray() as [Float], try int8(copy, then: .relu).toArray() as [Float])
+      let pooled = try relu.maxPool2d(kernel: 3, stride: 2, padding: 1)
+      XCTAssertEqual(try pooled.dequantized().toArray(), try relu.dequantized().maxPool2d(kernel: 3, stride: 2, padding: 1).toArray() as [Float])
+    }
+    let noOutput = try Int8Convolution(weight: weight, bias: bias, stride: 1, padding: 1, dilation: 1, groups: 1,
+                                       inputRange: 0...3, inputShape: x.shape)
+    XCTAssertThrowsError(try noOutput(q)) { XCTAssertTrue("\($0)".contains("calibration saw no output"), "\($0)") }
+  }
+
+  /// A quantised ResNet runs int8 from its stem to each stage's end (one quantisation
+  /// in, one dequantisation per stage), near its float32 features.
+  func testResNetKeepsInt8ActivationsBetweenBlocks() throws {
+    Torch.manualSeed(12)
+    let model = try ModelZoo.make("deeplabv3plus_resnet34", classes: 3)
+    model.eval()
+    let x = try Tensor.randn([1, 3, 64, 64])
+    try model.optimizeForInference(precision: .fp32)
+    let encoder = try XCTUnwrap(model.encoder as? ResNet)
+    let float = try Torch.withInferenceMode { try encoder.features(x) }
+    try model.optimizeForInference(precision: .int8, calibration: [x])
+    XCTAssertTrue(try Torch.withInferenceMode { encoder.keepsInt8Activations(for: x) })
+    let int8 = try Torch.withInferenceMode { try encoder.features(x) }
+    for (level, (a, b)) in zip(float, int8).enumerated() {
+      XCTAssertEqual(a.shape, b.shape)
+      let error = try (a - b).abs().max().item() / a.abs().max().item()
+      XCTAssertLessThan(error, 0.1, "layer\(level + 1)")
+    }
+    model.train()
+    XCTAssertFalse(try Torch.withInferenceMode { encoder.keepsInt8Activations(for: x) })
+  }
 }

@@ -214,6 +214,24 @@ sk_status sk_qconv2d(sk_tensor x, double x_scale, int64_t x_zero_point, sk_tenso
                      sk_tensor w_zero_points, sk_tensor b, const int64_t *stride, const int64_t *padding,
                      const int64_t *dilation, int64_t groups, const char *activation, const double *scalars,
                      int32_t scalar_count, sk_tensor *out);
+/* int8 activations kept in uint8 between layers (values with a per-tensor scale and zero point,
+   channels-last), as ONNX Runtime's QDQ graphs keep them: sk_quantize_u8 quantises float32 x (values
+   past the range saturate); sk_dequantize_u8 returns float32; sk_max_pool2d_u8 max-pools the values
+   (the affine map is increasing, so pooling commutes with it). sk_qconv2d_u8 convolves uint8 x
+   (x_scale, x_zero_point) with a weight packed by sk_qconv_prepack, adds the bias, then with `accum`
+   (uint8 with accum_scale and accum_zero_point; NULL for none; left unchanged unless accum_in_place,
+   when the kernel may write the result into it) adds it, applies `activation` ("none" or "relu" with
+   accum; as sk_conv2d_fused without) and requantises the result to uint8 with out_scale and
+   out_zero_point (out_scale 0: the result in float32 instead). */
+sk_status sk_quantize_u8(sk_tensor x, double scale, int64_t zero_point, sk_tensor *out);
+sk_status sk_dequantize_u8(sk_tensor x, double scale, int64_t zero_point, sk_tensor *out);
+sk_status sk_max_pool2d_u8(sk_tensor x, double scale, int64_t zero_point, const int64_t *kernel, const int64_t *stride,
+                           const int64_t *padding, int32_t ceil_mode, sk_tensor *out);
+sk_status sk_qconv2d_u8(sk_tensor x, double x_scale, int64_t x_zero_point, sk_tensor packed, sk_tensor w_scales,
+                        sk_tensor w_zero_points, sk_tensor b, const int64_t *stride, const int64_t *padding,
+                        const int64_t *dilation, int64_t groups, sk_tensor accum, double accum_scale,
+                        int64_t accum_zero_point, int32_t accum_in_place, const char *activation, const double *scalars,
+                        int32_t scalar_count, double out_scale, int64_t out_zero_point, sk_tensor *out);
 sk_status sk_conv_transpose2d(sk_tensor x, sk_tensor w, sk_tensor b, const int64_t *stride,
                               const int64_t *padding, const int64_t *output_padding, int64_t groups,
                               const int64_t *dilation, sk_tensor *out);

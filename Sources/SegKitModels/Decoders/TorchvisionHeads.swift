@@ -85,7 +85,10 @@ final class ImagePooling: Module, Layer, ConvBatchNormPairs {
 
   func forward(_ x: Tensor) throws -> Tensor {
     let shape = x.shape
-    return try body.forward(x).interpolate(size: Size2(shape[2], shape[3]), mode: .bilinear)
+    let pooled = try body.forward(x).interpolate(size: Size2(shape[2], shape[3]), mode: .bilinear)
+    // Laid out as the other branches, so ASPP's concatenation stays channels-last and
+    // the projection's kernel reads it without a copy of all five branches.
+    return x.isLaidOut(.channelsLast) && !OperationTrace.isRecording ? try pooled.contiguous(.channelsLast) : pooled
   }
 }
 

@@ -64,11 +64,32 @@ public final class ResNet: Module, Encoder, ConvBatchNormPairs {
   }
 
   public func features(_ x: Tensor) throws -> [Tensor] {
+    if let int8 = int8Path(for: x) { return try int8.features(x) }
     var h = try stem.reduce(x) { try $1.forward($0) }
     return try stages.map { stage in
       h = try stage.forward(h)
       return h
     }
+  }
+
+  /// Whether `features(x)` keeps int8 activations from the stem to each stage's end.
+  public func keepsInt8Activations(for x: Tensor) -> Bool { int8Path(for: x) != nil }
+
+  /// The stem and every block in int8 with int8 activations between them, when the
+  /// convolutions were quantised (`quantizeConvolutions`) and calibration saw their
+  /// outputs: `x` is quantised once, and each stage's output dequantised once.
+  private func int8Path(for x: Tensor) -> Int8ResNet? {
+    guard !isTraining, x.device == .cpu, x.dtype == .float32, !Torch.isGradEnabled, !OperationTrace.isRecording,
+          let conv = stem[0] as? Conv2d, conv.fusedActivation == .relu, let stemConv = conv.int8, stemConv.output != nil,
+          let pool = stem[3] as? MaxPool2d, pool.dilation == Size2(1)
+    else { return nil }
+    var blocks: [[Int8ResidualBlock]] = []
+    for stage in stages {
+      let stageBlocks = stage.layers.compactMap { ($0 as? ResidualBlock)?.int8Form }
+      guard stageBlocks.count == stage.layers.count else { return nil }
+      blocks.append(stageBlocks)
+    }
+    return Int8ResNet(stem: stemConv, pool: pool, stages: blocks)
   }
 
   public var featureLevels: [FeatureLevel] {
@@ -145,6 +166,18 @@ final class ResidualBlock: Module, Layer, ConvBatchNormPairs, ActivationFusing {
 
   private var isFused: Bool { convs.dropLast().allSatisfy { $0.0.fusedActivation == .relu } }
 
+  /// The block's convolutions in int8, when all were quantised and calibration saw their outputs.
+  var int8Form: Int8ResidualBlock? {
+    guard !isTraining, isFused, convs.allSatisfy({ $0.1.isFolded }) else { return nil }
+    let quantized = convs.compactMap { conv, _ in conv.int8.flatMap { $0.output == nil ? nil : $0 } }
+    guard quantized.count == convs.count else { return nil }
+    guard let downsample else { return Int8ResidualBlock(convs: quantized, downsample: nil) }
+    guard let conv = downsample.layers.first as? Conv2d, conv.fusedActivation == nil, let projection = conv.int8,
+          projection.output != nil, (downsample.layers.last as? BatchNorm2d)?.isFolded == true
+    else { return nil }
+    return Int8ResidualBlock(convs: quantized, downsample: projection)
+  }
+
   func forward(_ x: Tensor) throws -> Tensor {
     if !isTraining && isFused && convs.allSatisfy({ $0.1.isFolded }) {
       var h = x
@@ -158,6 +191,51 @@ final class ResidualBlock: Module, Layer, ConvBatchNormPairs, ActivationFusing {
     }
     let identity = try downsample?.forward(x) ?? x
     return try (h + identity).relu()
+  }
+}
+
+extension ResNet: ActivationFusing {
+  /// The stem's convolution applies its ReLU once its batch norm is folded, as the blocks' do.
+  public func fuseOwnActivations() -> Int {
+    guard let conv = stem[0] as? Conv2d, conv.fusedActivation == nil, (stem[1] as? BatchNorm2d)?.isFolded == true,
+          let relu = stem[2] as? FusableActivation
+    else { return 0 }
+    conv.fusedActivation = relu.convolutionActivation
+    relu.fusedIntoConvolution = true
+    return 1
+  }
+}
+
+/// A residual block in int8: int8 activations in and out, the identity (or its
+/// projection) added and the ReLU applied inside the last convolution's kernel.
+struct Int8ResidualBlock {
+  let convs: [Int8Convolution]
+  let downsample: Int8Convolution?
+
+  /// `inputIsShared`: whether `x` is still read after the block (so the identity's
+  /// values may not be overwritten by the sum).
+  func callAsFunction(_ x: QuantizedActivation, inputIsShared: Bool) throws -> QuantizedActivation {
+    var h = x
+    for conv in convs.dropLast() { h = try conv(h, then: .relu) }
+    let identity = try downsample.map { try $0(x) } ?? x
+    return try convs.last!(h, adding: identity, consumingResidual: downsample != nil || !inputIsShared, then: .relu)
+  }
+}
+
+/// ResNet's int8 path (see `ResNet.int8Path`).
+struct Int8ResNet {
+  let stem: Int8Convolution
+  let pool: MaxPool2d
+  let stages: [[Int8ResidualBlock]]
+
+  func features(_ x: Tensor) throws -> [Tensor] {
+    var h = try stem(QuantizedActivation(quantizing: x, stem.input), then: .relu)
+    h = try h.maxPool2d(kernel: pool.kernelSize, stride: pool.stride, padding: pool.padding, ceilMode: pool.ceilMode)
+    return try stages.enumerated().map { index, blocks in
+      // A stage's input is the previous stage's output, which its dequantised feature still reads.
+      for (b, block) in blocks.enumerated() { h = try block(h, inputIsShared: index > 0 && b == 0) }
+      return try h.dequantized()
+    }
   }
 }
 

@@ -56,8 +56,19 @@ public final class Conv2d: Module, Layer {
   /// mode on the CPU (see `quantizeConvolutions`).
   public internal(set) var int8: Int8Convolution?
 
-  /// While calibrating: the range of the inputs seen, and the last input's shape.
-  var calibration: (range: ClosedRange<Double>?, shape: [Int])?
+  /// While calibrating: the ranges of the inputs and outputs seen, and the last input's shape.
+  var calibration: Calibration?
+
+  struct Calibration {
+    var input: ClosedRange<Double>?
+    var output: ClosedRange<Double>?
+    var shape: [Int] = []
+
+    static func widened(_ range: ClosedRange<Double>?, by x: Tensor) throws -> ClosedRange<Double> {
+      let seen = try x.min().item()...x.max().item()
+      return range.map { min($0.lowerBound, seen.lowerBound)...max($0.upperBound, seen.upperBound) } ?? seen
+    }
+  }
 
   /// The weight and bias inference uses: the folded ones when folded.
   var inferenceWeightAndBias: (weight: Tensor, bias: Tensor?) {
@@ -72,9 +83,14 @@ public final class Conv2d: Module, Layer {
 
   private func observe(_ x: Tensor) throws {
     guard calibration != nil, !isTraining else { return }
-    let seen = try x.min().item()...x.max().item()
-    let range = calibration?.range.map { min($0.lowerBound, seen.lowerBound)...max($0.upperBound, seen.upperBound) } ?? seen
-    calibration = (range, x.shape)
+    calibration!.input = try Calibration.widened(calibration!.input, by: x)
+    calibration!.shape = x.shape
+  }
+
+  /// Records the range of the output (after the activation and any residual) while calibrating.
+  private func observeOutput(_ y: Tensor) throws -> Tensor {
+    if calibration != nil, !isTraining { calibration!.output = try Calibration.widened(calibration!.output, by: y) }
+    return y
   }
 
   public func forward(_ x: Tensor) throws -> Tensor {
@@ -89,7 +105,7 @@ public final class Conv2d: Module, Layer {
     } else {
       y = try input.conv2d(weight: w, bias: b, stride: stride, padding: padding, dilation: dilation, groups: groups)
     }
-    return ForwardTrace.note(self, x, input === x ? y : try y.to(x.dtype))
+    return ForwardTrace.note(self, x, try observeOutput(input === x ? y : try y.to(x.dtype)))
   }
 
   /// `x` in the weight's floating-point type: a reduced-precision model keeps some
@@ -109,7 +125,7 @@ public final class Conv2d: Module, Layer {
     let y = try input.conv2d(
       weight: w, bias: b, stride: stride, padding: padding, dilation: dilation, groups: groups,
       adding: try inWeightType(residual, w), then: activation)
-    return ForwardTrace.note(self, x, input === x ? y : try y.to(x.dtype))
+    return ForwardTrace.note(self, x, try observeOutput(input === x ? y : try y.to(x.dtype)))
   }
 }
 
