@@ -60,3 +60,80 @@ extension Module {
     return count
   }
 }
+
+/// One layer of a chain that int8 activations flow through (see `Int8Chain`).
+enum Int8Step {
+  case convolution(Int8Convolution, ConvolutionActivation?)
+  case maxPool(MaxPool2d)
+  /// Fused into the convolution before it, folded into it, or nothing in evaluation mode.
+  case passThrough
+}
+
+/// Layers that run one after another with int8 activations between them: quantised
+/// convolutions whose outputs calibration saw (their activations inside the kernel),
+/// the activations and batch norms fused or folded into them, max pooling and
+/// evaluation-mode dropout. Built only when every layer is one of these.
+public struct Int8Chain {
+  let steps: [Int8Step]
+
+  /// The chain of `layers` in evaluation mode on float32 CPU input without gradients,
+  /// or nil where a layer has no int8 form (then they run as they are).
+  public init?(_ layers: [any Layer], for x: Tensor) {
+    guard let first = layers.first as? Conv2d, !first.isTraining, x.device == .cpu, x.dtype == .float32,
+          !Torch.isGradEnabled, !OperationTrace.isRecording
+    else { return nil }
+    var steps: [Int8Step] = []
+    for layer in layers {
+      switch layer {
+      case let conv as Conv2d:
+        guard let int8 = conv.int8, int8.output != nil else { return nil }
+        switch conv.fusedActivation {
+        case nil, .relu?, .relu6?, .hardswish?: steps.append(.convolution(int8, conv.fusedActivation))
+        default: return nil
+        }
+      case let pool as MaxPool2d where pool.dilation == Size2(1):
+        steps.append(.maxPool(pool))
+      case let activation as FusableActivation where activation.fusedIntoConvolution:
+        steps.append(.passThrough)
+      case let norm as BatchNorm2d where norm.isFolded:
+        steps.append(.passThrough)
+      case is Dropout, is Dropout2d:
+        steps.append(.passThrough)
+      default:
+        return nil
+      }
+    }
+    self.steps = steps
+  }
+
+  /// How the chain's input is quantised: as its first convolution's.
+  public var input: AffineQuantization {
+    guard case .convolution(let first, _) = steps[0] else { preconditionFailure("a chain starts with a convolution") }
+    return first.input
+  }
+
+  /// The chain's output for float32 `x`, quantised once.
+  public func callAsFunction(_ x: Tensor) throws -> QuantizedActivation {
+    var output: QuantizedActivation?
+    try run(x) { index, h in
+      if index == steps.count - 1 { output = h }
+      return true
+    }
+    return output!
+  }
+
+  /// Runs the chain on `x`, quantised once; `keep(i, h)` is given the activations after
+  /// layer `i` (to dequantise the ones the caller reads), and returns false to stop early.
+  public func run(_ x: Tensor, keep: (Int, QuantizedActivation) throws -> Bool) throws {
+    var h = try QuantizedActivation(quantizing: x, input)
+    for (index, step) in steps.enumerated() {
+      switch step {
+      case .convolution(let conv, let activation): h = try conv(h, then: activation)
+      case .maxPool(let pool):
+        h = try h.maxPool2d(kernel: pool.kernelSize, stride: pool.stride, padding: pool.padding, ceilMode: pool.ceilMode)
+      case .passThrough: break
+      }
+      guard try keep(index, h) else { return }
+    }
+  }
+}

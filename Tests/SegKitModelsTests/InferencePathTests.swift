@@ -223,4 +223,32 @@ final class InferencePathTests: XCTestCase {
     model.train()
     XCTAssertFalse(try Torch.withInferenceMode { encoder.keepsInt8Activations(for: x) })
   }
+
+  /// VGG encoders (OSVOS's stages, FCN's VGG16 with batch norm) run as one int8 chain
+  /// (convolutions with their ReLUs, folded batch norms, max pooling), dequantised only
+  /// at the levels the decoder reads, near their float32 features.
+  func testVGGKeepsInt8ActivationsBetweenLayers() throws {
+    for name in ["osvos_vgg16", "fcn16s_vgg16_bn"] {
+      Torch.manualSeed(13)
+      let model = try ModelZoo.make(name, classes: 1)
+      model.eval()
+      let x = try Tensor.randn([1, 3, 48, 64])
+      try model.optimizeForInference(precision: .fp32)
+      let keepsInt8 = { () -> Bool in
+        if let stages = model.encoder as? OSVOSStages { return stages.keepsInt8Activations(for: x) }
+        return (model.encoder as? VGG)?.keepsInt8Activations(for: x) ?? false
+      }
+      let float = try Torch.withInferenceMode { try model.encoder.allFeatures(x) }
+      XCTAssertFalse(try Torch.withInferenceMode(keepsInt8), name)
+      try model.optimizeForInference(precision: .int8, calibration: [x])
+      XCTAssertTrue(try Torch.withInferenceMode(keepsInt8), name)
+      let int8 = try Torch.withInferenceMode { try model.encoder.allFeatures(x) }
+      XCTAssertEqual(int8.count, float.count, name)
+      for (level, (a, b)) in zip(float, int8).enumerated() {
+        XCTAssertEqual(a.shape, b.shape, name)
+        XCTAssertLessThan(try (a - b).abs().max().item() / a.abs().max().item(), 0.1, "\(name) level \(level)")
+      }
+      XCTAssertFalse(keepsInt8(), "\(name): not with gradients")
+    }
+  }
 }

@@ -79,17 +79,14 @@ public final class ResNet: Module, Encoder, ConvBatchNormPairs {
   /// convolutions were quantised (`quantizeConvolutions`) and calibration saw their
   /// outputs: `x` is quantised once, and each stage's output dequantised once.
   private func int8Path(for x: Tensor) -> Int8ResNet? {
-    guard !isTraining, x.device == .cpu, x.dtype == .float32, !Torch.isGradEnabled, !OperationTrace.isRecording,
-          let conv = stem[0] as? Conv2d, conv.fusedActivation == .relu, let stemConv = conv.int8, stemConv.output != nil,
-          let pool = stem[3] as? MaxPool2d, pool.dilation == Size2(1)
-    else { return nil }
+    guard let stem = Int8Chain(stem, for: x) else { return nil }
     var blocks: [[Int8ResidualBlock]] = []
     for stage in stages {
       let stageBlocks = stage.layers.compactMap { ($0 as? ResidualBlock)?.int8Form }
       guard stageBlocks.count == stage.layers.count else { return nil }
       blocks.append(stageBlocks)
     }
-    return Int8ResNet(stem: stemConv, pool: pool, stages: blocks)
+    return Int8ResNet(stem: stem, stages: blocks)
   }
 
   public var featureLevels: [FeatureLevel] {
@@ -224,13 +221,11 @@ struct Int8ResidualBlock {
 
 /// ResNet's int8 path (see `ResNet.int8Path`).
 struct Int8ResNet {
-  let stem: Int8Convolution
-  let pool: MaxPool2d
+  let stem: Int8Chain
   let stages: [[Int8ResidualBlock]]
 
   func features(_ x: Tensor) throws -> [Tensor] {
-    var h = try stem(QuantizedActivation(quantizing: x, stem.input), then: .relu)
-    h = try h.maxPool2d(kernel: pool.kernelSize, stride: pool.stride, padding: pool.padding, ceilMode: pool.ceilMode)
+    var h = try stem(x)
     return try stages.enumerated().map { index, blocks in
       // A stage's input is the previous stage's output, which its dequantised feature still reads.
       for (b, block) in blocks.enumerated() { h = try block(h, inputIsShared: index > 0 && b == 0) }

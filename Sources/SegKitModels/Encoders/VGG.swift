@@ -87,6 +87,16 @@ public final class VGG: Module, Encoder {
   }
 
   public func allFeatures(_ x: Tensor) throws -> [Tensor] {
+    let used = Array(layers.layers.prefix(levelIndices.last! + 1))
+    if let chain = Int8Chain(used, for: x) {
+      // int8 activations from the first convolution on, dequantised at the levels only.
+      var features: [Tensor] = []
+      try chain.run(x) { index, h in
+        if levelIndices.contains(index) { features.append(try h.dequantized()) }
+        return features.count < levelIndices.count
+      }
+      return features
+    }
     var h = x
     var features: [Tensor] = []
     for (index, layer) in layers.layers.enumerated().prefix(levelIndices.last! + 1) {
@@ -94,6 +104,11 @@ public final class VGG: Module, Encoder {
       if levelIndices.contains(index) { features.append(h) }
     }
     return features
+  }
+
+  /// Whether `allFeatures(x)` keeps int8 activations between its layers.
+  public func keepsInt8Activations(for x: Tensor) -> Bool {
+    Int8Chain(Array(layers.layers.prefix(levelIndices.last! + 1)), for: x) != nil
   }
 
   public var inputConvolutionKey: String { "features.0.weight" }

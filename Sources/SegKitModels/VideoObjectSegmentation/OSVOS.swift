@@ -190,6 +190,16 @@ public final class OSVOSStages: Module, Encoder {
   }
 
   public func features(_ x: Tensor) throws -> [Tensor] {
+    if let chain = int8Chain(for: x) {
+      // int8 activations from conv1_1 on, dequantised at the ends of stages 1–4 only.
+      let ends = Set(stages.indices.dropFirst().map { stages[...$0].map(\.layers.count).reduce(0, +) - 1 })
+      var features: [Tensor] = []
+      try chain.run(x) { index, h in
+        if ends.contains(index) { features.append(try h.dequantized()) }
+        return true
+      }
+      return features
+    }
     var h = try stages[0](x)
     var features: [Tensor] = []
     for stage in stages.dropFirst() {
@@ -198,6 +208,11 @@ public final class OSVOSStages: Module, Encoder {
     }
     return features
   }
+
+  private func int8Chain(for x: Tensor) -> Int8Chain? { Int8Chain(stages.flatMap(\.layers), for: x) }
+
+  /// Whether `features(x)` keeps int8 activations between its layers.
+  public func keepsInt8Activations(for x: Tensor) -> Bool { int8Chain(for: x) != nil }
 
   /// torchvision's vgg16 `features.K.*` (convolutions at K = 0, 2, 5, 7, 10, …) to
   /// the same convolution here; its classifier is dropped.
