@@ -17,11 +17,13 @@ if [ ! -d "$run" ]; then
   "$bin/segkit" train --config configs/demo.yaml --set "dataset_dir=$work/data" --set training_number_of_steps=50 \
     --set val_interval=50 --set checkpoint_interval=50 --run "$work/run" --plain >/dev/null
   run="$work/run"
-  image="$(ls "$work/data/JPEGImages/"*.jpg | head -n 1)"
+  images=("$work/data/JPEGImages/"*.jpg)
 else
   data="$(sed -n 's/^dataset_dir: *//p' "$run/config.yaml" | tr -d "'\"")"
-  image="$(ls "$data/JPEGImages/"*.jpg | head -n 1)"
+  images=("$data/JPEGImages/"*.jpg)
 fi
+# The first image by name (a glob, not `ls | head`, whose early exit fails the pipe under pipefail).
+image="${images[0]}"
 rss() { awk '/VmRSS/ {print int($2 / 1024)}' "/proc/$1/status"; }
 size="$($py -c "from PIL import Image; import sys; print('x'.join(map(str, Image.open(sys.argv[1]).size)))" "$image")"
 echo "segkit serve under load: $clients clients for ${seconds} s, run $(basename "$run"), one $size JPEG, libtorch's default threads"
