@@ -2,7 +2,8 @@
 # CPU inference of one torchvision model (or OSVOS), every way a user might run it, one
 # process per variant, the same threads (2), 1×3×SIZE×SIZE: SegKit's default path
 # (segkit-bench inference), that path without fused activations, its plain path
-# (no folding, fusion or channels-last), SegKit in bf16 and in int8 (not exact: see
+# (no folding, fusion or channels-last), SegKit with measured kernels (fp32, NNPACK's
+# Winograd where it times faster), SegKit in bf16 and in int8 (not exact: see
 # `segkit eval --precision` for what they cost in accuracy),
 # PyTorch eager, tuned eager (channels-last, inference_mode), torch.compile, ONNX
 # Runtime on torch.onnx's export, in float32 and quantised to int8 (static, QDQ, per
@@ -34,6 +35,7 @@ for round in $(seq "$rounds"); do
       echo "inference.sh: no bf16 row: this CPU has no bfloat16 convolutions" >&2
     fi
     echo "segkit-int8 $(SEGKIT_BENCH_PRECISION=int8 "$bin/segkit-bench" inference "$model" "$size" "$runs")"
+    echo "segkit-measured $(SEGKIT_BENCH_KERNELS=measured "$bin/segkit-bench" inference "$model" "$size" "$runs")"
     if [ "$reference" = 1 ]; then
       for variant in eager tuned compile onnxruntime onnxruntime-int8; do
         echo "$variant $($py Benchmarks/python/inference_variants.py "$variant" "$model" "$size" "$runs" 2>/dev/null)"
@@ -55,10 +57,18 @@ print(f"{sys.argv[2]} at {sys.argv[3]}x{sys.argv[3]}, 2 threads, {sys.argv[4]} r
       f"ratio to ONNX Runtime on {'torch.onnx' if reference_name == 'onnxruntime' else 'SegKit'}'s export")
 names = {"segkit": "SegKit (default path)", "segkit-unfused": "SegKit without fused activations",
          "segkit-plain": "SegKit plain path", "segkit-bf16": "SegKit --precision bf16",
-         "segkit-int8": "SegKit --precision int8", "eager": "PyTorch eager (no_grad)",
+         "segkit-int8": "SegKit --precision int8", "segkit-measured": "SegKit --measure-kernels (fp32)", "eager": "PyTorch eager (no_grad)",
          "tuned": "PyTorch channels-last + inference_mode", "compile": "torch.compile",
          "onnxruntime": "ONNX Runtime (torch.onnx export)", "onnxruntime-int8": "ONNX Runtime int8 (static QDQ)",
          "onnxruntime-segkit": "ONNX Runtime (SegKit's export)"}
 for variant, seconds in median.items():
     print(f"{names[variant]:<42}{seconds:>8.3f}{seconds / reference:>7.2f}")
+# Issue 29's aims: SegKit's float32 against the fastest other float engine, its int8 against ONNX Runtime's.
+others = [v for v in ("eager", "tuned", "compile", "onnxruntime", "onnxruntime-segkit") if v in median]
+fastest = min(others, key=median.get)
+for variant in ("segkit", "segkit-measured"):
+    if variant in median:
+        print(f"{names[variant]} / {names[fastest]}: {median[variant] / median[fastest]:.2f}")
+if "segkit-int8" in median and "onnxruntime-int8" in median:
+    print(f"{names['segkit-int8']} / {names['onnxruntime-int8']}: {median['segkit-int8'] / median['onnxruntime-int8']:.2f}")
 PY

@@ -51,7 +51,13 @@ func inference(model name: String, size: Int, runs: Int) throws {
     _ = try model(x)
     for _ in 0..<runs { times.append(try seconds { _ = try model(x) }) }
   }
-  let report = ["seconds": times.sorted()[runs / 2], "peak_mib": peakMemoryMiB()]
+  var report: [String: Any] = ["seconds": times.sorted()[runs / 2], "peak_mib": peakMemoryMiB()]
+  if let network = model as? Module, !network.kernelMeasurements.isEmpty {
+    report["kernels"] = network.kernelMeasurements.map {
+      ["layer": $0.layer, "input": $0.inputShape, "out_channels": $0.outputChannels, "onednn_ms": $0.oneDNNSeconds * 1e3,
+       "winograd_ms": $0.winogradSeconds * 1e3, "chosen": $0.chosen.rawValue] as [String: Any]
+    }
+  }
   let json = try JSONSerialization.data(withJSONObject: report, options: [.sortedKeys])
   print(String(decoding: json, as: UTF8.self))
 }
@@ -60,14 +66,17 @@ func inference(model name: String, size: Int, runs: Int) throws {
 /// mode only); SEGKIT_BENCH_UNFUSED=1: the default path without fused activations
 /// (batch norm folded, channels-last), to show what the fusion buys;
 /// SEGKIT_BENCH_PRECISION=bf16 or int8: the default path at that precision (int8
-/// calibrated on `sample`: the speed does not depend on the ranges).
+/// calibrated on `sample`: the speed does not depend on the ranges);
+/// SEGKIT_BENCH_KERNELS=measured: fp32 with each 3×3 convolution on the faster of
+/// oneDNN and NNPACK's Winograd (measured in the warm-up pass; the JSON lists them).
 func prepare(_ model: any SegmentationNetwork, sample: Tensor) throws {
   model.eval()
   let environment = ProcessInfo.processInfo.environment
   guard environment["SEGKIT_BENCH_PLAIN"] != "1" else { return }
   if environment["SEGKIT_BENCH_KEEP"] != "0" { Torch.keepFreedMemory() }
   let precision = InferencePrecision(rawValue: environment["SEGKIT_BENCH_PRECISION"] ?? "fp32") ?? .fp32
-  try model.optimizeForInference(precision: precision, calibration: [sample])
+  try model.optimizeForInference(
+    precision: precision, calibration: [sample], measuringKernels: environment["SEGKIT_BENCH_KERNELS"] == "measured")
   if environment["SEGKIT_BENCH_UNFUSED"] == "1" {
     model.train()  // drops the folding, the fusion and the depthwise upsampling; the channels-last layout stays
     model.eval()

@@ -16,6 +16,11 @@
 #include <ATen/ops/max_pool2d.h>
 #include <ATen/ops/max_pool2d_with_indices.h>
 #include <ATen/ops/max_unpool2d.h>
+#include <ATen/ops/_nnpack_available.h>
+#include <ATen/ops/_nnpack_spatial_convolution.h>
+#include <ATen/ops/hardswish.h>
+#include <ATen/ops/hardtanh.h>
+#include <ATen/ops/leaky_relu.h>
 #include <ATen/ops/pad.h>
 #include <ATen/ops/int_repr.h>
 #include <ATen/ops/quantize_per_tensor.h>
@@ -194,6 +199,35 @@ sk_status sk_conv2d_fused(sk_tensor x, sk_tensor w, sk_tensor b, const int64_t *
                         std::optional<std::string_view>)>();
     put(out, binary.call(T(x), T(residual), T(w), opt(b), pair(padding), pair(stride), pair(dilation), groups, "add",
                          at::Scalar(1.0), std::string_view(activation), values, std::string_view("")));
+  });
+}
+
+int32_t sk_nnpack_available(void) {
+  try {
+    return at::_nnpack_available() ? 1 : 0;
+  } catch (...) {
+    return 0;
+  }
+}
+
+sk_status sk_nnpack_conv2d(sk_tensor x, sk_tensor w, sk_tensor b, const int64_t *padding, const char *activation,
+                           const double *scalars, int32_t scalar_count, sk_tensor *out) {
+  return guard([&] {
+    if (!at::_nnpack_available()) throw std::runtime_error("sk_nnpack_conv2d: NNPACK is not available on this CPU");
+    auto y = at::_nnpack_spatial_convolution(T(x).contiguous(), T(w).contiguous(), opt(b), pair(padding),
+                                             at::IntArrayRef({1, 1}));
+    std::string_view name(activation);
+    auto scalar = [&](int32_t i) {
+      if (i >= scalar_count) throw std::invalid_argument("sk_nnpack_conv2d: " + std::string(name) + " needs more scalars");
+      return scalars[i];
+    };
+    if (name == "relu") y.relu_();
+    else if (name == "hardtanh") at::hardtanh_(y, scalar(0), scalar(1));
+    else if (name == "hardswish") at::hardswish_(y);
+    else if (name == "sigmoid") y.sigmoid_();
+    else if (name == "leaky_relu") at::leaky_relu_(y, scalar(0));
+    else if (name != "none") throw std::invalid_argument("sk_nnpack_conv2d: unknown activation " + std::string(name));
+    put(out, y);
   });
 }
 

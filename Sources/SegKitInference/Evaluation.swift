@@ -47,8 +47,8 @@ public enum Evaluation {
     let result = try evaluate([reference, reduced], task: task, dataset: dataset, numClasses: numClasses,
                               ignoreIndex: ignoreIndex, limit: limit, progress: progress, predictions: predictions)
     return PrecisionComparison(
-      precision: reduced.precision, reference: result.scores[0], reduced: result.scores[1],
-      largestScoreDifference: result.largestDifference, referenceSeconds: result.seconds[0],
+      precision: reduced.precision, measuredKernels: reduced.measuresKernels, reference: result.scores[0],
+      reduced: result.scores[1], largestScoreDifference: result.largestDifference, referenceSeconds: result.seconds[0],
       reducedSeconds: result.seconds[1], images: result.images)
   }
 
@@ -106,6 +106,8 @@ public enum Evaluation {
 /// the tool's own report of its accuracy and speed.
 public struct PrecisionComparison {
   public let precision: InferencePrecision
+  /// Whether the compared path ran measured kernels (`ImageSegmenter.measuresKernels`).
+  public var measuredKernels = false
   /// The float32 path's scores and the reduced one's.
   public let reference: SegmentationScores
   public let reduced: SegmentationScores
@@ -123,14 +125,14 @@ public struct PrecisionComparison {
 
   /// One line for people.
   public var summary: String {
-    "\(precision.rawValue) against fp32: " + String(format: "mIoU %.2f%% (fp32 %.2f%%, %+.2f points), largest score difference %.4g, "
+    "\(precision.rawValue)\(measuredKernels ? " with measured kernels" : "") against fp32: " + String(format: "mIoU %.2f%% (fp32 %.2f%%, %+.2f points), largest score difference %.4g, "
            + "%.3f s per image (fp32 %.3f s, %.2fx)", reduced.meanIoU * 100, reference.meanIoU * 100,
            meanIoUChange, largestScoreDifference, reducedSeconds / Double(images), referenceSeconds / Double(images), speedUp)
   }
 
   /// The same, for JSON.
   public var dictionary: [String: Any] {
-    ["precision": precision.rawValue, "mIoU": reduced.meanIoU, "fp32_mIoU": reference.meanIoU,
+    ["precision": precision.rawValue, "measured_kernels": measuredKernels, "mIoU": reduced.meanIoU, "fp32_mIoU": reference.meanIoU,
      "mIoU_change_points": meanIoUChange, "largest_score_difference": largestScoreDifference,
      "seconds_per_image": reducedSeconds / Double(images), "fp32_seconds_per_image": referenceSeconds / Double(images),
      "speed_up": speedUp]

@@ -84,6 +84,9 @@ public final class ImageSegmenter {
 
   /// The arithmetic the model runs in (fp32 unless asked otherwise).
   public let precision: InferencePrecision
+  /// Whether each 3×3 convolution runs the faster of oneDNN's and NNPACK's Winograd
+  /// kernels, measured on the first image of each size (fp32 on the CPU).
+  public let measuresKernels: Bool
   /// `estimatedBytes`'s measurement, made once.
   private var memoryGrowth: (growth: MemoryGrowth, classes: Int)?
 
@@ -94,9 +97,12 @@ public final class ImageSegmenter {
   public init(
     model: any SegmentationNetwork, settings: InferenceSettings = .single, device: Device = .cpu,
     normalization: InputNormalization = .imagenet, optimize: Bool = true, precision: InferencePrecision = .fp32,
-    calibration: [Image] = []
+    calibration: [Image] = [], measuringKernels: Bool = false
   ) throws {
     if precision != .fp32 && !optimize { throw InferenceError("\(precision.rawValue) inference needs the optimised path") }
+    if measuringKernels && (precision != .fp32 || device != .cpu || !optimize) {
+      throw InferenceError("measured kernels choose between the CPU's float32 kernels on the optimised path, not \(precision.rawValue) on \(device)")
+    }
     if precision == .int8 && device != .cpu { throw InferenceError("int8 inference runs on the CPU only, not \(device)") }
     if precision == .int8 && calibration.isEmpty { throw InferenceError("int8 inference needs calibration images") }
     try model.to(device: device)
@@ -106,9 +112,10 @@ public final class ImageSegmenter {
     self.device = device
     self.normalization = normalization
     self.precision = precision
+    measuresKernels = measuringKernels
     if optimize {
       let batches = precision == .int8 ? try calibration.map { try normalization.batch($0).to(device) } : []
-      try model.optimizeForInference(precision: precision, calibration: batches)
+      try model.optimizeForInference(precision: precision, calibration: batches, measuringKernels: measuringKernels)
     }
   }
 
@@ -121,6 +128,7 @@ public final class ImageSegmenter {
     self.device = device
     self.normalization = normalization
     precision = .fp32
+    measuresKernels = false
   }
 
   /// An RGB image as the model's normalised [1, 3, H, W] input, its shorter side

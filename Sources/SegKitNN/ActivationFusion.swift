@@ -74,13 +74,14 @@ extension Module {
     }
   }
 
-  /// Forgets every fusion, depthwise rewrite and quantisation: each layer runs as registered again.
+  /// Forgets every fusion, depthwise rewrite, quantisation and kernel choice: each layer runs as registered again.
   func discardActivationFusion() {
     for module in modules() {
       (module as? Conv2d)?.fusedActivation = nil
       (module as? FusableActivation)?.fusedIntoConvolution = false
       (module as? ConvTranspose2d)?.depthwiseDiagonal = nil
       (module as? Conv2d)?.int8 = nil
+      (module as? Conv2d)?.kernelChoice = nil
     }
   }
 }

@@ -17,6 +17,9 @@ public enum Torch {
   /// Whether this CPU has VNNI (AVX-512 or AVX) for int8 dot products; other architectures: assumed.
   public static let cpuHasVNNI = sk_cpu_has_vnni() != 0
 
+  /// Whether this libtorch has NNPACK and this CPU runs it (its Winograd convolutions).
+  public static let hasNNPACK = sk_nnpack_available() != 0
+
   /// Whether this CPU has oneDNN's bfloat16 convolutions (AVX-512 BW/VL/DQ or AVX-NE-CONVERT on x86).
   public static let cpuHasBFloat16Convolutions = sk_cpu_has_bf16_convolutions() != 0
 

@@ -348,5 +348,18 @@ final class EvalCommandTests: XCTestCase {
       let written = try FileManager.default.contentsOfDirectory(atPath: predictions.path).filter { $0.hasSuffix(".png") }
       XCTAssertEqual(written.count, 16, precision)
     }
+    // Measured kernels (fp32, Winograd where it measures faster) are compared the same way.
+    let json = dir.appendingPathComponent("measured.json")
+    let measured = try SegKitCommand.run(["eval", "--run", run.path, "--measure-kernels", "--json", json.path])
+    XCTAssertEqual(measured.status, 0, measured.error)
+    XCTAssertTrue(measured.output.contains("precision: fp32 with measured kernels against fp32: mIoU"), measured.output)
+    let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: json)) as? [String: Any])
+    let report = try XCTUnwrap(object["precision"] as? [String: Any])
+    XCTAssertEqual(report["measured_kernels"] as? Bool, true)
+    XCTAssertLessThanOrEqual(abs(try XCTUnwrap(report["mIoU_change_points"] as? Double)), 0.5)
+    XCTAssertLessThan(try XCTUnwrap(report["largest_score_difference"] as? Double), 0.01)
+    let refused = try SegKitCommand.run(["eval", "--run", run.path, "--measure-kernels", "--precision", "int8"])
+    XCTAssertNotEqual(refused.status, 0)
+    XCTAssertTrue(refused.error.contains("--measure-kernels chooses between float32 kernels: it needs --precision fp32, got int8"), refused.error)
   }
 }

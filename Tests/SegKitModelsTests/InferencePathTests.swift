@@ -202,6 +202,67 @@ final class InferencePathTests: XCTestCase {
     XCTAssertThrowsError(try noOutput(q)) { XCTAssertTrue("\($0)".contains("calibration saw no output"), "\($0)") }
   }
 
+  /// NNPACK's Winograd kernel against oneDNN's direct one: each activation, with and
+  /// without a bias, channels-last or contiguous in; its output is contiguous.
+  func testWinogradConvolutionMatchesDirect() throws {
+    try XCTSkipUnless(Torch.hasNNPACK, "this libtorch or CPU has no NNPACK")
+    Torch.manualSeed(14)
+    let x = try Tensor.randn([1, 16, 29, 23])
+    let weight = try Tensor.randn([12, 16, 3, 3]) * 0.2, bias = try Tensor.randn([12])
+    try Torch.withInferenceMode {
+      for input in [x, try x.contiguous(.channelsLast)] {
+        for b in [bias, nil] {
+          let plain = try input.conv2d(weight: weight, bias: b, padding: 1)
+          for activation in [nil, ConvolutionActivation.relu, .relu6, .hardswish, .sigmoid, .leakyReLU(slope: 0.1)] {
+            let winograd = try input.nnpackConv2d(weight: weight, bias: b, padding: 1, then: activation)
+            XCTAssertTrue(winograd.isLaidOut(.contiguous))
+            let expected = try activation?.apply(plain) ?? plain
+            XCTAssertLessThan(try (winograd - expected).abs().max().item(), 1e-4, "\(String(describing: activation)), bias \(b != nil)")
+          }
+        }
+      }
+    }
+    XCTAssertThrowsError(try x.to(.float64).nnpackConv2d(weight: weight.to(.float64), bias: nil, padding: 1, then: nil)) {
+      XCTAssertTrue("\($0)".contains("float32"), "\($0)")
+    }
+  }
+
+  /// With measured kernels, a network's 3×3 convolutions time both kernels on the first
+  /// input of each size, keep one, and compute what the default path does (Winograd's
+  /// rounding aside); training forgets the choice.
+  func testMeasuredKernelsComputeTheDefaultPath() throws {
+    try XCTSkipUnless(Torch.hasNNPACK, "this libtorch or CPU has no NNPACK")
+    Torch.manualSeed(15)
+    let model = try ModelZoo.make("fcn16s_vgg16_bn", classes: 3)
+    model.eval()
+    let x = try Tensor.randn([1, 3, 40, 48])
+    try model.optimizeForInference(precision: .fp32)
+    let direct = try Torch.withInferenceMode { try model(x).out }
+    try model.optimizeForInference(precision: .fp32, measuringKernels: true)
+    let measured = try Torch.withInferenceMode { try model(x).out }
+    let again = try Torch.withInferenceMode { try model(x).out }
+    let eligible = model.modules().compactMap { $0 as? Conv2d }.filter {
+      $0.kernelSize == Size2(3) && $0.stride == Size2(1) && $0.dilation == Size2(1) && $0.groups == 1
+    }
+    XCTAssertEqual(model.kernelMeasurements.count, eligible.count, "one measurement per 3×3 convolution and input size")
+    XCTAssertTrue(model.kernelMeasurements.allSatisfy { $0.oneDNNSeconds > 0 && $0.winogradSeconds > 0 && !$0.layer.isEmpty })
+    let scale = try direct.abs().max().item()
+    XCTAssertLessThan(try (measured - direct).abs().max().item() / scale, 1e-3)
+    XCTAssertEqual(try again.toArray() as [Float], try measured.toArray() as [Float], "the choice is kept for the size")
+    _ = try Torch.withInferenceMode { try model(try Tensor.randn([1, 3, 32, 32])).out }
+    XCTAssertEqual(model.kernelMeasurements.count, 2 * eligible.count, "a new size is measured again")
+    // Winograd wherever it applies, whatever the timings: the layers' own Winograd path.
+    try model.measureConvolutionKernels(winogradBelow: 1e6)
+    let winograd = try Torch.withInferenceMode { try model(x).out }
+    XCTAssertEqual(model.kernelMeasurements.filter { $0.chosen == .winograd }.count, eligible.count)
+    XCTAssertLessThan(try (winograd - direct).abs().max().item() / scale, 1e-3)
+    XCTAssertThrowsError(try model.optimizeForInference(precision: .int8, calibration: [x], measuringKernels: true)) {
+      XCTAssertTrue("\($0)".contains("fp32"), "\($0)")
+    }
+    model.train()
+    XCTAssertTrue(model.kernelMeasurements.isEmpty)
+  }
+
   /// A quantised ResNet runs int8 from its stem to each stage's end (one quantisation
   /// in, one dequantisation per stage), near its float32 features.
   func testResNetKeepsInt8ActivationsBetweenBlocks() throws {

@@ -202,6 +202,13 @@ sk_status sk_conv2d(sk_tensor x, sk_tensor w, sk_tensor b, const int64_t *stride
 sk_status sk_conv2d_fused(sk_tensor x, sk_tensor w, sk_tensor b, const int64_t *stride, const int64_t *padding,
                           const int64_t *dilation, int64_t groups, const char *activation, const double *scalars,
                           int32_t scalar_count, sk_tensor residual, sk_tensor *out);
+/* NNPACK's float32 CPU convolution, stride 1 (Winograd F(6x6, 3x3) for 3x3 kernels): x and w are
+   read in the contiguous (N, C, H, W) layout, copied there when laid out otherwise; the output is
+   contiguous. Then `activation`, as sk_conv2d_fused names it, applied in place.
+   sk_nnpack_available says whether this libtorch has NNPACK and it runs on this CPU. */
+int32_t sk_nnpack_available(void);
+sk_status sk_nnpack_conv2d(sk_tensor x, sk_tensor w, sk_tensor b, const int64_t *padding, const char *activation,
+                           const double *scalars, int32_t scalar_count, sk_tensor *out);
 /* int8 convolution (CPU, oneDNN): sk_qconv_prepack packs an int8 weight [O, I/groups, kh, kw] quantised
    per output channel by `w_scales` (float32 [O]) for inputs of `x_shape` (4 values) quantised with
    `x_scale` and `x_zero_point`; sk_qconv2d quantises the float32 input x to uint8 with them, convolves,

@@ -56,6 +56,9 @@ public final class Conv2d: Module, Layer {
   /// mode on the CPU (see `quantizeConvolutions`).
   public internal(set) var int8: Int8Convolution?
 
+  /// Set by `measureConvolutionKernels`: the kernel measured fastest for each input shape.
+  var kernelChoice: KernelChoice?
+
   /// While calibrating: the ranges of the inputs and outputs seen, and the last input's shape.
   var calibration: Calibration?
 
@@ -98,14 +101,17 @@ public final class Conv2d: Module, Layer {
     if let int8 = runsInt8(x) { return ForwardTrace.note(self, x, try int8(x, then: fusedActivation)) }
     let (w, b) = !isTraining && folded != nil ? (folded!.weight, folded!.bias) : (weight, bias)
     let input = try inWeightType(x, w)
-    let y: Tensor
-    if let fusedActivation, !isTraining {
-      y = try input.conv2d(
-        weight: w, bias: b, stride: stride, padding: padding, dilation: dilation, groups: groups, then: fusedActivation)
-    } else {
-      y = try input.conv2d(weight: w, bias: b, stride: stride, padding: padding, dilation: dilation, groups: groups)
-    }
+    let y = try kernel(for: input, w) == .winograd ? try winograd(input, w, b) : try oneDNN(input, w, b)
     return ForwardTrace.note(self, x, try observeOutput(input === x ? y : try y.to(x.dtype)))
+  }
+
+  /// libtorch's convolution (oneDNN's on the CPU), the fused activation inside its kernel in evaluation mode.
+  func oneDNN(_ x: Tensor, _ w: Tensor, _ b: Tensor?) throws -> Tensor {
+    guard let fusedActivation, !isTraining else {
+      return try x.conv2d(weight: w, bias: b, stride: stride, padding: padding, dilation: dilation, groups: groups)
+    }
+    return try x.conv2d(
+      weight: w, bias: b, stride: stride, padding: padding, dilation: dilation, groups: groups, then: fusedActivation)
   }
 
   /// `x` in the weight's floating-point type: a reduced-precision model keeps some

@@ -80,6 +80,11 @@ struct InferenceArguments: ParsableArguments {
   @Option(help: "Images int8 calibrates on: eval takes the first of the training split, predict the first of its input.")
   var calibrationImages: Int = 8
 
+  @Flag(help: ArgumentHelp(
+    "fp32 on the CPU: each 3x3 convolution runs the faster of oneDNN's kernel and NNPACK's Winograd kernel, timed on the first image of each size.",
+    discussion: "Winograd rounds less exactly (outputs differ in about the fifth significant digit); eval reports the change against the default kernels."))
+  var measureKernels = false
+
   /// --precision, checked.
   func chosenPrecision() throws -> InferencePrecision {
     guard let chosen = InferencePrecision(rawValue: precision) else {
@@ -87,6 +92,9 @@ struct InferenceArguments: ParsableArguments {
     }
     guard (1...256).contains(calibrationImages) else {
       throw ValidationError("--calibration-images must be 1 to 256, got \(calibrationImages)")
+    }
+    if measureKernels && chosen != .fp32 {
+      throw ValidationError("--measure-kernels chooses between float32 kernels: it needs --precision fp32, got \(precision)")
     }
     return chosen
   }

@@ -68,12 +68,13 @@ struct Eval: ParsableCommand {
       ? ["background", "foreground"] : datasetClasses == manifest.classes ? data.classNames : nil
     let segmenter = try ImageSegmenter(
       model: loaded.network, settings: settings, device: device, normalization: manifest.normalization)
-    // A reduced precision is evaluated beside fp32, image by image, so its cost in
-    // accuracy and its speed-up are measured rather than assumed.
-    let reduced = precision == .fp32 ? nil : try ImageSegmenter(
+    // A reduced precision (or measured kernels) is evaluated beside fp32's default path,
+    // image by image, so its cost in accuracy and its speed-up are measured rather than assumed.
+    let reduced = precision == .fp32 && !inference.measureKernels ? nil : try ImageSegmenter(
       model: source.load(run: run?.layout, fallbackClasses: datasetClasses, requireWeights: true).network,
       settings: settings, device: device, normalization: manifest.normalization, precision: precision,
-      calibration: precision == .int8 ? try calibrationImages(format: format, root: root, split: defaults?.trainSplit ?? "train", evaluated: data) : [])
+      calibration: precision == .int8 ? try calibrationImages(format: format, root: root, split: defaults?.trainSplit ?? "train", evaluated: data) : [],
+      measuringKernels: inference.measureKernels)
 
     let predictionsFolder = savePredictions.map { URL(fileURLWithPath: $0) }
     let total = min(data.count, limit ?? data.count)

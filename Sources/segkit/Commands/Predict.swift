@@ -109,7 +109,8 @@ struct Predict: ParsableCommand {
     if let single, let saveLogits {
       // The model as loaded (optimised only at a reduced precision): its logits at its input size.
       let segmenter = try ImageSegmenter(model: loaded.network, device: device, normalization: loaded.manifest.normalization,
-                                         optimize: precision != .fp32, precision: precision, calibration: calibration)
+                                         optimize: precision != .fp32 || inference.measureKernels, precision: precision,
+                                         calibration: calibration, measuringKernels: inference.measureKernels)
       let output = try segmenter.outputs(single.image, shorterSide: shorterSide)
       let labels = try writer.write(image: single.image, labels: segmenter.labels(fromScores: output.out),
                                     stem: PredictionInput.stem(single.url), into: folder)
@@ -119,7 +120,7 @@ struct Predict: ParsableCommand {
       return
     }
     let segmenter = try ImageSegmenter(model: loaded.network, settings: settings, device: device, normalization: loaded.manifest.normalization,
-                                       precision: precision, calibration: calibration)
+                                       precision: precision, calibration: calibration, measuringKernels: inference.measureKernels)
     switch input {
     case .image(let url):
       guard let image = single?.image else { return }
