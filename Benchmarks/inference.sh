@@ -36,6 +36,7 @@ for round in $(seq "$rounds"); do
     fi
     echo "segkit-int8 $(SEGKIT_BENCH_PRECISION=int8 "$bin/segkit-bench" inference "$model" "$size" "$runs")"
     echo "segkit-measured $(SEGKIT_BENCH_KERNELS=measured "$bin/segkit-bench" inference "$model" "$size" "$runs")"
+    echo "segkit-int8-measured $(SEGKIT_BENCH_KERNELS=measured SEGKIT_BENCH_PRECISION=int8 "$bin/segkit-bench" inference "$model" "$size" "$runs")"
     if [ "$reference" = 1 ]; then
       for variant in eager tuned compile onnxruntime onnxruntime-int8; do
         echo "$variant $($py Benchmarks/python/inference_variants.py "$variant" "$model" "$size" "$runs" 2>/dev/null)"
@@ -57,7 +58,8 @@ print(f"{sys.argv[2]} at {sys.argv[3]}x{sys.argv[3]}, 2 threads, {sys.argv[4]} r
       f"ratio to ONNX Runtime on {'torch.onnx' if reference_name == 'onnxruntime' else 'SegKit'}'s export")
 names = {"segkit": "SegKit (default path)", "segkit-unfused": "SegKit without fused activations",
          "segkit-plain": "SegKit plain path", "segkit-bf16": "SegKit --precision bf16",
-         "segkit-int8": "SegKit --precision int8", "segkit-measured": "SegKit --measure-kernels (fp32)", "eager": "PyTorch eager (no_grad)",
+         "segkit-int8": "SegKit --precision int8", "segkit-measured": "SegKit --measure-kernels (fp32)",
+         "segkit-int8-measured": "SegKit int8 --measure-kernels", "eager": "PyTorch eager (no_grad)",
          "tuned": "PyTorch channels-last + inference_mode", "compile": "torch.compile",
          "onnxruntime": "ONNX Runtime (torch.onnx export)", "onnxruntime-int8": "ONNX Runtime int8 (static QDQ)",
          "onnxruntime-segkit": "ONNX Runtime (SegKit's export)"}
@@ -69,6 +71,7 @@ fastest = min(others, key=median.get)
 for variant in ("segkit", "segkit-measured"):
     if variant in median:
         print(f"{names[variant]} / {names[fastest]}: {median[variant] / median[fastest]:.2f}")
-if "segkit-int8" in median and "onnxruntime-int8" in median:
-    print(f"{names['segkit-int8']} / {names['onnxruntime-int8']}: {median['segkit-int8'] / median['onnxruntime-int8']:.2f}")
+for variant in ("segkit-int8", "segkit-int8-measured"):
+    if variant in median and "onnxruntime-int8" in median:
+        print(f"{names[variant]} / {names['onnxruntime-int8']}: {median[variant] / median['onnxruntime-int8']:.2f}")
 PY

@@ -55,7 +55,7 @@ func inference(model name: String, size: Int, runs: Int) throws {
   if let network = model as? Module, !network.kernelMeasurements.isEmpty {
     report["kernels"] = network.kernelMeasurements.map {
       ["layer": $0.layer, "input": $0.inputShape, "out_channels": $0.outputChannels, "onednn_ms": $0.oneDNNSeconds * 1e3,
-       "winograd_ms": $0.winogradSeconds * 1e3, "chosen": $0.chosen.rawValue] as [String: Any]
+       "winograd_ms": $0.winogradSeconds * 1e3, "int8": $0.int8, "chosen": $0.chosen.rawValue] as [String: Any]
     }
   }
   let json = try JSONSerialization.data(withJSONObject: report, options: [.sortedKeys])
@@ -67,8 +67,8 @@ func inference(model name: String, size: Int, runs: Int) throws {
 /// (batch norm folded, channels-last), to show what the fusion buys;
 /// SEGKIT_BENCH_PRECISION=bf16 or int8: the default path at that precision (int8
 /// calibrated on `sample`: the speed does not depend on the ranges);
-/// SEGKIT_BENCH_KERNELS=measured: fp32 with each 3×3 convolution on the faster of
-/// oneDNN and NNPACK's Winograd (measured in the warm-up pass; the JSON lists them).
+/// SEGKIT_BENCH_KERNELS=measured: each 3×3 convolution on the faster of oneDNN (fp32
+/// or int8) and NNPACK's Winograd (measured in the warm-up pass; the JSON lists them).
 func prepare(_ model: any SegmentationNetwork, sample: Tensor) throws {
   model.eval()
   let environment = ProcessInfo.processInfo.environment

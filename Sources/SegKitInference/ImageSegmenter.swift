@@ -84,8 +84,8 @@ public final class ImageSegmenter {
 
   /// The arithmetic the model runs in (fp32 unless asked otherwise).
   public let precision: InferencePrecision
-  /// Whether each 3×3 convolution runs the faster of oneDNN's and NNPACK's Winograd
-  /// kernels, measured on the first image of each size (fp32 on the CPU).
+  /// Whether each 3×3 convolution runs the faster of oneDNN's (fp32 or int8) and
+  /// NNPACK's Winograd kernels, measured on the first image of each size (CPU).
   public let measuresKernels: Bool
   /// `estimatedBytes`'s measurement, made once.
   private var memoryGrowth: (growth: MemoryGrowth, classes: Int)?
@@ -100,8 +100,8 @@ public final class ImageSegmenter {
     calibration: [Image] = [], measuringKernels: Bool = false
   ) throws {
     if precision != .fp32 && !optimize { throw InferenceError("\(precision.rawValue) inference needs the optimised path") }
-    if measuringKernels && (precision != .fp32 || device != .cpu || !optimize) {
-      throw InferenceError("measured kernels choose between the CPU's float32 kernels on the optimised path, not \(precision.rawValue) on \(device)")
+    if measuringKernels && (precision == .bf16 || device != .cpu || !optimize) {
+      throw InferenceError("measured kernels choose between the CPU's fp32 or int8 kernels on the optimised path, not \(precision.rawValue) on \(device)")
     }
     if precision == .int8 && device != .cpu { throw InferenceError("int8 inference runs on the CPU only, not \(device)") }
     if precision == .int8 && calibration.isEmpty { throw InferenceError("int8 inference needs calibration images") }

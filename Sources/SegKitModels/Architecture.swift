@@ -169,13 +169,14 @@ extension SegmentationNetwork {
   /// The fast inference form at `precision`: float32, bfloat16 (weights and
   /// activations), or int8 convolutions calibrated on `calibration` (normalised input
   /// batches, a few images of the data to come; see `Module.quantizeConvolutions`).
-  /// With `measuringKernels` (float32 on the CPU), each 3×3 convolution keeps the faster
-  /// of oneDNN's and NNPACK's Winograd kernels on its input (`measureConvolutionKernels`).
+  /// With `measuringKernels` (fp32 or int8 on the CPU), each 3×3 convolution keeps the
+  /// faster of oneDNN's kernel and NNPACK's float32 Winograd kernel on its input
+  /// (`measureConvolutionKernels`).
   public func optimizeForInference(precision: InferencePrecision, calibration: [Tensor] = [], measuringKernels: Bool = false) throws {
-    if precision == .bf16 { try Torch.requireBFloat16Convolutions(on: parameters().first?.device ?? .cpu) }
-    if measuringKernels && precision != .fp32 {
-      throw ModelError("measured kernels choose between float32 kernels: they apply to fp32, not \(precision.rawValue)")
+    if measuringKernels && precision == .bf16 {
+      throw ModelError("measured kernels choose between oneDNN's float32 or int8 kernels and Winograd's: they apply to fp32 and int8, not bf16")
     }
+    if precision == .bf16 { try Torch.requireBFloat16Convolutions(on: parameters().first?.device ?? .cpu) }
     try optimizeForInference(channelsLast: true, dtype: precision == .bf16 ? .bfloat16 : .float32)
     if measuringKernels { try measureConvolutionKernels() }
     guard precision == .int8 else { return }

@@ -1,8 +1,9 @@
 import Foundation
 
-/// A CPU kernel a float32 convolution can run on.
+/// A CPU kernel a convolution can run on.
 public enum ConvolutionKernel: String, Sendable {
-  /// libtorch's default: oneDNN's direct convolution, its activation inside the kernel.
+  /// The default: oneDNN's direct convolution, in float32 or, once quantised, in int8;
+  /// its activation inside the kernel.
   case oneDNN
   /// NNPACK's Winograd F(6×6, 3×3): about a fifth of the multiplications, in the
   /// contiguous layout, with a rounding error about ten times a direct convolution's.
@@ -15,6 +16,8 @@ public struct KernelMeasurement: Sendable {
   public var layer: String
   public var inputShape: [Int]
   public var outputChannels: Int
+  /// Whether oneDNN's kernel was the int8 one (the convolution is quantised).
+  public var int8: Bool
   /// The faster of two timed passes of each kernel, in seconds, layout copies included.
   public var oneDNNSeconds: Double
   public var winogradSeconds: Double
@@ -41,14 +44,16 @@ extension Conv2d {
       && weight.device == .cpu && weight.dtype == .float32
   }
 
-  /// The kernel for `x`: oneDNN unless kernels are measured, and then the one measured
-  /// faster on `x`'s shape, measured now when it is the first of its shape.
-  func kernel(for x: Tensor, _ w: Tensor) throws -> ConvolutionKernel {
-    guard let kernelChoice, !isTraining, x.device == .cpu, x.dtype == .float32, w.dtype == .float32,
+  /// The kernel for `x`: oneDNN (`direct`, in float32 or int8) unless kernels are
+  /// measured, and then the one measured faster on `x`'s shape, measured now when it is
+  /// the first of its shape. Not while calibrating: int8 has not been chosen yet.
+  func kernel(for x: Tensor, direct: () throws -> Tensor) throws -> ConvolutionKernel {
+    guard let kernelChoice, calibration == nil, !isTraining, x.device == .cpu, x.dtype == .float32,
           !Torch.isGradEnabled, !OperationTrace.isRecording
     else { return .oneDNN }
     if let known = kernelChoice.measured[x.shape] { return known.chosen }
-    let b = inferenceWeightAndBias.bias
+    let (w, b) = inferenceWeightAndBias
+    guard w.dtype == .float32 else { return .oneDNN }
     func fastest(_ body: () throws -> Tensor) throws -> Double {
       var best = Double.infinity
       for _ in 0..<2 {
@@ -59,14 +64,14 @@ extension Conv2d {
       return best
     }
     // Each once first: oneDNN builds its primitive, NNPACK its transforms' buffers.
-    _ = try oneDNN(x, w, b)
+    _ = try direct()
     _ = try winograd(x, w, b)
-    let direct = try fastest { try oneDNN(x, w, b) }
+    let directSeconds = try fastest(direct)
     let transformed = try fastest { try winograd(x, w, b) }
-    let chosen: ConvolutionKernel = transformed < kernelChoice.winogradBelow * direct ? .winograd : .oneDNN
+    let chosen: ConvolutionKernel = transformed < kernelChoice.winogradBelow * directSeconds ? .winograd : .oneDNN
     kernelChoice.measured[x.shape] = KernelMeasurement(
-      layer: "", inputShape: x.shape, outputChannels: outChannels, oneDNNSeconds: direct, winogradSeconds: transformed,
-      chosen: chosen)
+      layer: "", inputShape: x.shape, outputChannels: outChannels, int8: int8 != nil, oneDNNSeconds: directSeconds,
+      winogradSeconds: transformed, chosen: chosen)
     return chosen
   }
 
@@ -86,10 +91,12 @@ extension Conv2d {
 }
 
 extension Module {
-  /// For float32 CPU inference, after `fuseActivations`: each convolution NNPACK's
-  /// Winograd kernel computes (3×3, stride 1, undilated, ungrouped) times it against
-  /// oneDNN's on the first input of each shape it sees, layout copies included, and
-  /// keeps the faster. Winograd rounds less exactly (outputs differ from oneDNN's in
+  /// For CPU inference, after `fuseActivations`: each convolution NNPACK's Winograd
+  /// kernel computes (3×3, stride 1, undilated, ungrouped) times it against oneDNN's
+  /// (float32, or int8 once `quantizeConvolutions` has run: on AVX2, oneDNN's int8
+  /// 3×3 kernels on 1024 and 2048 channels are slower than float32 Winograd) on the
+  /// first input of each shape it sees, layout copies included, and keeps the faster.
+  /// Convolutions inside an int8 chain (`Int8Chain`) stay int8. Winograd rounds less exactly (outputs differ from oneDNN's in
   /// about the fifth significant digit), so by default it has to be 5 % faster
   /// (`winogradBelow` 0.95 of oneDNN's time). The first pass at each input size runs
   /// each such convolution five more times. Evaluation mode only; returning to

@@ -52,6 +52,7 @@ extension Module {
     for conv in convolutions {
       guard let calibration = conv.calibration, let range = calibration.input else { continue }
       let (weight, bias) = conv.inferenceWeightAndBias
+      conv.kernelChoice?.measured = [:]  // measured against float32: int8 is measured anew
       conv.int8 = try Int8Convolution(
         weight: weight, bias: bias, stride: conv.stride, padding: conv.padding, dilation: conv.dilation,
         groups: conv.groups, inputRange: range, outputRange: calibration.output, inputShape: calibration.shape)

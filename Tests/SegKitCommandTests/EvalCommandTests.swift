@@ -358,8 +358,8 @@ final class EvalCommandTests: XCTestCase {
     XCTAssertEqual(report["measured_kernels"] as? Bool, true)
     XCTAssertLessThanOrEqual(abs(try XCTUnwrap(report["mIoU_change_points"] as? Double)), 0.5)
     XCTAssertLessThan(try XCTUnwrap(report["largest_score_difference"] as? Double), 0.01)
-    let refused = try SegKitCommand.run(["eval", "--run", run.path, "--measure-kernels", "--precision", "int8"])
+    let refused = try SegKitCommand.run(["eval", "--run", run.path, "--measure-kernels", "--precision", "bf16"])
     XCTAssertNotEqual(refused.status, 0)
-    XCTAssertTrue(refused.error.contains("--measure-kernels chooses between float32 kernels: it needs --precision fp32, got int8"), refused.error)
+    XCTAssertTrue(refused.error.contains("--measure-kernels chooses between oneDNN's fp32 or int8 kernels and Winograd's: not with --precision bf16"), refused.error)
   }
 }

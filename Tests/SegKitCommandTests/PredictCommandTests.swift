@@ -73,6 +73,18 @@ final class PredictCommandTests: XCTestCase {
       XCTAssertGreaterThan(difference, 0, precision)
       XCTAssertLessThan(difference, tolerance, precision)
     }
+    // Measured kernels (Winograd where it times faster) stay within float32 rounding of torchvision's.
+    let measuredURL = dir.appendingPathComponent("measured.safetensors")
+    let measured = try SegKitCommand.run([
+      "predict", "--model", "deeplabv3_mobilenet_v3_large", "--weights", dir.appendingPathComponent("model.pth").path,
+      "--input", dir.appendingPathComponent("image.png").path, "--resize", "none", "--save-logits", measuredURL.path,
+      "--out", dir.appendingPathComponent("measured").path, "--measure-kernels",
+    ])
+    XCTAssertEqual(measured.status, 0, measured.error)
+    let measuredLogits = try StateDict.load(contentsOf: measuredURL)
+    for key in ["out", "aux"] {
+      XCTAssertLessThan(try (measuredLogits[key]! - expected[key]!).abs().max().item() / scale, 1e-3, "measured kernels, \(key)")
+    }
   }
 
   func testWrongCheckpointIsAClearError() throws {

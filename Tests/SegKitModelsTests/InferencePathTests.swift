@@ -256,11 +256,25 @@ final class InferencePathTests: XCTestCase {
     let winograd = try Torch.withInferenceMode { try model(x).out }
     XCTAssertEqual(model.kernelMeasurements.filter { $0.chosen == .winograd }.count, eligible.count)
     XCTAssertLessThan(try (winograd - direct).abs().max().item() / scale, 1e-3)
-    XCTAssertThrowsError(try model.optimizeForInference(precision: .int8, calibration: [x], measuringKernels: true)) {
-      XCTAssertTrue("\($0)".contains("fp32"), "\($0)")
+    XCTAssertThrowsError(try model.optimizeForInference(precision: .bf16, measuringKernels: true)) {
+      XCTAssertTrue("\($0)".contains("not bf16"), "\($0)")
     }
     model.train()
     XCTAssertTrue(model.kernelMeasurements.isEmpty)
+
+    // Quantised, the convolutions a decoder runs one by one (a U-Net's 3×3s) measure
+    // int8 against Winograd, after calibration; an encoder's int8 chain stays int8.
+    let unet = try ModelZoo.make("unet_resnet18", classes: 3)
+    unet.eval()
+    let y = try Tensor.randn([1, 3, 64, 64])
+    try unet.optimizeForInference(precision: .int8, calibration: [y])
+    let quantized = try Torch.withInferenceMode { try unet(y).out }
+    try unet.optimizeForInference(precision: .int8, calibration: [y], measuringKernels: true)
+    let measuredInt8 = try Torch.withInferenceMode { try unet(y).out }
+    XCTAssertFalse(unet.kernelMeasurements.isEmpty)
+    XCTAssertTrue(unet.kernelMeasurements.allSatisfy { $0.int8 }, "measured against the int8 kernels, not float32's")
+    let int8Scale = try quantized.abs().max().item()
+    XCTAssertLessThan(try (measuredInt8 - quantized).abs().max().item() / int8Scale, 0.1)
   }
 
   /// A quantised ResNet runs int8 from its stem to each stage's end (one quantisation

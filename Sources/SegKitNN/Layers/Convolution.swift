@@ -98,10 +98,15 @@ public final class Conv2d: Module, Layer {
 
   public func forward(_ x: Tensor) throws -> Tensor {
     try observe(x)
-    if let int8 = runsInt8(x) { return ForwardTrace.note(self, x, try int8(x, then: fusedActivation)) }
     let (w, b) = !isTraining && folded != nil ? (folded!.weight, folded!.bias) : (weight, bias)
+    if let int8 = runsInt8(x) {
+      let quantized = { try int8(x, then: self.fusedActivation) }
+      let y = try kernel(for: x, direct: quantized) == .winograd ? try winograd(x, w, b) : try quantized()
+      return ForwardTrace.note(self, x, y)
+    }
     let input = try inWeightType(x, w)
-    let y = try kernel(for: input, w) == .winograd ? try winograd(input, w, b) : try oneDNN(input, w, b)
+    let direct = { try self.oneDNN(input, w, b) }
+    let y = try kernel(for: input, direct: direct) == .winograd ? try winograd(input, w, b) : try direct()
     return ForwardTrace.note(self, x, try observeOutput(input === x ? y : try y.to(x.dtype)))
   }
 

@@ -81,7 +81,7 @@ struct InferenceArguments: ParsableArguments {
   var calibrationImages: Int = 8
 
   @Flag(help: ArgumentHelp(
-    "fp32 on the CPU: each 3x3 convolution runs the faster of oneDNN's kernel and NNPACK's Winograd kernel, timed on the first image of each size.",
+    "fp32 or int8 on the CPU: each 3x3 convolution runs the faster of oneDNN's kernel and NNPACK's float32 Winograd kernel, timed on the first image of each size.",
     discussion: "Winograd rounds less exactly (outputs differ in about the fifth significant digit); eval reports the change against the default kernels."))
   var measureKernels = false
 
@@ -93,8 +93,8 @@ struct InferenceArguments: ParsableArguments {
     guard (1...256).contains(calibrationImages) else {
       throw ValidationError("--calibration-images must be 1 to 256, got \(calibrationImages)")
     }
-    if measureKernels && chosen != .fp32 {
-      throw ValidationError("--measure-kernels chooses between float32 kernels: it needs --precision fp32, got \(precision)")
+    if measureKernels && chosen == .bf16 {
+      throw ValidationError("--measure-kernels chooses between oneDNN's fp32 or int8 kernels and Winograd's: not with --precision bf16")
     }
     return chosen
   }
