@@ -5,8 +5,9 @@ public enum ConvolutionKernel: String, Sendable {
   /// The default: oneDNN's direct convolution, in float32 or, once quantised, in int8;
   /// its activation inside the kernel.
   case oneDNN
-  /// NNPACK's Winograd F(6×6, 3×3): about a fifth of the multiplications, in the
-  /// contiguous layout, with a rounding error about ten times a direct convolution's.
+  /// NNPACK's Winograd F(6×6, 3×3) in float32: about a fifth of the multiplications, in
+  /// the contiguous layout, rounded less exactly (outputs differ from a direct
+  /// convolution's in about the fifth significant digit).
   case winograd
 }
 

@@ -107,8 +107,9 @@ extension Tensor {
 
   /// NNPACK's convolution (CPU, float32, stride 1, ungrouped, no dilation), then
   /// `activation`: for 3×3 kernels Winograd's F(6×6, 3×3), about a fifth of a direct
-  /// convolution's multiplications, with a rounding error about ten times a direct
-  /// one's. Reads the contiguous layout (copying other layouts) and returns it.
+  /// convolution's multiplications, rounded less exactly (its outputs differ from a direct
+  /// one's in about the fifth significant digit). Reads the contiguous layout (copying
+  /// other layouts) and returns it.
   public func nnpackConv2d(weight: Tensor, bias: Tensor?, padding: Size2, then activation: ConvolutionActivation?) throws -> Tensor {
     guard device == .cpu, dtype == .float32, weight.dtype == .float32, rank == 4 else {
       throw TorchError("nnpackConv2d: a 4-D float32 CPU input is needed, got \(dtype) \(shape) on \(device)")
